@@ -1,0 +1,4 @@
+//! Command-line entry point.
+pub fn main() -> i32 {
+    0
+}

@@ -1,0 +1,2 @@
+//! hostform: desired-state management for Linux hypervisor hosts.
+pub mod cli;
