@@ -1,2 +1,4 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
 pub mod cli;
+pub mod diag;
+pub mod spec;

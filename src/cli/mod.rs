@@ -1,4 +1,99 @@
-//! Command-line entry point.
+//! Command-line interface: one file per subcommand, exit codes by outcome.
+//!
+//! Exit codes are an API (docs/operations.md lists them for every command):
+//! 0 success / valid / no changes, 1 invalid input or failure, 2 usage error
+//! (or "changes present" for commands with `--detailed-exitcode`), 255 internal error.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+
+mod schema;
+mod validate;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAIL: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_INTERNAL: i32 = 255;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hostform",
+    version,
+    about = "Desired state for Linux hypervisor hosts: disks, RAID, LVM, bridges and guests, from a YAML spec in git.",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// When to colour output: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check specs: syntax, names, references, capacity, dependencies. Reports every error.
+    Validate(validate::Args),
+    /// Print the JSON Schema of the spec language.
+    Schema(schema::Args),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+impl ColorChoice {
+    pub fn enabled(self, stream_is_tty: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stream_is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+    pub fn stderr(self) -> crate::diag::Style {
+        crate::diag::Style {
+            color: self.enabled(std::io::stderr().is_terminal()),
+        }
+    }
+}
+
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
+                _ => EXIT_USAGE,
+            };
+        }
+    };
+    let color = cli.color;
+    let result = std::panic::catch_unwind(move || match cli.command {
+        Command::Validate(a) => validate::run(a, color),
+        Command::Schema(a) => schema::run(a),
+    });
+    match result {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!(
+                "hostform: internal error (a bug): please report it with the command and spec that caused it"
+            );
+            EXIT_INTERNAL
+        }
+    }
 }

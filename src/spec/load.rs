@@ -1,0 +1,630 @@
+//! Loading a spec: read (file or git), parse, decode each resource on its own (so one run
+//! reports every error), expand includes, templates and `like`, then validate.
+
+use indexmap::IndexMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use super::de::{Decoder, Sp};
+use super::source::Reader;
+use super::types::*;
+use super::yaml::{self, Key, Node, NodeKind};
+use crate::diag::{Diagnostic, Sources, Span, did_you_mean};
+
+/// A spec that loaded and validated.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The resolved spec: includes, `vm-defaults`, templates and `like` applied.
+    pub spec: Spec,
+    pub sources: Sources,
+    /// `specs/dom0.yaml @ 1a2b3c4 (modified)`.
+    pub label: String,
+    /// The spec's path relative to the repository (or its directory).
+    pub rel: String,
+    /// Full commit id when the spec came from git.
+    pub commit: Option<String>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// A spec that did not load: every problem found, and the sources to show them against.
+#[derive(Debug)]
+pub struct Failed {
+    pub label: String,
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+const SECTIONS: &[&str] = &[
+    "version",
+    "host",
+    "include",
+    "root",
+    "disks",
+    "arrays",
+    "volume-groups",
+    "network",
+    "bridges",
+    "xen",
+    "libvirt",
+    "vm-defaults",
+    "vm-templates",
+    "vms",
+    "shutdown",
+];
+
+/// Names declared in the spec, including those of entries that failed to decode, so that
+/// a broken resource does not also produce "dangling reference" errors everywhere it is used.
+#[derive(Debug, Default)]
+pub struct Declared {
+    pub disks: BTreeSet<String>,
+    pub partitions: BTreeSet<String>,
+    pub arrays: BTreeSet<String>,
+    pub vgs: BTreeSet<String>,
+    pub lvs: BTreeSet<String>,
+    pub bridges: BTreeSet<String>,
+    pub vms: BTreeSet<String>,
+}
+
+pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
+    let fail = |label: String, msg: String| {
+        let (msg, hint) = match msg.split_once("\nhint: ") {
+            Some((m, h)) => (m.to_string(), Some(h.to_string())),
+            None => (msg, None),
+        };
+        Failed {
+            label,
+            sources: Sources::default(),
+            diagnostics: vec![Diagnostic::error(msg).code("read").maybe_hint(hint)],
+        }
+    };
+    let shown = path.display().to_string();
+    let (reader, rel) = Reader::open(path, rev).map_err(|m| fail(shown.clone(), m))?;
+    let main = reader.read(&rel).map_err(|m| fail(shown.clone(), m))?;
+    let label = format!("{}{}", main.rel, main.suffix);
+    let mut sources = Sources::default();
+    let file = sources.add(main.rel.clone(), main.text);
+    let root = match yaml::parse(&sources.files[file as usize].text, file) {
+        Ok(n) => n,
+        Err(d) => {
+            return Err(Failed {
+                label,
+                sources,
+                diagnostics: vec![d],
+            });
+        }
+    };
+
+    // Included fragments are parsed into the same source table.
+    let mut fragments: Vec<(String, Node)> = Vec::new();
+    let mut early: Vec<Diagnostic> = Vec::new();
+    if let Some(inc) = root.get("include") {
+        if let NodeKind::Seq(items) = &inc.kind {
+            for item in items {
+                let Some(p) = item.as_str() else { continue };
+                let target = match reader.join(&rel, p) {
+                    Ok(t) => t,
+                    Err(m) => {
+                        early.push(
+                            Diagnostic::error(format!("include {m}"))
+                                .code("path-escape")
+                                .at(item.span)
+                                .hint("includes must be relative paths inside the spec repository"),
+                        );
+                        continue;
+                    }
+                };
+                match reader.read(&target) {
+                    Ok(t) => {
+                        let id = sources.add(t.rel.clone(), t.text);
+                        match yaml::parse(&sources.files[id as usize].text, id) {
+                            Ok(n) => fragments.push((t.rel, n)),
+                            Err(d) => early.push(d),
+                        }
+                    }
+                    Err(m) => early.push(Diagnostic::error(m).code("include").at(item.span)),
+                }
+            }
+        }
+    }
+
+    finish(root, fragments, early, sources, Some(&reader), label, rel)
+}
+
+/// Decode, expand and validate a parsed spec; split errors from warnings.
+fn finish(
+    root: Node,
+    fragments: Vec<(String, Node)>,
+    early: Vec<Diagnostic>,
+    sources: Sources,
+    reader: Option<&Reader>,
+    label: String,
+    rel: String,
+) -> Result<Loaded, Failed> {
+    let dec = Decoder::new(&sources);
+    for d in early {
+        dec.push(d);
+    }
+    let mut declared = Declared::default();
+    let spec = decode(&root, &fragments, &dec, &mut declared);
+    if let (Some(spec), Some(reader)) = (&spec, reader) {
+        check_images(spec, reader, &rel, &dec);
+    }
+    let mut diagnostics = dec.into_errors();
+    let spec = spec.map(|mut s| {
+        expand_like(&mut s, &mut diagnostics);
+        diagnostics.extend(super::validate::validate(&s, &declared));
+        s
+    });
+    dedup(&mut diagnostics);
+    let (errors, warnings): (Vec<_>, Vec<_>) =
+        diagnostics.into_iter().partition(Diagnostic::is_error);
+    match spec {
+        Some(spec) if errors.is_empty() => Ok(Loaded {
+            spec,
+            sources,
+            label,
+            rel,
+            commit: reader.and_then(Reader::commit),
+            warnings,
+        }),
+        _ => Err(Failed {
+            label,
+            sources,
+            diagnostics: errors.into_iter().chain(warnings).collect(),
+        }),
+    }
+}
+
+/// Parse and validate a spec held in memory (tests, benchmarks, fuzzing).
+pub fn load_str(name: &str, text: &str) -> Result<Loaded, Failed> {
+    let mut sources = Sources::default();
+    let file = sources.add(name, text.to_string());
+    let root = match yaml::parse(text, file) {
+        Ok(n) => n,
+        Err(d) => {
+            return Err(Failed {
+                label: name.into(),
+                sources,
+                diagnostics: vec![d],
+            });
+        }
+    };
+    finish(
+        root,
+        Vec::new(),
+        Vec::new(),
+        sources,
+        None,
+        name.into(),
+        name.into(),
+    )
+}
+
+fn dedup(diags: &mut Vec<Diagnostic>) {
+    let mut seen = BTreeSet::new();
+    diags.retain(|d| seen.insert((d.span, d.message.clone())));
+    diags.sort_by_key(|d| (d.span.map(|s| (s.file, s.start)), d.severity));
+}
+
+/// Decode each entry of a mapping section on its own.
+fn entries<T: serde::de::DeserializeOwned>(
+    node: &Node,
+    section: &str,
+    dec: &Decoder,
+    names: &mut BTreeSet<String>,
+) -> IndexMap<Sp<String>, T> {
+    let mut out = IndexMap::new();
+    let Some(map) = node.as_map() else {
+        if !matches!(node.kind, NodeKind::Null) {
+            dec.push(
+                Diagnostic::error(format!(
+                    "`{section}` must be a mapping of names to {section}, found {}",
+                    node.describe()
+                ))
+                .code("invalid")
+                .at(node.span),
+            );
+        }
+        return out;
+    };
+    for (key, value) in map {
+        names.insert(key.name.clone());
+        if let Some(v) = dec.decode::<T>(value) {
+            out.insert(Sp::new(key.name.clone(), key.span), v);
+        }
+    }
+    out
+}
+
+fn without(node: &Node, drop: &[&str]) -> Node {
+    match &node.kind {
+        NodeKind::Map(m) => Node {
+            kind: NodeKind::Map(
+                m.iter()
+                    .filter(|(k, _)| !drop.contains(&k.name.as_str()))
+                    .cloned()
+                    .collect(),
+            ),
+            span: node.span,
+        },
+        _ => node.clone(),
+    }
+}
+
+fn decode(
+    root: &Node,
+    fragments: &[(String, Node)],
+    dec: &Decoder,
+    declared: &mut Declared,
+) -> Option<Spec> {
+    let Some(map) = root.as_map() else {
+        dec.push(
+            Diagnostic::error(format!(
+                "a spec must be a mapping, found {}",
+                root.describe()
+            ))
+            .code("invalid")
+            .at(root.span)
+            .hint("start with `host: NAME`; see docs/spec.md"),
+        );
+        return None;
+    };
+    let mut spec = Spec::default();
+    let mut host_seen = false;
+    let mut vm_defaults: Option<&Node> = None;
+    let mut templates: Vec<(&Key, &Node)> = Vec::new();
+    let mut vms: Option<&Node> = None;
+    for (key, value) in map {
+        match key.name.as_str() {
+            "version" => {
+                if let Some(v) = dec.decode::<Sp<u32>>(value) {
+                    if v.value != 1 {
+                        dec.push(
+                            Diagnostic::error(format!("unsupported spec version {}", v.value))
+                                .code("version")
+                                .at(v.span)
+                                .hint("this hostform understands version 1"),
+                        );
+                    }
+                    spec.version = Some(v.value);
+                }
+            }
+            "host" => {
+                host_seen = true;
+                if let Some(h) = dec.decode(value) {
+                    spec.host = h;
+                }
+            }
+            "include" => spec.include = dec.decode(value).unwrap_or_default(),
+            "root" => spec.root = dec.decode(value).unwrap_or_default(),
+            "network" => spec.network = dec.decode(value).unwrap_or_default(),
+            "xen" => spec.xen = dec.decode(value).unwrap_or_default(),
+            "libvirt" => spec.libvirt = dec.decode(value).unwrap_or_default(),
+            "shutdown" => spec.shutdown = dec.decode(value).unwrap_or_default(),
+            "disks" => {
+                spec.disks = entries(value, "disks", dec, &mut declared.disks);
+                for (d, n) in value.as_map().unwrap_or_default() {
+                    if let Some(NodeKind::Seq(parts)) = n.get("partitions").map(|p| &p.kind) {
+                        for p in parts {
+                            if let Some(pn) = p.get("name").and_then(Node::as_str) {
+                                declared.partitions.insert(format!("{}/{pn}", d.name));
+                            }
+                        }
+                    }
+                }
+            }
+            "arrays" => spec.arrays = entries(value, "arrays", dec, &mut declared.arrays),
+            "bridges" => spec.bridges = entries(value, "bridges", dec, &mut declared.bridges),
+            "volume-groups" => {
+                spec.volume_groups = volume_groups(value, dec, declared);
+            }
+            "vm-defaults" => vm_defaults = Some(value),
+            "vm-templates" => match value.as_map() {
+                Some(m) => templates.extend(m.iter().map(|(k, v)| (k, v))),
+                None => dec.push(
+                    Diagnostic::error(
+                        "`vm-templates` must be a mapping of template names to VM fields",
+                    )
+                    .code("invalid")
+                    .at(value.span),
+                ),
+            },
+            "vms" => vms = Some(value),
+            other => dec.push(
+                Diagnostic::error(format!("unknown key `{other}` at the top of the spec"))
+                    .code("unknown-key")
+                    .at(key.span)
+                    .hint(
+                        did_you_mean(other, SECTIONS.iter().copied())
+                            .unwrap_or_else(|| format!("valid keys here: {}", SECTIONS.join(", "))),
+                    ),
+            ),
+        }
+    }
+    if !host_seen {
+        dec.push(
+            Diagnostic::error("missing required key `host`")
+                .code("invalid")
+                .at(Span {
+                    file: root.span.file,
+                    start: 0,
+                    len: 0,
+                })
+                .hint("name the host this spec describes: `host: dom0`"),
+        );
+    }
+
+    // Fragments from `include:` bring templates and defaults.
+    let mut defaults: Option<Node> = None;
+    let mut all_templates: BTreeMap<String, (Key, Node)> = BTreeMap::new();
+    for (path, frag) in fragments {
+        let Some(m) = frag.as_map() else {
+            dec.push(
+                Diagnostic::error(format!("included file {path} must be a mapping"))
+                    .code("include")
+                    .at(frag.span),
+            );
+            continue;
+        };
+        for (k, v) in m {
+            match k.name.as_str() {
+                "vm-defaults" => defaults = Some(v.clone()),
+                "vm-templates" => {
+                    for (tk, tv) in v.as_map().unwrap_or_default() {
+                        all_templates.insert(tk.name.clone(), (tk.clone(), tv.clone()));
+                    }
+                }
+                other => dec.push(
+                    Diagnostic::error(format!("`{other}` cannot be included"))
+                        .code("include")
+                        .at(k.span)
+                        .hint("an included file may hold only `vm-templates` and `vm-defaults`"),
+                ),
+            }
+        }
+    }
+    if let Some(d) = vm_defaults {
+        defaults = Some(match defaults {
+            Some(base) => base.merged_with(d),
+            None => d.clone(),
+        });
+    }
+    for (k, v) in templates {
+        if let Some((prev, _)) = all_templates.get(&k.name)
+            && prev.span.file != k.span.file
+        {
+            dec.push(
+                Diagnostic::error(format!("template `{}` is defined twice", k.name))
+                    .code("duplicate")
+                    .at(k.span)
+                    .related(prev.span, "also defined here"),
+            );
+        }
+        all_templates.insert(k.name.clone(), (k.clone(), v.clone()));
+    }
+    // Check templates and defaults on their own, even when no VM uses them.
+    if let Some(d) = &defaults {
+        spec.vm_defaults = dec.decode(d);
+    }
+    for (name, (k, v)) in &all_templates {
+        if let Err(e) = crate::spec::names::simple(name, "template", 64) {
+            push_rule(dec, e, k.span);
+        }
+        if let Some(t) = dec.decode::<Vm>(v) {
+            spec.vm_templates.insert(Sp::new(name.clone(), k.span), t);
+        }
+    }
+    if let Some(vms) = vms {
+        match vms.as_map() {
+            Some(m) => {
+                for (k, v) in m {
+                    declared.vms.insert(k.name.clone());
+                    let Some(merged) = resolve_vm(v, defaults.as_ref(), &all_templates, dec) else {
+                        continue;
+                    };
+                    if let Some(vm) = dec.decode::<Vm>(&merged) {
+                        spec.vms.insert(Sp::new(k.name.clone(), k.span), vm);
+                    }
+                }
+            }
+            None if matches!(vms.kind, NodeKind::Null) => {}
+            None => dec.push(
+                Diagnostic::error(format!(
+                    "`vms` must be a mapping of guest names to guests, found {}",
+                    vms.describe()
+                ))
+                .code("invalid")
+                .at(vms.span),
+            ),
+        }
+    }
+    host_seen.then_some(spec)
+}
+
+fn push_rule(dec: &Decoder, msg: String, span: Span) {
+    let (m, h) = match msg.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (msg, None),
+    };
+    dec.push(Diagnostic::error(m).code("name").at(span).maybe_hint(h));
+}
+
+/// defaults ⊕ template chain ⊕ the VM's own fields.
+fn resolve_vm(
+    vm: &Node,
+    defaults: Option<&Node>,
+    templates: &BTreeMap<String, (Key, Node)>,
+    dec: &Decoder,
+) -> Option<Node> {
+    let mut chain: Vec<&Node> = vec![vm];
+    let mut seen: Vec<String> = Vec::new();
+    let mut cur = vm;
+    while let Some(t) = cur.get("template") {
+        let Some(name) = t.as_str() else {
+            return Some(vm.clone()); // the decoder reports the type error
+        };
+        if seen.iter().any(|s| s == name) {
+            seen.push(name.to_string());
+            dec.push(
+                Diagnostic::error(format!("templates form a cycle: {}", seen.join(" → ")))
+                    .code("cycle")
+                    .at(t.span),
+            );
+            return None;
+        }
+        seen.push(name.to_string());
+        let Some((_, tnode)) = templates.get(name) else {
+            dec.push(
+                Diagnostic::error(format!("unknown template `{name}`"))
+                    .code("dangling")
+                    .at(t.span)
+                    .hint(
+                        did_you_mean(name, templates.keys().map(String::as_str))
+                            .unwrap_or_else(|| "define it under `vm-templates`".to_string()),
+                    ),
+            );
+            return None;
+        };
+        chain.push(tnode);
+        cur = tnode;
+    }
+    let mut acc: Option<Node> = defaults.cloned();
+    for n in chain.iter().rev() {
+        acc = Some(match acc {
+            Some(a) => a.merged_with(n),
+            None => (*n).clone(),
+        });
+    }
+    acc
+}
+
+fn volume_groups(
+    node: &Node,
+    dec: &Decoder,
+    declared: &mut Declared,
+) -> IndexMap<Sp<String>, VolumeGroup> {
+    let mut out = IndexMap::new();
+    let Some(map) = node.as_map() else {
+        if !matches!(node.kind, NodeKind::Null) {
+            dec.push(
+                Diagnostic::error(format!(
+                    "`volume-groups` must be a mapping of VG names to volume groups, found {}",
+                    node.describe()
+                ))
+                .code("invalid")
+                .at(node.span),
+            );
+        }
+        return out;
+    };
+    for (key, value) in map {
+        declared.vgs.insert(key.name.clone());
+        let mut lvs = IndexMap::new();
+        let mut snaps = IndexMap::new();
+        if let Some(l) = value.get("lvs") {
+            let mut names = BTreeSet::new();
+            lvs = entries::<Lv>(l, "lvs", dec, &mut names);
+            declared
+                .lvs
+                .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
+        }
+        if let Some(s) = value.get("snapshots") {
+            let mut names = BTreeSet::new();
+            snaps = entries::<Snapshot>(s, "snapshots", dec, &mut names);
+            declared
+                .lvs
+                .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
+        }
+        if let Some(mut vg) = dec.decode::<VolumeGroup>(&without(value, &["lvs", "snapshots"])) {
+            vg.lvs = lvs;
+            vg.snapshots = snaps;
+            out.insert(Sp::new(key.name.clone(), key.span), vg);
+        }
+    }
+    out
+}
+
+/// Lay `like: other` disks out as copies of the other disk's partitions.
+fn expand_like(spec: &mut Spec, diags: &mut Vec<Diagnostic>) {
+    let names: Vec<Sp<String>> = spec.disks.keys().cloned().collect();
+    for name in names {
+        let mut seen = vec![name.value.clone()];
+        let mut cur = name.clone();
+        let mut source: Option<Vec<Partition>> = None;
+        loop {
+            let Some(disk) = spec.disks.get(&cur) else {
+                break;
+            };
+            let Some(like) = &disk.like else {
+                if cur != name {
+                    source = Some(disk.partitions.clone());
+                }
+                break;
+            };
+            if seen.contains(&like.value) {
+                seen.push(like.value.clone());
+                diags.push(
+                    Diagnostic::error(format!("`like` forms a cycle: {}", seen.join(" → ")))
+                        .code("cycle")
+                        .at(like.span),
+                );
+                break;
+            }
+            if !spec.disks.contains_key(like.value.as_str()) {
+                diags.push(
+                    Diagnostic::error(format!("`like: {like}` names no disk of this spec"))
+                        .code("dangling")
+                        .at(like.span)
+                        .maybe_hint(did_you_mean(
+                            like,
+                            spec.disks.keys().map(|k| k.value.as_str()),
+                        )),
+                );
+                break;
+            }
+            seen.push(like.value.clone());
+            cur = like.clone();
+        }
+        if let (Some(parts), Some(disk)) = (source, spec.disks.get_mut(&name)) {
+            if !disk.partitions.is_empty() {
+                if let Some(like) = &disk.like {
+                    diags.push(
+                        Diagnostic::error(format!(
+                            "disk `{name}` has both `like` and `partitions`"
+                        ))
+                        .code("conflict")
+                        .at(like.span)
+                        .hint("remove one: `like` copies the other disk's partitions"),
+                    );
+                }
+            } else {
+                disk.partitions = parts;
+            }
+        }
+    }
+}
+
+/// Images must be relative paths inside the repository; a missing one is a warning (it may
+/// be fetched before apply), an escaping one an error.
+fn check_images(spec: &Spec, reader: &Reader, rel: &str, dec: &Decoder) {
+    for (vg, g) in &spec.volume_groups {
+        for (lv, l) in &g.lvs {
+            let Some(img) = &l.image else { continue };
+            match reader.join(rel, img) {
+                Err(m) => dec.push(
+                    Diagnostic::error(format!("image of {vg}/{lv}: {m}"))
+                        .code("path-escape")
+                        .at(img.span)
+                        .hint("images must be relative paths inside the spec repository"),
+                ),
+                Ok(p) if !reader.exists(&p) => dec.push(
+                    Diagnostic::warning(format!("image of {vg}/{lv}: {p} does not exist"))
+                        .code("image-missing")
+                        .at(img.span)
+                        .hint("it must be there when the plan is applied"),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+}

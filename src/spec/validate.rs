@@ -1,0 +1,1029 @@
+//! Semantic checks on a decoded spec: names, references, devices used twice, capacity,
+//! RAID geometry, dependency cycles. Every problem is collected; nothing stops at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::de::Sp;
+use super::load::Declared;
+use super::names;
+use super::types::*;
+use super::units::{LvSize, MIB, PartSize};
+use crate::diag::{Diagnostic, Span, did_you_mean};
+
+/// What a device reference (`md0`, `sda/raid`, `sdc`) designates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeviceRef {
+    Disk(String),
+    Partition(String, String),
+    Array(String),
+}
+
+impl std::fmt::Display for DeviceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceRef::Disk(d) => write!(f, "disk {d}"),
+            DeviceRef::Partition(d, p) => write!(f, "partition {d}/{p}"),
+            DeviceRef::Array(a) => write!(f, "array {a}"),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    spec: &'a Spec,
+    declared: &'a Declared,
+    out: Vec<Diagnostic>,
+}
+
+fn split_rule(msg: String) -> (String, Option<String>) {
+    match msg.split_once("\nhint: ") {
+        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+        None => (msg, None),
+    }
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.out.push(Diagnostic::error(msg).code(code).at(span));
+        self.out.last_mut().expect("just pushed")
+    }
+    fn warn(&mut self, code: &'static str, span: Span, msg: impl Into<String>) -> &mut Diagnostic {
+        self.out.push(Diagnostic::warning(msg).code(code).at(span));
+        self.out.last_mut().expect("just pushed")
+    }
+    fn rule(&mut self, r: Result<(), String>, span: Span) {
+        if let Err(m) = r {
+            let (m, h) = split_rule(m);
+            let d = self.error("name", span, m);
+            d.hint = h;
+        }
+    }
+
+    /// Resolve a device reference; reports dangling and ambiguous ones.
+    fn device(&mut self, r: &Sp<String>) -> Option<DeviceRef> {
+        let s = r.value.as_str();
+        if let Some((d, p)) = s.split_once('/') {
+            if let Some(disk) = self.spec.disks.get(d) {
+                if disk.partitions.iter().any(|x| x.name.value == p) {
+                    return Some(DeviceRef::Partition(d.into(), p.into()));
+                }
+                if !self.declared.partitions.contains(s) {
+                    let cands: Vec<String> = disk
+                        .partitions
+                        .iter()
+                        .map(|x| x.name.value.clone())
+                        .collect();
+                    let h = did_you_mean(p, cands.iter().map(String::as_str))
+                        .map(|h| {
+                            h.replace('`', "")
+                                .replace("did you mean ", &format!("did you mean `{d}/"))
+                                .replace('?', "`?")
+                        })
+                        .unwrap_or_else(|| {
+                            format!(
+                                "partitions of {d}: {}",
+                                if cands.is_empty() {
+                                    "none".into()
+                                } else {
+                                    cands.join(", ")
+                                }
+                            )
+                        });
+                    self.error(
+                        "dangling",
+                        r.span,
+                        format!("disk `{d}` has no partition `{p}`"),
+                    )
+                    .hint = Some(h);
+                }
+                return None;
+            }
+            if !self.declared.disks.contains(d) {
+                let h = did_you_mean(d, self.spec.disks.keys().map(|k| k.value.as_str()));
+                self.error(
+                    "dangling",
+                    r.span,
+                    format!("`{s}` names no disk of this spec"),
+                )
+                .hint = Some(h.unwrap_or_else(|| "declare the disk under `disks`".into()));
+            }
+            return None;
+        }
+        let is_disk = self.spec.disks.contains_key(s);
+        let is_array = self.spec.arrays.contains_key(s);
+        match (is_disk, is_array) {
+            (true, true) => {
+                self.error(
+                    "ambiguous",
+                    r.span,
+                    format!("`{s}` is both a disk and an array"),
+                )
+                .hint = Some("rename one of them".into());
+                None
+            }
+            (true, false) => Some(DeviceRef::Disk(s.into())),
+            (false, true) => Some(DeviceRef::Array(s.into())),
+            _ => {
+                if !self.declared.disks.contains(s) && !self.declared.arrays.contains(s) {
+                    let cands: Vec<&str> = self
+                        .spec
+                        .disks
+                        .keys()
+                        .chain(self.spec.arrays.keys())
+                        .map(|k| k.value.as_str())
+                        .collect();
+                    let h = did_you_mean(s, cands.iter().copied()).unwrap_or_else(|| {
+                        "a device is an array (`md0`), a partition (`DISK/PART`) or a disk (`DISK`)".into()
+                    });
+                    self.error(
+                        "dangling",
+                        r.span,
+                        format!("`{s}` names no disk, partition or array of this spec"),
+                    )
+                    .hint = Some(h);
+                }
+                None
+            }
+        }
+    }
+
+    /// Estimated usable size of a device, when the spec gives enough sizes.
+    fn device_size(&self, d: &DeviceRef) -> Option<u64> {
+        match d {
+            DeviceRef::Disk(n) => self.spec.disks.get(n.as_str())?.size.map(|s| s.value.0),
+            DeviceRef::Partition(dn, pn) => {
+                let disk = self.spec.disks.get(dn.as_str())?;
+                let p = disk.partitions.iter().find(|p| p.name.value == *pn)?;
+                match p.size.value {
+                    PartSize::Bytes(b) => Some(b.0),
+                    PartSize::Rest => {
+                        let total = disk.size?.value.0;
+                        let used: u64 = disk
+                            .partitions
+                            .iter()
+                            .filter_map(|q| match q.size.value {
+                                PartSize::Bytes(b) => Some(b.0),
+                                PartSize::Rest => None,
+                            })
+                            .sum();
+                        // 1 MiB alignment at the start, 1 MiB for the backup GPT at the end.
+                        Some(total.saturating_sub(used).saturating_sub(2 * MIB))
+                    }
+                }
+            }
+            DeviceRef::Array(a) => {
+                let arr = self.spec.arrays.get(a.as_str())?;
+                let mut sizes = Vec::new();
+                for m in &arr.devices {
+                    let r = resolve_quiet(self.spec, &m.value)?;
+                    sizes.push(self.device_size(&r)?);
+                }
+                let min = *sizes.iter().min()?;
+                // md 1.2 superblock and bitmap: reserve a little per member.
+                let member = min.saturating_sub(min / 1000).saturating_sub(8 * MIB);
+                Some(arr.level.value.capacity(sizes.len() as u64, member))
+            }
+        }
+    }
+}
+
+/// Resolve without reporting (for size estimates after references were checked).
+fn resolve_quiet(spec: &Spec, s: &str) -> Option<DeviceRef> {
+    if let Some((d, p)) = s.split_once('/') {
+        let disk = spec.disks.get(d)?;
+        disk.partitions
+            .iter()
+            .any(|x| x.name.value == p)
+            .then(|| DeviceRef::Partition(d.into(), p.into()))
+    } else if spec.arrays.contains_key(s) {
+        Some(DeviceRef::Array(s.into()))
+    } else if spec.disks.contains_key(s) {
+        Some(DeviceRef::Disk(s.into()))
+    } else {
+        None
+    }
+}
+
+pub fn validate(spec: &Spec, declared: &Declared) -> Vec<Diagnostic> {
+    let mut c = Ctx {
+        spec,
+        declared,
+        out: Vec::new(),
+    };
+    c.rule(names::host(&spec.host), spec.host.span);
+    disks(&mut c);
+    let mut consumers: BTreeMap<DeviceRef, (String, Span)> = BTreeMap::new();
+    arrays(&mut c, &mut consumers);
+    volume_groups(&mut c, &mut consumers);
+    whole_disks(&mut c, &consumers);
+    bridges(&mut c);
+    vms(&mut c);
+    shutdown(&mut c);
+    c.out
+}
+
+fn disks(c: &mut Ctx) {
+    let mut ids: BTreeMap<String, Span> = BTreeMap::new();
+    for (name, disk) in &c.spec.disks {
+        c.rule(names::simple(name, "disk", 64), name.span);
+        match (&disk.id, &disk.serial) {
+            (None, None) => {
+                c.error("identity", name.span, format!("disk `{name}` has neither `id` nor `serial`")).hint =
+                    Some("identify disks by a stable id (/dev/disk/by-id/…) or serial: kernel names like sda can change between boots".into());
+            }
+            (Some(id), _) if !id.value.starts_with("/dev/disk/by-id/") => {
+                c.error(
+                    "identity",
+                    id.span,
+                    format!("disk id `{id}` is not under /dev/disk/by-id/"),
+                )
+                .hint = Some(
+                    "use the disk's /dev/disk/by-id/ path (ls -l /dev/disk/by-id), or `serial:`"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        for key in [&disk.id, &disk.serial].into_iter().flatten() {
+            if let Some(prev) = ids.insert(key.value.clone(), key.span) {
+                c.error(
+                    "duplicate",
+                    key.span,
+                    format!("`{key}` identifies two disks"),
+                )
+                .related
+                .push((prev, "first used here".into()));
+            }
+        }
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+        let n = disk.partitions.len();
+        let mut fixed: u64 = 0;
+        let mut has_rest = false;
+        for (i, p) in disk.partitions.iter().enumerate() {
+            c.rule(names::simple(&p.name, "partition", 36), p.name.span);
+            if let Some(prev) = seen.insert(p.name.value.as_str(), p.name.span) {
+                c.error(
+                    "duplicate",
+                    p.name.span,
+                    format!("disk `{name}` has two partitions named `{}`", p.name),
+                )
+                .related
+                .push((prev, "first defined here".into()));
+            }
+            match p.size.value {
+                PartSize::Rest if i + 1 != n => {
+                    c.error(
+                        "size",
+                        p.size.span,
+                        "`rest` is allowed only for the last partition",
+                    )
+                    .hint = Some("give this partition a size, or move it to the end".into());
+                }
+                PartSize::Rest => has_rest = true,
+                PartSize::Bytes(b) if b.0 == 0 => {
+                    c.error("size", p.size.span, "a partition cannot be empty");
+                }
+                PartSize::Bytes(b) => fixed = fixed.saturating_add(b.0),
+            }
+        }
+        if let Some(size) = disk.size {
+            let room = size.value.0.saturating_sub(2 * MIB);
+            if fixed > room || (has_rest && fixed >= room) {
+                c.error("capacity", size.span, format!(
+                    "the partitions of `{name}` need {} but the disk holds {}",
+                    super::units::human(fixed + if has_rest { MIB } else { 0 }),
+                    super::units::human(size.value.0)
+                )).hint = Some("shrink the partitions or correct the disk size (2 MiB go to alignment and the GPT backup)".into());
+            }
+        }
+    }
+}
+
+fn consume(
+    c: &mut Ctx,
+    consumers: &mut BTreeMap<DeviceRef, (String, Span)>,
+    dev: DeviceRef,
+    by: String,
+    span: Span,
+) {
+    if let Some((prev_by, prev_span)) = consumers.get(&dev) {
+        let msg = format!("{dev} is used twice: by {prev_by} and by {by}");
+        let prev_by = prev_by.clone();
+        let prev_span = *prev_span;
+        c.error("used-twice", span, msg)
+            .related
+            .push((prev_span, format!("already used by {prev_by}")));
+        c.out.last_mut().expect("pushed").hint =
+            Some("a device can belong to one array or volume group only".into());
+        return;
+    }
+    consumers.insert(dev, (by, span));
+}
+
+fn arrays(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
+    for (name, arr) in &c.spec.arrays {
+        c.rule(names::array(name), name.span);
+        let level = arr.level.value;
+        if arr.devices.len() < level.min_devices() {
+            c.error(
+                "raid-members",
+                arr.level.span,
+                format!(
+                    "RAID{} needs at least {} devices; `{name}` has {}",
+                    u8::from(level),
+                    level.min_devices(),
+                    arr.devices.len()
+                ),
+            )
+            .hint = Some("add members, or choose another level".into());
+        }
+        if level == RaidLevel::Raid1 && arr.devices.len() > 4 {
+            c.warn(
+                "raid-members",
+                arr.level.span,
+                format!("RAID1 `{name}` mirrors {} copies", arr.devices.len()),
+            );
+        }
+        if level == RaidLevel::Raid0 && !arr.spares.is_empty() {
+            c.error(
+                "raid-members",
+                arr.spares[0].span,
+                "RAID0 cannot have spares",
+            )
+            .hint = Some("a RAID0 array has no redundancy to rebuild".into());
+        }
+        let mut members: BTreeSet<String> = BTreeSet::new();
+        for m in arr.devices.iter().chain(&arr.spares) {
+            let Some(dev) = c.device(m) else { continue };
+            match &dev {
+                DeviceRef::Array(a) if a == &name.value => {
+                    c.error(
+                        "cycle",
+                        m.span,
+                        format!("array `{name}` cannot contain itself"),
+                    );
+                    continue;
+                }
+                DeviceRef::Partition(d, p) => {
+                    members.insert(d.clone());
+                    let kind = c
+                        .spec
+                        .disks
+                        .get(d.as_str())
+                        .and_then(|x| x.partitions.iter().find(|q| q.name.value == *p))
+                        .map(|q| q.kind);
+                    if let Some(k) = kind
+                        && k != PartType::LinuxRaid
+                    {
+                        c.warn(
+                            "part-type",
+                            m.span,
+                            format!("partition {d}/{p} is of type {k:?}, not linux-raid"),
+                        )
+                        .hint = Some("set `type: linux-raid` on RAID members".into());
+                    }
+                    if kind == Some(PartType::BiosBoot) {
+                        c.error(
+                            "part-type",
+                            m.span,
+                            format!("{d}/{p} is a BIOS boot partition; it must stay out of RAID"),
+                        );
+                    }
+                }
+                DeviceRef::Disk(d) => {
+                    members.insert(d.clone());
+                }
+                DeviceRef::Array(_) => {}
+            }
+            consume(c, consumers, dev, format!("array {name}"), m.span);
+        }
+        for b in &arr.bootloader_on {
+            let Some(disk) = c.spec.disks.get(b.value.as_str()) else {
+                if !c.declared.disks.contains(&b.value) {
+                    let h = did_you_mean(b, c.spec.disks.keys().map(|k| k.value.as_str()));
+                    c.error(
+                        "dangling",
+                        b.span,
+                        format!("`bootloader-on: {b}` names no disk of this spec"),
+                    )
+                    .hint = h;
+                }
+                continue;
+            };
+            if !members.contains(&b.value) {
+                c.warn(
+                    "bootloader",
+                    b.span,
+                    format!("disk `{b}` holds no member of `{name}`"),
+                );
+            }
+            if !disk
+                .partitions
+                .iter()
+                .any(|p| matches!(p.kind, PartType::BiosBoot | PartType::Efi))
+            {
+                c.error(
+                    "bootloader",
+                    b.span,
+                    format!("disk `{b}` has no bios-boot (or efi) partition for the bootloader"),
+                )
+                .hint = Some(
+                    "GRUB on a GPT disk booted by BIOS needs a 1–2 MiB `type: bios-boot` partition"
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
+    for (vgname, vg) in &c.spec.volume_groups {
+        c.rule(names::lvm(vgname, "volume group"), vgname.span);
+        if vg.pvs.is_empty() && vg.state == Presence::Present {
+            c.error(
+                "vg",
+                vgname.span,
+                format!("volume group `{vgname}` has no physical volumes"),
+            )
+            .hint = Some("list them: `pvs: [md0]`".into());
+        }
+        let mut pv_refs: BTreeSet<&str> = BTreeSet::new();
+        let mut pv_sizes: Vec<Option<u64>> = Vec::new();
+        for pv in &vg.pvs {
+            pv_refs.insert(pv.value.as_str());
+            if let Some(dev) = c.device(pv) {
+                pv_sizes.push(c.device_size(&dev));
+                consume(c, consumers, dev, format!("volume group {vgname}"), pv.span);
+            }
+        }
+        let extent = vg.extent_size.map(|e| e.value.0).unwrap_or(4 * MIB);
+        if let Some(e) = vg.extent_size
+            && (e.value.0 < 1024 || !e.value.0.is_power_of_two())
+        {
+            c.error(
+                "size",
+                e.span,
+                "the extent size must be a power of two, at least 1KiB",
+            );
+        }
+        // LVs and snapshots share one namespace.
+        let mut pct_vg: u32 = 0;
+        let mut fixed: u64 = 0;
+        let mut free_users: Vec<Span> = Vec::new();
+        for (lvname, lv) in &vg.lvs {
+            c.rule(names::lv(lvname), lvname.span);
+            if let Some(other) = vg.snapshots.keys().find(|s| s.value == lvname.value) {
+                c.error(
+                    "duplicate",
+                    other.span,
+                    format!("`{lvname}` is both an LV and a snapshot in `{vgname}`"),
+                )
+                .related
+                .push((lvname.span, "LV defined here".into()));
+            }
+            match (&lv.size, &lv.image) {
+                (None, None) if lv.state == Presence::Present => {
+                    c.error(
+                        "size",
+                        lvname.span,
+                        format!("logical volume `{vgname}/{lvname}` has no size"),
+                    )
+                    .hint = Some("add `size:` (20GiB, 50%VG, 100%FREE) or `image:`".into());
+                }
+                (Some(s), Some(_)) => {
+                    c.error(
+                        "conflict",
+                        s.span,
+                        format!("`{vgname}/{lvname}` has both `size` and `image`"),
+                    )
+                    .hint = Some(
+                        "an LV made from an image takes the image's exact size: remove `size`"
+                            .into(),
+                    );
+                }
+                _ => {}
+            }
+            if lv.image.is_some() && lv.fs != Filesystem::None {
+                c.error(
+                    "conflict",
+                    lvname.span,
+                    format!("`{vgname}/{lvname}` has both `image` and `fs`"),
+                )
+                .hint = Some("the image already holds the guest's filesystems: remove `fs`".into());
+            }
+            match lv.size.map(|s| (s.value, s.span)) {
+                Some((LvSize::Bytes(b), span)) if b.0 == 0 => {
+                    c.error("size", span, "a logical volume cannot be empty");
+                }
+                Some((LvSize::Bytes(b), _)) => {
+                    fixed = fixed.saturating_add(b.0.div_ceil(extent) * extent)
+                }
+                Some((LvSize::PercentVg(p), _)) => pct_vg += u32::from(p),
+                Some((LvSize::PercentFree(_), span)) => free_users.push(span),
+                None => {}
+            }
+            if let Some(pv) = &lv.pv
+                && !pv_refs.contains(pv.value.as_str())
+            {
+                let h = did_you_mean(pv, pv_refs.iter().copied());
+                c.error(
+                    "dangling",
+                    pv.span,
+                    format!("`pv: {pv}` is not a physical volume of `{vgname}`"),
+                )
+                .hint = Some(h.unwrap_or_else(|| {
+                    format!(
+                        "the PVs of {vgname} are: {}",
+                        pv_refs.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
+                }));
+            }
+        }
+        for (sname, snap) in &vg.snapshots {
+            c.rule(names::lv(sname), sname.span);
+            if snap.size.value.0 == 0 {
+                c.error("size", snap.size.span, "a snapshot cannot be empty");
+            }
+            fixed = fixed.saturating_add(snap.size.value.0.div_ceil(extent) * extent);
+            if !vg.lvs.contains_key(snap.origin.value.as_str()) {
+                if vg.snapshots.contains_key(snap.origin.value.as_str()) {
+                    c.error(
+                        "snapshot",
+                        snap.origin.span,
+                        format!("`{}` is itself a snapshot", snap.origin),
+                    )
+                    .hint = Some("snapshot the origin LV instead".into());
+                } else if !c
+                    .declared
+                    .lvs
+                    .contains(&format!("{vgname}/{}", snap.origin))
+                {
+                    let h = did_you_mean(&snap.origin, vg.lvs.keys().map(|k| k.value.as_str()));
+                    c.error(
+                        "dangling",
+                        snap.origin.span,
+                        format!("`origin: {}` is not an LV of `{vgname}`", snap.origin),
+                    )
+                    .hint = h;
+                }
+            }
+        }
+        if pct_vg > 100 {
+            c.error(
+                "capacity",
+                vgname.span,
+                format!("the LVs of `{vgname}` ask for {pct_vg}% of the VG"),
+            )
+            .hint = Some("percentages of the VG must add up to 100% at most".into());
+        }
+        if free_users.len() > 1 {
+            c.warn(
+                "capacity",
+                free_users[1],
+                format!(
+                    "several LVs of `{vgname}` use %FREE: their sizes depend on creation order"
+                ),
+            )
+            .hint = Some("give all but one an explicit size or %VG".into());
+        }
+        if !pv_sizes.is_empty() && pv_sizes.iter().all(Option::is_some) {
+            // Each PV loses 1 MiB to metadata; the rest is counted in whole extents.
+            let vg_size: u64 = pv_sizes
+                .iter()
+                .flatten()
+                .map(|s| s.saturating_sub(MIB) / extent * extent)
+                .sum();
+            let need = fixed.saturating_add(vg_size / 100 * u64::from(pct_vg.min(100)));
+            if need > vg_size {
+                c.error("capacity", vgname.span, format!(
+                    "volume group `{vgname}` is overcommitted: its LVs and snapshots need {}, it holds about {}",
+                    super::units::human(need),
+                    super::units::human(vg_size)
+                )).hint = Some("shrink some LVs, add a PV, or correct the disk sizes".into());
+            }
+        }
+    }
+}
+
+/// A disk used whole (as a PV or array member) cannot also be partitioned.
+fn whole_disks(c: &mut Ctx, consumers: &BTreeMap<DeviceRef, (String, Span)>) {
+    for (dev, (by, span)) in consumers {
+        if let DeviceRef::Disk(d) = dev
+            && c.spec
+                .disks
+                .get(d.as_str())
+                .is_some_and(|x| !x.partitions.is_empty())
+        {
+            c.error(
+                "used-twice",
+                *span,
+                format!("disk `{d}` is partitioned, but {by} uses it whole"),
+            )
+            .hint = Some(format!(
+                "use one of its partitions (`{d}/NAME`), or drop its partitions"
+            ));
+        }
+    }
+}
+
+fn bridges(c: &mut Ctx) {
+    let mut port_owner: BTreeMap<&str, (&str, Span)> = BTreeMap::new();
+    let mut gateways: Vec<(bool, Span, &str)> = Vec::new();
+    for (name, br) in &c.spec.bridges {
+        c.rule(names::interface(name), name.span);
+        for p in &br.ports {
+            c.rule(names::interface(p), p.span);
+            if c.spec.bridges.contains_key(p.value.as_str()) {
+                c.error(
+                    "bridge",
+                    p.span,
+                    format!("`{p}` is a bridge; it cannot be a port of `{name}`"),
+                );
+            }
+            if let Some((owner, prev)) =
+                port_owner.insert(p.value.as_str(), (name.value.as_str(), p.span))
+            {
+                let msg =
+                    format!("interface `{p}` is a port of two bridges: `{owner}` and `{name}`");
+                c.error("used-twice", p.span, msg)
+                    .related
+                    .push((prev, "first enslaved here".into()));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for a in &br.addresses {
+            if !seen.insert(a.value) {
+                c.error("duplicate", a.span, format!("address {a} is listed twice"));
+            }
+        }
+        if let Some(gw) = br.gateway {
+            if !br.addresses.iter().any(|a| a.value.contains(gw.value.0)) {
+                c.error(
+                    "gateway",
+                    gw.span,
+                    format!("gateway {gw} is not in a subnet of `{name}`"),
+                )
+                .hint = Some(format!(
+                    "the bridge's addresses are: {}",
+                    if br.addresses.is_empty() {
+                        "none".to_string()
+                    } else {
+                        br.addresses
+                            .iter()
+                            .map(|a| a.value.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ));
+            }
+            gateways.push((gw.value.0.is_ipv4(), gw.span, name.value.as_str()));
+        }
+        if let Some(mtu) = br.mtu
+            && !(68..=65535).contains(&mtu.value)
+        {
+            c.error("mtu", mtu.span, format!("MTU {mtu} is out of range"))
+                .hint = Some("an MTU is between 68 and 65535".into());
+        }
+    }
+    for v4 in [true, false] {
+        let gws: Vec<_> = gateways.iter().filter(|g| g.0 == v4).collect();
+        if gws.len() > 1 {
+            let msg = format!(
+                "two bridges set a default {} gateway: `{}` and `{}`",
+                if v4 { "IPv4" } else { "IPv6" },
+                gws[0].2,
+                gws[1].2
+            );
+            c.error("gateway", gws[1].1, msg)
+                .related
+                .push((gws[0].1, "first gateway".into()));
+        }
+    }
+}
+
+fn vms(c: &mut Ctx) {
+    let mut macs: BTreeMap<String, Span> = BTreeMap::new();
+    let mut rw_users: BTreeMap<String, (String, Span)> = BTreeMap::new();
+    for (name, vm) in &c.spec.vms {
+        c.rule(names::vm(name), name.span);
+        let Some(hv) = vm.hypervisor else {
+            c.error("vm", name.span, format!("guest `{name}` has no hypervisor"))
+                .hint = Some(
+                "set `hypervisor: xen` or `libvirt` on the guest, its template, or `vm-defaults`"
+                    .into(),
+            );
+            continue;
+        };
+        match vm.memory {
+            None if vm.state != Some(VmState::Absent) => {
+                c.error(
+                    "vm",
+                    name.span,
+                    format!("guest `{name}` has no memory size"),
+                )
+                .hint = Some(
+                    "set `memory:` (e.g. 2GiB) on the guest, its template, or `vm-defaults`".into(),
+                );
+            }
+            Some(m) if m.value.0 < 16 * MIB || m.value.0 > 16 * super::units::TIB => {
+                c.error(
+                    "size",
+                    m.span,
+                    format!("{} of memory is not a sensible guest size", m.value),
+                )
+                .hint = Some("a guest needs between 16MiB and 16TiB".into());
+            }
+            _ => {}
+        }
+        if let Some(v) = vm.vcpus
+            && !(1..=512).contains(&v.value)
+        {
+            c.error("vm", v.span, format!("{v} vCPUs is out of range"))
+                .hint = Some("give 1 to 512".into());
+        }
+        if let Some(boot) = &vm.boot {
+            boot_rules(c, name, hv.value, boot, hv.span);
+        }
+        let mut targets: BTreeMap<&str, Span> = BTreeMap::new();
+        for d in &vm.disks {
+            if let Some(prev) = targets.insert(d.target.value.as_str(), d.target.span) {
+                c.error(
+                    "duplicate",
+                    d.target.span,
+                    format!("guest `{name}` has two disks on `{}`", d.target),
+                )
+                .related
+                .push((prev, "first here".into()));
+            }
+            let Some((vgn, lvn)) = d.lv.value.split_once('/') else {
+                c.error(
+                    "dangling",
+                    d.lv.span,
+                    format!("`{}` is not of the form VG/LV", d.lv),
+                )
+                .hint = Some("name the volume group and the LV: `vg0/guest1_root`".into());
+                continue;
+            };
+            match c.spec.volume_groups.get(vgn) {
+                Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
+                Some(vg) => {
+                    if !c.declared.lvs.contains(&d.lv.value) {
+                        let prefix = format!("{vgn}/");
+                        let h = did_you_mean(
+                            lvn,
+                            c.declared
+                                .lvs
+                                .iter()
+                                .filter_map(|k| k.strip_prefix(prefix.as_str())),
+                        );
+                        c.error(
+                            "dangling",
+                            d.lv.span,
+                            format!("`{}`: volume group `{vgn}` has no LV `{lvn}`", d.lv),
+                        )
+                        .hint = Some(
+                            h.map(|h| {
+                                h.replace('`', &format!("`{vgn}/")).replacen(
+                                    &format!("{vgn}/?"),
+                                    "?",
+                                    1,
+                                )
+                            })
+                            .unwrap_or_else(|| format!("declare it under volume-groups.{vgn}.lvs")),
+                        );
+                    }
+                }
+                None => {
+                    if !c.declared.vgs.contains(vgn) {
+                        let h = did_you_mean(
+                            vgn,
+                            c.spec.volume_groups.keys().map(|k| k.value.as_str()),
+                        );
+                        c.error(
+                            "dangling",
+                            d.lv.span,
+                            format!("`{}`: no volume group `{vgn}` in this spec", d.lv),
+                        )
+                        .hint = h;
+                    }
+                }
+            }
+            if !d.readonly && vm.state != Some(VmState::Absent) {
+                if let Some((other, prev)) = rw_users.get(&d.lv.value) {
+                    let msg = format!(
+                        "LV `{}` is attached read-write to two guests: `{other}` and `{name}`",
+                        d.lv
+                    );
+                    let prev = *prev;
+                    c.error("used-twice", d.lv.span, msg)
+                        .related
+                        .push((prev, "first attached here".into()));
+                    c.out.last_mut().expect("pushed").hint = Some("two guests writing one filesystem corrupt it; attach it `readonly: true` or to one guest".into());
+                } else {
+                    rw_users.insert(d.lv.value.clone(), (name.value.clone(), d.lv.span));
+                }
+            }
+        }
+        for n in &vm.nics {
+            if !c.spec.bridges.contains_key(n.bridge.value.as_str())
+                && !c.declared.bridges.contains(&n.bridge.value)
+            {
+                let h = did_you_mean(&n.bridge, c.spec.bridges.keys().map(|k| k.value.as_str()));
+                c.error(
+                    "dangling",
+                    n.bridge.span,
+                    format!(
+                        "guest `{name}` uses bridge `{}`, which this spec does not define",
+                        n.bridge
+                    ),
+                )
+                .hint = Some(h.unwrap_or_else(|| "declare it under `bridges`".into()));
+            }
+            if let Some(mac) = n.mac {
+                if let Some(prev) = macs.insert(mac.value.to_string(), mac.span) {
+                    c.error(
+                        "duplicate",
+                        mac.span,
+                        format!("MAC address {mac} is used twice"),
+                    )
+                    .related
+                    .push((prev, "first used here".into()));
+                }
+            }
+        }
+        let mut deps = BTreeSet::new();
+        for d in &vm.depends_on {
+            if d.value == name.value {
+                c.error("cycle", d.span, format!("guest `{name}` depends on itself"));
+            } else if !c.spec.vms.contains_key(d.value.as_str()) {
+                if !c.declared.vms.contains(&d.value) {
+                    let h = did_you_mean(d, c.spec.vms.keys().map(|k| k.value.as_str()));
+                    c.error(
+                        "dangling",
+                        d.span,
+                        format!(
+                            "guest `{name}` depends on `{d}`, which is not a guest of this spec"
+                        ),
+                    )
+                    .hint = h;
+                }
+            } else if !deps.insert(d.value.as_str()) {
+                c.warn("duplicate", d.span, format!("`{d}` is listed twice"));
+            } else if vm.state.unwrap_or_default() == VmState::Running
+                && c.spec
+                    .vms
+                    .get(d.value.as_str())
+                    .and_then(|o| o.state)
+                    .unwrap_or_default()
+                    != VmState::Running
+            {
+                c.warn(
+                    "vm",
+                    d.span,
+                    format!("running guest `{name}` depends on `{d}`, which is not running"),
+                );
+            }
+        }
+    }
+    dependency_cycles(c);
+}
+
+fn boot_rules(c: &mut Ctx, name: &Sp<String>, hv: Hypervisor, boot: &Boot, hv_span: Span) {
+    if let Some(fw) = boot.firmware {
+        if boot.loader.is_some() || boot.kernel.is_some() || boot.ramdisk.is_some() {
+            c.error(
+                "conflict",
+                fw.span,
+                format!("guest `{name}` sets both `firmware` and a loader or kernel"),
+            )
+            .hint = Some("boot through firmware, or through a loader/kernel, not both".into());
+        }
+        if hv == Hypervisor::Xen && fw.value == Firmware::Uefi {
+            c.warn(
+                "vm",
+                fw.span,
+                "UEFI Xen guests need OVMF in the dom0 (type = \"hvm\" with bios = \"ovmf\")",
+            );
+        }
+    }
+    if boot.loader == Some(Loader::Pygrub) {
+        if hv == Hypervisor::Libvirt {
+            c.error(
+                "conflict",
+                hv_span,
+                format!("guest `{name}` uses pygrub, which is for Xen guests"),
+            )
+            .hint = Some("remove `loader: pygrub`, or set `hypervisor: xen`".into());
+        }
+    } else {
+        for p in [&boot.kernel, &boot.ramdisk].into_iter().flatten() {
+            if !p.value.starts_with('/') {
+                c.error(
+                    "path",
+                    p.span,
+                    format!("`{p}` must be an absolute path on the host"),
+                )
+                .hint = Some(
+                    "without a loader, the kernel and ramdisk are read from the host's filesystem"
+                        .into(),
+                );
+            }
+        }
+    }
+    if boot.ramdisk.is_some() && boot.kernel.is_none() {
+        c.error(
+            "conflict",
+            name.span,
+            format!("guest `{name}` has a ramdisk but no kernel"),
+        );
+    }
+}
+
+/// depends-on cycles, each reported once with its whole path.
+fn dependency_cycles(c: &mut Ctx) {
+    let vms = &c.spec.vms;
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new(); // 1 = on stack, 2 = done
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    let mut found: Vec<(Vec<String>, Vec<Span>)> = Vec::new();
+    fn visit<'a>(
+        n: &'a str,
+        vms: &'a indexmap::IndexMap<Sp<String>, Vm>,
+        state: &mut BTreeMap<&'a str, u8>,
+        stack: &mut Vec<(&'a str, Span)>,
+        found: &mut Vec<(Vec<String>, Vec<Span>)>,
+    ) {
+        state.insert(n, 1);
+        if let Some(vm) = vms.get(n) {
+            for d in &vm.depends_on {
+                let dn = d.value.as_str();
+                if dn == n || !vms.contains_key(dn) {
+                    continue;
+                }
+                match state.get(dn).copied() {
+                    Some(1) => {
+                        let mut path: Vec<(&str, Span)> = stack.clone();
+                        path.push((n, d.span));
+                        let start = path.iter().position(|(x, _)| *x == dn).unwrap_or(0);
+                        let cyc = &path[start..];
+                        let mut names: Vec<String> =
+                            cyc.iter().map(|(x, _)| x.to_string()).collect();
+                        names.push(dn.to_string());
+                        found.push((names, cyc.iter().map(|(_, s)| *s).collect()));
+                    }
+                    Some(_) => {}
+                    None => {
+                        stack.push((n, d.span));
+                        visit(dn, vms, state, stack, found);
+                        stack.pop();
+                    }
+                }
+            }
+        }
+        state.insert(n, 2);
+    }
+    for k in vms.keys() {
+        if !state.contains_key(k.value.as_str()) {
+            visit(
+                k.value.as_str(),
+                vms,
+                &mut state,
+                &mut Vec::new(),
+                &mut found,
+            );
+        }
+    }
+    for (names, spans) in found {
+        let mut key: Vec<String> = names[..names.len() - 1].to_vec();
+        key.sort();
+        if !reported.insert(key) {
+            continue;
+        }
+        let d = c.error(
+            "cycle",
+            spans[spans.len() - 1],
+            format!("depends-on forms a cycle: {}", names.join(" → ")),
+        );
+        d.hint = Some("guests stop in dependency order; remove one of these dependencies".into());
+        for (i, s) in spans.iter().enumerate().take(spans.len() - 1) {
+            d.related
+                .push((*s, format!("{} depends on {}", names[i], names[i + 1])));
+        }
+    }
+}
+
+fn shutdown(c: &mut Ctx) {
+    let mut seen = BTreeSet::new();
+    for f in &c.spec.shutdown.first {
+        if !c.spec.vms.contains_key(f.value.as_str()) && !c.declared.vms.contains(&f.value) {
+            let h = did_you_mean(f, c.spec.vms.keys().map(|k| k.value.as_str()));
+            c.error(
+                "dangling",
+                f.span,
+                format!("`shutdown.first` names `{f}`, which is not a guest of this spec"),
+            )
+            .hint = h;
+        }
+        if !seen.insert(f.value.as_str()) {
+            c.warn("duplicate", f.span, format!("`{f}` is listed twice"));
+        }
+    }
+}
