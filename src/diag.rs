@@ -236,7 +236,17 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         return;
     };
     let (line, col) = f.line_col(span.start as usize);
-    let text = f.line_text(line);
+    // Show at most ~100 characters of a long line, around the column.
+    let full = f.line_text(line);
+    let (text, col) = if full.chars().count() > 120 {
+        let skip = col.saturating_sub(40);
+        let shown: String = full.chars().skip(skip).take(100).collect();
+        let lead = if skip > 0 { "…" } else { "" };
+        (std::borrow::Cow::Owned(format!("{lead}{shown}…")), col - skip + lead.chars().count())
+    } else {
+        (std::borrow::Cow::Borrowed(full), col)
+    };
+    let text: &str = &text;
     let width = line.to_string().len();
     let bar = paint(style, "1;34", "|");
     let _ = writeln!(

@@ -79,10 +79,14 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
     };
     let shown = path.display().to_string();
     let (reader, rel) = Reader::open(path, rev).map_err(|m| fail(shown.clone(), m))?;
-    let main = reader.read(&rel).map_err(|m| fail(shown.clone(), m))?;
-    let label = format!("{}{}", main.rel, main.suffix);
+    let main = reader
+        .read(&rel)
+        .map_err(|m| fail(shown.clone(), m.replacen(&rel, &shown, 1)))?;
+    // In a repository, files are shown from its root; elsewhere as the user typed them.
+    let display = if reader.in_git() { main.rel.clone() } else { shown.clone() };
+    let label = format!("{display}{}", main.suffix);
     let mut sources = Sources::default();
-    let file = sources.add(main.rel.clone(), main.text);
+    let file = sources.add(display, main.text);
     let root = match yaml::parse(&sources.files[file as usize].text, file) {
         Ok(n) => n,
         Err(d) => {

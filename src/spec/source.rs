@@ -199,6 +199,11 @@ impl Reader {
         })
     }
 
+    /// Whether the spec lives in a git repository with at least one commit.
+    pub fn in_git(&self) -> bool {
+        self.git.is_some()
+    }
+
     /// The commit being read, in full, if any.
     pub fn commit(&self) -> Option<String> {
         self.git.as_ref().map(|g| g.commit.to_string())

@@ -765,7 +765,7 @@ fn vms(c: &mut Ctx) {
             };
             match c.spec.volume_groups.get(vgn) {
                 Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
-                Some(vg) => {
+                Some(_) => {
                     if !c.declared.lvs.contains(&d.lv.value) {
                         let prefix = format!("{vgn}/");
                         let h = did_you_mean(

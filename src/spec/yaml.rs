@@ -230,7 +230,7 @@ fn options() -> serde_saphyr::Options {
             max_nodes: 10_000_000,
         },
         alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 200_000,
+            max_total_replayed_events: 100_000,
             max_alias_expansions_per_anchor: 1_000,
         },
         strict_booleans: true,
@@ -268,24 +268,21 @@ fn saphyr_error(e: &serde_saphyr::Error, text: &str, file: u32) -> Diagnostic {
     if let Some(i) = msg.rfind(" at line ") {
         msg.truncate(i);
     }
+    // Advice meant for programmers using the library, not for spec authors.
+    if let Some(i) = msg.find(", set DuplicateKeyPolicy") {
+        msg.truncate(i);
+    }
     let lower = msg.to_lowercase();
-    let (code, hint) = if lower.contains("tab") {
+    let (code, hint) = if lower.contains("duplicate") {
+        ("duplicate-key", "each key may appear once in a mapping: remove or rename one of them")
+    } else if lower.contains("tabs ") {
         ("yaml-tab", "YAML forbids tabs for indentation: use spaces")
-    } else if lower.contains("duplicate") {
-        (
-            "duplicate-key",
-            "each key may appear once in a mapping: remove or rename one of them",
-        )
-    } else if lower.contains("budget") || lower.contains("alias") || lower.contains("depth") {
-        (
-            "yaml-budget",
-            "the document is too deeply nested or expands too many aliases; a host spec never needs this",
-        )
+    } else if lower.contains("recursion") || lower.contains("depth") {
+        ("yaml-budget", "the document is nested too deeply; a host spec never needs this")
+    } else if lower.contains("budget") || lower.contains("alias") {
+        ("yaml-budget", "the document expands too many aliases; a host spec never needs this")
     } else {
-        (
-            "yaml-syntax",
-            "check the indentation and quoting around this position",
-        )
+        ("yaml-syntax", "check the indentation and quoting around this position")
     };
     let span = e
         .location()
