@@ -242,7 +242,10 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         let skip = col.saturating_sub(40);
         let shown: String = full.chars().skip(skip).take(100).collect();
         let lead = if skip > 0 { "…" } else { "" };
-        (std::borrow::Cow::Owned(format!("{lead}{shown}…")), col - skip + lead.chars().count())
+        (
+            std::borrow::Cow::Owned(format!("{lead}{shown}…")),
+            col - skip + lead.chars().count(),
+        )
     } else {
         (std::borrow::Cow::Borrowed(full), col)
     };

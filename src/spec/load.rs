@@ -83,7 +83,11 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
         .read(&rel)
         .map_err(|m| fail(shown.clone(), m.replacen(&rel, &shown, 1)))?;
     // In a repository, files are shown from its root; elsewhere as the user typed them.
-    let display = if reader.in_git() { main.rel.clone() } else { shown.clone() };
+    let display = if reader.in_git() {
+        main.rel.clone()
+    } else {
+        shown.clone()
+    };
     let label = format!("{display}{}", main.suffix);
     let mut sources = Sources::default();
     let file = sources.add(display, main.text);

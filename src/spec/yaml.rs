@@ -274,15 +274,27 @@ fn saphyr_error(e: &serde_saphyr::Error, text: &str, file: u32) -> Diagnostic {
     }
     let lower = msg.to_lowercase();
     let (code, hint) = if lower.contains("duplicate") {
-        ("duplicate-key", "each key may appear once in a mapping: remove or rename one of them")
+        (
+            "duplicate-key",
+            "each key may appear once in a mapping: remove or rename one of them",
+        )
     } else if lower.contains("tabs ") {
         ("yaml-tab", "YAML forbids tabs for indentation: use spaces")
     } else if lower.contains("recursion") || lower.contains("depth") {
-        ("yaml-budget", "the document is nested too deeply; a host spec never needs this")
+        (
+            "yaml-budget",
+            "the document is nested too deeply; a host spec never needs this",
+        )
     } else if lower.contains("budget") || lower.contains("alias") {
-        ("yaml-budget", "the document expands too many aliases; a host spec never needs this")
+        (
+            "yaml-budget",
+            "the document expands too many aliases; a host spec never needs this",
+        )
     } else {
-        ("yaml-syntax", "check the indentation and quoting around this position")
+        (
+            "yaml-syntax",
+            "check the indentation and quoting around this position",
+        )
     };
     let span = e
         .location()

@@ -1,0 +1,7 @@
+//! The integration tests: one binary, one module per area (fast tier: no root, no VM).
+mod bad_input;
+mod common;
+mod git;
+mod schema;
+mod spec_fuzz;
+mod validate;
