@@ -236,9 +236,10 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         return;
     };
     let (line, col) = f.line_col(span.start as usize);
-    // Show at most ~100 characters of a long line, around the column.
+    // Show at most ~100 characters of a long line, around the column; the header keeps the
+    // real column.
     let full = f.line_text(line);
-    let (text, col) = if full.chars().count() > 120 {
+    let (text, caret_col) = if full.chars().count() > 120 {
         let skip = col.saturating_sub(40);
         let shown: String = full.chars().skip(skip).take(100).collect();
         let lead = if skip > 0 { "…" } else { "" };
@@ -272,7 +273,7 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         .next()
         .map(|l| l.chars().count())
         .unwrap_or(0)
-        .clamp(1, text.chars().count().saturating_sub(col - 1).max(1));
+        .clamp(1, text.chars().count().saturating_sub(caret_col - 1).max(1));
     let _ = writeln!(
         out,
         "{:width$} {bar} {:pad$}{}{}",
@@ -280,7 +281,7 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         "",
         paint(style, "1;31", &"^".repeat(caret_len)),
         note.map(|n| format!(" {n}")).unwrap_or_default(),
-        pad = col - 1
+        pad = caret_col - 1
     );
 }
 

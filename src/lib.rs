@@ -2,3 +2,4 @@
 pub mod cli;
 pub mod diag;
 pub mod spec;
+pub mod synthetic;

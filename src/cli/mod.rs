@@ -69,7 +69,18 @@ impl ColorChoice {
     }
 }
 
+/// Die quietly on a closed pipe (`hostform validate | head`), as other Unix tools do,
+/// instead of failing a write and reporting an internal error.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: restoring the default disposition installs no Rust handler; nothing runs
+    // in signal context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 pub fn main() -> i32 {
+    default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

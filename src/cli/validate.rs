@@ -57,7 +57,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
                     let summary = summarize(&l.spec);
                     (l.label, l.commit, l.sources, l.warnings, Some(summary))
                 }
-                Err(f) => (f.label, None, f.sources, f.diagnostics, None),
+                Err(f) => (f.label, f.commit, f.sources, f.diagnostics, None),
             };
         let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
         let warnings: Vec<&Diagnostic> = diags.iter().filter(|d| !d.is_error()).collect();

@@ -30,6 +30,8 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct Failed {
     pub label: String,
+    /// Full commit id when the spec came from git.
+    pub commit: Option<String>,
     pub sources: Sources,
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -73,6 +75,7 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
         };
         Failed {
             label,
+            commit: None,
             sources: Sources::default(),
             diagnostics: vec![Diagnostic::error(msg).code("read").maybe_hint(hint)],
         }
@@ -96,6 +99,7 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
         Err(d) => {
             return Err(Failed {
                 label,
+                commit: reader.commit(),
                 sources,
                 diagnostics: vec![d],
             });
@@ -105,32 +109,32 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
     // Included fragments are parsed into the same source table.
     let mut fragments: Vec<(String, Node)> = Vec::new();
     let mut early: Vec<Diagnostic> = Vec::new();
-    if let Some(inc) = root.get("include") {
-        if let NodeKind::Seq(items) = &inc.kind {
-            for item in items {
-                let Some(p) = item.as_str() else { continue };
-                let target = match reader.join(&rel, p) {
-                    Ok(t) => t,
-                    Err(m) => {
-                        early.push(
-                            Diagnostic::error(format!("include {m}"))
-                                .code("path-escape")
-                                .at(item.span)
-                                .hint("includes must be relative paths inside the spec repository"),
-                        );
-                        continue;
-                    }
-                };
-                match reader.read(&target) {
-                    Ok(t) => {
-                        let id = sources.add(t.rel.clone(), t.text);
-                        match yaml::parse(&sources.files[id as usize].text, id) {
-                            Ok(n) => fragments.push((t.rel, n)),
-                            Err(d) => early.push(d),
-                        }
-                    }
-                    Err(m) => early.push(Diagnostic::error(m).code("include").at(item.span)),
+    if let Some(inc) = root.get("include")
+        && let NodeKind::Seq(items) = &inc.kind
+    {
+        for item in items {
+            let Some(p) = item.as_str() else { continue };
+            let target = match reader.join(&rel, p) {
+                Ok(t) => t,
+                Err(m) => {
+                    early.push(
+                        Diagnostic::error(format!("include {m}"))
+                            .code("path-escape")
+                            .at(item.span)
+                            .hint("includes must be relative paths inside the spec repository"),
+                    );
+                    continue;
                 }
+            };
+            match reader.read(&target) {
+                Ok(t) => {
+                    let id = sources.add(t.rel.clone(), t.text);
+                    match yaml::parse(&sources.files[id as usize].text, id) {
+                        Ok(n) => fragments.push((t.rel, n)),
+                        Err(d) => early.push(d),
+                    }
+                }
+                Err(m) => early.push(Diagnostic::error(m).code("include").at(item.span)),
             }
         }
     }
@@ -177,6 +181,7 @@ fn finish(
         }),
         _ => Err(Failed {
             label,
+            commit: reader.and_then(Reader::commit),
             sources,
             diagnostics: errors.into_iter().chain(warnings).collect(),
         }),
@@ -192,6 +197,7 @@ pub fn load_str(name: &str, text: &str) -> Result<Loaded, Failed> {
         Err(d) => {
             return Err(Failed {
                 label: name.into(),
+                commit: None,
                 sources,
                 diagnostics: vec![d],
             });
@@ -376,9 +382,25 @@ fn decode(
         };
         for (k, v) in m {
             match k.name.as_str() {
-                "vm-defaults" => defaults = Some(v.clone()),
+                "vm-defaults" => {
+                    defaults = Some(match defaults {
+                        Some(base) => base.merged_with(v),
+                        None => v.clone(),
+                    })
+                }
                 "vm-templates" => {
                     for (tk, tv) in v.as_map().unwrap_or_default() {
+                        if let Some((prev, _)) = all_templates.get(&tk.name) {
+                            dec.push(
+                                Diagnostic::error(format!(
+                                    "template `{}` is defined twice",
+                                    tk.name
+                                ))
+                                .code("duplicate")
+                                .at(tk.span)
+                                .related(prev.span, "also defined here"),
+                            );
+                        }
                         all_templates.insert(tk.name.clone(), (tk.clone(), tv.clone()));
                     }
                 }
@@ -466,8 +488,11 @@ fn resolve_vm(
 ) -> Option<Node> {
     let mut chain: Vec<&Node> = vec![vm];
     let mut seen: Vec<String> = Vec::new();
-    let mut cur = vm;
-    while let Some(t) = cur.get("template") {
+    // A guest without its own `template` uses the one `vm-defaults` names, if any.
+    let mut next = vm
+        .get("template")
+        .or_else(|| defaults.and_then(|d| d.get("template")));
+    while let Some(t) = next {
         let Some(name) = t.as_str() else {
             return Some(vm.clone()); // the decoder reports the type error
         };
@@ -494,7 +519,7 @@ fn resolve_vm(
             return None;
         };
         chain.push(tnode);
-        cur = tnode;
+        next = tnode.get("template");
     }
     let mut acc: Option<Node> = defaults.cloned();
     for n in chain.iter().rev() {
@@ -555,14 +580,12 @@ fn volume_groups(
 /// Lay `like: other` disks out as copies of the other disk's partitions.
 fn expand_like(spec: &mut Spec, diags: &mut Vec<Diagnostic>) {
     let names: Vec<Sp<String>> = spec.disks.keys().cloned().collect();
+    let mut cycles: BTreeSet<Vec<String>> = BTreeSet::new();
     for name in names {
         let mut seen = vec![name.value.clone()];
         let mut cur = name.clone();
         let mut source: Option<Vec<Partition>> = None;
-        loop {
-            let Some(disk) = spec.disks.get(&cur) else {
-                break;
-            };
+        while let Some(disk) = spec.disks.get(&cur) {
             let Some(like) = &disk.like else {
                 if cur != name {
                     source = Some(disk.partitions.clone());
@@ -571,6 +594,12 @@ fn expand_like(spec: &mut Spec, diags: &mut Vec<Diagnostic>) {
             };
             if seen.contains(&like.value) {
                 seen.push(like.value.clone());
+                let start = seen.iter().position(|x| *x == like.value).unwrap_or(0);
+                let mut key: Vec<String> = seen[start..seen.len() - 1].to_vec();
+                key.sort();
+                if !cycles.insert(key) {
+                    break;
+                }
                 diags.push(
                     Diagnostic::error(format!("`like` forms a cycle: {}", seen.join(" → ")))
                         .code("cycle")

@@ -44,7 +44,7 @@ impl Size {
             .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
             .unwrap_or(t.len());
         let (num, unit) = (t[..split].replace('_', ""), t[split..].trim());
-        if num.is_empty() {
+        if num.is_empty() || num.starts_with('.') {
             return Err(format!("`{s}` is not a size\nhint: {SIZE_HINT}"));
         }
         if unit.is_empty() {
@@ -66,7 +66,7 @@ impl Size {
             let frac_v: u128 = frac.parse().map_err(|_| format!("`{s}` is not a size"))?;
             let whole = int.saturating_mul(scale).saturating_add(frac_v);
             let b = whole.saturating_mul(factor as u128);
-            if b % scale != 0 {
+            if !b.is_multiple_of(scale) {
                 return Err(format!(
                     "`{s}` is not a whole number of bytes\nhint: use a smaller unit"
                 ));
@@ -101,7 +101,7 @@ impl fmt::Display for Size {
             ("MiB", MIB),
             ("KiB", KIB),
         ] {
-            if b >= factor && b % factor == 0 {
+            if b >= factor && b.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", b / factor);
             }
         }

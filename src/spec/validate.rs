@@ -148,6 +148,14 @@ impl Ctx<'_> {
 
     /// Estimated usable size of a device, when the spec gives enough sizes.
     fn device_size(&self, d: &DeviceRef) -> Option<u64> {
+        self.device_size_at(d, 0)
+    }
+
+    fn device_size_at(&self, d: &DeviceRef, depth: u8) -> Option<u64> {
+        // Arrays may stack (RAID1 over RAID0); a loop among them is reported elsewhere.
+        if depth > 8 {
+            return None;
+        }
         match d {
             DeviceRef::Disk(n) => self.spec.disks.get(n.as_str())?.size.map(|s| s.value.0),
             DeviceRef::Partition(dn, pn) => {
@@ -175,7 +183,7 @@ impl Ctx<'_> {
                 let mut sizes = Vec::new();
                 for m in &arr.devices {
                     let r = resolve_quiet(self.spec, &m.value)?;
-                    sizes.push(self.device_size(&r)?);
+                    sizes.push(self.device_size_at(&r, depth + 1)?);
                 }
                 let min = *sizes.iter().min()?;
                 // md 1.2 superblock and bitmap: reserve a little per member.
@@ -213,12 +221,50 @@ pub fn validate(spec: &Spec, declared: &Declared) -> Vec<Diagnostic> {
     disks(&mut c);
     let mut consumers: BTreeMap<DeviceRef, (String, Span)> = BTreeMap::new();
     arrays(&mut c, &mut consumers);
+    array_cycles(&mut c);
     volume_groups(&mut c, &mut consumers);
     whole_disks(&mut c, &consumers);
     bridges(&mut c);
     vms(&mut c);
     shutdown(&mut c);
+    protection_conflicts(&mut c);
     c.out
+}
+
+/// `prevent-destroy` and `state: absent` on one resource contradict each other.
+fn protection_conflicts(c: &mut Ctx) {
+    let mut found: Vec<(Span, String)> = Vec::new();
+    for (n, a) in &c.spec.arrays {
+        if a.prevent_destroy && a.state == Presence::Absent {
+            found.push((n.span, format!("array `{n}`")));
+        }
+    }
+    for (n, vg) in &c.spec.volume_groups {
+        if vg.prevent_destroy && vg.state == Presence::Absent {
+            found.push((n.span, format!("volume group `{n}`")));
+        }
+        for (l, lv) in &vg.lvs {
+            if lv.prevent_destroy && lv.state == Presence::Absent {
+                found.push((l.span, format!("logical volume `{n}/{l}`")));
+            }
+        }
+    }
+    for (n, b) in &c.spec.bridges {
+        if b.prevent_destroy && b.state == Presence::Absent {
+            found.push((n.span, format!("bridge `{n}`")));
+        }
+    }
+    for (span, what) in found {
+        c.error(
+            "conflict",
+            span,
+            format!("{what} is both `prevent-destroy` and `state: absent`"),
+        )
+        .hint = Some(
+            "remove `prevent-destroy` first (in its own reviewed change) if it really must go"
+                .into(),
+        );
+    }
 }
 
 fn disks(c: &mut Ctx) {
@@ -372,12 +418,12 @@ fn arrays(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
                         .and_then(|x| x.partitions.iter().find(|q| q.name.value == *p))
                         .map(|q| q.kind);
                     if let Some(k) = kind
-                        && k != PartType::LinuxRaid
+                        && !matches!(k, PartType::LinuxRaid | PartType::BiosBoot)
                     {
                         c.warn(
                             "part-type",
                             m.span,
-                            format!("partition {d}/{p} is of type {k:?}, not linux-raid"),
+                            format!("partition {d}/{p} is of type {}, not linux-raid", k.name()),
                         )
                         .hint = Some("set `type: linux-raid` on RAID members".into());
                     }
@@ -656,7 +702,8 @@ fn bridges(c: &mut Ctx) {
             }
         }
         if let Some(gw) = br.gateway {
-            if !br.addresses.iter().any(|a| a.value.contains(gw.value.0)) {
+            let link_local = matches!(gw.value.0, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80);
+            if !link_local && !br.addresses.iter().any(|a| a.value.contains(gw.value.0)) {
                 c.error(
                     "gateway",
                     gw.span,
@@ -764,6 +811,20 @@ fn vms(c: &mut Ctx) {
                 continue;
             };
             match c.spec.volume_groups.get(vgn) {
+                Some(vg)
+                    if vg.lvs.get(lvn).is_some_and(|l| l.state == Presence::Absent)
+                        && vm.state != Some(VmState::Absent) =>
+                {
+                    c.error(
+                        "conflict",
+                        d.lv.span,
+                        format!(
+                            "guest `{name}` uses `{}`, which the spec removes (`state: absent`)",
+                            d.lv
+                        ),
+                    )
+                    .hint = Some("detach the disk, or keep the LV".into());
+                }
                 Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
                 Some(_) => {
                     if !c.declared.lvs.contains(&d.lv.value) {
@@ -838,16 +899,16 @@ fn vms(c: &mut Ctx) {
                 )
                 .hint = Some(h.unwrap_or_else(|| "declare it under `bridges`".into()));
             }
-            if let Some(mac) = n.mac {
-                if let Some(prev) = macs.insert(mac.value.to_string(), mac.span) {
-                    c.error(
-                        "duplicate",
-                        mac.span,
-                        format!("MAC address {mac} is used twice"),
-                    )
-                    .related
-                    .push((prev, "first used here".into()));
-                }
+            if let Some(mac) = n.mac
+                && let Some(prev) = macs.insert(mac.value.to_string(), mac.span)
+            {
+                c.error(
+                    "duplicate",
+                    mac.span,
+                    format!("MAC address {mac} is used twice"),
+                )
+                .related
+                .push((prev, "first used here".into()));
             }
         }
         let mut deps = BTreeSet::new();
@@ -1011,6 +1072,28 @@ fn dependency_cycles(c: &mut Ctx) {
 }
 
 fn shutdown(c: &mut Ctx) {
+    let timeouts = c
+        .spec
+        .shutdown
+        .timeout
+        .iter()
+        .chain(
+            c.spec
+                .vms
+                .values()
+                .filter_map(|v| v.shutdown_timeout.as_ref()),
+        )
+        .filter(|t| t.value.secs() == 0)
+        .map(|t| t.span)
+        .collect::<Vec<_>>();
+    for span in timeouts {
+        c.error(
+            "size",
+            span,
+            "a shutdown timeout of 0s gives guests no time to stop cleanly",
+        )
+        .hint = Some("give at least a few seconds; 120s is common".into());
+    }
     let mut seen = BTreeSet::new();
     for f in &c.spec.shutdown.first {
         if !c.spec.vms.contains_key(f.value.as_str()) && !c.declared.vms.contains(&f.value) {
@@ -1024,6 +1107,47 @@ fn shutdown(c: &mut Ctx) {
         }
         if !seen.insert(f.value.as_str()) {
             c.warn("duplicate", f.span, format!("`{f}` is listed twice"));
+        }
+    }
+}
+
+/// Arrays built on arrays must not loop (md0 in md1 in md0).
+fn array_cycles(c: &mut Ctx) {
+    let arrays = &c.spec.arrays;
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    for start in arrays.keys() {
+        // Depth-first along array members, looking for a way back to `start`.
+        let mut stack: Vec<(String, Vec<String>, Vec<Span>)> =
+            vec![(start.value.clone(), vec![start.value.clone()], Vec::new())];
+        let mut seen = BTreeSet::new();
+        while let Some((cur, path, spans)) = stack.pop() {
+            let Some(arr) = arrays.get(cur.as_str()) else {
+                continue;
+            };
+            for m in arr.devices.iter().chain(&arr.spares) {
+                if !arrays.contains_key(m.value.as_str()) || m.value == cur {
+                    continue;
+                }
+                let mut p = path.clone();
+                p.push(m.value.clone());
+                let mut sp = spans.clone();
+                sp.push(m.span);
+                if m.value == start.value {
+                    let mut key = p[..p.len() - 1].to_vec();
+                    key.sort();
+                    if reported.insert(key) {
+                        let d = c.error(
+                            "cycle",
+                            m.span,
+                            format!("arrays contain each other: {}", p.join(" ⊃ ")),
+                        );
+                        d.hint =
+                            Some("an array cannot be built, directly or not, on itself".into());
+                    }
+                } else if seen.insert(m.value.clone()) {
+                    stack.push((m.value.clone(), p, sp));
+                }
+            }
         }
     }
 }

@@ -273,6 +273,18 @@ fn saphyr_error(e: &serde_saphyr::Error, text: &str, file: u32) -> Diagnostic {
         msg.truncate(i);
     }
     let lower = msg.to_lowercase();
+    if lower.contains("documents") {
+        return Diagnostic::error(
+            "a spec holds one YAML document, but this file has more (a second `---`)",
+        )
+        .code("yaml-syntax")
+        .at(Span {
+            file,
+            start: 0,
+            len: 0,
+        })
+        .hint("put each host in its own file");
+    }
     let (code, hint) = if lower.contains("duplicate") {
         (
             "duplicate-key",

@@ -184,3 +184,31 @@ fn warnings_do_not_fail_validation() {
     assert!(stderr(&o).contains("warning[image-missing]"));
     assert!(stdout(&o).contains("1 warning"));
 }
+
+#[test]
+fn templates_chain_and_vm_defaults_may_name_one() {
+    let text = "host: h\nvm-defaults: { hypervisor: xen, template: base }\nvm-templates:\n  base: { memory: 1GiB, vcpus: 1 }\n  big: { template: base, vcpus: 8 }\nvms:\n  a: {}\n  b: { template: big, memory: 4GiB }\n";
+    let l = hostform::spec::load_str("t.yaml", text).expect("valid");
+    let a = &l.spec.vms["a"];
+    assert_eq!(a.memory.map(|m| m.value.0), Some(1 << 30), "a gets base through vm-defaults");
+    let b = &l.spec.vms["b"];
+    assert_eq!(b.vcpus.map(|v| v.value), Some(8), "big's vcpus");
+    assert_eq!(b.memory.map(|m| m.value.0), Some(4 << 30), "b's own memory wins");
+    let cyclic = "host: h\nvm-templates:\n  x: { template: y }\n  y: { template: x }\nvms:\n  a: { template: x }\n";
+    let f = hostform::spec::load_str("c.yaml", cyclic).expect_err("cycle");
+    assert!(f.diagnostics.iter().any(|d| d.message.contains("templates form a cycle: x → y → x")), "{:?}", f.diagnostics);
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_internal_error() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostform"))
+        .args(["schema"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the schema is written
+    let status = child.wait().unwrap();
+    assert_ne!(status.code(), Some(255), "{status:?}");
+    assert_ne!(status.code(), Some(101), "{status:?}");
+}
