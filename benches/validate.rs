@@ -34,6 +34,64 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+/// Time and peak heap of one load of `text` (expected to fail or succeed, either way bounded).
+fn measure(dir: &std::path::Path, name: &str, bytes: &[u8]) -> (f64, usize, bool) {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    let base = CURRENT.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let t = Instant::now();
+    let ok = hostform::spec::load(&path, None).is_ok();
+    let dt = t.elapsed().as_secs_f64();
+    (dt, PEAK.load(Relaxed) - base, ok)
+}
+
+fn hostile(dir: &std::path::Path) {
+    let mut laughs = String::from("host: a\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut prev = 'a';
+    for c in "bcdefghi".chars() {
+        laughs.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+        prev = c;
+    }
+    let deep = format!("host: a\nx: {}{}\n", "[".repeat(1_000_000), "]".repeat(1_000_000));
+    // The largest file accepted: one VG full of valid LVs, up to the size limit.
+    let mut max = String::from(
+        "host: a\ndisks:\n  sda: { serial: S1 }\nvolume-groups:\n  vg0:\n    pvs: [sda]\n    lvs:\n",
+    );
+    let mut i = 0;
+    loop {
+        let line = format!("      x{i:07}: {{ size: 1GiB }}\n");
+        if max.len() + line.len() > hostform::spec::yaml::MAX_SPEC_BYTES {
+            break;
+        }
+        max.push_str(&line);
+        i += 1;
+    }
+    // The densest YAML there is: a flow list of one-character values, up to the size limit.
+    let dense = format!("host: a\nx: [{}1]\n", "1,".repeat(hostform::spec::yaml::MAX_SPEC_BYTES / 2 - 16));
+    let mut too_big = vec![b'#'; 100 * 1024 * 1024];
+    too_big[..8].copy_from_slice(b"host: a\n");
+    println!();
+    println!("| hostile input | size | time | peak heap | outcome |");
+    println!("|---|---:|---:|---:|---|");
+    for (name, bytes) in [
+        ("billion laughs (9^8 aliases)", laughs.into_bytes()),
+        ("1,000,000 nested lists", deep.into_bytes()),
+        ("8 MiB of LVs (size limit)", max.into_bytes()),
+        ("8 MiB flow list `[1,1,…]`", dense.into_bytes()),
+        ("100 MB file", too_big),
+    ] {
+        let (t, peak, ok) = measure(dir, "hostile.yaml", &bytes);
+        println!(
+            "| {name} | {:.1} MB | {:.0} ms | {:.1} MB | {} |",
+            bytes.len() as f64 / 1e6,
+            t * 1e3,
+            peak as f64 / 1e6,
+            if ok { "loaded" } else { "refused" }
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -78,4 +136,5 @@ fn main() {
             med * 1e6 / resources as f64
         );
     }
+    hostile(dir.path());
 }

@@ -54,10 +54,10 @@ const SECTIONS: &[&str] = &[
     "shutdown",
 ];
 
-/// Names declared in the spec, including those of entries that failed to decode, so that
-/// a broken resource does not also produce "dangling reference" errors everywhere it is used.
+/// Names of resources that are in the spec but failed to decode (their errors are already
+/// reported), so that they do not also produce "dangling reference" errors where they are used.
 #[derive(Debug, Default)]
-pub struct Declared {
+pub struct Broken {
     pub disks: BTreeSet<String>,
     pub partitions: BTreeSet<String>,
     pub arrays: BTreeSet<String>,
@@ -156,15 +156,15 @@ fn finish(
     for d in early {
         dec.push(d);
     }
-    let mut declared = Declared::default();
-    let spec = decode(&root, &fragments, &dec, &mut declared);
+    let mut broken = Broken::default();
+    let spec = decode(&root, &fragments, &dec, &mut broken);
     if let (Some(spec), Some(reader)) = (&spec, reader) {
         check_images(spec, reader, &rel, &dec);
     }
     let mut diagnostics = dec.into_errors();
     let spec = spec.map(|mut s| {
         expand_like(&mut s, &mut diagnostics);
-        diagnostics.extend(super::validate::validate(&s, &declared));
+        diagnostics.extend(super::validate::validate(&s, &broken));
         s
     });
     dedup(&mut diagnostics);
@@ -242,9 +242,13 @@ fn entries<T: serde::de::DeserializeOwned>(
         return out;
     };
     for (key, value) in map {
-        names.insert(key.name.clone());
-        if let Some(v) = dec.decode::<T>(value) {
-            out.insert(Sp::new(key.name.clone(), key.span), v);
+        match dec.decode::<T>(value) {
+            Some(v) => {
+                out.insert(Sp::new(key.name.clone(), key.span), v);
+            }
+            None => {
+                names.insert(key.name.clone());
+            }
         }
     }
     out
@@ -269,7 +273,7 @@ fn decode(
     root: &Node,
     fragments: &[(String, Node)],
     dec: &Decoder,
-    declared: &mut Declared,
+    broken: &mut Broken,
 ) -> Option<Spec> {
     let Some(map) = root.as_map() else {
         dec.push(
@@ -316,21 +320,24 @@ fn decode(
             "libvirt" => spec.libvirt = dec.decode(value).unwrap_or_default(),
             "shutdown" => spec.shutdown = dec.decode(value).unwrap_or_default(),
             "disks" => {
-                spec.disks = entries(value, "disks", dec, &mut declared.disks);
+                spec.disks = entries(value, "disks", dec, &mut broken.disks);
                 for (d, n) in value.as_map().unwrap_or_default() {
+                    if !broken.disks.contains(&d.name) {
+                        continue;
+                    }
                     if let Some(NodeKind::Seq(parts)) = n.get("partitions").map(|p| &p.kind) {
                         for p in parts {
                             if let Some(pn) = p.get("name").and_then(Node::as_str) {
-                                declared.partitions.insert(format!("{}/{pn}", d.name));
+                                broken.partitions.insert(format!("{}/{pn}", d.name));
                             }
                         }
                     }
                 }
             }
-            "arrays" => spec.arrays = entries(value, "arrays", dec, &mut declared.arrays),
-            "bridges" => spec.bridges = entries(value, "bridges", dec, &mut declared.bridges),
+            "arrays" => spec.arrays = entries(value, "arrays", dec, &mut broken.arrays),
+            "bridges" => spec.bridges = entries(value, "bridges", dec, &mut broken.bridges),
             "volume-groups" => {
-                spec.volume_groups = volume_groups(value, dec, declared);
+                spec.volume_groups = volume_groups(value, dec, broken);
             }
             "vm-defaults" => vm_defaults = Some(value),
             "vm-templates" => match value.as_map() {
@@ -448,12 +455,15 @@ fn decode(
         match vms.as_map() {
             Some(m) => {
                 for (k, v) in m {
-                    declared.vms.insert(k.name.clone());
-                    let Some(merged) = resolve_vm(v, defaults.as_ref(), &all_templates, dec) else {
-                        continue;
-                    };
-                    if let Some(vm) = dec.decode::<Vm>(&merged) {
-                        spec.vms.insert(Sp::new(k.name.clone(), k.span), vm);
+                    let vm = resolve_vm(v, defaults.as_ref(), &all_templates, dec)
+                        .and_then(|merged| dec.decode::<Vm>(&merged));
+                    match vm {
+                        Some(vm) => {
+                            spec.vms.insert(Sp::new(k.name.clone(), k.span), vm);
+                        }
+                        None => {
+                            broken.vms.insert(k.name.clone());
+                        }
                     }
                 }
             }
@@ -534,7 +544,7 @@ fn resolve_vm(
 fn volume_groups(
     node: &Node,
     dec: &Decoder,
-    declared: &mut Declared,
+    broken: &mut Broken,
 ) -> IndexMap<Sp<String>, VolumeGroup> {
     let mut out = IndexMap::new();
     let Some(map) = node.as_map() else {
@@ -551,27 +561,36 @@ fn volume_groups(
         return out;
     };
     for (key, value) in map {
-        declared.vgs.insert(key.name.clone());
         let mut lvs = IndexMap::new();
         let mut snaps = IndexMap::new();
         if let Some(l) = value.get("lvs") {
             let mut names = BTreeSet::new();
             lvs = entries::<Lv>(l, "lvs", dec, &mut names);
-            declared
+            broken
                 .lvs
                 .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
         }
         if let Some(s) = value.get("snapshots") {
             let mut names = BTreeSet::new();
             snaps = entries::<Snapshot>(s, "snapshots", dec, &mut names);
-            declared
+            broken
                 .lvs
                 .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
         }
-        if let Some(mut vg) = dec.decode::<VolumeGroup>(&without(value, &["lvs", "snapshots"])) {
-            vg.lvs = lvs;
-            vg.snapshots = snaps;
-            out.insert(Sp::new(key.name.clone(), key.span), vg);
+        match dec.decode::<VolumeGroup>(&without(value, &["lvs", "snapshots"])) {
+            Some(mut vg) => {
+                vg.lvs = lvs;
+                vg.snapshots = snaps;
+                out.insert(Sp::new(key.name.clone(), key.span), vg);
+            }
+            None => {
+                broken.vgs.insert(key.name.clone());
+                broken.lvs.extend(
+                    lvs.keys()
+                        .chain(snaps.keys())
+                        .map(|n| format!("{}/{n}", key.name)),
+                );
+            }
         }
     }
     out

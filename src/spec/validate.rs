@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::de::Sp;
-use super::load::Declared;
+use super::load::Broken;
 use super::names;
 use super::types::*;
 use super::units::{LvSize, MIB, PartSize};
@@ -30,7 +30,7 @@ impl std::fmt::Display for DeviceRef {
 
 struct Ctx<'a> {
     spec: &'a Spec,
-    declared: &'a Declared,
+    broken: &'a Broken,
     out: Vec<Diagnostic>,
 }
 
@@ -66,7 +66,7 @@ impl Ctx<'_> {
                 if disk.partitions.iter().any(|x| x.name.value == p) {
                     return Some(DeviceRef::Partition(d.into(), p.into()));
                 }
-                if !self.declared.partitions.contains(s) {
+                if !self.broken.partitions.contains(s) {
                     let cands: Vec<String> = disk
                         .partitions
                         .iter()
@@ -97,7 +97,7 @@ impl Ctx<'_> {
                 }
                 return None;
             }
-            if !self.declared.disks.contains(d) {
+            if !self.broken.disks.contains(d) {
                 let h = did_you_mean(d, self.spec.disks.keys().map(|k| k.value.as_str()));
                 self.error(
                     "dangling",
@@ -123,7 +123,7 @@ impl Ctx<'_> {
             (true, false) => Some(DeviceRef::Disk(s.into())),
             (false, true) => Some(DeviceRef::Array(s.into())),
             _ => {
-                if !self.declared.disks.contains(s) && !self.declared.arrays.contains(s) {
+                if !self.broken.disks.contains(s) && !self.broken.arrays.contains(s) {
                     let cands: Vec<&str> = self
                         .spec
                         .disks
@@ -211,10 +211,10 @@ fn resolve_quiet(spec: &Spec, s: &str) -> Option<DeviceRef> {
     }
 }
 
-pub fn validate(spec: &Spec, declared: &Declared) -> Vec<Diagnostic> {
+pub fn validate(spec: &Spec, broken: &Broken) -> Vec<Diagnostic> {
     let mut c = Ctx {
         spec,
-        declared,
+        broken,
         out: Vec::new(),
     };
     c.rule(names::host(&spec.host), spec.host.span);
@@ -444,7 +444,7 @@ fn arrays(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
         }
         for b in &arr.bootloader_on {
             let Some(disk) = c.spec.disks.get(b.value.as_str()) else {
-                if !c.declared.disks.contains(&b.value) {
+                if !c.broken.disks.contains(&b.value) {
                     let h = did_you_mean(b, c.spec.disks.keys().map(|k| k.value.as_str()));
                     c.error(
                         "dangling",
@@ -599,11 +599,17 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                     )
                     .hint = Some("snapshot the origin LV instead".into());
                 } else if !c
-                    .declared
+                    .broken
                     .lvs
                     .contains(&format!("{vgname}/{}", snap.origin))
                 {
-                    let h = did_you_mean(&snap.origin, vg.lvs.keys().map(|k| k.value.as_str()));
+                    let prefix = format!("{vgname}/");
+                    let h = did_you_mean(
+                        &snap.origin,
+                        vg.lvs.keys().map(|k| k.value.as_str()).chain(
+                            c.broken.lvs.iter().filter_map(|k| k.strip_prefix(prefix.as_str())),
+                        ),
+                    );
                     c.error(
                         "dangling",
                         snap.origin.span,
@@ -826,15 +832,17 @@ fn vms(c: &mut Ctx) {
                     .hint = Some("detach the disk, or keep the LV".into());
                 }
                 Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
-                Some(_) => {
-                    if !c.declared.lvs.contains(&d.lv.value) {
+                Some(vg) => {
+                    if !c.broken.lvs.contains(&d.lv.value) {
                         let prefix = format!("{vgn}/");
                         let h = did_you_mean(
                             lvn,
-                            c.declared
-                                .lvs
-                                .iter()
-                                .filter_map(|k| k.strip_prefix(prefix.as_str())),
+                            vg.lvs.keys().map(|k| k.value.as_str()).chain(
+                                c.broken
+                                    .lvs
+                                    .iter()
+                                    .filter_map(|k| k.strip_prefix(prefix.as_str())),
+                            ),
                         );
                         c.error(
                             "dangling",
@@ -854,7 +862,7 @@ fn vms(c: &mut Ctx) {
                     }
                 }
                 None => {
-                    if !c.declared.vgs.contains(vgn) {
+                    if !c.broken.vgs.contains(vgn) {
                         let h = did_you_mean(
                             vgn,
                             c.spec.volume_groups.keys().map(|k| k.value.as_str()),
@@ -886,7 +894,7 @@ fn vms(c: &mut Ctx) {
         }
         for n in &vm.nics {
             if !c.spec.bridges.contains_key(n.bridge.value.as_str())
-                && !c.declared.bridges.contains(&n.bridge.value)
+                && !c.broken.bridges.contains(&n.bridge.value)
             {
                 let h = did_you_mean(&n.bridge, c.spec.bridges.keys().map(|k| k.value.as_str()));
                 c.error(
@@ -916,7 +924,7 @@ fn vms(c: &mut Ctx) {
             if d.value == name.value {
                 c.error("cycle", d.span, format!("guest `{name}` depends on itself"));
             } else if !c.spec.vms.contains_key(d.value.as_str()) {
-                if !c.declared.vms.contains(&d.value) {
+                if !c.broken.vms.contains(&d.value) {
                     let h = did_you_mean(d, c.spec.vms.keys().map(|k| k.value.as_str()));
                     c.error(
                         "dangling",
@@ -1096,7 +1104,7 @@ fn shutdown(c: &mut Ctx) {
     }
     let mut seen = BTreeSet::new();
     for f in &c.spec.shutdown.first {
-        if !c.spec.vms.contains_key(f.value.as_str()) && !c.declared.vms.contains(&f.value) {
+        if !c.spec.vms.contains_key(f.value.as_str()) && !c.broken.vms.contains(&f.value) {
             let h = did_you_mean(f, c.spec.vms.keys().map(|k| k.value.as_str()));
             c.error(
                 "dangling",

@@ -12,9 +12,13 @@ use std::fmt;
 
 use crate::diag::{Diagnostic, Span};
 
-/// Largest spec file accepted. A host spec is a few KB; a generated one with 10,000 LVs is
-/// about 1 MB. Anything far larger is a mistake (or an attack) and is refused before parsing.
-pub const MAX_SPEC_BYTES: usize = 16 * 1024 * 1024;
+/// Largest spec file accepted. A host spec is a few KB; a generated one with 50,000 LVs and
+/// 10,000 guests is 5.5 MB. Anything larger is a mistake (or an attack) and is refused before
+/// parsing. Together with [`MAX_NODES`] this keeps any input under 2 s and 200 MB.
+pub const MAX_SPEC_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most YAML values (nodes) in one spec: the 50,000-LV, 10,000-guest spec has about 600,000.
+pub const MAX_NODES: usize = 750_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
@@ -106,117 +110,108 @@ impl Node {
     }
 }
 
-/// Intermediate shape filled by serde-saphyr; converted to [`Node`] with file-relative spans.
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Str(String),
-    Seq(Vec<Spanned<Raw>>),
-    Map(Vec<(Spanned<String>, Spanned<Raw>)>),
-}
-
-impl<'de> Deserialize<'de> for Raw {
+/// Built directly by serde-saphyr: each child arrives wrapped in `Spanned` and takes its
+/// span from it, so the tree is made in one pass. Spans get their file id afterwards.
+impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Raw;
+            type Value = NodeKind;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("any YAML value")
             }
-            fn visit_unit<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
+            fn visit_unit<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Null)
             }
-            fn visit_none<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
+            fn visit_none<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Null)
             }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-                Raw::deserialize(d)
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+                d.deserialize_any(V)
             }
-            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
-                Ok(Raw::Bool(v))
+            fn visit_bool<E>(self, v: bool) -> Result<NodeKind, E> {
+                Ok(NodeKind::Bool(v))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
+            fn visit_i64<E>(self, v: i64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Int(v.into()))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
+            fn visit_u64<E>(self, v: u64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Int(v.into()))
             }
-            fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
-                Ok(Raw::Int(v))
+            fn visit_i128<E>(self, v: i128) -> Result<NodeKind, E> {
+                Ok(NodeKind::Int(v))
             }
-            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Raw, E> {
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<NodeKind, E> {
                 i128::try_from(v)
-                    .map(Raw::Int)
+                    .map(NodeKind::Int)
                     .map_err(|_| E::custom("integer too large"))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
-                Ok(Raw::Float(v))
+            fn visit_f64<E>(self, v: f64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Float(v))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-                Ok(Raw::Str(v.to_owned()))
+            fn visit_str<E>(self, v: &str) -> Result<NodeKind, E> {
+                Ok(NodeKind::Str(v.to_owned()))
             }
-            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-                Ok(Raw::Str(v))
+            fn visit_string<E>(self, v: String) -> Result<NodeKind, E> {
+                Ok(NodeKind::Str(v))
             }
-            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Raw, E> {
-                Err(E::custom(
-                    "binary values (!!binary) are not allowed in a spec",
-                ))
+            // serde-saphyr hands `!!binary` scalars over as strings; raw bytes never
+            // reach a spec, but refuse them should a parser version deliver them.
+            fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<NodeKind, E> {
+                Err(E::custom("binary values are not allowed in a spec"))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
-                let mut v = Vec::new();
-                while let Some(x) = a.next_element()? {
-                    v.push(x)
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
+                while let Some(x) = a.next_element::<Spanned<Node>>()? {
+                    v.push(spanned(x))
                 }
-                Ok(Raw::Seq(v))
+                Ok(NodeKind::Seq(v))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Raw, A::Error> {
-                let mut v = Vec::new();
-                while let Some(k) = a.next_key()? {
-                    v.push((k, a.next_value()?))
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<NodeKind, A::Error> {
+                let mut v = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
+                while let Some(k) = a.next_key::<Spanned<String>>()? {
+                    let key = Key {
+                        span: span_of(&k.defined),
+                        name: k.value,
+                    };
+                    v.push((key, spanned(a.next_value::<Spanned<Node>>()?)))
                 }
-                Ok(Raw::Map(v))
+                Ok(NodeKind::Map(v))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V).map(|kind| Node {
+            kind,
+            span: Span::default(),
+        })
     }
 }
 
-fn span_of(loc: &serde_saphyr::Location, file: u32) -> Span {
+fn spanned(x: Spanned<Node>) -> Node {
+    let mut n = x.value;
+    n.span = span_of(&x.defined);
+    n
+}
+
+fn span_of(loc: &serde_saphyr::Location) -> Span {
     let s = loc.span();
     Span {
-        file,
+        file: 0,
         start: s.byte_offset().unwrap_or(0) as u32,
         len: s.byte_len().unwrap_or(0) as u32,
     }
 }
 
-fn convert(raw: Spanned<Raw>, file: u32) -> Node {
-    let span = span_of(&raw.defined, file);
-    let kind = match raw.value {
-        Raw::Null => NodeKind::Null,
-        Raw::Bool(b) => NodeKind::Bool(b),
-        Raw::Int(i) => NodeKind::Int(i),
-        Raw::Float(f) => NodeKind::Float(f),
-        Raw::Str(s) => NodeKind::Str(s),
-        Raw::Seq(v) => NodeKind::Seq(v.into_iter().map(|x| convert(x, file)).collect()),
-        Raw::Map(v) => NodeKind::Map(
-            v.into_iter()
-                .map(|(k, val)| {
-                    (
-                        Key {
-                            span: span_of(&k.defined, file),
-                            name: k.value,
-                        },
-                        convert(val, file),
-                    )
-                })
-                .collect(),
-        ),
-    };
-    Node { kind, span }
+/// Give every span of a freshly parsed tree its file id.
+fn set_file(n: &mut Node, file: u32) {
+    n.span.file = file;
+    match &mut n.kind {
+        NodeKind::Seq(v) => v.iter_mut().for_each(|c| set_file(c, file)),
+        NodeKind::Map(v) => v.iter_mut().for_each(|(k, c)| {
+            k.span.file = file;
+            set_file(c, file)
+        }),
+        _ => {}
+    }
 }
 
 fn options() -> serde_saphyr::Options {
@@ -226,8 +221,8 @@ fn options() -> serde_saphyr::Options {
             max_aliases: 10_000,
             max_anchors: 10_000,
             max_documents: 1,
-            max_events: 20_000_000,
-            max_nodes: 10_000_000,
+            max_events: 3_000_000,
+            max_nodes: MAX_NODES,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
@@ -255,8 +250,14 @@ pub fn parse(text: &str, file: u32) -> Result<Node, Diagnostic> {
             .code("empty")
             .hint("a spec needs at least `host: NAME`; see docs/spec.md"));
     }
-    match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options()) {
-        Ok(raw) => Ok(convert(raw, file)),
+    match serde_saphyr::from_str_with_options::<Spanned<Node>>(text, options()) {
+        Ok(root) => {
+            let mut root = spanned(root);
+            if file != 0 {
+                set_file(&mut root, file);
+            }
+            Ok(root)
+        }
         Err(e) => Err(saphyr_error(&e, text, file)),
     }
 }
@@ -273,6 +274,14 @@ fn saphyr_error(e: &serde_saphyr::Error, text: &str, file: u32) -> Diagnostic {
         msg.truncate(i);
     }
     let lower = msg.to_lowercase();
+    if lower.contains("nodes {") || lower.contains("events {") {
+        return Diagnostic::error(format!(
+            "the spec is too large: more than {MAX_NODES} YAML values"
+        ))
+        .code("yaml-budget")
+        .at(Span { file, start: 0, len: 0 })
+        .hint("split the hosts into one spec each; a 50,000-LV host needs about 600,000");
+    }
     if lower.contains("documents") {
         return Diagnostic::error(
             "a spec holds one YAML document, but this file has more (a second `---`)",

@@ -1,0 +1,38 @@
+# Shared by scripts/run and scripts/test. Sourced, not executed.
+
+# Debian packages: building, and the real-kernel sandbox (tools used inside the VM come from
+# this machine's own root filesystem, shared read-only into it).
+HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates)
+HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
+  mdadm lvm2 fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+loud() { printf '\n\033[1;33m!!! %s\033[0m\n\n' "$*" >&2; }
+
+# Install what is missing, when we can (root on a Debian-like system). Never fails the
+# caller by itself: the tier that needs a package reports its absence.
+install_missing() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    loud "missing Debian packages (run as root to install them): ${missing[*]}"
+    return 0
+  fi
+  say "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Old package lists may name versions the mirror no longer has: update first.
+  apt-get update -qq >/dev/null || true
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+    loud "apt-get could not install: ${missing[*]}"
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null; then
+    [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+  command -v cargo >/dev/null || { loud "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
+}
