@@ -1,5 +1,6 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
 pub mod cli;
 pub mod diag;
+pub mod runner;
 pub mod spec;
 pub mod synthetic;
