@@ -1,2 +1,3 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
 pub mod cli;
+pub mod sandbox;
