@@ -488,7 +488,7 @@ fn qemu_plan(
     push(&[
         "-append",
         "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init 8250.nr_uarts=1 \
-         no_timer_check random.trust_cpu=on systemd.show_status=0 \
+         no_timer_check random.trust_cpu=on systemd.show_status=0 cryptomgr.notests mitigations=off audit=0 apparmor=0 \
          modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,pcspkr,ata_piix,ata_generic,pata_acpi,\
          powernow_k8,psmouse,serio_raw,i2c_piix4,joydev,evdev,button,aesni_intel,\
          ghash_clmulni_intel,sha512_ssse3,crc32_pclmul,crct10dif_pclmul,polyval_clmulni",
@@ -910,3 +910,6 @@ mod tests {
         assert_eq!(qopt("/a,b"), "/a,,b");
     }
 }
+
+#[cfg(test)]
+mod vm_and_fixture_tests;
