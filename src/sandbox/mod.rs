@@ -463,6 +463,13 @@ fn qemu_plan(
 ) -> Result<QemuPlan, SandboxError> {
     let out_sock = tmp.join("out.sock");
     let ctl_sock = tmp.join("ctl.sock");
+    // sun_path holds 108 bytes including the NUL.
+    if path_str(&ctl_sock)?.len() > 107 {
+        return Err(SandboxError::Config(format!(
+            "temporary directory path {} is too long for a unix socket; set TMPDIR to a shorter path",
+            tmp.display()
+        )));
+    }
     let console_log = tmp.join("console.log");
     let stderr_log = tmp.join("qemu.stderr");
     let mut a: Vec<String> = vec![path_str(&host.qemu)?.to_string()];
@@ -903,6 +910,64 @@ mod tests {
         c.disks.clear();
         c.command.clear();
         assert!(validate(&c).is_err());
+    }
+
+    #[test]
+    fn missing_package_is_named() {
+        let e = SandboxError::Missing {
+            what: "qemu-system-x86_64".into(),
+            searched: vec!["/usr/bin/qemu-system-x86_64".into()],
+            package: "qemu-system-x86",
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("install the Debian package `qemu-system-x86`"),
+            "{msg}"
+        );
+        assert!(msg.contains("/usr/bin/qemu-system-x86_64"), "{msg}");
+    }
+
+    #[test]
+    fn guest_config_quotes_the_command() {
+        let host = HostTools {
+            qemu: "/usr/bin/qemu-system-x86_64".into(),
+            busybox: "/usr/bin/busybox".into(),
+            kernel: Kernel {
+                version: "6.1.0-1-amd64".into(),
+                image: "/boot/vmlinuz-6.1.0-1-amd64".into(),
+                modules_dir: "/lib/modules/6.1.0-1-amd64".into(),
+            },
+            qboot: None,
+            udevd: "/lib/systemd/systemd-udevd".into(),
+            udevadm: "/usr/bin/udevadm".into(),
+            modprobe: "/usr/sbin/modprobe".into(),
+            ip: "/usr/sbin/ip".into(),
+            env: "/usr/bin/env".into(),
+        };
+        let g = initramfs::GuestConfig {
+            hostname: GUEST_HOSTNAME.into(),
+            msize: 512_000,
+            root_cache: "loose".into(),
+            watchdog_secs: 60,
+            share_path: "/work/it's here".into(),
+            share_mode: "ro",
+            cwd: "/work/it's here".into(),
+            modules: vec!["md_mod".into(), "dm_mod".into()],
+            nics: vec![(nic_mac(0), "eth0".into())],
+            command: vec!["sh".into(), "-c".into(), "echo $HOME; exit 3".into()],
+        };
+        let text = g.render(&host);
+        assert!(text.contains("HF_CWD='/work/it'\\''s here'\n"), "{text}");
+        assert!(
+            text.contains("HF_NICS='52:54:00:48:46:00=eth0'\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "hf_command() { exec '/usr/bin/env' -- 'sh' '-c' 'echo $HOME; exit 3'; }"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
