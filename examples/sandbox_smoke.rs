@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --example sandbox_smoke -- [--keep DIR] [--writable] [--timeout SECS]
-//!     [--memory MIB] [--workdir DIR] [--] [COMMAND ARGS...]
+//!     [--memory MIB] [--cpus N] [--workdir DIR] [--] [COMMAND ARGS...]
 //! ```
 //!
 //! The command's output goes to stdout; the summary goes to stderr. The
@@ -21,7 +21,7 @@ const GIB: u64 = 1 << 30;
 fn usage() -> ! {
     eprintln!(
         "usage: sandbox_smoke [--keep DIR] [--writable] [--timeout SECS] [--memory MIB] \
-         [--workdir DIR] [--] [COMMAND ARGS...]"
+         [--cpus N] [--workdir DIR] [--] [COMMAND ARGS...]"
     );
     std::process::exit(2);
 }
@@ -32,6 +32,7 @@ fn main() {
     let mut writable = false;
     let mut timeout = 300u64;
     let mut memory = 1024u32;
+    let mut cpus = 1u32;
     let mut workdir: Option<PathBuf> = None;
     let mut command: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
@@ -46,6 +47,12 @@ fn main() {
             }
             "--memory" => {
                 memory = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "--cpus" => {
+                cpus = args
                     .next()
                     .and_then(|v| v.parse().ok())
                     .unwrap_or_else(|| usage())
@@ -86,6 +93,7 @@ fn main() {
     ];
     cfg.nics = vec!["eth0".into()];
     cfg.memory_mib = memory;
+    cfg.cpus = cpus;
     cfg.keep = keep;
     cfg.workdir_writable = writable;
     cfg.timeout = Duration::from_secs(timeout);

@@ -61,10 +61,29 @@ pub const GUEST_MODULES: [&str; 15] = [
     "8021q",
 ];
 
-/// qemu machine type: i440fx boots quicker than q35 under TCG.
-const MACHINE: &str = "pc";
+/// qemu machine type (q35 sets up PCI interrupts quicker than i440fx).
+const MACHINE: &str = "q35";
 /// CPU model for TCG.
 const CPU: &str = "max";
+
+/// Kernel command line. Everything after `rdinit` only buys speed in a
+/// throwaway TCG guest (crypto self-tests alone took 0.8 s of boot).
+const KERNEL_ARGS: &[&str] = &[
+    "console=ttyS0",
+    "quiet",
+    "loglevel=3",
+    "panic=-1",
+    "rdinit=/init",
+    "8250.nr_uarts=1",
+    "no_timer_check",
+    "random.trust_cpu=on",
+    "cryptomgr.notests",
+    "mitigations=off",
+    "audit=0",
+    "apparmor=0",
+    // kvm would offer nested KVM to tools in the guest, which cannot work.
+    "modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,pcspkr",
+];
 
 /// Longest serial qemu passes to a virtio-blk guest (VIRTIO_BLK_ID_BYTES).
 pub const MAX_SERIAL_LEN: usize = 20;
@@ -91,6 +110,10 @@ pub struct SandboxConfig {
     pub nics: Vec<String>,
     /// Guest memory.
     pub memory_mib: u32,
+    /// Virtual CPUs. 1 boots fastest on a busy 2-core machine: with 2, a
+    /// vCPU often spins waiting for the other one while the host has
+    /// descheduled it.
+    pub cpus: u32,
     /// Host directory shared at the same path in the guest; the command
     /// starts there.
     pub workdir: PathBuf,
@@ -106,13 +129,14 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// A configuration with no disks or NICs, 1024 MiB, a read-only workdir
-    /// and a 5-minute timeout.
+    /// A configuration with no disks or NICs, 1024 MiB, one vCPU, a
+    /// read-only workdir and a 5-minute timeout.
     pub fn new(workdir: impl Into<PathBuf>, command: Vec<String>) -> Self {
         Self {
             disks: Vec::new(),
             nics: Vec::new(),
             memory_mib: 1024,
+            cpus: 1,
             workdir: workdir.into(),
             workdir_writable: false,
             command,
@@ -268,6 +292,9 @@ fn validate(cfg: &SandboxConfig) -> Result<(), SandboxError> {
     }
     if cfg.memory_mib < 256 {
         return bad(format!("memory_mib {} is below 256", cfg.memory_mib));
+    }
+    if !(1..=8).contains(&cfg.cpus) {
+        return bad(format!("cpus {} is not within 1..=8", cfg.cpus));
     }
     if cfg.timeout.is_zero() {
         return bad("the timeout is zero".into());
@@ -483,7 +510,8 @@ fn qemu_plan(
         "-cpu",
         CPU,
     ]);
-    push(&["-smp", "2"]);
+    let smp = cfg.cpus.to_string();
+    push(&["-smp", &smp]);
     let mem = cfg.memory_mib.to_string();
     push(&["-m", &mem]);
     if let Some(q) = &host.qboot {
@@ -492,14 +520,8 @@ fn qemu_plan(
     let kernel_image = host::pvh_kernel(&host.kernel).unwrap_or_else(|| host.kernel.image.clone());
     push(&["-kernel", path_str(&kernel_image)?]);
     push(&["-initrd", path_str(initrd)?]);
-    push(&[
-        "-append",
-        "console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init 8250.nr_uarts=1 \
-         no_timer_check random.trust_cpu=on systemd.show_status=0 cryptomgr.notests mitigations=off audit=0 apparmor=0 \
-         modprobe.blacklist=kvm,kvm_amd,kvm_intel,floppy,pcspkr,ata_piix,ata_generic,pata_acpi,\
-         powernow_k8,psmouse,serio_raw,i2c_piix4,joydev,evdev,button,aesni_intel,\
-         ghash_clmulni_intel,sha512_ssse3,crc32_pclmul,crct10dif_pclmul,polyval_clmulni",
-    ]);
+    let append = KERNEL_ARGS.join(" ");
+    push(&["-append", &append]);
     let console = format!("file:{}", path_str(&console_log)?);
     push(&["-serial", &console]);
     push(&["-monitor", "none"]);
