@@ -638,7 +638,8 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
 
     let guest = initramfs::GuestConfig {
         hostname: GUEST_HOSTNAME.into(),
-        msize: 512 * 1024,
+        // The largest msize the virtio transport accepts.
+        msize: 512_000,
         root_cache: "loose".into(),
         watchdog_secs: cfg.timeout.as_secs() + 30,
         share_path: if workdir == Path::new("/") {
