@@ -47,13 +47,22 @@ fn measure(dir: &std::path::Path, name: &str, bytes: &[u8]) -> (f64, usize, bool
 }
 
 fn hostile(dir: &std::path::Path) {
-    let mut laughs = String::from("host: a\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut laughs = String::from(
+        "host: a\na: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     let mut prev = 'a';
     for c in "bcdefghi".chars() {
-        laughs.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 9].join(",")));
+        laughs.push_str(&format!(
+            "{c}: &{c} [{}]\n",
+            vec![format!("*{prev}"); 9].join(",")
+        ));
         prev = c;
     }
-    let deep = format!("host: a\nx: {}{}\n", "[".repeat(1_000_000), "]".repeat(1_000_000));
+    let deep = format!(
+        "host: a\nx: {}{}\n",
+        "[".repeat(1_000_000),
+        "]".repeat(1_000_000)
+    );
     // The largest file accepted: one VG full of valid LVs, up to the size limit.
     let mut max = String::from(
         "host: a\ndisks:\n  sda: { serial: S1 }\nvolume-groups:\n  vg0:\n    pvs: [sda]\n    lvs:\n",
@@ -68,7 +77,10 @@ fn hostile(dir: &std::path::Path) {
         i += 1;
     }
     // The densest YAML there is: a flow list of one-character values, up to the size limit.
-    let dense = format!("host: a\nx: [{}1]\n", "1,".repeat(hostform::spec::yaml::MAX_SPEC_BYTES / 2 - 16));
+    let dense = format!(
+        "host: a\nx: [{}1]\n",
+        "1,".repeat(hostform::spec::yaml::MAX_SPEC_BYTES / 2 - 16)
+    );
     let mut too_big = vec![b'#'; 100 * 1024 * 1024];
     too_big[..8].copy_from_slice(b"host: a\n");
     println!();

@@ -2,5 +2,6 @@
 pub mod cli;
 pub mod diag;
 pub mod runner;
+pub mod sandbox;
 pub mod spec;
 pub mod synthetic;

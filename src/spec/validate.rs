@@ -598,16 +598,15 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                         format!("`{}` is itself a snapshot", snap.origin),
                     )
                     .hint = Some("snapshot the origin LV instead".into());
-                } else if !c
-                    .broken
-                    .lvs
-                    .contains(&format!("{vgname}/{}", snap.origin))
-                {
+                } else if !c.broken.lvs.contains(&format!("{vgname}/{}", snap.origin)) {
                     let prefix = format!("{vgname}/");
                     let h = did_you_mean(
                         &snap.origin,
                         vg.lvs.keys().map(|k| k.value.as_str()).chain(
-                            c.broken.lvs.iter().filter_map(|k| k.strip_prefix(prefix.as_str())),
+                            c.broken
+                                .lvs
+                                .iter()
+                                .filter_map(|k| k.strip_prefix(prefix.as_str())),
                         ),
                     );
                     c.error(

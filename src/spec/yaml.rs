@@ -279,7 +279,11 @@ fn saphyr_error(e: &serde_saphyr::Error, text: &str, file: u32) -> Diagnostic {
             "the spec is too large: more than {MAX_NODES} YAML values"
         ))
         .code("yaml-budget")
-        .at(Span { file, start: 0, len: 0 })
+        .at(Span {
+            file,
+            start: 0,
+            len: 0,
+        })
         .hint("split the hosts into one spec each; a 50,000-LV host needs about 600,000");
     }
     if lower.contains("documents") {

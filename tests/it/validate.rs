@@ -190,13 +190,27 @@ fn templates_chain_and_vm_defaults_may_name_one() {
     let text = "host: h\nvm-defaults: { hypervisor: xen, template: base }\nvm-templates:\n  base: { memory: 1GiB, vcpus: 1 }\n  big: { template: base, vcpus: 8 }\nvms:\n  a: {}\n  b: { template: big, memory: 4GiB }\n";
     let l = hostform::spec::load_str("t.yaml", text).expect("valid");
     let a = &l.spec.vms["a"];
-    assert_eq!(a.memory.map(|m| m.value.0), Some(1 << 30), "a gets base through vm-defaults");
+    assert_eq!(
+        a.memory.map(|m| m.value.0),
+        Some(1 << 30),
+        "a gets base through vm-defaults"
+    );
     let b = &l.spec.vms["b"];
     assert_eq!(b.vcpus.map(|v| v.value), Some(8), "big's vcpus");
-    assert_eq!(b.memory.map(|m| m.value.0), Some(4 << 30), "b's own memory wins");
+    assert_eq!(
+        b.memory.map(|m| m.value.0),
+        Some(4 << 30),
+        "b's own memory wins"
+    );
     let cyclic = "host: h\nvm-templates:\n  x: { template: y }\n  y: { template: x }\nvms:\n  a: { template: x }\n";
     let f = hostform::spec::load_str("c.yaml", cyclic).expect_err("cycle");
-    assert!(f.diagnostics.iter().any(|d| d.message.contains("templates form a cycle: x → y → x")), "{:?}", f.diagnostics);
+    assert!(
+        f.diagnostics
+            .iter()
+            .any(|d| d.message.contains("templates form a cycle: x → y → x")),
+        "{:?}",
+        f.diagnostics
+    );
 }
 
 #[test]
