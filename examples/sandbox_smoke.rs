@@ -85,10 +85,12 @@ fn main() {
         SandboxDisk {
             serial: "HF-DISK-A".into(),
             size_bytes: 2 * GIB,
+            by_id_aliases: Vec::new(),
         },
         SandboxDisk {
             serial: "HF-DISK-B".into(),
             size_bytes: 2 * GIB,
+            by_id_aliases: Vec::new(),
         },
     ];
     cfg.nics = vec!["eth0".into()];

@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
+mod sandbox;
 mod schema;
 mod validate;
 
@@ -36,6 +37,9 @@ pub enum Command {
     Validate(validate::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
+    /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
+    /// names) and run hostform or a command inside it, on a real kernel.
+    Sandbox(sandbox::Args),
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +101,7 @@ pub fn main() -> i32 {
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Validate(a) => validate::run(a, color),
         Command::Schema(a) => schema::run(a),
+        Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {
         Ok(code) => code,

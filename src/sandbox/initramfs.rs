@@ -40,6 +40,8 @@ pub struct GuestConfig {
     /// `(mac, name)` pairs.
     pub nics: Vec<(String, String)>,
     pub command: Vec<String>,
+    /// `(kernel name, by-id alias)` pairs turned into udev rules in the guest.
+    pub by_id: Vec<(String, String)>,
 }
 
 impl GuestConfig {
@@ -65,6 +67,8 @@ impl GuestConfig {
         var("HF_MODULES", &self.modules.join(" "));
         let nics: Vec<String> = self.nics.iter().map(|(m, n)| format!("{m}={n}")).collect();
         var("HF_NICS", &nics.join(" "));
+        let by_id: Vec<String> = self.by_id.iter().map(|(d, a)| format!("{d}={a}")).collect();
+        var("HF_BYID", &by_id.join(" "));
         // busybox sh prefers its own applets even for `exec sh`, so the
         // command goes through env(1), which searches $PATH for real binaries.
         s.push_str("hf_command() { exec ");

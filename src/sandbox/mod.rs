@@ -25,6 +25,7 @@
 //! powers itself off after the timeout in case the host side vanished.
 
 mod cpio;
+pub mod from_spec;
 mod host;
 mod initramfs;
 mod signals;
@@ -98,6 +99,18 @@ pub struct SandboxDisk {
     pub serial: String,
     /// Size of the sparse image (multiple of 512).
     pub size_bytes: u64,
+    /// Extra names under /dev/disk/by-id/ for this disk (and `NAME-partN` for its
+    /// partitions), so a spec's `id: /dev/disk/by-id/ata-…` resolves in the guest as on the
+    /// real host. Made by a udev rule in the guest.
+    pub by_id_aliases: Vec<String>,
+}
+
+/// Whether a by-id alias is safe to put in a udev rule and a shell word.
+fn valid_alias(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 200
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:+-".contains(c))
 }
 
 /// What to boot and what to run.
@@ -632,6 +645,19 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
     }
     let workdir_str = path_str(&workdir)?.to_string();
 
+    if let Some(bad) = cfg
+        .disks
+        .iter()
+        .flat_map(|d| &d.by_id_aliases)
+        .find(|a| !valid_alias(a))
+    {
+        return Err(SandboxError::Config(format!(
+            "disk alias `{bad}`: by-id names may contain only letters, digits and . _ : + -"
+        )));
+    }
+    if cfg.disks.len() > 26 {
+        return Err(SandboxError::Config("at most 26 disks (vda to vdz)".into()));
+    }
     let signals = signals::Guard::install()?;
     let tmp = TempDir::create()?;
     let disks = prepare_disks(cfg, tmp.path())?;
@@ -657,6 +683,17 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             .map(|(i, n)| (nic_mac(i), n.clone()))
             .collect(),
         command: cfg.command.clone(),
+        by_id: cfg
+            .disks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| {
+                let dev = format!("vd{}", (b'a' + i as u8) as char);
+                d.by_id_aliases
+                    .iter()
+                    .map(move |a| (dev.clone(), a.clone()))
+            })
+            .collect(),
     };
     let initrd = tmp.path().join("initrd.cpio");
     initramfs::build(&host, &guest.render(&host), &initrd)?;
@@ -920,10 +957,12 @@ mod tests {
             SandboxDisk {
                 serial: "a b".into(),
                 size_bytes: 1 << 20,
+                by_id_aliases: Vec::new(),
             },
             SandboxDisk {
                 serial: "a,b".into(),
                 size_bytes: 1 << 20,
+                by_id_aliases: Vec::new(),
             },
         ];
         assert!(validate(&c).is_err());
@@ -979,8 +1018,13 @@ mod tests {
             modules: vec!["md_mod".into(), "dm_mod".into()],
             nics: vec![(nic_mac(0), "eth0".into())],
             command: vec!["sh".into(), "-c".into(), "echo $HOME; exit 3".into()],
+            by_id: vec![("vda".into(), "ata-WDC_WD80EFAX_7SGK1234".into())],
         };
         let text = g.render(&host);
+        assert!(
+            text.contains("HF_BYID=vda=ata-WDC_WD80EFAX_7SGK1234\n"),
+            "{text}"
+        );
         assert!(text.contains("HF_CWD='/work/it'\\''s here'\n"), "{text}");
         assert!(
             text.contains("HF_NICS='52:54:00:48:46:00=eth0'\n"),

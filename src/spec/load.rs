@@ -19,8 +19,11 @@ pub struct Loaded {
     pub sources: Sources,
     /// `specs/dom0.yaml @ 1a2b3c4 (modified)`.
     pub label: String,
-    /// The spec's path relative to the repository (or its directory).
+    /// The spec's path relative to `root`.
     pub rel: String,
+    /// The repository's work tree, or the spec's directory outside git: where relative paths
+    /// (includes, images) are resolved and cannot escape from.
+    pub root: std::path::PathBuf,
     /// Full commit id when the spec came from git.
     pub commit: Option<String>,
     pub warnings: Vec<Diagnostic>,
@@ -176,6 +179,10 @@ fn finish(
             sources,
             label,
             rel,
+            root: reader
+                .map(|r| r.root.clone())
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default(),
             commit: reader.and_then(Reader::commit),
             warnings,
         }),

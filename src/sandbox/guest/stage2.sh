@@ -69,6 +69,18 @@ if [ -n "$HF_WORKDIR" ]; then
         fail "mounting the workdir share on $HF_WORKDIR failed"
 fi
 
+# Stable names the spec expects (ata-…, nvme-…, wwn-…) for the virtio disks, as udev
+# makes them on real hardware: the disk and each of its partitions.
+if [ -n "$HF_BYID" ]; then
+    $BB mkdir -p /etc/udev/rules.d
+    for spec in $HF_BYID; do
+        dev=${spec%%=*}
+        alias=${spec#*=}
+        echo "KERNEL==\"$dev\", SUBSYSTEM==\"block\", SYMLINK+=\"disk/by-id/$alias\""
+        echo "KERNEL==\"$dev[0-9]*\", SUBSYSTEM==\"block\", SYMLINK+=\"disk/by-id/$alias-part%n\""
+    done >/etc/udev/rules.d/61-hostform-sandbox.rules
+fi
+
 mark "starting udevd"
 "$HF_UDEVD" --daemon --resolve-names=never 3>&- || fail "systemd-udevd failed to start"
 # Loading the drivers after udevd is up lets it see the disks and NICs appear;

@@ -1,0 +1,160 @@
+//! `hostform sandbox`: boot a throwaway VM that looks like the spec's host (same disk ids, scaled
+//! sizes, same NIC names) and run hostform, or any command, inside it on a real kernel.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
+use crate::diag;
+use crate::sandbox::{self, SandboxConfig, SandboxError, from_spec};
+use crate::spec::units::{self, Size};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The spec whose host to imitate; `hostform.yaml` by default.
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Divide the spec's disk sizes by this (an 8 TB disk with --scale 1000 becomes 8 GB;
+    /// images are sparse and cost only what is written).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub scale: u64,
+    /// Size of disks whose size the spec does not give.
+    #[arg(long, default_value = "8GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub disk_size: Size,
+    /// Guest memory.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size, value_name = "SIZE")]
+    pub memory: Size,
+    /// Virtual CPUs (1 boots fastest on a busy 2-core machine).
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Keep the disk images in DIR after the run, and reuse images already there (a second
+    /// run sees the disks as the first left them).
+    #[arg(long, value_name = "DIR")]
+    pub keep: Option<PathBuf>,
+    /// Give up (and clean up) after this long.
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: units::Duration,
+    /// Only check that a sandbox can boot here (qemu, kernel, busybox); say what is missing.
+    #[arg(long)]
+    pub check: bool,
+    /// The command to run inside, after `--`. By default: `hostform validate SPEC`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    Size::parse(s).map_err(|e| e.replace("\nhint: ", "; "))
+}
+
+fn parse_duration(s: &str) -> Result<units::Duration, String> {
+    units::Duration::parse(s).map_err(|e| e.replace("\nhint: ", "; "))
+}
+
+pub fn run(args: Args, color: ColorChoice) -> i32 {
+    if args.check {
+        return match sandbox::preflight() {
+            Ok(()) => {
+                println!("sandbox: ready (qemu, a kernel with modules and busybox are installed)");
+                EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("sandbox: cannot boot here: {e}");
+                EXIT_FAIL
+            }
+        };
+    }
+    let spec_path = args
+        .spec
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
+    let loaded = match crate::spec::load(&spec_path, None) {
+        Ok(l) => l,
+        Err(f) => {
+            for d in &f.diagnostics {
+                eprint!("{}", diag::render(d, &f.sources, color.stderr()));
+            }
+            eprintln!("sandbox: {} is not valid; nothing was booted", f.label);
+            return EXIT_FAIL;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("sandbox: cannot find the hostform binary: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let command = if args.command.is_empty() {
+        vec![
+            exe.to_string_lossy().into_owned(),
+            "validate".into(),
+            loaded.rel.clone(),
+        ]
+    } else {
+        args.command.clone()
+    };
+    let mut cfg = SandboxConfig::new(loaded.root.clone(), command);
+    from_spec::apply(
+        &mut cfg,
+        &loaded.spec,
+        from_spec::Sizing {
+            scale: args.scale,
+            default_disk: args.disk_size.0,
+        },
+    );
+    cfg.memory_mib = (args.memory.0 / units::MIB).clamp(256, 64 * 1024) as u32;
+    cfg.cpus = args.cpus.clamp(1, 8);
+    cfg.keep = args.keep.clone();
+    cfg.timeout = Duration::from_secs(args.timeout.secs().max(30));
+    eprintln!(
+        "sandbox: booting {} ({} disk{}: {}; NICs: {})",
+        loaded.label,
+        cfg.disks.len(),
+        if cfg.disks.len() == 1 { "" } else { "s" },
+        cfg.disks
+            .iter()
+            .map(|d| format!(
+                "{} {}",
+                d.by_id_aliases.first().unwrap_or(&d.serial),
+                units::human(d.size_bytes)
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if cfg.nics.is_empty() {
+            "none".to_string()
+        } else {
+            cfg.nics.join(", ")
+        }
+    );
+    let mut out = std::io::stdout();
+    let result = sandbox::run(&cfg, &mut out);
+    let _ = out.flush();
+    match result {
+        Ok(o) => {
+            eprintln!(
+                "sandbox: command exited with status {} (ready in {:.1}s, total {:.1}s)",
+                o.exit_code,
+                o.boot_ready.as_secs_f64(),
+                o.total.as_secs_f64()
+            );
+            if let Some(dir) = &args.keep {
+                eprintln!(
+                    "sandbox: disk images kept in {}; boot them again with: hostform sandbox {} --keep {}",
+                    dir.display(),
+                    spec_path.display(),
+                    dir.display()
+                );
+            }
+            o.exit_code
+        }
+        Err(SandboxError::Interrupted { signal }) => {
+            eprintln!("sandbox: interrupted; qemu stopped and temporary files removed");
+            128 + signal
+        }
+        Err(e) => {
+            eprintln!("sandbox: {e}");
+            EXIT_FAIL
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! What a sandbox for a spec looks like: one blank disk per spec disk, carrying the spec's
+//! serial and by-id name, sized from the spec (scaled down) or a default; one NIC per bridge
+//! port, named as in the spec.
+
+use std::collections::BTreeSet;
+
+use super::{MAX_SERIAL_LEN, SandboxConfig, SandboxDisk, sanitize_serial};
+use crate::spec::Spec;
+use crate::spec::units::MIB;
+
+/// How spec sizes become sandbox sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizing {
+    /// Divide the spec's disk sizes by this.
+    pub scale: u64,
+    /// Size of disks whose size the spec does not give.
+    pub default_disk: u64,
+}
+
+/// The smallest disk worth booting: room for a GPT, a BIOS boot partition and md/LVM metadata.
+pub const MIN_DISK: u64 = 64 * MIB;
+
+/// Disks and NICs for `spec`. Commands, workdir and limits are the caller's.
+pub fn layout(spec: &Spec, sizing: Sizing) -> Vec<SandboxDisk> {
+    spec.disks
+        .values()
+        .map(|d| {
+            let alias =
+                d.id.as_ref()
+                    .and_then(|id| id.value.strip_prefix("/dev/disk/by-id/"))
+                    .map(str::to_string);
+            // A serial from the spec is used as is; otherwise the tail of the by-id name
+            // (where ata-/nvme- names keep the serial) keeps disks of one model apart.
+            let serial = match (&d.serial, &alias) {
+                (Some(s), _) => s.value.clone(),
+                (None, Some(a)) => {
+                    let clean = sanitize_serial(&a.replace(|c: char| !c.is_ascii(), "_"));
+                    let full = a.chars().filter(|c| c.is_ascii()).collect::<String>();
+                    let tail: String = full
+                        .chars()
+                        .rev()
+                        .take(MAX_SERIAL_LEN)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect();
+                    if tail.is_empty() { clean } else { tail }
+                }
+                (None, None) => "hostform-disk".to_string(),
+            };
+            let size = d
+                .size
+                .map(|s| s.value.0 / sizing.scale.max(1))
+                .unwrap_or(sizing.default_disk)
+                .max(MIN_DISK)
+                .div_ceil(MIB)
+                * MIB;
+            SandboxDisk {
+                serial,
+                size_bytes: size,
+                by_id_aliases: alias.into_iter().collect(),
+            }
+        })
+        .collect()
+}
+
+/// Interface names the guest's NICs take: every bridge port of the spec, sorted.
+pub fn nics(spec: &Spec) -> Vec<String> {
+    let ports: BTreeSet<String> = spec
+        .bridges
+        .values()
+        .flat_map(|b| b.ports.iter().map(|p| p.value.clone()))
+        .collect();
+    ports.into_iter().collect()
+}
+
+/// Apply a spec's disks and NICs to a configuration.
+pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, sizing: Sizing) {
+    cfg.disks = layout(spec, sizing);
+    cfg.nics = nics(spec);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_disks_become_sandbox_disks() {
+        let l = crate::spec::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/dom0.yaml"),
+            None,
+        )
+        .expect("dom0 loads");
+        let disks = layout(
+            &l.spec,
+            Sizing {
+                scale: 1000,
+                default_disk: 8 << 30,
+            },
+        );
+        assert_eq!(disks.len(), 2);
+        assert_eq!(
+            disks[0].by_id_aliases,
+            vec!["ata-WDC_WD80EFAX-68LHPN0_7SGK1234".to_string()]
+        );
+        // Same model, different serials: the tails differ.
+        assert_ne!(
+            sanitize_serial(&disks[0].serial),
+            sanitize_serial(&disks[1].serial)
+        );
+        assert!(disks[0].serial.ends_with("7SGK1234"));
+        // 8 TB / 1000 = 8 GB, rounded up to whole MiB.
+        assert_eq!(disks[0].size_bytes, 8_000_000_000u64.div_ceil(MIB) * MIB);
+        assert_eq!(nics(&l.spec), vec!["eth0".to_string()]);
+    }
+
+    #[test]
+    fn sizes_default_and_have_a_floor() {
+        let l = crate::spec::load_str(
+            "t.yaml",
+            "host: h\ndisks:\n  a: { serial: SA }\n  b: { serial: SB, size: 1GiB }\n",
+        )
+        .expect("valid");
+        let d = layout(
+            &l.spec,
+            Sizing {
+                scale: 1_000_000,
+                default_disk: 3 << 30,
+            },
+        );
+        assert_eq!(d[0].serial, "SA");
+        assert!(d[0].by_id_aliases.is_empty());
+        assert_eq!(d[0].size_bytes, 3 << 30);
+        assert_eq!(d[1].size_bytes, MIN_DISK);
+    }
+}

@@ -1,0 +1,297 @@
+//! The end-to-end tier: a throwaway VM with a real kernel (hostform sandbox), real mdadm, LVM,
+//! sfdisk, udev and iproute2. Slow (each test boots a VM, about 6-12 s), so the tests run one at
+//! a time.
+//!
+//! Where no sandbox can boot, each test says so loudly and passes, unless HOSTFORM_E2E=require
+//! or CI=true, where it fails: the tier is never silently skipped in CI (scripts/test).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hostform::sandbox::{self, SandboxConfig, SandboxDisk, SandboxError};
+
+static VM: Mutex<()> = Mutex::new(());
+
+/// Take the VM lock, or explain why this machine cannot run the tier.
+fn vm() -> Option<std::sync::MutexGuard<'static, ()>> {
+    let guard = VM.lock().unwrap_or_else(|p| p.into_inner());
+    match sandbox::preflight() {
+        Ok(()) => Some(guard),
+        Err(e) => {
+            let required = std::env::var("HOSTFORM_E2E").as_deref() == Ok("require")
+                || std::env::var("CI").as_deref() == Ok("true");
+            assert!(!required, "the end-to-end tier cannot run here: {e}");
+            eprintln!(
+                "\n!!! END-TO-END TEST NOT RUN: {e}\n!!! (HOSTFORM_E2E=require makes this a failure)\n"
+            );
+            None
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hostform(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hostform"))
+        .current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run hostform")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn leftover_temp_dirs(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("hostform-sandbox-{pid}-");
+    fs::read_dir(std::env::temp_dir())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const SHAPED: &str = "host: lab
+disks:
+  sys:
+    id: /dev/disk/by-id/nvme-Samsung_SSD_980_500GB_S64DNX0R123456
+    size: 500GB
+  data:
+    serial: HF-E2E-DATA
+bridges:
+  br0: { ports: [eth0] }
+  br1: { ports: [mgmt0] }
+";
+
+/// The VM has the spec's disks under the spec's stable names (partitions included, as udev
+/// names them on real hardware), at the scaled sizes, and NICs named as the bridge ports.
+#[test]
+fn the_sandbox_is_shaped_like_the_spec() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lab.yaml"), SHAPED).unwrap();
+    let script = "set -e
+id=/dev/disk/by-id/nvme-Samsung_SSD_980_500GB_S64DNX0R123456
+echo 'label: gpt
+size=4MiB, type=21686148-6449-6E6F-744E-656564454649' | sfdisk -q $id
+udevadm settle
+test -b $id-part1 && echo PART-ALIAS-OK
+test -b /dev/disk/by-id/virtio-HF-E2E-DATA && echo SERIAL-OK
+lsblk -bdno NAME,SIZE | tr -s ' '
+ip -br link | cut -d' ' -f1 | sort | tr '\\n' ' '";
+    let o = hostform(
+        dir.path(),
+        &[
+            "sandbox",
+            "lab.yaml",
+            "--disk-size",
+            "1GiB",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("PART-ALIAS-OK"), "{out}");
+    assert!(out.contains("SERIAL-OK"), "{out}");
+    // 500 GB / 1000 (the default scale) rounded up to MiB; the data disk takes --disk-size.
+    assert!(
+        out.contains(&format!("vda {}", 500_000_000u64.div_ceil(1 << 20) << 20)),
+        "{out}"
+    );
+    assert!(out.contains(&format!("vdb {}", 1u64 << 30)), "{out}");
+    assert!(out.contains("eth0 lo mgmt0"), "{out}");
+}
+
+/// By default the sandbox runs this very hostform binary inside, on the spec.
+#[test]
+fn by_default_hostform_runs_inside_on_the_spec() {
+    let Some(_vm) = vm() else { return };
+    let o = hostform(&root(), &["sandbox", "specs/dom0.yaml"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(
+        out.contains("specs/dom0.yaml") && out.contains(": valid (2 disks, 1 array"),
+        "{out}"
+    );
+    let err = text(&o.stderr);
+    assert!(err.contains("ata-WDC_WD80EFAX-68LHPN0_7SGK1234"), "{err}");
+    assert!(err.contains("command exited with status 0"), "{err}");
+}
+
+/// The storage stack of the domain's host, by hand, on the real kernel: GPT with a BIOS boot
+/// partition on both disks (through their by-id names), RAID1, LVM, ext4 and swap, a file
+/// written and read back. This is what hostform's storage engine will drive.
+#[test]
+fn a_real_raid1_lvm_stack_builds_on_the_real_kernel() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"set -e
+a=/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234
+b=/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678
+for d in $a $b; do
+  printf 'label: gpt\nsize=2MiB, type=21686148-6449-6E6F-744E-656564454649, name=bios\ntype=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid\n' | sfdisk -q $d
+done
+udevadm settle
+mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 $a-part2 $b-part2 2>&1 | tail -1
+pvcreate -q /dev/md0
+vgcreate -q vg0 /dev/md0
+lvcreate -q -y -n dom0_root -L 64m vg0
+lvcreate -q -y -n dom0_swap -L 16m vg0
+mkfs.ext4 -q /dev/vg0/dom0_root
+mkswap -q /dev/vg0/dom0_swap
+mkdir -p /mnt/r && mount /dev/vg0/dom0_root /mnt/r && echo survives > /mnt/r/f && sync
+umount /mnt/r && mount /dev/vg0/dom0_root /mnt/r && cat /mnt/r/f
+grep -c '\[UU\]' /proc/mdstat
+lvs --noheadings -o lv_name vg0 | tr -d ' ' | tr '\n' ' '
+"#;
+    let o = hostform(
+        &root(),
+        &["sandbox", "specs/dom0.yaml", "--", "sh", "-c", script],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("survives"), "{out}");
+    assert!(out.contains("dom0_root dom0_swap"), "{out}");
+}
+
+#[test]
+fn the_inner_exit_status_is_returned_and_output_streamed() {
+    let Some(_vm) = vm() else { return };
+    let mut cfg = SandboxConfig::new(root(), vec!["sh".into(), "-c".into(), "echo out; echo err >&2; test -b /dev/disk/by-id/virtio-T_1 && ip link show lan0 >/dev/null && exit 7".into()]);
+    cfg.timeout = Duration::from_secs(180);
+    cfg.disks = vec![SandboxDisk {
+        serial: "T 1".into(),
+        size_bytes: 64 << 20,
+        by_id_aliases: Vec::new(),
+    }];
+    cfg.nics = vec!["lan0".into()];
+    let mut out = Vec::new();
+    let outcome = sandbox::run(&cfg, &mut out).expect("sandbox run");
+    assert_eq!(outcome.exit_code, 7);
+    assert_eq!(text(&out), "out\nerr\n");
+    assert_eq!(outcome.disks[0].serial, "T_1");
+    assert!(outcome.boot_ready <= outcome.total);
+    eprintln!("boot to ready: {:?}", outcome.boot_ready);
+    assert!(leftover_temp_dirs(std::process::id()).is_empty());
+}
+
+#[test]
+fn a_timeout_kills_qemu_and_cleans_up() {
+    let Some(_vm) = vm() else { return };
+    let mut cfg = SandboxConfig::new(root(), vec!["sleep".into(), "600".into()]);
+    cfg.timeout = Duration::from_secs(8);
+    cfg.disks = vec![SandboxDisk {
+        serial: "T-2".into(),
+        size_bytes: 64 << 20,
+        by_id_aliases: Vec::new(),
+    }];
+    let err = sandbox::run(&cfg, &mut Vec::new()).expect_err("must time out");
+    assert!(matches!(err, SandboxError::Timeout { .. }), "{err}");
+    assert!(leftover_temp_dirs(std::process::id()).is_empty());
+}
+
+/// A disk kept from an earlier run is attached as it was (the basis of "a re-used image is
+/// adopted, not reformatted").
+#[test]
+fn kept_images_are_reused() {
+    let Some(_vm) = vm() else { return };
+    let keep = tempfile::tempdir().unwrap();
+    let disk = SandboxDisk {
+        serial: "KEEP-1".into(),
+        size_bytes: 16 << 20,
+        by_id_aliases: Vec::new(),
+    };
+    let mut cfg = SandboxConfig::new(
+        root(),
+        vec![
+            "sh".into(),
+            "-c".into(),
+            "printf hostform-mark | dd of=/dev/vda bs=512 conv=notrunc,fsync 2>/dev/null".into(),
+        ],
+    );
+    cfg.timeout = Duration::from_secs(180);
+    cfg.disks = vec![disk];
+    cfg.keep = Some(keep.path().to_path_buf());
+    let first = sandbox::run(&cfg, &mut Vec::new()).expect("first run");
+    assert_eq!(first.exit_code, 0);
+    assert!(!first.disks[0].reused);
+    cfg.command = vec!["sh".into(), "-c".into(), "head -c 13 /dev/vda".into()];
+    let mut out = Vec::new();
+    let second = sandbox::run(&cfg, &mut out).expect("second run");
+    assert!(second.disks[0].reused);
+    assert_eq!(text(&out), "hostform-mark");
+}
+
+/// Ctrl-C on `hostform sandbox` stops qemu and removes the temporary images.
+#[test]
+fn ctrl_c_stops_qemu_and_removes_temporary_files() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("lab.yaml"),
+        "host: lab\ndisks:\n  d: { serial: HF-INT, size: 64MiB }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostform"))
+        .current_dir(dir.path())
+        .args([
+            "sandbox",
+            "lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    assert!(
+        !leftover_temp_dirs(pid).is_empty(),
+        "the run has its temporary directory"
+    );
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(
+        leftover_temp_dirs(pid).is_empty(),
+        "temporary files left behind"
+    );
+    // No qemu of that run is left (its command line names the run's temporary directory).
+    let qemus = Command::new("pgrep")
+        .args(["-f", &format!("hostform-sandbox-{pid}-")])
+        .output()
+        .unwrap();
+    assert!(
+        qemus.stdout.is_empty(),
+        "qemu still running: {}",
+        text(&qemus.stdout)
+    );
+}
