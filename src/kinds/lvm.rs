@@ -1,0 +1,273 @@
+//! LVM as `pvs`, `vgs` and `lvs --reportformat json --units b` report it: one call each,
+//! however many volumes there are. Sizes come back as strings ending in `B`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::runner::{RunError, Runner};
+
+pub const PV_FIELDS: &str = "pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count";
+pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count";
+pub const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pv {
+    /// `/dev/md0`.
+    pub device: String,
+    /// Empty when the PV belongs to no VG.
+    pub vg: String,
+    pub size: u64,
+    pub free: u64,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vg {
+    pub name: String,
+    pub size: u64,
+    pub free: u64,
+    pub extent_size: u64,
+    /// `vg_attr` 6th character `s`: a shared (lvmlockd) VG.
+    pub shared: bool,
+    pub uuid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lv {
+    pub name: String,
+    pub vg: String,
+    pub size: u64,
+    pub path: String,
+    /// Set for snapshots: the origin LV's name.
+    pub origin: Option<String>,
+    pub active: bool,
+    pub readonly: bool,
+    /// Open (in use: mounted, or attached to a running guest).
+    pub open: bool,
+    /// PVs holding the LV's extents: `/dev/md0`.
+    pub devices: Vec<String>,
+    /// Internal volumes (`[lvol0_pmspare]`, `-real`, `-cow`) are hidden.
+    pub internal: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lvm {
+    pub pvs: Vec<Pv>,
+    pub vgs: BTreeMap<String, Vg>,
+    /// LVs keyed by `vg/lv`, merged over segments (one row per segment in the report).
+    pub lvs: BTreeMap<String, Lv>,
+}
+
+#[derive(Deserialize)]
+struct Report<T> {
+    report: Vec<BTreeMap<String, Vec<T>>>,
+}
+
+fn rows<T: for<'de> Deserialize<'de>>(json: &str, key: &str) -> Result<Vec<T>, String> {
+    if json.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let r: Report<T> =
+        serde_json::from_str(json).map_err(|e| format!("cannot read the {key} report: {e}"))?;
+    Ok(r.report
+        .into_iter()
+        .flat_map(|mut m| m.remove(key).unwrap_or_default())
+        .collect())
+}
+
+/// `"536870912B"` → 536870912 (also accepts the bare numbers of `--nosuffix`).
+pub fn bytes(s: &str) -> u64 {
+    s.trim().trim_end_matches('B').parse().unwrap_or(0)
+}
+
+#[derive(Deserialize)]
+struct RawPv {
+    pv_name: String,
+    #[serde(default)]
+    vg_name: String,
+    #[serde(default)]
+    pv_size: String,
+    #[serde(default)]
+    pv_free: String,
+    #[serde(default)]
+    pv_uuid: String,
+}
+
+#[derive(Deserialize)]
+struct RawVg {
+    vg_name: String,
+    #[serde(default)]
+    vg_attr: String,
+    #[serde(default)]
+    vg_size: String,
+    #[serde(default)]
+    vg_free: String,
+    #[serde(default)]
+    vg_extent_size: String,
+    #[serde(default)]
+    vg_uuid: String,
+}
+
+#[derive(Deserialize)]
+struct RawLv {
+    lv_name: String,
+    vg_name: String,
+    #[serde(default)]
+    lv_attr: String,
+    #[serde(default)]
+    lv_size: String,
+    #[serde(default)]
+    lv_path: String,
+    #[serde(default)]
+    origin: String,
+    #[serde(default)]
+    lv_permissions: String,
+    #[serde(default)]
+    devices: String,
+}
+
+impl Lvm {
+    pub fn parse(pvs: &str, vgs: &str, lvs: &str) -> Result<Lvm, String> {
+        let mut out = Lvm::default();
+        for p in rows::<RawPv>(pvs, "pv")? {
+            out.pvs.push(Pv {
+                device: p.pv_name,
+                vg: p.vg_name,
+                size: bytes(&p.pv_size),
+                free: bytes(&p.pv_free),
+                uuid: p.pv_uuid,
+            });
+        }
+        for v in rows::<RawVg>(vgs, "vg")? {
+            out.vgs.insert(
+                v.vg_name.clone(),
+                Vg {
+                    shared: v.vg_attr.chars().nth(5) == Some('s'),
+                    name: v.vg_name,
+                    size: bytes(&v.vg_size),
+                    free: bytes(&v.vg_free),
+                    extent_size: bytes(&v.vg_extent_size),
+                    uuid: v.vg_uuid,
+                },
+            );
+        }
+        for l in rows::<RawLv>(lvs, "lv")? {
+            let key = format!(
+                "{}/{}",
+                l.vg_name.trim(),
+                l.lv_name.trim_matches(|c| c == '[' || c == ']')
+            );
+            let attr: Vec<char> = l.lv_attr.chars().collect();
+            let devices: Vec<String> = l
+                .devices
+                .split(',')
+                .filter(|d| !d.is_empty())
+                .map(|d| d.split('(').next().unwrap_or(d).to_string())
+                .collect();
+            let entry = out.lvs.entry(key).or_insert_with(|| Lv {
+                internal: l.lv_name.starts_with('['),
+                name: l.lv_name.trim_matches(|c| c == '[' || c == ']').to_string(),
+                vg: l.vg_name.clone(),
+                size: bytes(&l.lv_size),
+                path: l.lv_path.clone(),
+                origin: Some(l.origin.clone()).filter(|o| !o.is_empty()),
+                active: attr.get(4) == Some(&'a'),
+                readonly: attr.get(1) == Some(&'r') || l.lv_permissions.starts_with("read-only"),
+                open: attr.get(5) == Some(&'o'),
+                devices: Vec::new(),
+            });
+            for d in devices {
+                if !entry.devices.contains(&d) {
+                    entry.devices.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Read LVM with three processes. No LVM tools installed means no LVM here.
+    pub fn discover(r: &dyn Runner) -> Result<Lvm, String> {
+        let run = |cmd: &str, fields: &str| -> Result<String, String> {
+            let argv = [cmd, "--reportformat", "json", "--units", "b", "-o", fields];
+            let argv_a = [
+                cmd,
+                "-a",
+                "--reportformat",
+                "json",
+                "--units",
+                "b",
+                "-o",
+                fields,
+            ];
+            let argv: &[&str] = if cmd == "lvs" { &argv_a } else { &argv };
+            match r.check(argv) {
+                Ok(o) => Ok(o.stdout),
+                Err(RunError::NotFound { .. }) => Ok(String::new()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Lvm::parse(
+            &run("pvs", PV_FIELDS)?,
+            &run("vgs", VG_FIELDS)?,
+            &run("lvs", LV_FIELDS)?,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(scenario: &str) -> crate::runner::ReplayRunner {
+        crate::runner::ReplayRunner::open(format!(
+            "{}/tests/fixtures/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_full_stack() {
+        let r = fx("full");
+        let lvm = Lvm::discover(&r).expect("parses");
+        assert_eq!(
+            r.asked.lock().unwrap().len(),
+            3,
+            "one process each for pvs, vgs, lvs"
+        );
+        assert_eq!(lvm.pvs.len(), 1);
+        assert_eq!(lvm.pvs[0].device, "/dev/md0");
+        assert_eq!(lvm.pvs[0].vg, "vg0");
+        let vg = &lvm.vgs["vg0"];
+        assert_eq!((vg.size, vg.extent_size), (2139095040, 4 << 20));
+        assert!(!vg.shared);
+        let root = &lvm.lvs["vg0/dom0_root"];
+        assert_eq!(root.size, 512 << 20);
+        assert!(root.active && root.open && !root.readonly);
+        assert_eq!(root.devices, vec!["/dev/md0".to_string()]);
+        assert!(lvm.lvs["vg0/guest1_iso"].readonly);
+        let snap = &lvm.lvs["vg0/guest1_root_snap"];
+        assert_eq!(snap.origin.as_deref(), Some("guest1_root"));
+    }
+
+    #[test]
+    fn suffix_and_nosuffix_reports_agree() {
+        let dir = format!("{}/tests/fixtures/full", env!("CARGO_MANIFEST_DIR"));
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        let a = Lvm::parse(&read("pvs.json"), &read("vgs.json"), &read("lvs.json")).unwrap();
+        let b = Lvm::parse(
+            &read("pvs-nosuffix.json"),
+            &read("vgs-nosuffix.json"),
+            &read("lvs-nosuffix.json"),
+        )
+        .unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn no_lvm_at_all() {
+        let lvm = Lvm::discover(&fx("blank")).unwrap();
+        assert!(lvm.pvs.is_empty() && lvm.vgs.is_empty() && lvm.lvs.is_empty());
+        assert!(Lvm::parse("{", "", "").is_err());
+    }
+}

@@ -1,0 +1,4 @@
+//! One room per resource kind: how to read it from the host, compare it, and change it.
+pub mod block;
+pub mod lvm;
+pub mod md;
