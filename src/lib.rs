@@ -1,6 +1,7 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
 pub mod cli;
 pub mod diag;
+pub mod discover;
 pub mod kinds;
 pub mod runner;
 pub mod sandbox;

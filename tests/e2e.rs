@@ -156,15 +156,53 @@ mkdir -p /mnt/r && mount /dev/vg0/dom0_root /mnt/r && echo survives > /mnt/r/f &
 umount /mnt/r && mount /dev/vg0/dom0_root /mnt/r && cat /mnt/r/f
 grep -c '\[UU\]' /proc/mdstat
 lvs --noheadings -o lv_name vg0 | tr -d ' ' | tr '\n' ' '
+echo
+# hostform reads the stack back as a spec, which validates as it is.
+umount /mnt/r
+hostform=$HOSTFORM
+$hostform discover > /tmp/discovered.yaml 2>/tmp/discover.err
+cat /tmp/discover.err
+cat /tmp/discovered.yaml
+$hostform validate /tmp/discovered.yaml
 "#;
+    let script = script.replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
     let o = hostform(
         &root(),
-        &["sandbox", "specs/dom0.yaml", "--", "sh", "-c", script],
+        &["sandbox", "specs/dom0.yaml", "--", "sh", "-c", &script],
     );
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
     assert!(out.contains("survives"), "{out}");
     assert!(out.contains("dom0_root dom0_swap"), "{out}");
+    // Discovery: the disks by their spec ids, the mirror over the GPT partitions by name,
+    // the VG on the array, filesystems recognised, within the process budget.
+    assert!(
+        out.contains("id: /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- vda/raid") && out.contains("- vdb/raid"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fs: ext4") && out.contains("fs: swap"),
+        "{out}"
+    );
+    let processes: usize = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("discover: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("discover reports its processes");
+    assert!(processes <= 10, "{processes} processes");
+    assert!(
+        out.contains("/tmp/discovered.yaml: valid (2 disks, 1 array, 1 volume group, 2 LVs"),
+        "{out}"
+    );
 }
 
 #[test]

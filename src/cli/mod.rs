@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
+mod discover;
 mod sandbox;
 mod schema;
 mod validate;
@@ -35,6 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Check specs: syntax, names, references, capacity, dependencies. Reports every error.
     Validate(validate::Args),
+    /// Print the live host in the spec language (or, with --format json, a snapshot with the
+    /// observed facts). Read-only.
+    Discover(discover::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -101,6 +105,7 @@ pub fn main() -> i32 {
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Validate(a) => validate::run(a, color),
         Command::Schema(a) => schema::run(a),
+        Command::Discover(a) => discover::run(a),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

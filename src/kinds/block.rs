@@ -10,7 +10,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// One block device.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct BlockDev {
     /// Kernel name: `vda`, `vda2`, `md0`, `dm-3`.
     pub kname: String,
@@ -97,7 +97,7 @@ struct Raw {
 }
 
 /// All block devices, keyed by kernel name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Inventory {
     pub devices: BTreeMap<String, BlockDev>,
 }

@@ -1022,7 +1022,7 @@ mod tests {
         };
         let text = g.render(&host);
         assert!(
-            text.contains("HF_BYID=vda=ata-WDC_WD80EFAX_7SGK1234\n"),
+            text.contains("HF_BYID='vda=ata-WDC_WD80EFAX_7SGK1234'\n"),
             "{text}"
         );
         assert!(text.contains("HF_CWD='/work/it'\\''s here'\n"), "{text}");

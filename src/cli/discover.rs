@@ -1,0 +1,86 @@
+//! `hostform discover`: the live host in the spec language (to adopt an existing host), or as a
+//! JSON snapshot (spec + observed facts) for offline planning in CI.
+
+use serde::Serialize;
+
+use super::{EXIT_FAIL, EXIT_OK};
+use crate::runner::RealRunner;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DiscoverFormat {
+    /// A spec, ready to review and commit as the host's first spec.
+    #[default]
+    Yaml,
+    /// A snapshot: the spec and the observed facts, versioned.
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: DiscoverFormat,
+}
+
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    format_version: u32,
+    hostform_version: &'static str,
+    spec: &'a crate::spec::Spec,
+    facts: &'a crate::discover::Facts,
+}
+
+pub fn run(args: Args) -> i32 {
+    let runner = RealRunner::new();
+    let found = match crate::discover::discover(&runner) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("discover: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    match args.format {
+        DiscoverFormat::Yaml => {
+            let yaml = match serde_saphyr::to_string(&found.spec) {
+                Ok(y) => y,
+                Err(e) => {
+                    eprintln!("discover: cannot write the spec: {e}");
+                    return EXIT_FAIL;
+                }
+            };
+            println!(
+                "# The host `{}` as `hostform discover` found it.",
+                found.spec.host
+            );
+            println!("# Review it, name things as you like (keep ids and serials), add what the");
+            println!(
+                "# spec should protect (prevent-destroy), then commit it as this host's spec."
+            );
+            for n in &found.facts.notes {
+                println!("# note: {n}");
+            }
+            print!("{yaml}");
+        }
+        DiscoverFormat::Json => {
+            let snap = Snapshot {
+                format_version: 1,
+                hostform_version: env!("CARGO_PKG_VERSION"),
+                spec: &found.spec,
+                facts: &found.facts,
+            };
+            match serde_json::to_string_pretty(&snap) {
+                Ok(s) => println!("{s}"),
+                Err(e) => {
+                    eprintln!("discover: {e}");
+                    return EXIT_FAIL;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "discover: {} processes: {}",
+        runner.spawned().len(),
+        runner.spawned().join("; ")
+    );
+    EXIT_OK
+}

@@ -1,0 +1,436 @@
+//! Discovery: read the live host through the runner seam and describe it in the spec language
+//! (so `hostform discover` prints a spec an operator can adopt), with the observed facts the
+//! spec does not carry (signatures, mounts, array health) beside it.
+//!
+//! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
+//! disks and volumes; md state and stable names come from /proc, /sys and /dev files.
+
+use indexmap::IndexMap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::kinds::block::{BlockDev, Inventory};
+use crate::kinds::lvm::Lvm;
+use crate::kinds::md::{self, MdArray};
+use crate::runner::Runner;
+use crate::spec::de::Sp;
+use crate::spec::types::*;
+use crate::spec::units::{LvSize, MIB, PartSize, Size};
+
+/// What discovery saw, beyond the spec: the planner's evidence for adoption and safety.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Facts {
+    pub blocks: Inventory,
+    pub arrays: BTreeMap<String, MdArray>,
+    pub lvm: Lvm,
+    /// `/dev/disk/by-id/` names → kernel names.
+    pub by_id: BTreeMap<String, String>,
+    pub root_readonly: bool,
+    /// What discovery could not express in the spec language.
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Discovered {
+    /// The host as a spec.
+    pub spec: Spec,
+    pub facts: Facts,
+}
+
+/// The by-id name hostform prefers for a disk: vendor names (which carry the serial) before
+/// `wwn-`, never a `-partN` link.
+fn preferred_id<'a>(names: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    const ORDER: [&str; 7] = ["ata-", "nvme-", "scsi-", "virtio-", "usb-", "mmc-", "wwn-"];
+    names
+        .filter(|n| {
+            !n.contains("-part")
+                && !n.starts_with("nvme-eui.")
+                && !n.starts_with("dm-")
+                && !n.starts_with("md-")
+                && !n.starts_with("lvm-")
+        })
+        .min_by_key(|n| {
+            (
+                ORDER
+                    .iter()
+                    .position(|p| n.starts_with(p))
+                    .unwrap_or(ORDER.len()),
+                n.len(),
+                (*n).clone(),
+            )
+        })
+}
+
+fn part_type(guid: Option<&str>) -> Option<PartType> {
+    let g = guid?;
+    [
+        PartType::BiosBoot,
+        PartType::Efi,
+        PartType::LinuxRaid,
+        PartType::Lvm,
+        PartType::Swap,
+        PartType::Linux,
+    ]
+    .into_iter()
+    .find(|t| t.guid().eq_ignore_ascii_case(g))
+}
+
+/// A partition's name in references: its GPT name, or `partN`.
+fn part_name(p: &BlockDev) -> String {
+    p.partlabel.clone().unwrap_or_else(|| {
+        let n: String = p
+            .kname
+            .chars()
+            .rev()
+            .take_while(char::is_ascii_digit)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("part{n}")
+    })
+}
+
+/// How the spec refers to a device: `md0`, `DISK/PART` or `DISK`.
+fn reference(inv: &Inventory, arrays: &BTreeMap<String, MdArray>, dev: &str) -> Option<String> {
+    let b = inv.by_path(dev)?;
+    if arrays.contains_key(&b.kname) || b.kind.starts_with("raid") {
+        return Some(b.kname.clone());
+    }
+    if b.is_partition() {
+        let disk = b.parents.first()?;
+        return Some(format!("{disk}/{}", part_name(b)));
+    }
+    Some(b.kname.clone())
+}
+
+/// Device-mapper name of an LV: dashes in names are doubled.
+fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+fn fs_of(fstype: Option<&str>) -> Filesystem {
+    match fstype {
+        Some("ext4") => Filesystem::Ext4,
+        Some("xfs") => Filesystem::Xfs,
+        Some("swap") => Filesystem::Swap,
+        _ => Filesystem::None,
+    }
+}
+
+pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
+    let lsblk = r
+        .check(&["lsblk", "-J", "-b", "-O"])
+        .map_err(|e| format!("cannot list block devices: {e}"))?;
+    let blocks = Inventory::parse_lsblk(&lsblk.stdout)?;
+    let mut by_id = BTreeMap::new();
+    for name in r.list("/dev/disk/by-id") {
+        if let Some(target) = r.resolve_link(&format!("/dev/disk/by-id/{name}")) {
+            by_id.insert(name, target.trim_start_matches("/dev/").to_string());
+        }
+    }
+    let arrays = md::discover(r);
+    let lvm = Lvm::discover(r)?;
+    let root_readonly = r
+        .read("/proc/self/mounts")
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.split_whitespace().nth(1) == Some("/"))
+                .map(|l| {
+                    l.split_whitespace()
+                        .nth(3)
+                        .unwrap_or("")
+                        .split(',')
+                        .any(|o| o == "ro")
+                })
+        })
+        .unwrap_or(false);
+    let host = r
+        .read("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "discovered".into());
+
+    let mut facts = Facts {
+        blocks,
+        arrays,
+        lvm,
+        by_id,
+        root_readonly,
+        notes: Vec::new(),
+    };
+    let spec = to_spec(&host, &mut facts);
+    Ok(Discovered { spec, facts })
+}
+
+fn to_spec(host: &str, f: &mut Facts) -> Spec {
+    let mut spec = Spec {
+        version: Some(1),
+        host: Sp::bare(host.to_string()),
+        root: Root {
+            readonly: f.root_readonly,
+        },
+        ..Spec::default()
+    };
+    // Disks, with their partitions in order on the disk.
+    // Memory-backed and loop devices are not disks an operator manages.
+    let disks: Vec<BlockDev> = f
+        .blocks
+        .devices
+        .values()
+        .filter(|d| d.is_disk() && d.size > 0)
+        .filter(|d| {
+            !["zram", "ram", "loop", "nbd"]
+                .iter()
+                .any(|p| d.kname.starts_with(p))
+        })
+        .cloned()
+        .collect();
+    for d in &disks {
+        let names: Vec<&String> = f
+            .by_id
+            .iter()
+            .filter(|(_, k)| **k == d.kname)
+            .map(|(n, _)| n)
+            .collect();
+        let id = preferred_id(names.into_iter()).map(|n| Sp::bare(format!("/dev/disk/by-id/{n}")));
+        let mut parts: Vec<&BlockDev> = f
+            .blocks
+            .children(&d.kname)
+            .filter(|c| c.is_partition())
+            .collect();
+        parts.sort_by_key(|p| p.start.unwrap_or(0));
+        let mut partitions = Vec::new();
+        for p in parts {
+            let kind = part_type(p.parttype.as_deref()).unwrap_or_else(|| {
+                f.notes.push(format!(
+                    "{}: partition type {} has no name in the spec language; shown as `linux`",
+                    p.kname,
+                    p.parttype.as_deref().unwrap_or("(none)")
+                ));
+                PartType::Linux
+            });
+            partitions.push(Partition {
+                name: Sp::bare(part_name(p)),
+                size: Sp::bare(PartSize::Bytes(Size(p.size))),
+                kind,
+                state: Presence::Present,
+            });
+        }
+        if id.is_none() && d.serial.is_none() {
+            f.notes.push(format!(
+                "{}: no /dev/disk/by-id name and no serial; give it a stable `id` before adopting this spec",
+                d.kname
+            ));
+        }
+        if d.pttype.as_deref().is_some_and(|t| t != "gpt") {
+            f.notes.push(format!(
+                "{}: {} partition table; hostform manages GPT only",
+                d.kname,
+                d.pttype.as_deref().unwrap_or("")
+            ));
+        }
+        spec.disks.insert(
+            Sp::bare(d.kname.clone()),
+            Disk {
+                id,
+                serial: if d.serial.is_some() {
+                    d.serial.clone().map(Sp::bare)
+                } else {
+                    None
+                },
+                size: Some(Sp::bare(Size(d.size))),
+                partitions,
+                ..Disk::default()
+            },
+        );
+    }
+    // Arrays.
+    let arrays = f.arrays.clone();
+    for a in arrays.values() {
+        let level = match a.level_number() {
+            Some(0) => RaidLevel::Raid0,
+            Some(1) => RaidLevel::Raid1,
+            Some(5) => RaidLevel::Raid5,
+            Some(6) => RaidLevel::Raid6,
+            Some(10) => RaidLevel::Raid10,
+            _ => {
+                f.notes.push(format!(
+                    "{}: level `{}` is not managed by hostform",
+                    a.kname, a.level
+                ));
+                continue;
+            }
+        };
+        let refer = |m: &md::Member| reference(&f.blocks, &f.arrays, &m.kname).map(Sp::bare);
+        let mut members: Vec<&md::Member> = a.members.iter().collect();
+        members.sort_by_key(|m| m.slot);
+        spec.arrays.insert(
+            Sp::bare(a.kname.clone()),
+            Array {
+                level: Sp::bare(level),
+                devices: members
+                    .iter()
+                    .filter(|m| !m.spare && !m.failed)
+                    .filter_map(|m| refer(m))
+                    .collect(),
+                spares: members
+                    .iter()
+                    .filter(|m| m.spare)
+                    .filter_map(|m| refer(m))
+                    .collect(),
+                metadata: match a.metadata.as_deref() {
+                    Some("0.90") => MdMetadata::V090,
+                    Some("1.0") => MdMetadata::V10,
+                    Some("1.1") => MdMetadata::V11,
+                    _ => MdMetadata::V12,
+                },
+                bootloader_on: Vec::new(),
+                wipe: false,
+                prevent_destroy: false,
+                state: Presence::Present,
+            },
+        );
+    }
+    // Volume groups.
+    for vg in f.lvm.vgs.values() {
+        let pvs = f
+            .lvm
+            .pvs
+            .iter()
+            .filter(|p| p.vg == vg.name)
+            .filter_map(|p| reference(&f.blocks, &f.arrays, &p.device).map(Sp::bare))
+            .collect();
+        let mut lvs = IndexMap::new();
+        let mut snapshots = IndexMap::new();
+        for lv in f
+            .lvm
+            .lvs
+            .values()
+            .filter(|l| l.vg == vg.name && !l.internal)
+        {
+            let dm = dm_name(&vg.name, &lv.name);
+            let fstype = f
+                .blocks
+                .devices
+                .values()
+                .find(|b| b.name == dm)
+                .and_then(|b| b.fstype.clone());
+            if let Some(origin) = &lv.origin {
+                snapshots.insert(
+                    Sp::bare(lv.name.clone()),
+                    Snapshot {
+                        origin: Sp::bare(origin.clone()),
+                        // The origin's size is what the snapshot shows; its COW space is
+                        // the `-cow` device.
+                        size: Sp::bare(Size(
+                            f.blocks
+                                .devices
+                                .values()
+                                .find(|b| b.name == format!("{dm}-cow"))
+                                .map(|b| b.size)
+                                .unwrap_or(lv.size),
+                        )),
+                        state: Presence::Present,
+                    },
+                );
+                continue;
+            }
+            lvs.insert(
+                Sp::bare(lv.name.clone()),
+                crate::spec::types::Lv {
+                    size: Some(Sp::bare(LvSize::Bytes(Size(lv.size)))),
+                    fs: fs_of(fstype.as_deref()),
+                    readonly: lv.readonly,
+                    ..Default::default()
+                },
+            );
+        }
+        spec.volume_groups.insert(
+            Sp::bare(vg.name.clone()),
+            VolumeGroup {
+                pvs,
+                shared: vg.shared,
+                extent_size: (vg.extent_size != 4 * MIB && vg.extent_size > 0)
+                    .then(|| Sp::bare(Size(vg.extent_size))),
+                lvs,
+                snapshots,
+                prevent_destroy: false,
+                state: Presence::Present,
+            },
+        );
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fx(scenario: &str) -> crate::runner::ReplayRunner {
+        crate::runner::ReplayRunner::open(format!(
+            "{}/tests/fixtures/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_full_stack_reads_back_as_a_spec() {
+        let r = fx("full");
+        let d = discover(&r).expect("discovers");
+        assert!(
+            r.asked.lock().unwrap().len() <= 4,
+            "{:?}",
+            r.asked.lock().unwrap()
+        );
+        let s = &d.spec;
+        let vda = &s.disks["vda"];
+        assert_eq!(
+            vda.id.as_ref().map(|i| i.value.as_str()),
+            Some("/dev/disk/by-id/virtio-HF-DISK-A")
+        );
+        assert_eq!(
+            vda.serial.as_ref().map(|i| i.value.as_str()),
+            Some("HF-DISK-A")
+        );
+        let names: Vec<&str> = vda
+            .partitions
+            .iter()
+            .map(|p| p.name.value.as_str())
+            .collect();
+        assert_eq!(names, ["bios_grub", "raid_md0"]);
+        assert_eq!(vda.partitions[0].kind, PartType::BiosBoot);
+        assert_eq!(vda.partitions[1].kind, PartType::LinuxRaid);
+        let md0 = &s.arrays["md0"];
+        assert_eq!(md0.level.value, RaidLevel::Raid1);
+        let members: Vec<&str> = md0.devices.iter().map(|m| m.value.as_str()).collect();
+        assert_eq!(members, ["vda/raid_md0", "vdb/raid_md0"]);
+        let vg0 = &s.volume_groups["vg0"];
+        assert_eq!(
+            vg0.pvs.iter().map(|p| p.value.as_str()).collect::<Vec<_>>(),
+            ["md0"]
+        );
+        assert_eq!(vg0.lvs["dom0_root"].fs, Filesystem::Ext4);
+        assert_eq!(vg0.lvs["dom0_swap"].fs, Filesystem::Swap);
+        assert!(vg0.lvs["guest1_iso"].readonly);
+        assert_eq!(
+            vg0.snapshots["guest1_root_snap"].origin.value,
+            "guest1_root"
+        );
+        assert_eq!(vg0.snapshots["guest1_root_snap"].size.value.0, 64 << 20);
+        assert!(!vg0.lvs.contains_key("guest1_root_snap"));
+        assert!(d.facts.notes.is_empty(), "{:?}", d.facts.notes);
+    }
+
+    #[test]
+    fn discovered_specs_validate() {
+        for scenario in ["full", "blank", "reused"] {
+            let d = discover(&fx(scenario)).expect("discovers");
+            let yaml = serde_saphyr::to_string(&d.spec).expect("serializes");
+            if let Err(f) = crate::spec::load_str("discovered.yaml", &yaml) {
+                panic!("{scenario}: {:?}\n{yaml}", f.diagnostics);
+            }
+        }
+    }
+}
