@@ -367,13 +367,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
 mod tests {
     use super::*;
 
-    fn fx(scenario: &str) -> crate::runner::ReplayRunner {
-        crate::runner::ReplayRunner::open(format!(
-            "{}/tests/fixtures/{scenario}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::runner::fixtures::runner as fx;
 
     #[test]
     fn the_full_stack_reads_back_as_a_spec() {

@@ -265,6 +265,28 @@ impl Runner for ReplayRunner {
     }
 }
 
+/// Fixtures for the rooms' tests: real output captured in the sandbox (tests/fixtures/).
+#[cfg(test)]
+pub mod fixtures {
+    /// The replaying runner of one scenario (`blank`, `full`, `degraded`, `reused`, `bridge`).
+    pub fn runner(scenario: &str) -> super::ReplayRunner {
+        super::ReplayRunner::open(format!(
+            "{}/tests/fixtures/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture scenario")
+    }
+
+    /// One fixture file's text: `full/mdstat`.
+    pub fn text(path: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture file")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,11 +200,7 @@ mod tests {
     use super::*;
 
     fn fixture(scenario: &str, name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{scenario}/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .expect("fixture")
+        crate::runner::fixtures::text(&format!("{scenario}/{name}"))
     }
 
     #[test]

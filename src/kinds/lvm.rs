@@ -218,13 +218,7 @@ impl Lvm {
 mod tests {
     use super::*;
 
-    fn fx(scenario: &str) -> crate::runner::ReplayRunner {
-        crate::runner::ReplayRunner::open(format!(
-            "{}/tests/fixtures/{scenario}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::runner::fixtures::runner as fx;
 
     #[test]
     fn the_full_stack() {
@@ -252,8 +246,7 @@ mod tests {
 
     #[test]
     fn suffix_and_nosuffix_reports_agree() {
-        let dir = format!("{}/tests/fixtures/full", env!("CARGO_MANIFEST_DIR"));
-        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        let read = |f: &str| crate::runner::fixtures::text(&format!("full/{f}"));
         let a = Lvm::parse(&read("pvs.json"), &read("vgs.json"), &read("lvs.json")).unwrap();
         let b = Lvm::parse(
             &read("pvs-nosuffix.json"),

@@ -176,13 +176,7 @@ pub fn discover(r: &dyn Runner) -> BTreeMap<String, MdArray> {
 mod tests {
     use super::*;
 
-    fn fixture(path: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{path}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::runner::fixtures::text as fixture;
 
     #[test]
     fn a_clean_mirror() {
@@ -226,11 +220,7 @@ mod tests {
 
     #[test]
     fn discovery_reads_files_only() {
-        let r = crate::runner::ReplayRunner::open(format!(
-            "{}/tests/fixtures/full",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let r = crate::runner::fixtures::runner("full");
         let arrays = discover(&r);
         assert_eq!(arrays.len(), 1);
         assert!(r.asked.lock().unwrap().is_empty(), "no process spawned");

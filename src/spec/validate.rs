@@ -58,6 +58,20 @@ impl Ctx<'_> {
         }
     }
 
+    /// "did you mean" among the LVs of `vg`, including those that failed to decode.
+    fn lv_hint(&self, vgname: &str, vg: &VolumeGroup, lv: &str) -> Option<String> {
+        let prefix = format!("{vgname}/");
+        did_you_mean(
+            lv,
+            vg.lvs.keys().map(|k| k.value.as_str()).chain(
+                self.broken
+                    .lvs
+                    .iter()
+                    .filter_map(|k| k.strip_prefix(prefix.as_str())),
+            ),
+        )
+    }
+
     /// Resolve a device reference; reports dangling and ambiguous ones.
     fn device(&mut self, r: &Sp<String>) -> Option<DeviceRef> {
         let s = r.value.as_str();
@@ -599,16 +613,7 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                     )
                     .hint = Some("snapshot the origin LV instead".into());
                 } else if !c.broken.lvs.contains(&format!("{vgname}/{}", snap.origin)) {
-                    let prefix = format!("{vgname}/");
-                    let h = did_you_mean(
-                        &snap.origin,
-                        vg.lvs.keys().map(|k| k.value.as_str()).chain(
-                            c.broken
-                                .lvs
-                                .iter()
-                                .filter_map(|k| k.strip_prefix(prefix.as_str())),
-                        ),
-                    );
+                    let h = c.lv_hint(vgname, vg, &snap.origin);
                     c.error(
                         "dangling",
                         snap.origin.span,
@@ -833,16 +838,7 @@ fn vms(c: &mut Ctx) {
                 Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
                 Some(vg) => {
                     if !c.broken.lvs.contains(&d.lv.value) {
-                        let prefix = format!("{vgn}/");
-                        let h = did_you_mean(
-                            lvn,
-                            vg.lvs.keys().map(|k| k.value.as_str()).chain(
-                                c.broken
-                                    .lvs
-                                    .iter()
-                                    .filter_map(|k| k.strip_prefix(prefix.as_str())),
-                            ),
-                        );
+                        let h = c.lv_hint(vgn, vg, lvn);
                         c.error(
                             "dangling",
                             d.lv.span,
