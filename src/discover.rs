@@ -18,7 +18,7 @@ use crate::spec::types::*;
 use crate::spec::units::{LvSize, MIB, PartSize, Size};
 
 /// What discovery saw, beyond the spec: the planner's evidence for adoption and safety.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Facts {
     pub blocks: Inventory,
     pub arrays: BTreeMap<String, MdArray>,
@@ -30,7 +30,7 @@ pub struct Facts {
     pub notes: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Discovered {
     /// The host as a spec.
     pub spec: Spec,

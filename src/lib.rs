@@ -3,6 +3,7 @@ pub mod cli;
 pub mod diag;
 pub mod discover;
 pub mod kinds;
+pub mod plan;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 mod discover;
+mod plan;
 mod sandbox;
 mod schema;
 mod validate;
@@ -39,6 +40,9 @@ pub enum Command {
     /// Print the live host in the spec language (or, with --format json, a snapshot with the
     /// observed facts). Read-only.
     Discover(discover::Args),
+    /// Show what would change to make the host (or a recorded snapshot) match the spec:
+    /// ordered operations with their exact commands. Read-only.
+    Plan(plan::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -106,6 +110,7 @@ pub fn main() -> i32 {
         Command::Validate(a) => validate::run(a, color),
         Command::Schema(a) => schema::run(a),
         Command::Discover(a) => discover::run(a),
+        Command::Plan(a) => plan::run(a, color),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// One block device.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BlockDev {
     /// Kernel name: `vda`, `vda2`, `md0`, `dm-3`.
     pub kname: String,
@@ -97,7 +97,7 @@ struct Raw {
 }
 
 /// All block devices, keyed by kernel name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
     pub devices: BTreeMap<String, BlockDev>,
 }
@@ -193,6 +193,22 @@ impl Inventory {
             .get(k)
             .or_else(|| self.devices.values().find(|d| d.path == dev))
     }
+}
+
+/// sfdisk script for a GPT with these partitions (`None` size: the rest of the disk).
+/// sfdisk aligns to 1 MiB by default.
+pub fn sfdisk_script(parts: &[(String, Option<u64>, &str)], with_label: bool) -> String {
+    let mut s = String::new();
+    if with_label {
+        s.push_str("label: gpt\n");
+    }
+    for (name, size, guid) in parts {
+        match size {
+            Some(b) => s.push_str(&format!("size={}KiB, type={guid}, name={name}\n", b / 1024)),
+            None => s.push_str(&format!("type={guid}, name={name}\n")),
+        }
+    }
+    s
 }
 
 #[cfg(test)]

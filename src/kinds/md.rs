@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::runner::Runner;
 
 /// A member's role in an array.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     /// Kernel name of the member device: `vda2`.
     pub kname: String,
@@ -19,14 +19,14 @@ pub struct Member {
 }
 
 /// Resync/recovery in progress.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Progress {
     /// `resync`, `recovery`, `reshape` or `check`.
     pub action: String,
     pub percent: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MdArray {
     /// `md0`.
     pub kname: String,

@@ -324,18 +324,35 @@ impl RaidLevel {
 }
 
 impl<'de> Deserialize<'de> for RaidLevel {
+    /// From the spec's YAML (where `1` and `raid1` both arrive as text) or from JSON snapshots
+    /// (where the level is a number).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.trim().trim_start_matches("raid") {
-            "0" => Ok(RaidLevel::Raid0),
-            "1" => Ok(RaidLevel::Raid1),
-            "5" => Ok(RaidLevel::Raid5),
-            "6" => Ok(RaidLevel::Raid6),
-            "10" => Ok(RaidLevel::Raid10),
-            _ => Err(serde::de::Error::custom(format!(
-                "`{s}` is not a supported RAID level\nhint: use 0, 1, 5, 6 or 10"
-            ))),
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = RaidLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a RAID level: 0, 1, 5, 6 or 10")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RaidLevel, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RaidLevel, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<RaidLevel, E> {
+                match s.trim().trim_start_matches("raid") {
+                    "0" => Ok(RaidLevel::Raid0),
+                    "1" => Ok(RaidLevel::Raid1),
+                    "5" => Ok(RaidLevel::Raid5),
+                    "6" => Ok(RaidLevel::Raid6),
+                    "10" => Ok(RaidLevel::Raid10),
+                    _ => Err(E::custom(format!(
+                        "`{s}` is not a supported RAID level\nhint: use 0, 1, 5, 6 or 10"
+                    ))),
+                }
+            }
         }
+        d.deserialize_any(V)
     }
 }
 

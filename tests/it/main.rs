@@ -2,6 +2,7 @@
 mod bad_input;
 mod common;
 mod git;
+mod plan;
 mod schema;
 mod spec_fuzz;
 mod validate;

@@ -1,0 +1,277 @@
+//! Plans: what must change (per resource, with the reason), and the operations that change it,
+//! as a dependency graph run in a deterministic order. The planner knows dependency rules
+//! between operations but no tool flags (those live in the rooms, `crate::kinds`).
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub mod storage;
+
+/// What happens to a resource, with Terraform's symbols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::NoOp => " ",
+        }
+    }
+}
+
+/// How risky an operation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Risk {
+    /// Adds or grows; no data is at stake.
+    Safe,
+    /// Formats, removes or shrinks: refused unless the operator allowed it.
+    Destructive,
+}
+
+/// One command of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// Stable identifier, the tie-breaker of the order: `lv:vg0/dom0_root:create`.
+    pub id: String,
+    /// The resource it changes: `lv vg0/dom0_root`.
+    pub resource: String,
+    /// What it does, for people.
+    pub summary: String,
+    /// The exact command. Never run through a shell.
+    pub argv: Vec<String>,
+    /// Text fed on standard input (sfdisk scripts).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stdin: Option<String>,
+    pub risk: Risk,
+    /// Writes LVM metadata under /etc/lvm: wrapped in remount rw/ro when / is read-only.
+    #[serde(default)]
+    pub writes_root: bool,
+    /// Operations that must finish first.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// A resource's change and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub resource: String,
+    pub action: Action,
+    pub reason: String,
+}
+
+/// Something the plan will not do, and why; a plan with refusals cannot be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub resource: String,
+    pub reason: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub changes: Vec<Change>,
+    /// In execution order.
+    pub ops: Vec<Op>,
+    pub refusals: Vec<Refusal>,
+    /// On the host, not in the spec: reported, never touched.
+    pub unmanaged: Vec<String>,
+    /// `/` is read-only and some operations write under /etc/lvm.
+    pub remount_root: bool,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.ops.is_empty()
+    }
+}
+
+/// Order operations: dependencies first, ties broken by id, so the same inputs always give the
+/// same order. A dependency on an unknown op is ignored (it was not needed); a cycle is a bug
+/// in a room and is reported.
+pub fn order(ops: Vec<Op>) -> Result<Vec<Op>, String> {
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let idx: Vec<NodeIndex> = (0..ops.len()).map(|i| g.add_node(i)).collect();
+    let by_id: BTreeMap<&str, usize> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.as_str(), i))
+        .collect();
+    if by_id.len() != ops.len() {
+        return Err("two operations share an id".into());
+    }
+    for (i, o) in ops.iter().enumerate() {
+        for a in &o.after {
+            if let Some(&j) = by_id.get(a.as_str()) {
+                g.add_edge(idx[j], idx[i], ());
+            }
+        }
+    }
+    if petgraph::algo::is_cyclic_directed(&g) {
+        return Err("the operations depend on each other in a cycle".into());
+    }
+    // Kahn's algorithm with the ready set ordered by id.
+    let mut indeg: Vec<usize> = (0..ops.len())
+        .map(|i| {
+            g.neighbors_directed(idx[i], petgraph::Direction::Incoming)
+                .count()
+        })
+        .collect();
+    let mut ready: BTreeSet<(&str, usize)> = (0..ops.len())
+        .filter(|&i| indeg[i] == 0)
+        .map(|i| (ops[i].id.as_str(), i))
+        .collect();
+    let mut out = Vec::with_capacity(ops.len());
+    while let Some(first) = ready.iter().next().copied() {
+        ready.remove(&first);
+        let i = first.1;
+        out.push(i);
+        for n in g.neighbors_directed(idx[i], petgraph::Direction::Outgoing) {
+            let j = g[n];
+            indeg[j] -= 1;
+            if indeg[j] == 0 {
+                ready.insert((ops[j].id.as_str(), j));
+            }
+        }
+    }
+    let mut slots: Vec<Option<Op>> = ops.into_iter().map(Some).collect();
+    Ok(out.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// The human rendering: changes with `+ ~ - -/+`, each op with its exact command.
+pub fn render(plan: &Plan, color: bool) -> String {
+    use std::fmt::Write as _;
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
+    let mut s = String::new();
+    for r in &plan.refusals {
+        let _ = writeln!(
+            s,
+            "{} {}: {}",
+            paint("1;31", "refused"),
+            r.resource,
+            r.reason
+        );
+        let _ = writeln!(s, "        hint: {}", r.hint);
+    }
+    if !plan.refusals.is_empty() {
+        s.push('\n');
+    }
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        let code = match c.action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Delete | Action::Replace => "31",
+            Action::NoOp => "0",
+        };
+        let _ = writeln!(
+            s,
+            "{} {}  ({})",
+            paint(code, c.action.symbol()),
+            c.resource,
+            c.reason
+        );
+        for o in plan.ops.iter().filter(|o| o.resource == c.resource) {
+            let risk = if o.risk == Risk::Destructive {
+                paint("1;31", " [destructive]")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "    {}{risk}", o.summary);
+            let _ = writeln!(
+                s,
+                "      $ {}",
+                crate::runner::show_argv(&o.argv.iter().map(String::as_str).collect::<Vec<_>>())
+            );
+            if let Some(input) = &o.stdin {
+                for l in input.lines() {
+                    let _ = writeln!(s, "      < {l}");
+                }
+            }
+        }
+    }
+    for u in &plan.unmanaged {
+        let _ = writeln!(s, "{} {u}  (not in the spec: left alone)", paint("2", "?"));
+    }
+    let n = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
+    if plan.remount_root && plan.has_changes() {
+        let _ = writeln!(
+            s,
+            "\n/ is read-only: LVM changes run between `mount -o remount,rw /` and `mount -o remount,ro /`."
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nPlan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations{}.",
+        n(Action::Create),
+        n(Action::Update),
+        n(Action::Replace),
+        n(Action::Delete),
+        n(Action::NoOp),
+        plan.ops.len(),
+        if plan.refusals.is_empty() {
+            String::new()
+        } else {
+            format!(", {} refused", plan.refusals.len())
+        }
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(id: &str, after: &[&str]) -> Op {
+        Op {
+            id: id.into(),
+            resource: "r".into(),
+            summary: id.into(),
+            argv: vec!["true".into()],
+            stdin: None,
+            risk: Risk::Safe,
+            writes_root: false,
+            after: after.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn dependencies_first_then_ids() {
+        let ops = vec![op("c", &["b"]), op("b", &[]), op("a", &["c"]), op("d", &[])];
+        let ids: Vec<String> = order(ops).unwrap().into_iter().map(|o| o.id).collect();
+        assert_eq!(ids, ["b", "c", "a", "d"]);
+    }
+
+    #[test]
+    fn the_order_does_not_depend_on_the_input_order() {
+        let a = vec![op("x", &[]), op("y", &["x"]), op("m", &[]), op("b", &[])];
+        let mut b = a.clone();
+        b.reverse();
+        let ia: Vec<String> = order(a).unwrap().into_iter().map(|o| o.id).collect();
+        let ib: Vec<String> = order(b).unwrap().into_iter().map(|o| o.id).collect();
+        assert_eq!(ia, ib);
+    }
+
+    #[test]
+    fn cycles_and_duplicate_ids_are_errors() {
+        assert!(order(vec![op("a", &["b"]), op("b", &["a"])]).is_err());
+        assert!(order(vec![op("a", &[]), op("a", &[])]).is_err());
+    }
+}

@@ -1,0 +1,1103 @@
+//! Storage planning: compare the spec's disks, arrays, volume groups, LVs and filesystems with
+//! what discovery found, adopt what matches, and create what is missing in dependency order
+//! (partition table → array → PV → VG → LV → filesystem). Anything that would format, shrink or
+//! overwrite data the spec does not allow is refused, with the reason.
+
+use std::collections::BTreeMap;
+
+use super::{Action, Change, Op, Plan, Refusal, Risk};
+use crate::discover::Facts;
+use crate::kinds::block::{BlockDev, sfdisk_script};
+use crate::spec::types::*;
+use crate::spec::units::{LvSize, PartSize};
+
+struct Ctx<'a> {
+    spec: &'a Spec,
+    facts: &'a Facts,
+    plan: Plan,
+    ops: Vec<Op>,
+    /// spec disk name → kernel name.
+    disks: BTreeMap<String, String>,
+    /// Device reference (`md0`, `sda/raid`, `sda`) → the op that creates it in this plan.
+    made_by: BTreeMap<String, String>,
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+impl<'a> Ctx<'a> {
+    fn change(&mut self, resource: &str, action: Action, reason: impl Into<String>) {
+        self.plan.changes.push(Change {
+            resource: resource.into(),
+            action,
+            reason: reason.into(),
+        });
+    }
+    fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
+        self.plan.refusals.push(Refusal {
+            resource: resource.into(),
+            reason: reason.into(),
+            hint: hint.into(),
+        });
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn op(
+        &mut self,
+        id: String,
+        resource: &str,
+        summary: String,
+        argv: Vec<String>,
+        stdin: Option<String>,
+        writes_root: bool,
+        after: Vec<String>,
+    ) -> String {
+        self.ops.push(Op {
+            id: id.clone(),
+            resource: resource.into(),
+            summary,
+            argv,
+            stdin,
+            risk: Risk::Safe,
+            writes_root,
+            after,
+        });
+        id
+    }
+
+    fn block(&self, kname: &str) -> Option<&'a BlockDev> {
+        self.facts.blocks.get(kname)
+    }
+
+    /// The stable path of a spec disk: its by-id name when it has one.
+    fn disk_path(&self, name: &str) -> String {
+        let d = &self.spec.disks[name];
+        if let Some(id) = &d.id {
+            return id.value.clone();
+        }
+        let k = self.disks.get(name).cloned().unwrap_or_default();
+        self.facts
+            .by_id
+            .iter()
+            .filter(|(n, t)| **t == k && !n.contains("-part") && !n.starts_with("wwn-"))
+            .map(|(n, _)| format!("/dev/disk/by-id/{n}"))
+            .next()
+            .unwrap_or_else(|| format!("/dev/{k}"))
+    }
+
+    /// Path of a device reference (`md0`, `sda/raid`, `sda`).
+    fn device_path(&self, r: &str) -> Option<String> {
+        if let Some((d, p)) = r.split_once('/') {
+            let disk = self.spec.disks.get(d)?;
+            let n = disk.partitions.iter().position(|x| x.name.value == p)? + 1;
+            let base = self.disk_path(d);
+            return Some(if base.starts_with("/dev/disk/by-id/") {
+                format!("{base}-part{n}")
+            } else if base.chars().last().is_some_and(|c| c.is_ascii_digit()) {
+                format!("{base}p{n}")
+            } else {
+                format!("{base}{n}")
+            });
+        }
+        if self.spec.arrays.contains_key(r) {
+            return Some(if r.starts_with("md") {
+                format!("/dev/{r}")
+            } else {
+                format!("/dev/md/{r}")
+            });
+        }
+        self.spec.disks.contains_key(r).then(|| self.disk_path(r))
+    }
+
+    /// The block device a reference designates today, if it exists.
+    fn device_now(&self, r: &str) -> Option<&'a BlockDev> {
+        if let Some((d, p)) = r.split_once('/') {
+            let k = self.disks.get(d)?.clone();
+            let facts: &'a Facts = self.facts;
+            return facts.blocks.devices.values().find(|c| {
+                c.is_partition() && c.parents.contains(&k) && c.partlabel.as_deref() == Some(p)
+            });
+        }
+        if self.spec.arrays.contains_key(r) {
+            return self.facts.blocks.get(r).or_else(|| {
+                self.facts
+                    .blocks
+                    .devices
+                    .values()
+                    .find(|b| b.kind.starts_with("raid") && b.name == r)
+            });
+        }
+        self.block(self.disks.get(r)?)
+    }
+}
+
+pub fn plan(spec: &Spec, facts: &Facts) -> Plan {
+    let mut c = Ctx {
+        spec,
+        facts,
+        plan: Plan::default(),
+        ops: Vec::new(),
+        disks: BTreeMap::new(),
+        made_by: BTreeMap::new(),
+    };
+    c.plan.remount_root = spec.root.readonly && facts.root_readonly;
+    disks(&mut c);
+    arrays(&mut c);
+    volume_groups(&mut c);
+    unmanaged(&mut c);
+    let ops = std::mem::take(&mut c.ops);
+    match super::order(ops) {
+        Ok(o) => c.plan.ops = o,
+        Err(e) => c.refuse("plan", e, "this is a bug in hostform; please report it"),
+    }
+    c.plan
+}
+
+fn disks(c: &mut Ctx) {
+    for (name, d) in &c.spec.disks {
+        let res = format!("disk {name}");
+        let found =
+            d.id.as_ref()
+                .and_then(|id| id.value.strip_prefix("/dev/disk/by-id/"))
+                .and_then(|alias| c.facts.by_id.get(alias).cloned())
+                .or_else(|| {
+                    let serial = d.serial.as_ref()?;
+                    c.facts
+                        .blocks
+                        .devices
+                        .values()
+                        .find(|b| b.is_disk() && b.serial.as_deref() == Some(serial.value.as_str()))
+                        .map(|b| b.kname.clone())
+                });
+        let Some(kname) = found else {
+            c.refuse(&res, format!("not found on this host ({})", d.id.as_ref().or(d.serial.as_ref()).map(|x| x.value.clone()).unwrap_or_default()), "check `ls -l /dev/disk/by-id` and `lsblk -o NAME,SERIAL`; kernel names like sda can change");
+            continue;
+        };
+        c.disks.insert(name.value.clone(), kname.clone());
+        let Some(dev) = c.block(&kname) else { continue };
+        if let Some(min) = d.size
+            && dev.size < min.value.0
+        {
+            c.refuse(
+                &res,
+                format!(
+                    "is {} bytes, smaller than the spec's {}",
+                    dev.size, min.value
+                ),
+                "correct `size`, or check that this is the right disk",
+            );
+            continue;
+        }
+        if d.partitions.is_empty() {
+            c.change(&res, Action::NoOp, format!("found as {kname}, used whole"));
+            continue;
+        }
+        let path = c.disk_path(name);
+        let parts: Vec<&BlockDev> = {
+            let mut v: Vec<&BlockDev> = c
+                .facts
+                .blocks
+                .children(&kname)
+                .filter(|p| p.is_partition())
+                .collect();
+            v.sort_by_key(|p| p.start.unwrap_or(0));
+            v
+        };
+        let blank = dev.pttype.is_none() && dev.fstype.is_none() && parts.is_empty();
+        let script_parts = |ps: &[&Partition]| -> Vec<(String, Option<u64>, &'static str)> {
+            ps.iter()
+                .map(|p| {
+                    let size = match p.size.value {
+                        PartSize::Bytes(b) => Some(b.0),
+                        PartSize::Rest => None,
+                    };
+                    (p.name.value.clone(), size, p.kind.guid())
+                })
+                .collect()
+        };
+        if blank {
+            if c.facts.blocks.busy(&kname) {
+                c.refuse(&res, "is in use", "hostform never touches a device in use");
+                continue;
+            }
+            let all: Vec<&Partition> = d.partitions.iter().collect();
+            let id = c.op(
+                format!("10:disk:{name}:table"),
+                &res,
+                format!("write a GPT with {} partitions on {kname}", all.len()),
+                vec![
+                    s("sfdisk"),
+                    s("--quiet"),
+                    s("--wipe"),
+                    s("never"),
+                    path.clone(),
+                ],
+                Some(sfdisk_script(&script_parts(&all), true)),
+                false,
+                Vec::new(),
+            );
+            for p in &d.partitions {
+                c.made_by.insert(format!("{name}/{}", p.name), id.clone());
+            }
+            c.change(
+                &res,
+                Action::Create,
+                format!("{kname} is blank: new partition table"),
+            );
+            continue;
+        }
+        if dev.pttype.as_deref() != Some("gpt") {
+            let what = dev
+                .pttype
+                .clone()
+                .map(|t| format!("a {t} partition table"))
+                .or_else(|| dev.fstype.clone().map(|f| format!("a {f} signature")))
+                .unwrap_or_else(|| "data".into());
+            c.refuse(&res, format!("{kname} holds {what}, not the spec's GPT"), "if its data may go, set `wipe: true` on the disk after checking it is the right one");
+            continue;
+        }
+        // Existing GPT: adopt partitions that match by name, add missing ones at the end.
+        let mut missing: Vec<&Partition> = Vec::new();
+        let mut ok = true;
+        for (i, p) in d.partitions.iter().enumerate() {
+            match parts
+                .iter()
+                .find(|x| x.partlabel.as_deref() == Some(p.name.value.as_str()))
+            {
+                Some(found) => {
+                    if found.parttype.as_deref() != Some(p.kind.guid()) {
+                        c.refuse(&format!("partition {name}/{}", p.name), format!("{} has type {}, the spec says {}", found.kname, found.parttype.as_deref().unwrap_or("none"), p.kind.name()), "changing a partition's type is not done automatically: check it, then fix it with sfdisk --part-type, or fix the spec");
+                        ok = false;
+                    }
+                    if let PartSize::Bytes(b) = p.size.value
+                        && found.size != b.0
+                    {
+                        c.refuse(&format!("partition {name}/{}", p.name), format!("{} is {} bytes, the spec says {}", found.kname, found.size, b), "resizing partitions is not planned automatically; fix the spec to the real size");
+                        ok = false;
+                    }
+                    if !missing.is_empty() {
+                        c.refuse(
+                            &res,
+                            format!("partition `{}` exists but one before it does not", p.name),
+                            "partitions are only ever added at the end of the disk",
+                        );
+                        ok = false;
+                    }
+                }
+                None if i < parts.len() => {
+                    // The slot is taken by a partition of another name: never guess.
+                    c.refuse(
+                        &format!("partition {name}/{}", p.name),
+                        format!(
+                            "partition {} of {kname} is `{}`, where the spec expects `{}`",
+                            i + 1,
+                            parts[i].partlabel.as_deref().unwrap_or("(no name)"),
+                            p.name
+                        ),
+                        "name the partition in the spec as it is on the disk, or relabel it (sfdisk --part-label)",
+                    );
+                    ok = false;
+                }
+                None => missing.push(p),
+            }
+        }
+        for x in &parts {
+            if !d
+                .partitions
+                .iter()
+                .any(|p| Some(p.name.value.as_str()) == x.partlabel.as_deref())
+            {
+                c.plan.unmanaged.push(format!(
+                    "partition {} ({})",
+                    x.kname,
+                    x.partlabel.as_deref().unwrap_or("no name")
+                ));
+            }
+        }
+        if !ok {
+            continue;
+        }
+        if missing.is_empty() {
+            c.change(
+                &res,
+                Action::NoOp,
+                format!("found as {kname}; its partitions match"),
+            );
+        } else {
+            let id = c.op(
+                format!("10:disk:{name}:append"),
+                &res,
+                format!(
+                    "add {} partition(s) in the free space of {kname}",
+                    missing.len()
+                ),
+                vec![
+                    s("sfdisk"),
+                    s("--quiet"),
+                    s("--append"),
+                    s("--wipe"),
+                    s("never"),
+                    path.clone(),
+                ],
+                Some(sfdisk_script(&script_parts(&missing), false)),
+                false,
+                Vec::new(),
+            );
+            for p in &missing {
+                c.made_by.insert(format!("{name}/{}", p.name), id.clone());
+            }
+            c.change(
+                &res,
+                Action::Update,
+                format!(
+                    "found as {kname}: new partitions {}",
+                    missing
+                        .iter()
+                        .map(|p| p.name.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+        }
+    }
+}
+
+fn arrays(c: &mut Ctx) {
+    for (name, a) in &c.spec.arrays {
+        let res = format!("array {name}");
+        if a.state == Presence::Absent {
+            if c.facts.arrays.contains_key(name.value.as_str()) {
+                c.refuse(
+                    &res,
+                    "removal is not planned yet",
+                    "stop it by hand (mdadm --stop) if it really must go",
+                );
+            }
+            continue;
+        }
+        let refs: Vec<&str> = a
+            .devices
+            .iter()
+            .chain(&a.spares)
+            .map(|r| r.value.as_str())
+            .collect();
+        let Some(paths) = refs
+            .iter()
+            .map(|r| c.device_path(r))
+            .collect::<Option<Vec<String>>>()
+        else {
+            continue; // a member disk was not found: already refused
+        };
+        let now: Vec<Option<&BlockDev>> = refs.iter().map(|r| c.device_now(r)).collect();
+        let knames: Vec<&str> = now.iter().flatten().map(|b| b.kname.as_str()).collect();
+        // An array already running on these members?
+        let running = c
+            .facts
+            .arrays
+            .values()
+            .find(|x| x.members.iter().any(|m| knames.contains(&m.kname.as_str())));
+        if let Some(x) = running {
+            let level = u8::from(a.level.value);
+            if x.level_number() != Some(level) {
+                c.refuse(
+                    &res,
+                    format!(
+                        "{} on these members is {}, the spec says RAID{level}",
+                        x.kname, x.level
+                    ),
+                    "hostform does not change RAID levels",
+                );
+            } else if x.kname != name.value {
+                c.refuse(
+                    &res,
+                    format!("its members form {}, the spec names it {name}", x.kname),
+                    format!("rename the array in the spec to `{}`", x.kname),
+                );
+            } else if x.degraded() {
+                c.change(
+                    &res,
+                    Action::NoOp,
+                    format!(
+                        "running, degraded [{}/{}]; replacing members is planned by hand for now",
+                        x.working, x.raid_disks
+                    ),
+                );
+            } else {
+                c.change(&res, Action::NoOp, "running with the spec's members");
+            }
+            continue;
+        }
+        // Not running: members either carry its superblock (assemble) or are blank (create).
+        let uuids: Vec<Option<&str>> = now
+            .iter()
+            .map(|b| {
+                b.and_then(|b| {
+                    (b.fstype.as_deref() == Some("linux_raid_member"))
+                        .then_some(b.uuid.as_deref().unwrap_or(""))
+                })
+            })
+            .collect();
+        let foreign: Vec<String> = now
+            .iter()
+            .flatten()
+            .filter(|b| b.fstype.is_some() && b.fstype.as_deref() != Some("linux_raid_member"))
+            .map(|b| format!("{} ({})", b.kname, b.fstype.as_deref().unwrap_or("")))
+            .collect();
+        if !foreign.is_empty() && !a.wipe {
+            c.refuse(
+                &res,
+                format!("members carry other data: {}", foreign.join(", ")),
+                "check them; set `wipe: true` on the array if that data may go",
+            );
+            continue;
+        }
+        // Every member must exist and have been inspected, or be made by this plan.
+        let unknown: Vec<&str> = refs
+            .iter()
+            .zip(&now)
+            .filter(|(r, b)| b.is_none() && !c.made_by.contains_key(**r))
+            .map(|(r, _)| *r)
+            .collect();
+        if !unknown.is_empty() {
+            c.refuse(&res, format!("member(s) {} are not on the host under those names, and this plan does not create them", unknown.join(", ")), "see the refusals above for their disks");
+            continue;
+        }
+        let after: Vec<String> = refs
+            .iter()
+            .filter_map(|r| c.made_by.get(*r).cloned())
+            .collect();
+        if uuids.iter().any(Option::is_some) {
+            let set: std::collections::BTreeSet<&str> = uuids.iter().flatten().copied().collect();
+            if set.len() > 1 || uuids.iter().any(Option::is_none) {
+                c.refuse(
+                    &res,
+                    "its members carry different md superblocks (or some none)",
+                    "inspect with `mdadm --examine`; hostform assembles only members of one array",
+                );
+                continue;
+            }
+            let mut argv = vec![s("mdadm"), s("--assemble"), format!("/dev/{name}")];
+            argv.extend(paths.iter().cloned());
+            let id = c.op(
+                format!("20:array:{name}:assemble"),
+                &res,
+                format!("assemble {name} from its members (they carry its superblock)"),
+                argv,
+                None,
+                false,
+                after,
+            );
+            c.made_by.insert(name.value.clone(), id);
+            c.change(
+                &res,
+                Action::Create,
+                "members carry its superblock: assembled, not created",
+            );
+            continue;
+        }
+        let n = a.devices.len();
+        let mut argv = vec![
+            s("mdadm"),
+            s("--create"),
+            format!("/dev/{name}"),
+            s("--run"),
+            format!("--level={}", u8::from(a.level.value)),
+            format!("--raid-devices={n}"),
+            format!("--metadata={}", a.metadata.as_str()),
+        ];
+        if !a.spares.is_empty() {
+            argv.push(format!("--spare-devices={}", a.spares.len()));
+        }
+        argv.extend(paths.iter().cloned());
+        let id = c.op(
+            format!("20:array:{name}:create"),
+            &res,
+            format!(
+                "create RAID{} {name} over {}",
+                u8::from(a.level.value),
+                refs.join(", ")
+            ),
+            argv,
+            None,
+            false,
+            after,
+        );
+        c.made_by.insert(name.value.clone(), id);
+        c.change(&res, Action::Create, "no array on these members");
+    }
+}
+
+fn volume_groups(c: &mut Ctx) {
+    for (vgname, vg) in &c.spec.volume_groups {
+        let res = format!("volume group {vgname}");
+        if vg.state == Presence::Absent {
+            continue;
+        }
+        let existing = c.facts.lvm.vgs.get(vgname.value.as_str()).cloned();
+        let mut after_vg: Vec<String> = Vec::new();
+        let mut new_pvs: Vec<String> = Vec::new();
+        let mut pv_ops: Vec<String> = Vec::new();
+        let mut blocked = false;
+        for pv in &vg.pvs {
+            let Some(path) = c.device_path(&pv.value) else {
+                blocked = true;
+                continue;
+            };
+            let now = c.device_now(&pv.value);
+            if now.is_none() && !c.made_by.contains_key(pv.value.as_str()) {
+                c.refuse(&res, format!("PV {pv} is not on the host under that name, and this plan does not create it"), "see the refusals above for the device it lives on");
+                blocked = true;
+                continue;
+            }
+            let as_pv =
+                now.and_then(|b| {
+                    c.facts.lvm.pvs.iter().find(|p| {
+                        c.facts.blocks.by_path(&p.device).map(|x| &x.kname) == Some(&b.kname)
+                    })
+                });
+            match as_pv {
+                Some(p) if p.vg == vgname.value => continue,
+                Some(p) if !p.vg.is_empty() => {
+                    c.refuse(
+                        &res,
+                        format!("{} is a PV of volume group {}", pv, p.vg),
+                        "a PV belongs to one VG; fix the spec",
+                    );
+                    blocked = true;
+                    continue;
+                }
+                _ => {}
+            }
+            if let Some(b) = now
+                && let Some(f) = &b.fstype
+                && f != "LVM2_member"
+            {
+                c.refuse(
+                    &res,
+                    format!("{} ({}) carries a {f} signature", pv, b.kname),
+                    "hostform never makes a PV over existing data; wipe it by hand if it may go",
+                );
+                blocked = true;
+                continue;
+            }
+            let after: Vec<String> = c
+                .made_by
+                .get(pv.value.as_str())
+                .cloned()
+                .into_iter()
+                .collect();
+            let id = c.op(
+                format!("30:pv:{pv}:create"),
+                &res,
+                format!("make {pv} an LVM physical volume"),
+                vec![s("pvcreate"), s("--quiet"), path.clone()],
+                None,
+                true,
+                after,
+            );
+            pv_ops.push(id);
+            new_pvs.push(path);
+        }
+        if blocked {
+            continue;
+        }
+        match &existing {
+            Some(_) if new_pvs.is_empty() => {
+                c.change(&res, Action::NoOp, "exists with the spec's PVs")
+            }
+            Some(_) => {
+                let mut argv = vec![s("vgextend"), s("--quiet"), vgname.value.clone()];
+                argv.extend(new_pvs.iter().cloned());
+                let id = c.op(
+                    format!("40:vg:{vgname}:extend"),
+                    &res,
+                    format!("add {} PV(s) to {vgname}", new_pvs.len()),
+                    argv,
+                    None,
+                    true,
+                    pv_ops,
+                );
+                after_vg.push(id);
+                c.change(&res, Action::Update, "new PVs");
+            }
+            None => {
+                let mut argv = vec![s("vgcreate"), s("--quiet")];
+                if vg.shared {
+                    argv.push(s("--shared"));
+                }
+                if let Some(e) = vg.extent_size {
+                    argv.push(s("-s"));
+                    argv.push(format!("{}k", e.value.0 / 1024));
+                }
+                argv.push(vgname.value.clone());
+                argv.extend(new_pvs.iter().cloned());
+                let id = c.op(
+                    format!("40:vg:{vgname}:create"),
+                    &res,
+                    format!("create volume group {vgname}"),
+                    argv,
+                    None,
+                    true,
+                    pv_ops,
+                );
+                after_vg.push(id);
+                c.change(&res, Action::Create, "no such volume group");
+            }
+        }
+        let extent = existing
+            .as_ref()
+            .map(|v| v.extent_size)
+            .filter(|e| *e > 0)
+            .or(vg.extent_size.map(|e| e.value.0))
+            .unwrap_or(4 << 20);
+        for (lvname, lv) in &vg.lvs {
+            logical_volume(c, vgname, lvname, lv, vg, extent, &after_vg);
+        }
+        for (sname, snap) in &vg.snapshots {
+            let res = format!("snapshot {vgname}/{sname}");
+            if c.facts.lvm.lvs.contains_key(&format!("{vgname}/{sname}")) {
+                c.change(&res, Action::NoOp, "exists");
+                continue;
+            }
+            if snap.state == Presence::Absent {
+                continue;
+            }
+            let after: Vec<String> = c
+                .ops
+                .iter()
+                .filter(|o| o.resource == format!("lv {vgname}/{}", snap.origin))
+                .map(|o| o.id.clone())
+                .chain(after_vg.iter().cloned())
+                .collect();
+            c.op(
+                format!("60:snapshot:{vgname}/{sname}:create"),
+                &res,
+                format!("snapshot {vgname}/{}", snap.origin),
+                vec![
+                    s("lvcreate"),
+                    s("--quiet"),
+                    s("--snapshot"),
+                    s("-n"),
+                    sname.value.clone(),
+                    s("-L"),
+                    format!("{}b", snap.size.value.0),
+                    format!("{vgname}/{}", snap.origin),
+                ],
+                None,
+                true,
+                after,
+            );
+            c.change(&res, Action::Create, "no such snapshot");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn logical_volume(
+    c: &mut Ctx,
+    vgname: &str,
+    lvname: &str,
+    lv: &crate::spec::types::Lv,
+    vg: &VolumeGroup,
+    extent: u64,
+    after_vg: &[String],
+) {
+    let res = format!("lv {vgname}/{lvname}");
+    let key = format!("{vgname}/{lvname}");
+    let path = format!("/dev/{vgname}/{lvname}");
+    let current = c.facts.lvm.lvs.get(&key).cloned();
+    if lv.state == Presence::Absent {
+        if current.is_some() {
+            c.refuse(
+                &res,
+                "removal is not planned yet",
+                "remove it by hand (lvremove) once you are sure",
+            );
+        }
+        return;
+    }
+    let dm = format!(
+        "{}-{}",
+        vgname.replace('-', "--"),
+        lvname.replace('-', "--")
+    );
+    let fstype = c
+        .facts
+        .blocks
+        .devices
+        .values()
+        .find(|b| b.name == dm)
+        .and_then(|b| b.fstype.clone());
+    let want_fs = match lv.fs {
+        Filesystem::Ext4 => Some("ext4"),
+        Filesystem::Xfs => Some("xfs"),
+        Filesystem::Swap => Some("swap"),
+        Filesystem::None => None,
+    };
+    let mkfs = |fs: &str| -> Vec<String> {
+        match fs {
+            "ext4" => vec![s("mkfs.ext4"), s("-q"), path.clone()],
+            "xfs" => vec![s("mkfs.xfs"), s("-q"), path.clone()],
+            _ => vec![s("mkswap"), path.clone()],
+        }
+    };
+    match current {
+        Some(cur) => {
+            let mut reasons = Vec::new();
+            if let Some(size) = lv.size
+                && let LvSize::Bytes(b) = size.value
+            {
+                let want = b.0.div_ceil(extent) * extent;
+                if want > cur.size {
+                    let mut argv = vec![s("lvextend"), s("--quiet"), s("-L"), format!("{want}b")];
+                    if want_fs.is_some_and(|f| f != "swap") && fstype.is_some() {
+                        argv.push(s("--resizefs"));
+                    }
+                    argv.push(key.clone());
+                    c.op(
+                        format!("50:lv:{key}:extend"),
+                        &res,
+                        format!("grow {key} from {} to {}", cur.size, want),
+                        argv,
+                        None,
+                        true,
+                        after_vg.to_vec(),
+                    );
+                    reasons.push(format!("grows from {} to {want} bytes", cur.size));
+                } else if want < cur.size {
+                    c.refuse(&res, format!("is {} bytes, the spec says {want}: that would shrink it", cur.size), if lv.allow_shrink { "shrinking is not planned automatically yet: shrink by hand, or fix the spec" } else { "hostform never shrinks by accident: fix the spec to the real size, or set `allow-shrink: true`" });
+                    return;
+                }
+            }
+            if cur.readonly != lv.readonly {
+                c.op(
+                    format!("55:lv:{key}:permission"),
+                    &res,
+                    format!(
+                        "make {key} {}",
+                        if lv.readonly {
+                            "read-only"
+                        } else {
+                            "read-write"
+                        }
+                    ),
+                    vec![
+                        s("lvchange"),
+                        s("--quiet"),
+                        s("-p"),
+                        s(if lv.readonly { "r" } else { "rw" }),
+                        key.clone(),
+                    ],
+                    None,
+                    true,
+                    after_vg.to_vec(),
+                );
+                reasons.push("permission".into());
+            }
+            match (want_fs, fstype.as_deref()) {
+                (Some(w), None) => {
+                    c.op(
+                        format!("57:lv:{key}:mkfs"),
+                        &res,
+                        format!("create {w} on {key} (it holds no signature)"),
+                        mkfs(w),
+                        None,
+                        false,
+                        after_vg.to_vec(),
+                    );
+                    reasons.push(format!("new {w}"));
+                }
+                (Some(w), Some(f)) if w != f => {
+                    c.refuse(&res, format!("holds {f}, the spec says {w}"), "hostform does not reformat; fix the spec, or move the data and recreate the LV");
+                    return;
+                }
+                _ => {}
+            }
+            if reasons.is_empty() {
+                c.change(&res, Action::NoOp, "matches");
+            } else {
+                c.change(&res, Action::Update, reasons.join(", "));
+            }
+        }
+        None => {
+            if lv.image.is_some() {
+                c.refuse(
+                    &res,
+                    "creating an LV from an image is not planned yet",
+                    "import it by hand (qemu-img convert -O raw, lvcreate -L<bytes>b, dd) for now",
+                );
+                return;
+            }
+            let Some(size) = lv.size else { return };
+            let mut argv = vec![
+                s("lvcreate"),
+                s("--quiet"),
+                s("--yes"),
+                s("-n"),
+                lvname.to_string(),
+            ];
+            match size.value {
+                LvSize::Bytes(b) => {
+                    argv.push(s("-L"));
+                    argv.push(format!("{}b", b.0.div_ceil(extent) * extent));
+                }
+                LvSize::PercentVg(p) => {
+                    argv.push(s("-l"));
+                    argv.push(format!("{p}%VG"));
+                }
+                LvSize::PercentFree(p) => {
+                    argv.push(s("-l"));
+                    argv.push(format!("{p}%FREE"));
+                }
+            }
+            argv.push(vgname.to_string());
+            if let Some(pv) = &lv.pv
+                && let Some(p) = c.device_path(&pv.value)
+            {
+                argv.push(p);
+            }
+            let id = c.op(
+                format!("50:lv:{key}:create"),
+                &res,
+                format!("create {key} ({})", size.value),
+                argv,
+                None,
+                true,
+                after_vg.to_vec(),
+            );
+            let mut last = id;
+            if let Some(w) = want_fs {
+                last = c.op(
+                    format!("57:lv:{key}:mkfs"),
+                    &res,
+                    format!("create {w} on {key}"),
+                    mkfs(w),
+                    None,
+                    false,
+                    vec![last],
+                );
+            }
+            if lv.readonly {
+                c.op(
+                    format!("58:lv:{key}:permission"),
+                    &res,
+                    format!("make {key} read-only"),
+                    vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
+                    None,
+                    true,
+                    vec![last],
+                );
+            }
+            let _ = vg;
+            c.change(&res, Action::Create, "no such LV");
+        }
+    }
+}
+
+/// What exists but is not in the spec: reported, never touched.
+fn unmanaged(c: &mut Ctx) {
+    let mine: Vec<&String> = c.disks.values().collect();
+    for d in c
+        .facts
+        .blocks
+        .devices
+        .values()
+        .filter(|d| d.is_disk() && d.size > 0)
+    {
+        if !mine.contains(&&d.kname)
+            && !["zram", "ram", "loop", "nbd"]
+                .iter()
+                .any(|p| d.kname.starts_with(p))
+        {
+            c.plan.unmanaged.push(format!("disk {}", d.kname));
+        }
+    }
+    for a in c.facts.arrays.keys() {
+        if !c.spec.arrays.contains_key(a.as_str()) {
+            c.plan.unmanaged.push(format!("array {a}"));
+        }
+    }
+    for v in c.facts.lvm.vgs.keys() {
+        if !c.spec.volume_groups.contains_key(v.as_str()) {
+            c.plan.unmanaged.push(format!("volume group {v}"));
+        }
+    }
+    for (k, l) in &c.facts.lvm.lvs {
+        if l.internal {
+            continue;
+        }
+        let known = c.spec.volume_groups.get(l.vg.as_str()).is_some_and(|vg| {
+            vg.lvs.contains_key(l.name.as_str()) || vg.snapshots.contains_key(l.name.as_str())
+        });
+        if !known && c.spec.volume_groups.contains_key(l.vg.as_str()) {
+            c.plan.unmanaged.push(format!("lv {k}"));
+        }
+    }
+    c.plan.unmanaged.sort();
+    c.plan.unmanaged.dedup();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::discover;
+    use crate::runner::fixtures::runner;
+
+    fn full() -> crate::discover::Discovered {
+        discover(&runner("full")).expect("full")
+    }
+
+    #[test]
+    fn adopting_an_existing_stack_plans_nothing() {
+        let d = full();
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(p.ops.is_empty(), "{:?}", p.ops);
+        assert!(
+            p.changes.iter().all(|c| c.action == Action::NoOp),
+            "{:?}",
+            p.changes
+        );
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.resource == "array md0" && c.reason.contains("running"))
+        );
+    }
+
+    #[test]
+    fn blank_disks_get_the_whole_stack_in_dependency_order() {
+        let spec = full().spec;
+        let blank = discover(&runner("blank")).expect("blank").facts;
+        let p = plan(&spec, &blank);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        let pos = |id: &str| {
+            p.ops
+                .iter()
+                .position(|o| o.id == id)
+                .unwrap_or_else(|| panic!("no op {id}: {:#?}", p.ops))
+        };
+        assert!(pos("10:disk:vda:table") < pos("20:array:md0:create"));
+        assert!(pos("10:disk:vdb:table") < pos("20:array:md0:create"));
+        assert!(pos("20:array:md0:create") < pos("30:pv:md0:create"));
+        assert!(pos("30:pv:md0:create") < pos("40:vg:vg0:create"));
+        assert!(pos("40:vg:vg0:create") < pos("50:lv:vg0/dom0_root:create"));
+        assert!(pos("50:lv:vg0/dom0_root:create") < pos("57:lv:vg0/dom0_root:mkfs"));
+        assert!(
+            pos("50:lv:vg0/guest1_root:create") < pos("60:snapshot:vg0/guest1_root_snap:create")
+        );
+        let md = &p.ops[pos("20:array:md0:create")];
+        assert_eq!(
+            md.argv,
+            [
+                "mdadm",
+                "--create",
+                "/dev/md0",
+                "--run",
+                "--level=1",
+                "--raid-devices=2",
+                "--metadata=1.2",
+                "/dev/disk/by-id/virtio-HF-DISK-A-part2",
+                "/dev/disk/by-id/virtio-HF-DISK-B-part2"
+            ]
+        );
+        let table = &p.ops[pos("10:disk:vda:table")];
+        assert_eq!(
+            table.stdin.as_deref(),
+            Some(
+                "label: gpt\nsize=2048KiB, type=21686148-6449-6E6F-744E-656564454649, name=bios_grub\nsize=2093056KiB, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid_md0\n"
+            )
+        );
+        // The same inputs give the same plan, byte for byte.
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            serde_json::to_string(&plan(&spec, &blank)).unwrap()
+        );
+        insta::assert_snapshot!("blank_to_full", crate::plan::render(&p, false));
+    }
+
+    #[test]
+    fn growing_an_lv_grows_its_filesystem_too() {
+        let mut d = full();
+        let vg = d.spec.volume_groups.get_index_mut(0).unwrap().1;
+        let lv = vg.lvs.get_mut("dom0_root").unwrap();
+        lv.size = Some(crate::spec::de::Sp::bare(LvSize::Bytes(
+            crate::spec::units::Size(1 << 30),
+        )));
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(p.ops.len(), 1);
+        assert_eq!(
+            p.ops[0].argv,
+            [
+                "lvextend",
+                "--quiet",
+                "-L",
+                "1073741824b",
+                "--resizefs",
+                "vg0/dom0_root"
+            ]
+        );
+        assert!(p.ops[0].writes_root);
+    }
+
+    #[test]
+    fn shrinking_and_reformatting_are_refused() {
+        let mut d = full();
+        let vg = d.spec.volume_groups.get_index_mut(0).unwrap().1;
+        vg.lvs.get_mut("dom0_root").unwrap().size = Some(crate::spec::de::Sp::bare(LvSize::Bytes(
+            crate::spec::units::Size(64 << 20),
+        )));
+        vg.lvs.get_mut("guest1_var").unwrap().fs = Filesystem::Xfs;
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.ops.is_empty(), "{:?}", p.ops);
+        let reasons: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("would shrink")),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.contains("holds ext4, the spec says xfs")),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn what_the_spec_leaves_out_is_reported_not_touched() {
+        let mut d = full();
+        d.spec
+            .volume_groups
+            .get_index_mut(0)
+            .unwrap()
+            .1
+            .lvs
+            .shift_remove("guest1_iso");
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.ops.is_empty());
+        assert!(
+            p.unmanaged.contains(&"lv vg0/guest1_iso".to_string()),
+            "{:?}",
+            p.unmanaged
+        );
+    }
+
+    #[test]
+    fn a_missing_disk_is_refused() {
+        let d = full();
+        let mut spec = d.spec.clone();
+        spec.disks.get_index_mut(0).unwrap().1.id = Some(crate::spec::de::Sp::bare(
+            "/dev/disk/by-id/ata-NOT_HERE".into(),
+        ));
+        spec.disks.get_index_mut(0).unwrap().1.serial = None;
+        let p = plan(&spec, &d.facts);
+        assert!(
+            p.refusals
+                .iter()
+                .any(|r| r.resource == "disk vda" && r.reason.contains("not found")),
+            "{:?}",
+            p.refusals
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! `hostform plan --against SNAPSHOT`: planning offline against a recorded host, as CI does.
+
+use crate::common::*;
+
+const SPEC: &str = "host: lab
+root: { readonly: true }
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios, size: 2MiB, type: bios-boot }
+      - { name: raid, size: rest, type: linux-raid }
+  b: { serial: HF-DISK-B, like: a }
+arrays:
+  md0: { level: 1, devices: [a/raid, b/raid], bootloader-on: [a, b] }
+volume-groups:
+  vg0:
+    pvs: [md0]
+    lvs:
+      dom0_root: { size: 512MiB, fs: ext4 }
+      dom0_swap: { size: 128MiB, fs: swap }
+";
+
+/// A snapshot as `hostform discover --format json` writes it, from a captured scenario.
+fn snapshot(dir: &std::path::Path, scenario: &str) -> std::path::PathBuf {
+    let r =
+        hostform::runner::ReplayRunner::open(root().join("tests/fixtures").join(scenario)).unwrap();
+    let d = hostform::discover::discover(&r).unwrap();
+    let p = dir.join(format!("{scenario}.json"));
+    std::fs::write(&p, serde_json::to_string(&d).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn planning_blank_disks_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), SPEC).unwrap();
+    let snap = snapshot(dir.path(), "blank");
+    let snap = snap.to_str().unwrap();
+    let o = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--detailed-exitcode"],
+    );
+    assert_eq!(code(&o), 2, "changes: {}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!("lab.yaml against snapshot {snap}:")),
+        "{out}"
+    );
+    assert!(out.contains("+ array md0"), "{out}");
+    assert!(out.contains("$ mdadm --create /dev/md0 --run --level=1 --raid-devices=2 --metadata=1.2 /dev/disk/by-id/virtio-HF-DISK-A-part2 /dev/disk/by-id/virtio-HF-DISK-B-part2"), "{out}");
+    assert!(out.contains("Plan: 6 to create"), "{out}");
+    // Without --detailed-exitcode, changes are a success.
+    assert_eq!(
+        code(&hostform(
+            dir.path(),
+            &["plan", "lab.yaml", "--against", snap]
+        )),
+        0
+    );
+    let j = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["has_changes"], true);
+    assert_eq!(v["applicable"], true);
+    assert_eq!(v["ops"][0]["argv"][0], "sfdisk");
+}
+
+#[test]
+fn refusals_fail_the_plan_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // The full scenario's partitions are named bios_grub and raid_md0: a spec that calls them
+    // something else must not repartition the disks.
+    std::fs::write(dir.path().join("lab.yaml"), SPEC).unwrap();
+    let snap = snapshot(dir.path(), "full");
+    let o = hostform(
+        dir.path(),
+        &[
+            "plan",
+            "lab.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(out.contains("refused partition a/bios: partition 1 of vda is `bios_grub`, where the spec expects `bios`"), "{out}");
+    // Nothing downstream is planned over devices whose identity is in doubt.
+    assert!(!out.contains("mdadm --create"), "{out}");
+    assert!(out.contains("refused array md0"), "{out}");
+    assert!(
+        out.contains("? lv vg0/guest1_iso  (not in the spec: left alone)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_snapshots_and_specs_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), SPEC).unwrap();
+    std::fs::write(dir.path().join("junk.json"), "{\"not\": \"a snapshot\"}").unwrap();
+    let o = hostform(dir.path(), &["plan", "lab.yaml", "--against", "junk.json"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("is not a snapshot from `hostform discover --format json`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(dir.path().join("bad.yaml"), "host: lab\nbogus: 1\n").unwrap();
+    let o = hostform(dir.path(), &["plan", "bad.yaml", "--against", "junk.json"]);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("unknown key `bogus`"));
+}
