@@ -333,3 +333,45 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
         text(&qemus.stdout)
     );
 }
+
+/// On blank disks of the real kernel, `plan` finds the spec's disks by their by-id names and
+/// plans the whole stack; `--detailed-exitcode` says there are changes. Inside the VM the
+/// plan is read-only: nothing is written (the disks stay blank).
+#[test]
+fn plan_on_blank_disks_of_a_real_kernel() {
+    let Some(_vm) = vm() else { return };
+    let script = "$HOSTFORM plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan-exit=$?; lsblk -no PTTYPE /dev/vda | grep -c gpt || true"
+        .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("plan-exit=2"), "{out}");
+    assert!(
+        out.contains(
+            "$ sfdisk --quiet --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part2 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part2"), "{out}");
+    assert!(
+        out.contains("$ lvcreate --quiet --yes -n dom0_root -L 268435456b vg0 /dev/md0"),
+        "{out}"
+    );
+    assert!(out.contains("Plan: 7 to create"), "{out}");
+    assert!(
+        out.trim_end().ends_with('0'),
+        "plan wrote a partition table: {out}"
+    );
+}
