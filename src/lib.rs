@@ -1,4 +1,5 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
+pub mod apply;
 pub mod cli;
 pub mod diag;
 pub mod discover;

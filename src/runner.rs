@@ -57,7 +57,11 @@ pub fn show_argv(argv: &[&str]) -> String {
 
 pub trait Runner: Send + Sync {
     /// Run a program; a non-zero exit is not an error here (see [`Runner::check`]).
-    fn run(&self, argv: &[&str]) -> Result<Output, RunError>;
+    fn run(&self, argv: &[&str]) -> Result<Output, RunError> {
+        self.run_input(argv, None)
+    }
+    /// Run a program with `input` on its standard input (sfdisk scripts).
+    fn run_input(&self, argv: &[&str], input: Option<&str>) -> Result<Output, RunError>;
     /// Read a file (for /proc and /sys); `None` when it does not exist.
     fn read(&self, path: &str) -> Option<String>;
     /// Names in a directory, sorted; empty when it does not exist.
@@ -104,7 +108,7 @@ impl RealRunner {
 }
 
 impl Runner for RealRunner {
-    fn run(&self, argv: &[&str]) -> Result<Output, RunError> {
+    fn run_input(&self, argv: &[&str], input: Option<&str>) -> Result<Output, RunError> {
         let (prog, args) = argv.split_first().ok_or_else(|| RunError::NotFound {
             program: String::new(),
         })?;
@@ -114,16 +118,29 @@ impl Runner for RealRunner {
         if let Ok(mut v) = self.spawned.lock() {
             v.push(show_argv(argv));
         }
-        let out = std::process::Command::new(&path)
+        let spawn_err = |source| RunError::Spawn {
+            argv: show_argv(argv),
+            source,
+        };
+        let mut child = std::process::Command::new(&path)
             .args(args)
             .env("LC_ALL", "C")
             .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| RunError::Spawn {
-                argv: show_argv(argv),
-                source,
-            })?;
+            .stdin(if input.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write;
+            // A program that exits without reading its input is reported by its status.
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(spawn_err)?;
         Ok(Output {
             status: out.status.code().unwrap_or(128),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -225,7 +242,7 @@ fn unescape(s: &str) -> String {
 }
 
 impl Runner for ReplayRunner {
-    fn run(&self, argv: &[&str]) -> Result<Output, RunError> {
+    fn run_input(&self, argv: &[&str], _input: Option<&str>) -> Result<Output, RunError> {
         let line = argv.join(" ");
         if let Ok(mut a) = self.asked.lock() {
             a.push(line.clone());

@@ -116,20 +116,71 @@ ip -br link | cut -d' ' -f1 | sort | tr '\\n' ' '";
     assert!(out.contains("eth0 lo mgmt0"), "{out}");
 }
 
-/// By default the sandbox runs this very hostform binary inside, on the spec.
+/// By default the sandbox runs this very hostform binary inside: plan, apply, and a second plan
+/// that must be empty. From blank disks to the whole stack of the domain's host, verified.
 #[test]
-fn by_default_hostform_runs_inside_on_the_spec() {
+fn blank_disks_to_the_full_stack_and_an_empty_second_plan() {
     let Some(_vm) = vm() else { return };
-    let o = hostform(&root(), &["sandbox", "specs/dom0.yaml"]);
+    let keep = tempfile::tempdir().unwrap();
+    let keep_s = keep.path().to_str().unwrap();
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--keep",
+            keep_s,
+        ],
+    );
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
     assert!(
-        out.contains("specs/dom0.yaml") && out.contains(": valid (2 disks, 1 array"),
+        out.contains("Verified: the host matches the spec (11 operations applied)."),
         "{out}"
     );
-    let err = text(&o.stderr);
-    assert!(err.contains("ata-WDC_WD80EFAX-68LHPN0_7SGK1234"), "{err}");
-    assert!(err.contains("command exited with status 0"), "{err}");
+    let second = out
+        .split("== second plan (must be empty)")
+        .nth(1)
+        .expect("second plan ran");
+    assert!(
+        second.contains(
+            "Plan: 0 to create, 0 to change, 0 to replace, 0 to delete, 7 unchanged; 0 operations."
+        ),
+        "{second}"
+    );
+    // The kept disks boot again: udev assembles the array and activates the LVs, and hostform
+    // adopts them: nothing to do, nothing reformatted.
+    let script = "$H plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan=$?; $H apply tests/specs/e2e/lab.yaml --auto-approve | tail -1"
+        .replace("$H", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--keep",
+            keep_s,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("plan=0"), "{out}");
+    assert!(
+        out.contains("array md0  (running")
+            || out.contains("No changes: the host matches the spec."),
+        "{out}"
+    );
+    assert!(
+        out.contains("No changes: the host matches the spec."),
+        "{out}"
+    );
 }
 
 /// The storage stack of the domain's host, by hand, on the real kernel: GPT with a BIOS boot

@@ -7,6 +7,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
+mod apply;
 mod discover;
 mod plan;
 mod sandbox;
@@ -43,6 +44,8 @@ pub enum Command {
     /// Show what would change to make the host (or a recorded snapshot) match the spec:
     /// ordered operations with their exact commands. Read-only.
     Plan(plan::Args),
+    /// Show the plan, ask, apply it to this host, then verify that the host matches the spec.
+    Apply(apply::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -111,6 +114,7 @@ pub fn main() -> i32 {
         Command::Schema(a) => schema::run(a),
         Command::Discover(a) => discover::run(a),
         Command::Plan(a) => plan::run(a, color),
+        Command::Apply(a) => apply::run(a, color),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

@@ -38,7 +38,8 @@ pub struct Args {
     /// Only check that a sandbox can boot here (qemu, kernel, busybox); say what is missing.
     #[arg(long)]
     pub check: bool,
-    /// The command to run inside, after `--`. By default: `hostform validate SPEC`.
+    /// The command to run inside, after `--`. By default: `hostform plan SPEC`, `apply
+    /// --auto-approve`, then a second `plan --detailed-exitcode` that must be empty.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -85,10 +86,19 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_FAIL;
         }
     };
+    // By default: plan, apply, and a second plan that must be empty. The binary and the spec
+    // are passed as positional parameters, never spliced into the script.
     let command = if args.command.is_empty() {
         vec![
+            "sh".into(),
+            "-c".into(),
+            r#"set -e
+"$0" plan "$1"
+"$0" apply "$1" --auto-approve
+echo "== second plan (must be empty)"
+"$0" plan "$1" --detailed-exitcode"#
+                .into(),
             exe.to_string_lossy().into_owned(),
-            "validate".into(),
             loaded.rel.clone(),
         ]
     } else {

@@ -62,6 +62,9 @@ pub struct Op {
     /// Operations that must finish first.
     #[serde(default)]
     pub after: Vec<String>,
+    /// Wait for udev to create the device nodes this op makes (`udevadm settle`).
+    #[serde(default)]
+    pub settle: bool,
 }
 
 /// A resource's change and why.
@@ -249,6 +252,7 @@ mod tests {
             risk: Risk::Safe,
             writes_root: false,
             after: after.iter().map(|s| s.to_string()).collect(),
+            settle: false,
         }
     }
 

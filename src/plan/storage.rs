@@ -61,6 +61,8 @@ impl<'a> Ctx<'a> {
             risk: Risk::Safe,
             writes_root,
             after,
+            // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
+            settle: true,
         });
         id
     }
