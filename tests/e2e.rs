@@ -426,3 +426,82 @@ fn plan_on_blank_disks_of_a_real_kernel() {
         "plan wrote a partition table: {out}"
     );
 }
+
+/// Day 2 on a real kernel, in one VM: an apply killed with SIGKILL midway converges when run
+/// again; a file in an LV survives growing it and its filesystem while mounted; a change that
+/// would shrink an LV is refused and changes nothing.
+#[test]
+fn killed_apply_converges_grow_keeps_data_shrink_is_refused() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/lab.yaml --auto-approve > /tmp/first.log 2>&1 &
+pid=$!
+# Kill it once the array exists: midway through the stack.
+for i in $(seq 1 600); do grep -q '\[4/11\]' /tmp/first.log && break; sleep 0.1; done
+kill -9 $pid; wait $pid 2>/dev/null
+echo "killed after: $(grep -c ' ok (' /tmp/first.log) ops"
+$H apply $S/lab.yaml --auto-approve | tail -1
+$H plan $S/lab.yaml --detailed-exitcode > /dev/null; echo converged=$?
+mkdir -p /mnt/root && mount /dev/vg0/dom0_root /mnt/root
+echo precious > /mnt/root/data && sync
+$H plan $S/lab-changed.yaml --detailed-exitcode | grep -E '^refused|^Plan'; echo refused=$?
+$H apply $S/lab-changed.yaml --auto-approve > /dev/null 2>&1; echo apply-changed=$?
+lvs --noheadings --units b -o lv_size vg0/dom0_var | tr -d ' '
+$H apply $S/lab-grown.yaml --auto-approve | grep -E 'grow|Verified'
+cat /mnt/root/data
+df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    let killed_after: usize = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("killed after: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("the first apply was killed");
+    assert!(
+        killed_after < 11,
+        "the kill came too late to test anything: {out}"
+    );
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("converged=0"), "{out}");
+    assert!(out.contains("refused lv vg0/dom0_var: is 134217728 bytes, the spec says 67108864: that would shrink it"), "{out}");
+    assert!(out.contains("apply-changed=1"), "{out}");
+    assert!(
+        out.contains("\n134217728B\n"),
+        "dom0_var kept its size: {out}"
+    );
+    assert!(
+        out.contains("grow vg0/dom0_root from 268435456 to 402653184"),
+        "{out}"
+    );
+    assert!(out.contains("precious"), "the file survived: {out}");
+    let fs_size: u64 = out
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df size");
+    assert!(
+        fs_size > 300 << 20,
+        "the filesystem grew with its LV: {fs_size}"
+    );
+}

@@ -568,7 +568,12 @@ fn volume_groups(c: &mut Ctx) {
                     blocked = true;
                     continue;
                 }
-                _ => {}
+                // Already a PV of no VG (an earlier apply stopped after pvcreate): use it.
+                Some(_) => {
+                    new_pvs.push(path);
+                    continue;
+                }
+                None => {}
             }
             if let Some(b) = now
                 && let Some(f) = &b.fstype
@@ -1100,6 +1105,33 @@ mod tests {
                 .any(|r| r.resource == "disk vda" && r.reason.contains("not found")),
             "{:?}",
             p.refusals
+        );
+    }
+
+    #[test]
+    fn an_orphan_pv_left_by_an_interrupted_apply_is_reused_not_recreated() {
+        let d = full();
+        let mut facts = d.facts.clone();
+        // As if apply was killed after pvcreate: md0 is a PV of no VG, and no VG exists yet.
+        facts.lvm.vgs.clear();
+        facts.lvm.lvs.clear();
+        for p in &mut facts.lvm.pvs {
+            p.vg.clear();
+        }
+        let p = plan(&d.spec, &facts);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(
+            !p.ops.iter().any(|o| o.argv[0] == "pvcreate"),
+            "{:#?}",
+            p.ops
+        );
+        assert_eq!(
+            p.ops
+                .iter()
+                .find(|o| o.argv[0] == "vgcreate")
+                .map(|o| o.argv.clone())
+                .unwrap(),
+            ["vgcreate", "--quiet", "vg0", "/dev/md0"]
         );
     }
 }
