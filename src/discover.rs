@@ -310,12 +310,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
             .filter(|l| l.vg == vg.name && !l.internal)
         {
             let dm = dm_name(&vg.name, &lv.name);
-            let fstype = f
-                .blocks
-                .devices
-                .values()
-                .find(|b| b.name == dm)
-                .and_then(|b| b.fstype.clone());
+            let fstype = f.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
             if let Some(origin) = &lv.origin {
                 snapshots.insert(
                     Sp::bare(lv.name.clone()),
@@ -325,9 +320,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                         // the `-cow` device.
                         size: Sp::bare(Size(
                             f.blocks
-                                .devices
-                                .values()
-                                .find(|b| b.name == format!("{dm}-cow"))
+                                .by_name(&format!("{dm}-cow"))
                                 .map(|b| b.size)
                                 .unwrap_or(lv.size),
                         )),

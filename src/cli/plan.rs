@@ -66,7 +66,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
                 }
             };
             match serde_json::from_str::<crate::discover::Discovered>(&text) {
-                Ok(d) => (d.facts, format!("snapshot {}", p.display())),
+                Ok(mut d) => {
+                    d.facts.blocks.index();
+                    (d.facts, format!("snapshot {}", p.display()))
+                }
                 Err(e) => {
                     eprintln!(
                         "plan: {} is not a snapshot from `hostform discover --format json`: {e}",

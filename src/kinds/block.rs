@@ -100,6 +100,9 @@ struct Raw {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Inventory {
     pub devices: BTreeMap<String, BlockDev>,
+    /// lsblk display name (`vg0-dom0_root`) → kernel name, for device-mapper lookups.
+    #[serde(skip)]
+    names: BTreeMap<String, String>,
 }
 
 impl Inventory {
@@ -110,6 +113,7 @@ impl Inventory {
         for d in report.blockdevices {
             inv.add(d, None);
         }
+        inv.index();
         Ok(inv)
     }
 
@@ -161,6 +165,25 @@ impl Inventory {
 
     pub fn get(&self, kname: &str) -> Option<&BlockDev> {
         self.devices.get(kname)
+    }
+
+    /// Rebuild the name index (after parsing, or after loading a snapshot).
+    pub fn index(&mut self) {
+        self.names = self
+            .devices
+            .values()
+            .map(|d| (d.name.clone(), d.kname.clone()))
+            .collect();
+    }
+
+    /// The device lsblk shows under this name (`vg0-dom0_root`, `md0`).
+    pub fn by_name(&self, name: &str) -> Option<&BlockDev> {
+        match self.names.get(name) {
+            Some(k) => self.devices.get(k),
+            // An inventory built by hand or from a snapshot may have no index yet.
+            None if self.names.is_empty() => self.devices.values().find(|d| d.name == name),
+            None => None,
+        }
     }
 
     /// Devices sitting directly on `kname` (partitions of a disk, an array on a member…).

@@ -728,13 +728,7 @@ fn logical_volume(
         vgname.replace('-', "--"),
         lvname.replace('-', "--")
     );
-    let fstype = c
-        .facts
-        .blocks
-        .devices
-        .values()
-        .find(|b| b.name == dm)
-        .and_then(|b| b.fstype.clone());
+    let fstype = c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
     let want_fs = match lv.fs {
         Filesystem::Ext4 => Some("ext4"),
         Filesystem::Xfs => Some("xfs"),

@@ -1,0 +1,119 @@
+//! Planning cost against spec size: `cargo bench --bench plan`.
+//!
+//! The host is the captured blank two-disk sandbox (tests/fixtures/blank), its disks given the
+//! synthetic spec's ids and made big enough; the plan then creates the whole stack: two tables,
+//! the array, the VG and every LV with its filesystem. Budget (issue 3): 10,000 LVs in under 1 s.
+
+use std::time::Instant;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/blank");
+    let runner = hostform::runner::ReplayRunner::open(fixtures).expect("fixtures");
+    let mut facts = hostform::discover::discover(&runner)
+        .expect("blank host")
+        .facts;
+    facts.by_id.insert("ata-SYNTH_A".into(), "vda".into());
+    facts.by_id.insert("ata-SYNTH_B".into(), "vdb".into());
+    for d in ["vda", "vdb"] {
+        facts.blocks.devices.get_mut(d).expect("disk").size = 1 << 50;
+    }
+    println!("| LVs | operations | median | min | max |");
+    println!("|---:|---:|---:|---:|---:|");
+    for lvs in [1_000usize, 10_000, 50_000] {
+        let spec = hostform::spec::load_str("s.yaml", &hostform::synthetic::spec(lvs, 0))
+            .expect("valid")
+            .spec;
+        let runs = if quick { 1 } else { 7 };
+        let mut times = Vec::new();
+        let mut n = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let p = hostform::plan::storage::plan(&spec, &facts);
+            times.push(t.elapsed().as_secs_f64());
+            assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+            n = p.ops.len();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {lvs} to create | {n} | {:.0} ms | {:.0} ms | {:.0} ms |",
+            times[times.len() / 2] * 1e3,
+            times[0] * 1e3,
+            times[times.len() - 1] * 1e3
+        );
+    }
+    adopt(quick);
+}
+
+/// A host that already has every LV (the captured full stack plus N more LVs with their
+/// filesystems): the plan must find nothing to do, and its cost is the comparisons.
+fn adopt(quick: bool) {
+    use hostform::spec::de::Sp;
+    use hostform::spec::types::{Filesystem, Lv};
+    use hostform::spec::units::{LvSize, Size};
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/full");
+    let runner = hostform::runner::ReplayRunner::open(fixtures).expect("fixtures");
+    for n in [10_000usize, 50_000] {
+        let mut d = hostform::discover::discover(&runner).expect("full host");
+        let vg = d.spec.volume_groups.get_index_mut(0).expect("vg0").1;
+        for i in 0..n {
+            let name = format!("lv{i:06}");
+            vg.lvs.insert(
+                Sp::bare(name.clone()),
+                Lv {
+                    size: Some(Sp::bare(LvSize::Bytes(Size(1 << 30)))),
+                    fs: Filesystem::Ext4,
+                    ..Lv::default()
+                },
+            );
+            d.facts.lvm.lvs.insert(
+                format!("vg0/{name}"),
+                hostform::kinds::lvm::Lv {
+                    name: name.clone(),
+                    vg: "vg0".into(),
+                    size: 1 << 30,
+                    path: format!("/dev/vg0/{name}"),
+                    origin: None,
+                    active: true,
+                    readonly: false,
+                    open: false,
+                    devices: vec!["/dev/md0".into()],
+                    internal: false,
+                },
+            );
+            let kname = format!("dm-{}", 100 + i);
+            d.facts.blocks.devices.insert(
+                kname.clone(),
+                hostform::kinds::block::BlockDev {
+                    kname,
+                    name: format!("vg0-{name}"),
+                    kind: "lvm".into(),
+                    size: 1 << 30,
+                    fstype: Some("ext4".into()),
+                    parents: vec!["md0".into()],
+                    ..Default::default()
+                },
+            );
+        }
+        d.facts.blocks.index();
+        let runs = if quick { 1 } else { 7 };
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let p = hostform::plan::storage::plan(&d.spec, &d.facts);
+            times.push(t.elapsed().as_secs_f64());
+            assert!(
+                p.refusals.is_empty() && p.ops.is_empty(),
+                "{:?}",
+                p.refusals
+            );
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {n} existing, adopted | 0 | {:.0} ms | {:.0} ms | {:.0} ms |",
+            times[times.len() / 2] * 1e3,
+            times[0] * 1e3,
+            times[times.len() - 1] * 1e3
+        );
+    }
+}
