@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
 use crate::apply::{Event, execute};
-use crate::diag;
 use crate::runner::{RealRunner, show_argv};
 
 #[derive(clap::Args, Debug)]
@@ -32,15 +31,14 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match crate::spec::load(&spec_path, args.rev.as_deref()) {
+    let loaded = match super::load_spec(
+        &spec_path,
+        args.rev.as_deref(),
+        color,
+        "nothing was changed",
+    ) {
         Ok(l) => l,
-        Err(f) => {
-            for d in &f.diagnostics {
-                eprint!("{}", diag::render(d, &f.sources, color.stderr()));
-            }
-            eprintln!("apply: {} is not valid; nothing was changed", f.label);
-            return EXIT_FAIL;
-        }
+        Err(code) => return code,
     };
     let runner = RealRunner::new();
     let facts = match crate::discover::discover(&runner) {

@@ -94,6 +94,23 @@ fn default_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Load and validate a spec for a command; on failure, print every diagnostic and `consequence`
+/// (what did not happen), and give the exit code.
+pub(crate) fn load_spec(
+    path: &std::path::Path,
+    rev: Option<&str>,
+    color: ColorChoice,
+    consequence: &str,
+) -> Result<crate::spec::Loaded, i32> {
+    crate::spec::load(path, rev).map_err(|f| {
+        for d in &f.diagnostics {
+            eprint!("{}", crate::diag::render(d, &f.sources, color.stderr()));
+        }
+        eprintln!("{} is not valid; {consequence}", f.label);
+        EXIT_FAIL
+    })
+}
+
 pub fn main() -> i32 {
     default_sigpipe();
     let cli = match Cli::try_parse() {

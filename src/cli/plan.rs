@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK, Format};
-use crate::diag;
 
 /// `--detailed-exitcode`: changes present.
 pub const EXIT_CHANGES: i32 = 2;
@@ -46,15 +45,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match crate::spec::load(&spec_path, args.rev.as_deref()) {
+    let loaded = match super::load_spec(&spec_path, args.rev.as_deref(), color, "no plan was made")
+    {
         Ok(l) => l,
-        Err(f) => {
-            for d in &f.diagnostics {
-                eprint!("{}", diag::render(d, &f.sources, color.stderr()));
-            }
-            eprintln!("plan: {} is not valid", f.label);
-            return EXIT_FAIL;
-        }
+        Err(code) => return code,
     };
     let (facts, against) = match &args.against {
         Some(p) => {

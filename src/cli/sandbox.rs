@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
-use crate::diag;
 use crate::sandbox::{self, SandboxConfig, SandboxError, from_spec};
 use crate::spec::units::{self, Size};
 
@@ -69,15 +68,9 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match crate::spec::load(&spec_path, None) {
+    let loaded = match super::load_spec(&spec_path, None, color, "nothing was booted") {
         Ok(l) => l,
-        Err(f) => {
-            for d in &f.diagnostics {
-                eprint!("{}", diag::render(d, &f.sources, color.stderr()));
-            }
-            eprintln!("sandbox: {} is not valid; nothing was booted", f.label);
-            return EXIT_FAIL;
-        }
+        Err(code) => return code,
     };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
