@@ -11,6 +11,7 @@ pub fn hostform(dir: &Path, args: &[&str]) -> Output {
     cmd.current_dir(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .env_remove("COLUMNS")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE");
     cmd.output().expect("run hostform")

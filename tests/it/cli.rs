@@ -1,0 +1,17 @@
+//! The command-line interface as users see it: help texts are snapshotted so that any change
+//! to commands, flags or wording shows up in review.
+
+use crate::common::*;
+
+#[test]
+fn help_texts() {
+    let dir = root();
+    let top = hostform(&dir, &["--help"]);
+    assert_eq!(code(&top), 0);
+    insta::assert_snapshot!("help", stdout(&top));
+    for cmd in ["validate", "discover", "plan", "apply", "schema", "sandbox"] {
+        let o = hostform(&dir, &[cmd, "--help"]);
+        assert_eq!(code(&o), 0, "{cmd}");
+        insta::assert_snapshot!(format!("help_{cmd}"), stdout(&o));
+    }
+}
