@@ -2,9 +2,10 @@
 //! depends on it is skipped and what does not still runs; the failed command is reported with
 //! its argv, exit status and stderr. When / is read-only and LVM metadata must change, the run
 //! is wrapped in `mount -o remount,rw /` … `remount,ro /`, and / goes back to read-only even
-//! after a failure. Operations run one at a time for now.
+//! after a failure. Independent operations run side by side, up to a bound.
 
 use std::collections::BTreeSet;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::plan::{Op, Plan};
@@ -12,10 +13,26 @@ use crate::runner::{RunError, Runner, show_argv};
 
 #[derive(Debug)]
 pub enum Event<'a> {
-    Start { n: usize, total: usize, op: &'a Op },
-    Done { op: &'a Op, took: Duration },
-    Failed { op: &'a Op, error: &'a RunError },
-    Skipped { op: &'a Op, because: &'a str },
+    Start {
+        n: usize,
+        total: usize,
+        op: &'a Op,
+    },
+    /// `n`: how many operations have finished so far.
+    Done {
+        n: usize,
+        total: usize,
+        op: &'a Op,
+        took: Duration,
+    },
+    Failed {
+        op: &'a Op,
+        error: &'a RunError,
+    },
+    Skipped {
+        op: &'a Op,
+        because: &'a str,
+    },
     Note(String),
 }
 
@@ -49,7 +66,14 @@ fn run_op(r: &dyn Runner, op: &Op) -> Result<(), RunError> {
     Ok(())
 }
 
-pub fn execute(plan: &Plan, r: &dyn Runner, report: &mut dyn FnMut(Event)) -> Outcome {
+/// Run the plan with at most `parallelism` operations at once: an operation starts when every
+/// operation it depends on has succeeded; independent ones run side by side.
+pub fn execute(
+    plan: &Plan,
+    r: &dyn Runner,
+    parallelism: usize,
+    report: &mut (dyn FnMut(Event) + Send),
+) -> Outcome {
     let mut out = Outcome::default();
     let remount = plan.remount_root && plan.ops.iter().any(|o| o.writes_root);
     if remount {
@@ -65,36 +89,7 @@ pub fn execute(plan: &Plan, r: &dyn Runner, report: &mut dyn FnMut(Event)) -> Ou
             "/ remounted read-write for LVM metadata".into(),
         ));
     }
-    let mut broken: BTreeSet<&str> = BTreeSet::new();
-    let total = plan.ops.len();
-    for (i, op) in plan.ops.iter().enumerate() {
-        if let Some(dep) = op.after.iter().find(|a| broken.contains(a.as_str())) {
-            report(Event::Skipped { op, because: dep });
-            broken.insert(&op.id);
-            out.skipped.push(op.id.clone());
-            continue;
-        }
-        report(Event::Start {
-            n: i + 1,
-            total,
-            op,
-        });
-        let t = Instant::now();
-        match run_op(r, op) {
-            Ok(()) => {
-                report(Event::Done {
-                    op,
-                    took: t.elapsed(),
-                });
-                out.done.push(op.id.clone());
-            }
-            Err(e) => {
-                report(Event::Failed { op, error: &e });
-                broken.insert(&op.id);
-                out.failed.push((op.id.clone(), e.to_string()));
-            }
-        }
-    }
+    run_graph(plan, r, parallelism.max(1), report, &mut out);
     if remount {
         match r.check(&["mount", "-o", "remount,ro", "/"]) {
             Ok(_) => report(Event::Note("/ remounted read-only".into())),
@@ -109,12 +104,149 @@ pub fn execute(plan: &Plan, r: &dyn Runner, report: &mut dyn FnMut(Event)) -> Ou
     out
 }
 
+/// The scheduler's shared state.
+struct Sched<'p> {
+    started: Vec<bool>,
+    ok: BTreeSet<&'p str>,
+    broken: BTreeSet<&'p str>,
+    pending: usize,
+    completed: usize,
+}
+
+fn run_graph(
+    plan: &Plan,
+    r: &dyn Runner,
+    parallelism: usize,
+    report: &mut (dyn FnMut(Event) + Send),
+    out: &mut Outcome,
+) {
+    let ids: BTreeSet<&str> = plan.ops.iter().map(|o| o.id.as_str()).collect();
+    let total = plan.ops.len();
+    let state = Mutex::new(Sched {
+        started: vec![false; total],
+        ok: BTreeSet::new(),
+        broken: BTreeSet::new(),
+        pending: total,
+        completed: 0,
+    });
+    let wake = Condvar::new();
+    let report = Mutex::new(report);
+    let result = Mutex::new(Outcome::default());
+    let emit = |e: Event| {
+        if let Ok(mut f) = report.lock() {
+            (*f)(e)
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..parallelism.min(total.max(1)) {
+            scope.spawn(|| {
+                loop {
+                    // Pick the first operation, in plan order, whose dependencies are settled.
+                    let mut st = match state.lock() {
+                        Ok(g) => g,
+                        Err(_) => return,
+                    };
+                    let picked = loop {
+                        if st.pending == 0 {
+                            break None;
+                        }
+                        let mut found = None;
+                        for (i, op) in plan.ops.iter().enumerate() {
+                            if st.started[i] {
+                                continue;
+                            }
+                            let deps: Vec<&str> = op
+                                .after
+                                .iter()
+                                .map(String::as_str)
+                                .filter(|a| ids.contains(a))
+                                .collect();
+                            if let Some(dep) = deps.iter().find(|d| st.broken.contains(*d)) {
+                                st.started[i] = true;
+                                st.broken.insert(&op.id);
+                                st.pending -= 1;
+                                if let Ok(mut o) = result.lock() {
+                                    o.skipped.push(op.id.clone());
+                                }
+                                emit(Event::Skipped { op, because: dep });
+                                wake.notify_all();
+                                continue;
+                            }
+                            if deps.iter().all(|d| st.ok.contains(d)) {
+                                found = Some(i);
+                                break;
+                            }
+                        }
+                        if let Some(i) = found {
+                            st.started[i] = true;
+                            break Some(i);
+                        }
+                        if st.pending == 0 {
+                            break None;
+                        }
+                        st = match wake.wait(st) {
+                            Ok(g) => g,
+                            Err(_) => return,
+                        };
+                    };
+                    let Some(i) = picked else {
+                        wake.notify_all();
+                        return;
+                    };
+                    let op = &plan.ops[i];
+                    drop(st);
+                    emit(Event::Start {
+                        n: i + 1,
+                        total,
+                        op,
+                    });
+                    let t = Instant::now();
+                    let res = run_op(r, op);
+                    let mut st = match state.lock() {
+                        Ok(g) => g,
+                        Err(_) => return,
+                    };
+                    st.pending -= 1;
+                    st.completed += 1;
+                    let n = st.completed;
+                    match res {
+                        Ok(()) => {
+                            st.ok.insert(&op.id);
+                            if let Ok(mut o) = result.lock() {
+                                o.done.push(op.id.clone());
+                            }
+                            emit(Event::Done {
+                                n,
+                                total,
+                                op,
+                                took: t.elapsed(),
+                            });
+                        }
+                        Err(e) => {
+                            st.broken.insert(&op.id);
+                            if let Ok(mut o) = result.lock() {
+                                o.failed.push((op.id.clone(), e.to_string()));
+                            }
+                            emit(Event::Failed { op, error: &e });
+                        }
+                    }
+                    drop(st);
+                    wake.notify_all();
+                }
+            });
+        }
+    });
+    let r = result.into_inner().unwrap_or_default();
+    out.done.extend(r.done);
+    out.failed.extend(r.failed);
+    out.skipped.extend(r.skipped);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::Risk;
     use crate::runner::Output;
-    use std::sync::Mutex;
 
     /// Runs nothing: records argv and fails the commands named in `fail`. It stands in for the
     /// host only to test the executor's control flow; no tool output is imitated.
@@ -183,7 +315,7 @@ mod tests {
             fail: vec!["cmd a"],
             ran: Mutex::new(Vec::new()),
         };
-        let out = execute(&plan, &r, &mut |_| {});
+        let out = execute(&plan, &r, 1, &mut |_| {});
         assert_eq!(out.failed.len(), 1);
         assert!(
             out.failed[0].1.contains("exited with status 5: boom"),
@@ -215,7 +347,7 @@ mod tests {
             fail: vec![],
             ran: Mutex::new(Vec::new()),
         };
-        assert!(execute(&plan, &r, &mut |_| {}).ok());
+        assert!(execute(&plan, &r, 1, &mut |_| {}).ok());
         assert_eq!(r.ran.lock().unwrap().clone(), ["cmd a"]);
     }
 
@@ -230,8 +362,109 @@ mod tests {
             fail: vec!["mount -o remount,rw /"],
             ran: Mutex::new(Vec::new()),
         };
-        let out = execute(&plan, &r, &mut |_| {});
+        let out = execute(&plan, &r, 1, &mut |_| {});
         assert!(!out.ok());
         assert_eq!(r.ran.lock().unwrap().clone(), ["mount -o remount,rw /"]);
+    }
+
+    /// Two independent operations rendezvous: each waits until the other has started. They
+    /// can only both finish if they run at the same time; sequentially, the first would time
+    /// out and fail.
+    struct Rendezvous {
+        started: Mutex<BTreeSet<String>>,
+        cv: std::sync::Condvar,
+        ran: Mutex<Vec<String>>,
+    }
+
+    impl Runner for Rendezvous {
+        fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
+            let me = argv[1].to_string();
+            self.ran.lock().unwrap().push(me.clone());
+            let mut st = self.started.lock().unwrap();
+            st.insert(me.clone());
+            self.cv.notify_all();
+            let partner = match me.as_str() {
+                "a" => Some("b"),
+                "b" => Some("a"),
+                _ => None,
+            };
+            let mut status = 0;
+            if let Some(p) = partner {
+                let (g, t) = self
+                    .cv
+                    .wait_timeout_while(st, Duration::from_secs(10), |s| !s.contains(p))
+                    .unwrap();
+                drop(g);
+                if t.timed_out() {
+                    status = 1;
+                }
+            }
+            Ok(Output {
+                status,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        }
+        fn read(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn list(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn resolve_link(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn independent_operations_run_side_by_side_and_dependencies_wait() {
+        let plan = Plan {
+            ops: vec![
+                op("a", &[], false),
+                op("b", &[], false),
+                op("c", &["a", "b"], false),
+            ],
+            ..Plan::default()
+        };
+        let r = Rendezvous {
+            started: Mutex::new(BTreeSet::new()),
+            cv: std::sync::Condvar::new(),
+            ran: Mutex::new(Vec::new()),
+        };
+        let out = execute(&plan, &r, 4, &mut |_| {});
+        assert!(out.ok(), "{out:?}");
+        let ran = r.ran.lock().unwrap().clone();
+        assert_eq!(ran.len(), 3);
+        assert_eq!(ran[2], "c", "c waits for both: {ran:?}");
+    }
+
+    #[test]
+    fn in_parallel_a_failure_still_skips_only_its_dependents() {
+        let plan = Plan {
+            ops: vec![
+                op("a", &[], false),
+                op("b", &["a"], false),
+                op("c", &["b"], false),
+                op("d", &[], false),
+                op("e", &["d"], false),
+            ],
+            ..Plan::default()
+        };
+        let r = Script {
+            fail: vec!["cmd a"],
+            ran: Mutex::new(Vec::new()),
+        };
+        let out = execute(&plan, &r, 3, &mut |_| {});
+        let mut done = out.done.clone();
+        done.sort();
+        assert_eq!(done, ["d", "e"]);
+        let mut skipped = out.skipped.clone();
+        skipped.sort();
+        assert_eq!(skipped, ["b", "c"]);
+        assert_eq!(out.failed.len(), 1);
+        let ran = r.ran.lock().unwrap().clone();
+        let pos = |x: &str| ran.iter().position(|r| r == x).unwrap();
+        assert!(pos("cmd d") < pos("cmd e"));
+        assert!(!ran.contains(&"cmd b".to_string()));
     }
 }

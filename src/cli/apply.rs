@@ -20,6 +20,9 @@ pub struct Args {
     /// Do not ask for confirmation (for scripts).
     #[arg(long)]
     pub auto_approve: bool,
+    /// Run at most N independent operations at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallelism: usize,
 }
 
 /// Verification: re-read the host until the plan is empty, a few times (udev may still be
@@ -78,25 +81,33 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         }
     }
     println!();
-    let outcome = execute(&plan, &runner, &mut |e| match e {
-        Event::Start { n, total, op } => {
-            print!("[{n}/{total}] {} ... ", op.summary);
-            let _ = std::io::stdout().flush();
-        }
-        Event::Done { took, .. } => println!("ok ({:.1}s)", took.as_secs_f64()),
-        Event::Failed { op, error } => {
-            println!("FAILED");
-            eprintln!(
-                "apply: {} failed\n  command: {}\n  {error}",
-                op.summary,
-                show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>())
-            );
-        }
-        Event::Skipped { op, because } => {
-            println!("[skip] {} (depends on failed {because})", op.summary)
-        }
-        Event::Note(n) => println!("{n}"),
-    });
+    let outcome = execute(
+        &plan,
+        &runner,
+        args.parallelism.clamp(1, 64),
+        &mut |e| match e {
+            Event::Start { .. } => {}
+            Event::Done { n, total, op, took } => {
+                println!(
+                    "[{n}/{total}] ok ({:.1}s) {}",
+                    took.as_secs_f64(),
+                    op.summary
+                )
+            }
+            Event::Failed { op, error } => {
+                println!("[FAILED] {}", op.summary);
+                eprintln!(
+                    "apply: {} failed\n  command: {}\n  {error}",
+                    op.summary,
+                    show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>())
+                );
+            }
+            Event::Skipped { op, because } => {
+                println!("[skipped] {} (depends on failed {because})", op.summary)
+            }
+            Event::Note(n) => println!("{n}"),
+        },
+    );
     if !outcome.ok() {
         eprintln!(
             "apply: {} done, {} failed, {} skipped; run `hostform plan` to see what remains",
