@@ -20,6 +20,9 @@ struct Ctx<'a> {
     disks: BTreeMap<String, String>,
     /// Device reference (`md0`, `sda/raid`, `sda`) → the op that creates it in this plan.
     made_by: BTreeMap<String, String>,
+    /// Devices this plan brings back (an assembled array) whose contents are unknown until the
+    /// host is read again: nothing is planned on them in this run.
+    reappearing: std::collections::BTreeSet<String>,
 }
 
 fn s(v: &str) -> String {
@@ -141,6 +144,7 @@ pub fn plan(spec: &Spec, facts: &Facts) -> Plan {
         ops: Vec::new(),
         disks: BTreeMap::new(),
         made_by: BTreeMap::new(),
+        reappearing: Default::default(),
     };
     c.plan.remount_root = spec.root.readonly && facts.root_readonly;
     disks(&mut c);
@@ -480,7 +484,7 @@ fn arrays(c: &mut Ctx) {
             }
             let mut argv = vec![s("mdadm"), s("--assemble"), format!("/dev/{name}")];
             argv.extend(paths.iter().cloned());
-            let id = c.op(
+            c.op(
                 format!("20:array:{name}:assemble"),
                 &res,
                 format!("assemble {name} from its members (they carry its superblock)"),
@@ -489,7 +493,7 @@ fn arrays(c: &mut Ctx) {
                 false,
                 after,
             );
-            c.made_by.insert(name.value.clone(), id);
+            c.reappearing.insert(name.value.clone());
             c.change(
                 &res,
                 Action::Create,
@@ -540,6 +544,19 @@ fn volume_groups(c: &mut Ctx) {
         let mut new_pvs: Vec<String> = Vec::new();
         let mut pv_ops: Vec<String> = Vec::new();
         let mut blocked = false;
+        if let Some(pv) = vg
+            .pvs
+            .iter()
+            .find(|p| c.reappearing.contains(p.value.as_str()))
+        {
+            // Its contents (a PV, a VG, LVs) are read after assembly, on the next plan.
+            c.change(
+                &res,
+                Action::NoOp,
+                format!("waits for {pv} to be assembled; run plan again afterwards"),
+            );
+            continue;
+        }
         for pv in &vg.pvs {
             let Some(path) = c.device_path(&pv.value) else {
                 blocked = true;
@@ -658,7 +675,7 @@ fn volume_groups(c: &mut Ctx) {
             .or(vg.extent_size.map(|e| e.value.0))
             .unwrap_or(4 << 20);
         for (lvname, lv) in &vg.lvs {
-            logical_volume(c, vgname, lvname, lv, vg, extent, &after_vg);
+            logical_volume(c, vgname, lvname, lv, extent, &after_vg);
         }
         for (sname, snap) in &vg.snapshots {
             let res = format!("snapshot {vgname}/{sname}");
@@ -705,7 +722,6 @@ fn logical_volume(
     vgname: &str,
     lvname: &str,
     lv: &crate::spec::types::Lv,
-    vg: &VolumeGroup,
     extent: u64,
     after_vg: &[String],
 ) {
@@ -795,7 +811,23 @@ fn logical_volume(
                 );
                 reasons.push("permission".into());
             }
+            // An inactive LV has no device node, so no signature could be read: activate it and
+            // leave the filesystem to the next reading (the verification after apply), never mkfs.
+            let unread = !cur.active && !cur.open;
+            if unread {
+                c.op(
+                    format!("52:lv:{key}:activate"),
+                    &res,
+                    format!("activate {key} (inactive: its filesystem could not be read)"),
+                    vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
+                    None,
+                    false,
+                    after_vg.to_vec(),
+                );
+                reasons.push("inactive: activated".into());
+            }
             match (want_fs, fstype.as_deref()) {
+                _ if unread => {}
                 (Some(w), None) => {
                     c.op(
                         format!("57:lv:{key}:mkfs"),
@@ -889,7 +921,6 @@ fn logical_volume(
                     vec![last],
                 );
             }
-            let _ = vg;
             c.change(&res, Action::Create, "no such LV");
         }
     }
@@ -1127,5 +1158,51 @@ mod tests {
                 .unwrap(),
             ["vgcreate", "--quiet", "vg0", "/dev/md0"]
         );
+    }
+
+    #[test]
+    fn an_inactive_lv_is_activated_never_formatted() {
+        let mut d = full();
+        // As after `vgchange -an`: the LVs are listed, but have no device nodes to read.
+        for l in d.facts.lvm.lvs.values_mut() {
+            l.active = false;
+            l.open = false;
+        }
+        d.facts.blocks.devices.retain(|_, b| b.kind != "lvm");
+        d.facts.blocks.index();
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(
+            !p.ops
+                .iter()
+                .any(|o| o.argv[0].starts_with("mkfs") || o.argv[0] == "mkswap"),
+            "{:#?}",
+            p.ops
+        );
+        assert!(
+            p.ops
+                .iter()
+                .any(|o| o.argv == ["lvchange", "--quiet", "-ay", "vg0/dom0_root"]),
+            "{:#?}",
+            p.ops
+        );
+    }
+
+    #[test]
+    fn an_assembled_array_is_not_built_upon_before_it_is_read() {
+        let mut d = full();
+        // As after `mdadm --stop /dev/md0`: the members still carry its superblock.
+        d.facts.arrays.clear();
+        d.facts.lvm = Default::default();
+        d.facts
+            .blocks
+            .devices
+            .retain(|_, b| b.kind != "lvm" && !b.kind.starts_with("raid"));
+        d.facts.blocks.index();
+        let p = plan(&d.spec, &d.facts);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        let cmds: Vec<&str> = p.ops.iter().map(|o| o.argv[0].as_str()).collect();
+        assert_eq!(cmds, ["mdadm"], "{:#?}", p.ops);
+        assert_eq!(p.ops[0].argv[1], "--assemble");
     }
 }
