@@ -29,7 +29,7 @@ fn main() {
         let mut n = 0;
         for _ in 0..runs {
             let t = Instant::now();
-            let p = hostform::plan::storage::plan(&spec, &facts);
+            let p = hostform::plan::plan_host(&spec, &facts, &Default::default());
             times.push(t.elapsed().as_secs_f64());
             assert!(p.refusals.is_empty(), "{:?}", p.refusals);
             n = p.ops.len();
@@ -100,7 +100,7 @@ fn adopt(quick: bool) {
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let p = hostform::plan::storage::plan(&d.spec, &d.facts);
+            let p = hostform::plan::plan_host(&d.spec, &d.facts, &Default::default());
             times.push(t.elapsed().as_secs_f64());
             assert!(
                 p.refusals.is_empty() && p.ops.is_empty(),

@@ -50,6 +50,9 @@ impl Outcome {
 }
 
 fn run_op(r: &dyn Runner, op: &Op) -> Result<(), RunError> {
+    if let Some(w) = &op.write {
+        return r.write_file(&w.path, &w.content, w.mode);
+    }
     let argv: Vec<&str> = op.argv.iter().map(String::as_str).collect();
     let out = r.run_input(&argv, op.stdin.as_deref())?;
     if out.status != 0 {
@@ -296,6 +299,7 @@ mod tests {
             writes_root: root,
             after: after.iter().map(|s| s.to_string()).collect(),
             settle: false,
+            write: None,
         }
     }
 

@@ -68,6 +68,20 @@ pub trait Runner: Send + Sync {
     fn list(&self, dir: &str) -> Vec<String>;
     /// Where a symlink points, resolved to an absolute path.
     fn resolve_link(&self, path: &str) -> Option<String>;
+    /// Replace a file's content atomically (a temporary file in the same directory, fsync,
+    /// rename), creating missing parent directories. For configuration files the plan shows
+    /// as a diff (network configuration, guest configs, systemd units).
+    fn write_file(&self, path: &str, _content: &str, _mode: u32) -> Result<(), RunError> {
+        Err(RunError::NotFound {
+            program: format!("write {path} (this runner writes no files)"),
+        })
+    }
+    /// Remove a file; a file that is already gone is not an error.
+    fn remove_file(&self, path: &str) -> Result<(), RunError> {
+        Err(RunError::NotFound {
+            program: format!("remove {path} (this runner removes no files)"),
+        })
+    }
 
     /// Run and require success.
     fn check(&self, argv: &[&str]) -> Result<Output, RunError> {
@@ -169,6 +183,62 @@ impl Runner for RealRunner {
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
     }
+
+    fn write_file(&self, path: &str, content: &str, mode: u32) -> Result<(), RunError> {
+        write_atomically(Path::new(path), content.as_bytes(), mode).map_err(|source| {
+            RunError::Spawn {
+                argv: format!("write {path}"),
+                source,
+            }
+        })
+    }
+
+    fn remove_file(&self, path: &str) -> Result<(), RunError> {
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(RunError::Spawn {
+                argv: format!("remove {path}"),
+                source,
+            }),
+        }
+    }
+}
+
+/// Write `bytes` to `path` so that a reader sees the old content or the new, never a part:
+/// a temporary file beside it, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.hostform-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Answers from a fixture directory captured on a real host (see scripts/capture-fixtures.sh).
@@ -183,6 +253,8 @@ pub struct ReplayRunner {
     links: BTreeMap<String, String>,
     /// Commands asked for, in order (to assert on process counts and argv).
     pub asked: Mutex<Vec<String>>,
+    /// Files written (path → content) and removed, in order: nothing reaches the disk.
+    pub written: Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl ReplayRunner {
@@ -217,6 +289,7 @@ impl ReplayRunner {
             files,
             links,
             asked: Mutex::new(Vec::new()),
+            written: Mutex::new(Vec::new()),
         })
     }
 
@@ -280,6 +353,20 @@ impl Runner for ReplayRunner {
     fn resolve_link(&self, path: &str) -> Option<String> {
         self.links.get(path).cloned()
     }
+
+    fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {
+        if let Ok(mut w) = self.written.lock() {
+            w.push((path.to_string(), Some(content.to_string())));
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &str) -> Result<(), RunError> {
+        if let Ok(mut w) = self.written.lock() {
+            w.push((path.to_string(), None));
+        }
+        Ok(())
+    }
 }
 
 /// Fixtures for the rooms' tests: real output captured in the sandbox (tests/fixtures/).
@@ -341,5 +428,33 @@ mod tests {
         assert!(err.contains("exited with status 2: boom"), "{err}");
         // The missing program spawned nothing.
         assert_eq!(r.spawned().len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_are_replaced_whole_with_their_mode_and_no_temporary_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc/network/interfaces.d/br0");
+        let p = path.to_str().unwrap();
+        let r = RealRunner::new();
+        r.write_file(p, "old\n", 0o600).unwrap();
+        r.write_file(p, "new\n", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["br0"]);
+        r.remove_file(p).unwrap();
+        r.remove_file(p).unwrap();
+        assert!(!path.exists());
+        assert!(r.spawned().is_empty(), "writing spawns no process");
     }
 }

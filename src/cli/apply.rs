@@ -17,6 +17,10 @@ pub struct Args {
     /// Read the spec from this git revision.
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
+    /// Allow the destructive operations the plan shows: removing what the spec marks
+    /// `state: absent` (never a resource marked `prevent-destroy`).
+    #[arg(long)]
+    pub allow_destroy: bool,
     /// Do not ask for confirmation (for scripts).
     #[arg(long)]
     pub auto_approve: bool,
@@ -51,7 +55,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_FAIL;
         }
     };
-    let plan = crate::plan::storage::plan(&loaded.spec, &facts);
+    let opts = crate::plan::Options {
+        allow_destroy: args.allow_destroy,
+    };
+    let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
     let tty = std::io::stdout().is_terminal();
     println!("{} against this host:\n", loaded.label);
     print!("{}", crate::plan::render(&plan, color.enabled(tty)));
@@ -120,7 +127,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     // Verify against a fresh reading of the host.
     for attempt in 1..=VERIFY_TRIES {
         let again = crate::discover::discover(&runner)
-            .map(|d| crate::plan::storage::plan(&loaded.spec, &d.facts));
+            .map(|d| crate::plan::plan_host(&loaded.spec, &d.facts, &opts));
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
                 println!(

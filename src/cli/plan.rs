@@ -24,6 +24,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Allow the destructive operations the plan shows: removing what the spec marks
+    /// `state: absent` (never a resource marked `prevent-destroy`).
+    #[arg(long)]
+    pub allow_destroy: bool,
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on errors or refusals.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -81,7 +85,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             }
         },
     };
-    let plan = crate::plan::storage::plan(&loaded.spec, &facts);
+    let opts = crate::plan::Options {
+        allow_destroy: args.allow_destroy,
+    };
+    let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
     match args.format {
         Format::Text => {
             println!("{} against {against}:\n", loaded.label);

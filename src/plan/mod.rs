@@ -8,6 +8,43 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub mod storage;
 
+use crate::discover::Facts;
+use crate::spec::types::Spec;
+
+/// What the operator allowed for this run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `--allow-destroy`: resources the spec marks `state: absent` may be removed (never one
+    /// marked `prevent-destroy`).
+    pub allow_destroy: bool,
+}
+
+/// The whole host's plan: each room plans its own kind, and their operations form one DAG
+/// (an op may depend on another room's op by id, e.g. a guest on its LV). Rooms register here,
+/// one line each.
+pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
+    let mut plan = storage::plan(spec, facts, opts);
+    let ops = std::mem::take(&mut plan.ops);
+    match order(ops) {
+        Ok(o) => plan.ops = o,
+        Err(e) => plan.refusals.push(Refusal {
+            resource: "plan".into(),
+            reason: e,
+            hint: "this is a bug in hostform; please report it".into(),
+        }),
+    }
+    plan
+}
+
+/// Add a room's plan to the host's plan (ops are ordered once, by `plan_host`).
+pub fn merge(into: &mut Plan, part: Plan) {
+    into.changes.extend(part.changes);
+    into.ops.extend(part.ops);
+    into.refusals.extend(part.refusals);
+    into.unmanaged.extend(part.unmanaged);
+    into.remount_root |= part.remount_root;
+}
+
 /// What happens to a resource, with Terraform's symbols.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -65,6 +102,21 @@ pub struct Op {
     /// Wait for udev to create the device nodes this op makes (`udevadm settle`).
     #[serde(default)]
     pub settle: bool,
+    /// Instead of running `argv` (then empty), write this file: configuration the plan shows
+    /// as a unified diff.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub write: Option<FileWrite>,
+}
+
+/// A configuration file an operation writes (atomically), with the diff the plan shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWrite {
+    pub path: String,
+    pub content: String,
+    /// Permission bits, e.g. 0o644.
+    pub mode: u32,
+    /// Unified diff from the file's current content (or from nothing) to `content`.
+    pub diff: String,
 }
 
 /// A resource's change and why.
@@ -198,6 +250,13 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 String::new()
             };
             let _ = writeln!(s, "    {}{risk}", o.summary);
+            if let Some(w) = &o.write {
+                let _ = writeln!(s, "      writes {}", w.path);
+                for l in w.diff.lines() {
+                    let _ = writeln!(s, "      {l}");
+                }
+                continue;
+            }
             let _ = writeln!(
                 s,
                 "      $ {}",
@@ -253,6 +312,7 @@ mod tests {
             writes_root: false,
             after: after.iter().map(|s| s.to_string()).collect(),
             settle: false,
+            write: None,
         }
     }
 

@@ -66,6 +66,7 @@ impl<'a> Ctx<'a> {
             after,
             // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
             settle: true,
+            write: None,
         });
         id
     }
@@ -136,7 +137,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub fn plan(spec: &Spec, facts: &Facts) -> Plan {
+pub fn plan(spec: &Spec, facts: &Facts, _opts: &super::Options) -> Plan {
     let mut c = Ctx {
         spec,
         facts,
@@ -982,7 +983,7 @@ mod tests {
     #[test]
     fn adopting_an_existing_stack_plans_nothing() {
         let d = full();
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert!(p.ops.is_empty(), "{:?}", p.ops);
         assert!(
@@ -1001,7 +1002,7 @@ mod tests {
     fn blank_disks_get_the_whole_stack_in_dependency_order() {
         let spec = full().spec;
         let blank = discover(&runner("blank")).expect("blank").facts;
-        let p = plan(&spec, &blank);
+        let p = super::super::plan_host(&spec, &blank, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         let pos = |id: &str| {
             p.ops
@@ -1043,7 +1044,8 @@ mod tests {
         // The same inputs give the same plan, byte for byte.
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            serde_json::to_string(&plan(&spec, &blank)).unwrap()
+            serde_json::to_string(&super::super::plan_host(&spec, &blank, &Default::default()))
+                .unwrap()
         );
         insta::assert_snapshot!("blank_to_full", crate::plan::render(&p, false));
     }
@@ -1056,7 +1058,7 @@ mod tests {
         lv.size = Some(crate::spec::de::Sp::bare(LvSize::Bytes(
             crate::spec::units::Size(1 << 30),
         )));
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert_eq!(p.ops.len(), 1);
         assert_eq!(
@@ -1081,7 +1083,7 @@ mod tests {
             crate::spec::units::Size(64 << 20),
         )));
         vg.lvs.get_mut("guest1_var").unwrap().fs = Filesystem::Xfs;
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.ops.is_empty(), "{:?}", p.ops);
         let reasons: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
         assert!(
@@ -1106,7 +1108,7 @@ mod tests {
             .1
             .lvs
             .shift_remove("guest1_iso");
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.ops.is_empty());
         assert!(
             p.unmanaged.contains(&"lv vg0/guest1_iso".to_string()),
@@ -1123,7 +1125,7 @@ mod tests {
             "/dev/disk/by-id/ata-NOT_HERE".into(),
         ));
         spec.disks.get_index_mut(0).unwrap().1.serial = None;
-        let p = plan(&spec, &d.facts);
+        let p = super::super::plan_host(&spec, &d.facts, &Default::default());
         assert!(
             p.refusals
                 .iter()
@@ -1143,7 +1145,7 @@ mod tests {
         for p in &mut facts.lvm.pvs {
             p.vg.clear();
         }
-        let p = plan(&d.spec, &facts);
+        let p = super::super::plan_host(&d.spec, &facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert!(
             !p.ops.iter().any(|o| o.argv[0] == "pvcreate"),
@@ -1170,7 +1172,7 @@ mod tests {
         }
         d.facts.blocks.devices.retain(|_, b| b.kind != "lvm");
         d.facts.blocks.index();
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert!(
             !p.ops
@@ -1199,7 +1201,7 @@ mod tests {
             .devices
             .retain(|_, b| b.kind != "lvm" && !b.kind.starts_with("raid"));
         d.facts.blocks.index();
-        let p = plan(&d.spec, &d.facts);
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         let cmds: Vec<&str> = p.ops.iter().map(|o| o.argv[0].as_str()).collect();
         assert_eq!(cmds, ["mdadm"], "{:#?}", p.ops);
