@@ -9,3 +9,4 @@ pub mod runner;
 pub mod sandbox;
 pub mod spec;
 pub mod synthetic;
+pub mod workflow;

@@ -1,0 +1,233 @@
+//! The apply journal: one JSON line per apply, appended to `<state dir>/journal.jsonl`.
+//!
+//! Each line is written with a single `write(2)` on a file opened with `O_APPEND` (under the
+//! apply lock), then synced, so lines never interleave and a crash leaves at most the last
+//! line incomplete; readers skip lines they cannot parse and say how many.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const JOURNAL_FILE: &str = "journal.jsonl";
+
+/// How an apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Operations ran and the host was verified to match the spec.
+    Applied,
+    /// The host already matched the spec.
+    NoChanges,
+    /// Nothing ran: stale or altered plan, refusals, unsigned spec, invalid spec.
+    Refused,
+    /// Nothing ran: the operator did not confirm.
+    Cancelled,
+    /// An operation failed (others may have run).
+    Failed,
+    /// Everything ran but the host still differs from the spec.
+    Unverified,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::NoChanges => "no-changes",
+            Outcome::Refused => "refused",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Failed => "failed",
+            Outcome::Unverified => "unverified",
+        }
+    }
+}
+
+/// One operation's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpResult {
+    pub id: String,
+    pub summary: String,
+    pub argv: Vec<String>,
+    /// `done`, `failed`, `skipped` or `not-run`.
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub started: String,
+    pub finished: String,
+    pub host: String,
+    pub hostform_version: String,
+    pub pid: u32,
+    pub command: Vec<String>,
+    /// The spec's label (`hosts/dom0.yaml @ 1a2b3c4`).
+    #[serde(default)]
+    pub spec: Option<String>,
+    #[serde(default)]
+    pub commit: Option<String>,
+    #[serde(default)]
+    pub spec_sha256: Option<String>,
+    /// The saved plan applied, if any.
+    #[serde(default)]
+    pub plan_file: Option<String>,
+    pub allow_destroy: bool,
+    pub outcome: Outcome,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub operations: Vec<OpResult>,
+}
+
+impl Record {
+    pub fn begin() -> Self {
+        Record {
+            started: super::now(),
+            finished: String::new(),
+            host: super::hostname(),
+            hostform_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            command: std::env::args().collect(),
+            spec: None,
+            commit: None,
+            spec_sha256: None,
+            plan_file: None,
+            allow_destroy: false,
+            outcome: Outcome::Refused,
+            message: None,
+            operations: Vec::new(),
+        }
+    }
+
+    /// Record the plan's operations with what became of each.
+    pub fn results(&mut self, plan: &crate::plan::Plan, outcome: Option<&crate::apply::Outcome>) {
+        self.operations = plan
+            .ops
+            .iter()
+            .map(|op| {
+                let failed = outcome.and_then(|o| o.failed.iter().find(|(id, _)| *id == op.id));
+                let result = match outcome {
+                    None => "not-run",
+                    Some(_) if failed.is_some() => "failed",
+                    Some(o) if o.done.contains(&op.id) => "done",
+                    Some(o) if o.skipped.contains(&op.id) => "skipped",
+                    Some(_) => "not-run",
+                };
+                OpResult {
+                    id: op.id.clone(),
+                    summary: op.summary.clone(),
+                    argv: op.argv.clone(),
+                    result: result.into(),
+                    error: failed.map(|(_, e)| e.clone()),
+                }
+            })
+            .collect();
+    }
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join(JOURNAL_FILE)
+}
+
+/// Append one record (creating the directory and file, mode 0600, as needed).
+pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = path(state_dir);
+    let fail = |e: std::io::Error| format!("cannot write the journal {}: {e}", p.display());
+    std::fs::create_dir_all(state_dir).map_err(fail)?;
+    let mut line = serde_json::to_string(rec).map_err(|e| e.to_string())?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&p)
+        .map_err(fail)?;
+    f.write_all(line.as_bytes()).map_err(fail)?;
+    f.sync_data().map_err(fail)
+}
+
+/// The records, oldest first, and how many lines could not be read.
+pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
+    let p = path(state_dir);
+    let text = match std::fs::read_to_string(&p) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(format!("cannot read the journal {}: {e}", p.display())),
+    };
+    let mut bad = 0;
+    let records = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| match serde_json::from_str(l) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                bad += 1;
+                None
+            }
+        })
+        .collect();
+    Ok((records, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_append_and_read_back_in_order_skipping_a_torn_line() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(read(d.path()).unwrap().0.len(), 0);
+        let mut a = Record::begin();
+        a.outcome = Outcome::Applied;
+        a.spec = Some("hosts/a.yaml @ 1234567".into());
+        append(d.path(), &a).unwrap();
+        // A crash in the middle of a write leaves a torn last line.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path(d.path()))
+            .unwrap();
+        f.write_all(b"{\"started\":\"20").unwrap();
+        f.write_all(b"\n").unwrap();
+        let mut b = Record::begin();
+        b.outcome = Outcome::Refused;
+        b.message = Some("stale".into());
+        append(d.path(), &b).unwrap();
+        let (recs, bad) = read(d.path()).unwrap();
+        assert_eq!(bad, 1);
+        assert_eq!(recs, vec![a, b]);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path(d.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn results_say_what_became_of_each_operation() {
+        let loaded = crate::spec::load_str(
+            "a.yaml",
+            "host: a\ndisks:\n  a: { serial: HF-DISK-A }\nvolume-groups:\n  vg0:\n    pvs: [a]\n    lvs:\n      x: { size: 8MiB }\n",
+        )
+        .unwrap();
+        let facts = crate::discover::discover(&crate::runner::fixtures::runner("blank"))
+            .unwrap()
+            .facts;
+        let plan = crate::plan::plan_host(&loaded.spec, &facts, &Default::default());
+        assert!(plan.ops.len() >= 3, "{plan:?}");
+        let out = crate::apply::Outcome {
+            done: vec![plan.ops[0].id.clone()],
+            failed: vec![(plan.ops[1].id.clone(), "exit 5".into())],
+            skipped: vec![plan.ops[2].id.clone()],
+        };
+        let mut r = Record::begin();
+        r.results(&plan, Some(&out));
+        let res: Vec<&str> = r.operations.iter().map(|o| o.result.as_str()).collect();
+        assert_eq!(&res[..3], ["done", "failed", "skipped"]);
+        assert_eq!(r.operations[1].error.as_deref(), Some("exit 5"));
+        r.results(&plan, None);
+        assert!(r.operations.iter().all(|o| o.result == "not-run"));
+    }
+}

@@ -1,0 +1,174 @@
+//! `hostform timer install`: a systemd service that runs `hostform drift` on the spec and a
+//! timer that starts it on a calendar (`Persistent=true`: a run missed while the host was off
+//! happens at the next boot). Written to /etc/systemd/system by default; enabling them stays
+//! the operator's decision.
+
+use std::path::Path;
+
+/// `--every` as a systemd calendar expression. Only periods that divide the next larger unit
+/// evenly are accepted (15m, 2h, 1d), so runs are evenly spaced.
+pub fn every(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u32 = num.parse().map_err(|_| {
+        format!("--every {s}: write a period such as 15m, 1h, 6h or 1d (or use --on-calendar)")
+    })?;
+    match unit {
+        "m" | "min" if n > 0 && 60 % n == 0 && n < 60 => Ok(if n == 1 {
+            "*-*-* *:*:00".into()
+        } else {
+            format!("*-*-* *:00/{n}:00")
+        }),
+        "m" | "min" => Err(format!(
+            "--every {s}: minutes must divide an hour evenly (1, 2, 3, 4, 5, 6, 10, 12, 15, 20 or 30); use --on-calendar for anything else"
+        )),
+        "h" if n == 1 => Ok("hourly".into()),
+        "h" if n == 24 => Ok("daily".into()),
+        "h" if n > 0 && 24 % n == 0 => Ok(format!("*-*-* 00/{n}:00:00")),
+        "h" => Err(format!(
+            "--every {s}: hours must divide a day evenly (1, 2, 3, 4, 6, 8, 12 or 24); use --on-calendar for anything else"
+        )),
+        "d" if n == 1 => Ok("daily".into()),
+        "d" => Err(format!(
+            "--every {s}: periods longer than a day need --on-calendar (e.g. --on-calendar weekly)"
+        )),
+        _ => Err(format!(
+            "--every {s}: unknown unit `{unit}`; use m, h or d (15m, 1h, 1d)"
+        )),
+    }
+}
+
+/// One argument of `ExecStart=`, quoted as systemd reads it (specifiers and variables escaped).
+pub fn quote(arg: &str) -> Result<String, String> {
+    if arg.contains(['\n', '\r']) {
+        return Err(format!("{arg:?} contains a line break"));
+    }
+    let esc = arg.replace('%', "%%").replace('$', "$$");
+    if !esc.is_empty()
+        && esc
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+$".contains(c))
+    {
+        Ok(esc)
+    } else {
+        Ok(format!(
+            "\"{}\"",
+            esc.replace('\\', "\\\\").replace('"', "\\\"")
+        ))
+    }
+}
+
+/// The two units' text.
+pub struct Units {
+    pub service: String,
+    pub timer: String,
+}
+
+/// `exe`: hostform's absolute path; `spec`: the spec's absolute path.
+pub fn units(
+    name: &str,
+    exe: &Path,
+    spec: &Path,
+    rev: Option<&str>,
+    on_calendar: &str,
+) -> Result<Units, String> {
+    let mut argv = vec![
+        exe.to_string_lossy().into_owned(),
+        "drift".into(),
+        spec.to_string_lossy().into_owned(),
+    ];
+    if let Some(r) = rev {
+        argv.push("--rev".into());
+        argv.push(r.into());
+    }
+    let exec = argv
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
+    let shown = spec.display().to_string().replace('%', "%%");
+    let service = format!(
+        "# Written by `hostform timer install`; `hostform timer remove` removes it.\n\
+[Unit]\n\
+Description=hostform drift detection for {shown}\n\
+After=local-fs.target\n\
+\n\
+[Service]\n\
+Type=oneshot\n\
+# Exit status 0: in sync; 2: drift; 1: error. Drift leaves the unit failed, so\n\
+# `systemctl --failed` and OnFailure= see it; the report is in the journal.\n\
+ExecStart={exec}\n\
+Nice=10\n\
+IOSchedulingClass=idle\n"
+    );
+    let timer = format!(
+        "# Written by `hostform timer install`; `hostform timer remove` removes it.\n\
+[Unit]\n\
+Description=Run {name}.service (hostform drift detection) on a schedule\n\
+\n\
+[Timer]\n\
+OnCalendar={on_calendar}\n\
+Persistent=true\n\
+Unit={name}.service\n\
+\n\
+[Install]\n\
+WantedBy=timers.target\n"
+    );
+    Ok(Units { service, timer })
+}
+
+/// A unit name operators can type: letters, digits, `-`, `_`, `.`, `@` not allowed.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 200
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        return Err(format!(
+            "--name {name:?}: use letters, digits, `-` and `_` only"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_become_calendar_expressions() {
+        assert_eq!(every("1h").unwrap(), "hourly");
+        assert_eq!(every("15m").unwrap(), "*-*-* *:00/15:00");
+        assert_eq!(every("1m").unwrap(), "*-*-* *:*:00");
+        assert_eq!(every("6h").unwrap(), "*-*-* 00/6:00:00");
+        assert_eq!(every("24h").unwrap(), "daily");
+        assert_eq!(every("1d").unwrap(), "daily");
+        for bad in [
+            "45m", "5h", "0m", "0h", "2d", "hourly", "1w", "", "-1h", "60m",
+        ] {
+            assert!(every(bad).is_err(), "{bad}");
+        }
+        assert!(every("45m").unwrap_err().contains("divide an hour"));
+    }
+
+    #[test]
+    fn exec_arguments_are_quoted_for_systemd() {
+        assert_eq!(quote("/usr/bin/hostform").unwrap(), "/usr/bin/hostform");
+        assert_eq!(
+            quote("/srv/my specs/a.yaml").unwrap(),
+            "\"/srv/my specs/a.yaml\""
+        );
+        assert_eq!(quote("50%").unwrap(), "50%%");
+        assert_eq!(quote("a\"b").unwrap(), "\"a\\\"b\"");
+        assert!(quote("a\nb").is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_name("hostform-drift").is_ok());
+        assert!(check_name("../x").is_err());
+        assert!(check_name("").is_err());
+    }
+}
