@@ -9,9 +9,13 @@ use std::io::IsTerminal;
 
 mod apply;
 mod discover;
+mod drift;
+mod history;
 mod plan;
 mod sandbox;
 mod schema;
+mod show;
+mod timer;
 mod validate;
 
 pub const EXIT_OK: i32 = 0;
@@ -45,7 +49,16 @@ pub enum Command {
     /// ordered operations with their exact commands. Read-only.
     Plan(plan::Args),
     /// Show the plan, ask, apply it to this host, then verify that the host matches the spec.
+    /// Or apply exactly a plan saved with `plan --out`. One apply at a time; each is journaled.
     Apply(apply::Args),
+    /// Print a plan saved with `plan --out`, and whether it is empty. Read-only.
+    Show(show::Args),
+    /// Does the host still match the spec? Exit 0 in sync, 2 drift, 1 error. Read-only.
+    Drift(drift::Args),
+    /// The journal of applies on this host. Read-only.
+    History(history::Args),
+    /// Install or remove a systemd timer that runs `hostform drift` on a schedule.
+    Timer(timer::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -132,6 +145,10 @@ pub fn main() -> i32 {
         Command::Discover(a) => discover::run(a),
         Command::Plan(a) => plan::run(a, color),
         Command::Apply(a) => apply::run(a, color),
+        Command::Show(a) => show::run(a, color),
+        Command::Drift(a) => drift::run(a, color),
+        Command::History(a) => history::run(a),
+        Command::Timer(a) => timer::run(a, color),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

@@ -31,6 +31,10 @@ pub struct Args {
     /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on errors or refusals.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Also save the plan to FILE, for `hostform apply FILE` to run exactly it (or refuse if
+    /// the host or the spec changed since) and `hostform show FILE` to print it.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -54,36 +58,9 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let (facts, against) = match &args.against {
-        Some(p) => {
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("plan: {}: {e}", p.display());
-                    return EXIT_FAIL;
-                }
-            };
-            match serde_json::from_str::<crate::discover::Discovered>(&text) {
-                Ok(mut d) => {
-                    d.facts.blocks.index();
-                    (d.facts, format!("snapshot {}", p.display()))
-                }
-                Err(e) => {
-                    eprintln!(
-                        "plan: {} is not a snapshot from `hostform discover --format json`: {e}",
-                        p.display()
-                    );
-                    return EXIT_FAIL;
-                }
-            }
-        }
-        None => match crate::discover::discover(&crate::runner::RealRunner::new()) {
-            Ok(d) => (d.facts, "this host".to_string()),
-            Err(e) => {
-                eprintln!("plan: {e}");
-                return EXIT_FAIL;
-            }
-        },
+    let (facts, against) = match facts_for(args.against.as_deref(), "plan") {
+        Ok(f) => f,
+        Err(code) => return code,
     };
     let opts = crate::plan::Options {
         allow_destroy: args.allow_destroy,
@@ -109,6 +86,19 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         }
     }
+    if let Some(out) = &args.out
+        && let Err(code) = save(
+            out,
+            &loaded,
+            args.rev.as_deref(),
+            &facts,
+            &against,
+            &opts,
+            &plan,
+        )
+    {
+        return code;
+    }
     if !plan.refusals.is_empty() {
         EXIT_FAIL
     } else if args.detailed_exitcode && plan.has_changes() {
@@ -116,4 +106,76 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     } else {
         EXIT_OK
     }
+}
+
+/// The facts to plan against: a snapshot from `hostform discover --format json`, or this host;
+/// with how to name them (`snapshot FILE`, `this host`).
+pub(crate) fn facts_for(
+    against: Option<&std::path::Path>,
+    cmd: &str,
+) -> Result<(crate::discover::Facts, String), i32> {
+    match against {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                eprintln!("{cmd}: {}: {e}", p.display());
+                EXIT_FAIL
+            })?;
+            match serde_json::from_str::<crate::discover::Discovered>(&text) {
+                Ok(mut d) => {
+                    d.facts.blocks.index();
+                    Ok((d.facts, format!("snapshot {}", p.display())))
+                }
+                Err(e) => {
+                    eprintln!(
+                        "{cmd}: {} is not a snapshot from `hostform discover --format json`: {e}",
+                        p.display()
+                    );
+                    Err(EXIT_FAIL)
+                }
+            }
+        }
+        None => match crate::discover::discover(&crate::runner::RealRunner::new()) {
+            Ok(d) => Ok((d.facts, "this host".to_string())),
+            Err(e) => {
+                eprintln!("{cmd}: {e}");
+                Err(EXIT_FAIL)
+            }
+        },
+    }
+}
+
+/// `--out`: write the saved plan (not when it has refusals: it could not be applied).
+fn save(
+    out: &std::path::Path,
+    loaded: &crate::spec::Loaded,
+    rev: Option<&str>,
+    facts: &crate::discover::Facts,
+    against: &str,
+    opts: &crate::plan::Options,
+    plan: &crate::plan::Plan,
+) -> Result<(), i32> {
+    use crate::workflow::saved;
+    if !plan.refusals.is_empty() {
+        eprintln!(
+            "plan: the plan has refusals, so it was not saved to {}",
+            out.display()
+        );
+        return Err(EXIT_FAIL);
+    }
+    let s = saved::SavedPlan::new(loaded, rev, facts, against, opts, plan.clone());
+    if let Err(e) = crate::runner::write_atomically(out, saved::encode(&s).as_bytes(), 0o600) {
+        eprintln!("plan: cannot save the plan to {}: {e}", out.display());
+        return Err(EXIT_FAIL);
+    }
+    let what = if s.empty {
+        "an empty plan: applying it changes nothing".to_string()
+    } else {
+        format!("{} operations", s.operations)
+    };
+    eprintln!(
+        "Saved the plan to {} ({what}). `hostform apply {}` runs exactly this plan, and refuses if the host or the spec changed since.",
+        out.display(),
+        crate::runner::show_argv(&[&out.to_string_lossy()])
+    );
+    Ok(())
 }

@@ -148,6 +148,22 @@ pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
     f.sync_data().map_err(fail)
 }
 
+/// Fail early (before anything changes) when the journal could not be appended to.
+pub fn writable(state_dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let p = path(state_dir);
+    std::fs::create_dir_all(state_dir)
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .open(&p)
+        })
+        .map(|_| ())
+        .map_err(|e| format!("cannot write the journal {}: {e}", p.display()))
+}
+
 /// The records, oldest first, and how many lines could not be read.
 pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
     let p = path(state_dir);

@@ -3,6 +3,7 @@
 //! ([`journal`]), signed spec commits ([`signing`]) and drift detection from a systemd timer
 //! ([`timer`]).
 
+pub mod gate;
 pub mod journal;
 pub mod lock;
 pub mod saved;
@@ -23,10 +24,10 @@ pub const DEFAULT_LOCK_DIR: &str = "/run/lock";
 #[derive(clap::Args, Debug, Clone)]
 pub struct Dirs {
     /// Where the apply journal is kept.
-    #[arg(long, value_name = "DIR", env = "HOSTFORM_STATE_DIR", default_value = DEFAULT_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = "HOSTFORM_STATE_DIR", hide_env_values = true, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Where the apply lock file is kept.
-    #[arg(long, value_name = "DIR", env = "HOSTFORM_LOCK_DIR", default_value = DEFAULT_LOCK_DIR)]
+    #[arg(long, value_name = "DIR", env = "HOSTFORM_LOCK_DIR", hide_env_values = true, default_value = DEFAULT_LOCK_DIR)]
     pub lock_dir: PathBuf,
 }
 

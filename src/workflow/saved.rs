@@ -297,10 +297,7 @@ pub fn check_spec(saved: &SavedPlan, now: &SpecId) -> Result<(), Stale> {
         )));
     }
     if was.sha256 != now.sha256 {
-        return Err(Stale::Spec(format!(
-            "{} (planned from {}) now reads differently",
-            now.label, was.label
-        )));
+        return Err(Stale::Spec(format!("{} reads differently now", was.label)));
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ pub fn hostform(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("COLUMNS")
+        .env_remove("HOSTFORM_STATE_DIR")
+        .env_remove("HOSTFORM_LOCK_DIR")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE");
     cmd.output().expect("run hostform")

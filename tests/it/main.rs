@@ -7,3 +7,4 @@ mod plan;
 mod schema;
 mod spec_fuzz;
 mod validate;
+mod workflow;

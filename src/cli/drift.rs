@@ -1,0 +1,241 @@
+//! `hostform drift`: is the host still what the spec says? Read-only, for timers and
+//! monitoring: exit 0 in sync, 2 drift, 1 error; a concise report, and one log line (to the
+//! systemd journal when there is one, otherwise to stderr).
+
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+use super::{ColorChoice, EXIT_OK, Format};
+use crate::plan::{Action, Plan};
+use crate::runner::{RealRunner, Runner};
+
+/// The host differs from the spec.
+pub const EXIT_DRIFT: i32 = 2;
+
+const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogTo {
+    /// The systemd journal when its socket exists, otherwise stderr.
+    #[default]
+    Auto,
+    Journald,
+    Stderr,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The spec; `hostform.yaml` by default.
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Read the spec from this git revision.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Compare with a snapshot from `hostform discover --format json` instead of this host.
+    #[arg(long, value_name = "SNAPSHOT")]
+    pub against: Option<PathBuf>,
+    /// Output format of the report.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Where the one-line summary is logged.
+    #[arg(long, value_enum, default_value_t)]
+    pub log: LogTo,
+}
+
+#[derive(Serialize)]
+struct Differs<'a> {
+    resource: &'a str,
+    action: Action,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct Refused<'a> {
+    resource: &'a str,
+    reason: &'a str,
+    hint: &'a str,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    format_version: u32,
+    source: &'a str,
+    commit: Option<&'a str>,
+    against: &'a str,
+    in_sync: bool,
+    differs: Vec<Differs<'a>>,
+    refused: Vec<Refused<'a>>,
+    unmanaged: &'a [String],
+}
+
+/// Managed resources that differ from the spec (changes and refusals), by name.
+fn drifted(plan: &Plan) -> Vec<&str> {
+    let mut v: Vec<&str> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| c.resource.as_str())
+        .chain(plan.refusals.iter().map(|r| r.resource.as_str()))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+pub fn run(args: Args, color: ColorChoice) -> i32 {
+    let spec_path = args
+        .spec
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
+    let runner = RealRunner::new();
+    let loaded = match super::load_spec(
+        &spec_path,
+        args.rev.as_deref(),
+        color,
+        "drift was not checked",
+    ) {
+        Ok(l) => l,
+        Err(code) => {
+            log(
+                &runner,
+                args.log,
+                "err",
+                &format!(
+                    "drift: {} is not valid; drift was not checked",
+                    spec_path.display()
+                ),
+            );
+            return code;
+        }
+    };
+    let (facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift") {
+        Ok(f) => f,
+        Err(code) => {
+            log(
+                &runner,
+                args.log,
+                "err",
+                &format!("drift: {}: the host could not be read", loaded.label),
+            );
+            return code;
+        }
+    };
+    // What is allowed does not change what differs: plan as if destroying were allowed, so a
+    // resource marked `state: absent` that is still there shows as drift, not as a refusal.
+    let opts = crate::plan::Options {
+        allow_destroy: true,
+    };
+    let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
+    let names = drifted(&plan);
+    let in_sync = names.is_empty();
+    match args.format {
+        Format::Json => {
+            let r = Report {
+                format_version: 1,
+                source: &loaded.label,
+                commit: loaded.commit.as_deref(),
+                against: &against,
+                in_sync,
+                differs: plan
+                    .changes
+                    .iter()
+                    .filter(|c| c.action != Action::NoOp)
+                    .map(|c| Differs {
+                        resource: &c.resource,
+                        action: c.action,
+                        reason: &c.reason,
+                    })
+                    .collect(),
+                refused: plan
+                    .refusals
+                    .iter()
+                    .map(|r| Refused {
+                        resource: &r.resource,
+                        reason: &r.reason,
+                        hint: &r.hint,
+                    })
+                    .collect(),
+                unmanaged: &plan.unmanaged,
+            };
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+        }
+        Format::Text => print!("{}", report(&loaded.label, &against, &plan)),
+    }
+    let summary = if in_sync {
+        format!("in sync: {} matches {against}", loaded.label)
+    } else {
+        format!(
+            "drift: {} resource(s) of {} differ on {against}: {}",
+            names.len(),
+            loaded.label,
+            names.join(", ")
+        )
+    };
+    log(
+        &runner,
+        args.log,
+        if in_sync { "info" } else { "warning" },
+        &summary,
+    );
+    if in_sync { EXIT_OK } else { EXIT_DRIFT }
+}
+
+fn report(label: &str, against: &str, plan: &Plan) -> String {
+    let names = drifted(plan);
+    let checked = plan.changes.len();
+    let unmanaged = if plan.unmanaged.is_empty() {
+        String::new()
+    } else {
+        format!(", {} unmanaged left alone", plan.unmanaged.len())
+    };
+    if names.is_empty() {
+        return format!(
+            "{label} against {against}: in sync ({checked} resources checked{unmanaged}).\n"
+        );
+    }
+    let mut s = format!(
+        "{label} against {against}: drift in {} of {checked} resources{unmanaged}:\n",
+        names.len()
+    );
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        s.push_str(&format!(
+            "  {} {}  ({})\n",
+            c.action.symbol(),
+            c.resource,
+            c.reason
+        ));
+    }
+    for r in &plan.refusals {
+        s.push_str(&format!("  ! {}  ({})\n", r.resource, r.reason));
+    }
+    s.push_str(
+        "`hostform plan` shows the operations that would bring the host back to the spec.\n",
+    );
+    s
+}
+
+/// One line to the journal (with `HOSTFORM_*` fields to filter on), or to stderr.
+fn log(r: &dyn Runner, to: LogTo, level: &str, msg: &str) {
+    let journald = match to {
+        LogTo::Journald => true,
+        LogTo::Stderr => false,
+        LogTo::Auto => Path::new(JOURNAL_SOCKET).exists(),
+    };
+    if journald {
+        let priority = match level {
+            "err" => 3,
+            "warning" => 4,
+            _ => 6,
+        };
+        let entry = format!(
+            "MESSAGE={}\nPRIORITY={priority}\nSYSLOG_IDENTIFIER=hostform\nHOSTFORM_EVENT=drift\n",
+            msg.replace('\n', " ")
+        );
+        match r.run_input(&["logger", "--journald"], Some(&entry)) {
+            Ok(o) if o.status == 0 => return,
+            Ok(o) => eprintln!("hostform: logger --journald failed: {}", o.stderr.trim()),
+            Err(e) => eprintln!("hostform: {e}"),
+        }
+    }
+    eprintln!("hostform {msg}");
+}

@@ -1,0 +1,100 @@
+//! `hostform history`: the apply journal, oldest first. Read-only.
+
+use super::{EXIT_FAIL, EXIT_OK, Format};
+use crate::workflow::journal;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Output format: text (one apply per line, with --verbose its operations), or json (one
+    /// record per line, as journaled).
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// Show only the last N applies.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub last: Option<usize>,
+    /// List each apply's operations and their results.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Where the apply journal is kept.
+    #[arg(long, value_name = "DIR", env = "HOSTFORM_STATE_DIR", hide_env_values = true, default_value = crate::workflow::DEFAULT_STATE_DIR)]
+    pub state_dir: std::path::PathBuf,
+}
+
+pub fn run(args: Args) -> i32 {
+    let (records, bad) = match journal::read(&args.state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("history: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let skip = args
+        .last
+        .map(|n| records.len().saturating_sub(n))
+        .unwrap_or(0);
+    let shown = &records[skip..];
+    match args.format {
+        Format::Json => {
+            for r in shown {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        Format::Text => {
+            if records.is_empty() {
+                println!(
+                    "No applies recorded in {}.",
+                    journal::path(&args.state_dir).display()
+                );
+            }
+            for r in shown {
+                print!("{}", line(r, args.verbose));
+            }
+        }
+    }
+    if bad > 0 {
+        eprintln!(
+            "history: {bad} line(s) of {} could not be read (an interrupted write?) and were skipped",
+            journal::path(&args.state_dir).display()
+        );
+    }
+    EXIT_OK
+}
+
+fn line(r: &journal::Record, verbose: bool) -> String {
+    let count = |what: &str| r.operations.iter().filter(|o| o.result == what).count();
+    let ops = if r.operations.is_empty() {
+        String::new()
+    } else {
+        let mut s = format!("  {} ops", r.operations.len());
+        for what in ["done", "failed", "skipped", "not-run"] {
+            let n = count(what);
+            if n > 0 {
+                s.push_str(&format!(", {n} {what}"));
+            }
+        }
+        s
+    };
+    let mut out = format!(
+        "{}  {:<10}  {}{}{}\n",
+        r.started,
+        r.outcome.as_str(),
+        r.spec.as_deref().unwrap_or("(spec not read)"),
+        r.plan_file
+            .as_ref()
+            .map(|p| format!("  (plan {p})"))
+            .unwrap_or_default(),
+        ops
+    );
+    if let Some(m) = &r.message {
+        out.push_str(&format!("    {}\n", m.lines().next().unwrap_or_default()));
+    }
+    if verbose {
+        for o in &r.operations {
+            out.push_str(&format!("    [{}] {}\n", o.result, o.summary));
+            if let Some(e) = &o.error {
+                out.push_str(&format!("        {e}\n"));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,211 @@
+//! What must hold before `hostform apply` changes anything: the lock is ours, the journal is
+//! writable, the spec is the one planned (and signed, when required), the host is in the
+//! state the saved plan was computed from. Called from `cli::apply` in a few lines.
+
+use std::path::{Path, PathBuf};
+
+use super::journal::{self, Outcome, Record};
+use super::lock;
+use super::saved::{self, SavedPlan};
+use crate::cli::{ColorChoice, EXIT_FAIL, EXIT_USAGE};
+use crate::discover::Facts;
+use crate::plan::{Options, Plan};
+use crate::runner::Runner;
+use crate::spec::Loaded;
+
+/// What `apply` was asked to apply.
+pub enum Target {
+    Spec(PathBuf),
+    Saved { path: PathBuf, plan: Box<SavedPlan> },
+}
+
+/// Tell a spec from a saved plan; refuse an altered plan file, and options that a saved plan
+/// fixes itself.
+pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Target, i32> {
+    match saved::read_if_saved(path) {
+        Ok(None) => Ok(Target::Spec(path.to_path_buf())),
+        Ok(Some(p)) => {
+            if rev.is_some() || allow_destroy {
+                eprintln!(
+                    "apply: {} is a saved plan: it is applied with the spec revision and options it was made with (--rev and --allow-destroy belong to `hostform plan --out`)",
+                    path.display()
+                );
+                return Err(EXIT_USAGE);
+            }
+            Ok(Target::Saved {
+                path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+                plan: Box::new(p),
+            })
+        }
+        Err(e) => {
+            eprintln!("apply: {e}; nothing was changed");
+            Err(EXIT_FAIL)
+        }
+    }
+}
+
+/// Take the apply lock (waiting up to `timeout`), and check that the journal can be written.
+pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<lock::Held, i32> {
+    let wait = match super::parse_duration(timeout) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("apply: --lock-timeout {e}");
+            return Err(EXIT_USAGE);
+        }
+    };
+    let held = lock::acquire(lock_dir, wait, &mut |busy| {
+        eprintln!(
+            "apply: waiting up to {}s: {busy}",
+            wait.as_secs()
+        );
+    })
+    .map_err(|e| {
+        match e {
+            lock::LockError::Busy { .. } => eprintln!(
+                "apply: {e}\n  nothing was changed; wait for it to finish, or pass --lock-timeout 10m to wait"
+            ),
+            lock::LockError::Io { .. } => eprintln!("apply: {e}; nothing was changed"),
+        }
+        EXIT_FAIL
+    })?;
+    if let Err(e) = journal::writable(state_dir) {
+        eprintln!("apply: {e}; nothing was changed");
+        return Err(EXIT_FAIL);
+    }
+    Ok(held)
+}
+
+/// What an apply runs, once every check passed.
+pub struct Ready {
+    pub loaded: Loaded,
+    pub plan: Plan,
+    pub opts: Options,
+    /// From a saved plan: it was reviewed when made, so it is not confirmed again.
+    pub saved: bool,
+}
+
+/// The options of the spec path of `apply`.
+pub struct SpecArgs<'a> {
+    pub rev: Option<&'a str>,
+    pub allow_destroy: bool,
+    pub require_signed: bool,
+    pub allowed_signers: Option<&'a Path>,
+}
+
+/// Load the spec, check its signature, read the host and make (or check) the plan.
+/// Every refusal is printed, recorded in `rec`, and returned as an exit code.
+pub fn prepare(
+    target: &Target,
+    a: &SpecArgs,
+    runner: &dyn Runner,
+    color: ColorChoice,
+    rec: &mut Record,
+) -> Result<Ready, i32> {
+    let refuse = |rec: &mut Record, msg: String| {
+        eprintln!("apply: {msg}; nothing was changed");
+        rec.outcome = Outcome::Refused;
+        rec.message = Some(msg);
+        EXIT_FAIL
+    };
+    let (spec_path, rev, opts) = match target {
+        Target::Spec(p) => (
+            p.clone(),
+            a.rev.map(str::to_string),
+            Options {
+                allow_destroy: a.allow_destroy,
+            },
+        ),
+        Target::Saved { path, plan } => {
+            rec.plan_file = Some(path.display().to_string());
+            (
+                plan.spec.path.clone(),
+                plan.spec.rev.clone(),
+                plan.options(),
+            )
+        }
+    };
+    rec.allow_destroy = opts.allow_destroy;
+    let loaded =
+        match crate::cli::load_spec(&spec_path, rev.as_deref(), color, "nothing was changed") {
+            Ok(l) => l,
+            Err(code) => {
+                rec.message = Some(format!("{} is not valid", spec_path.display()));
+                return Err(code);
+            }
+        };
+    let id = saved::spec_id(&loaded, rev.as_deref());
+    rec.spec = Some(loaded.label.clone());
+    rec.commit = loaded.commit.clone();
+    rec.spec_sha256 = Some(id.sha256.clone());
+    if let Target::Saved { plan, .. } = target
+        && let Err(stale) = saved::check_spec(plan, &id)
+    {
+        return Err(refuse(
+            rec,
+            format!(
+                "{stale}\n  make a new plan: hostform plan {} --out FILE",
+                replan_args(plan)
+            ),
+        ));
+    }
+    if a.require_signed {
+        match super::signing::require_signed(runner, &loaded, a.allowed_signers) {
+            Ok(good) => println!("{}: {good}", loaded.label),
+            Err(e) => return Err(refuse(rec, format!("--require-signed: {e}"))),
+        }
+    }
+    let facts: Facts = match crate::discover::discover(runner) {
+        Ok(d) => d.facts,
+        Err(e) => return Err(refuse(rec, format!("cannot read the host: {e}"))),
+    };
+    match target {
+        Target::Spec(_) => {
+            let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
+            Ok(Ready {
+                loaded,
+                plan,
+                opts,
+                saved: false,
+            })
+        }
+        Target::Saved { plan, .. } => {
+            if let Err(stale) = saved::check_state(plan, &saved::state_id(&facts, "this host")) {
+                return Err(refuse(
+                    rec,
+                    format!(
+                        "{stale}\n  (planned against {})\n  make a new plan: hostform plan {} --out FILE",
+                        plan.state.against,
+                        replan_args(plan)
+                    ),
+                ));
+            }
+            Ok(Ready {
+                loaded,
+                plan: plan.plan.clone(),
+                opts,
+                saved: true,
+            })
+        }
+    }
+}
+
+/// The arguments that make the same plan again.
+fn replan_args(p: &SavedPlan) -> String {
+    let mut s = crate::runner::show_argv(&[&p.spec.path.to_string_lossy()]);
+    if let Some(r) = &p.spec.rev {
+        s.push_str(&format!(" --rev {}", crate::runner::show_argv(&[r])));
+    }
+    if p.allow_destroy {
+        s.push_str(" --allow-destroy");
+    }
+    s
+}
+
+/// Append the record; a journal that cannot be written is reported, and does not undo the
+/// apply's outcome.
+pub fn record(state_dir: &Path, rec: &mut Record) {
+    rec.finished = super::now();
+    if let Err(e) = journal::append(state_dir, rec) {
+        eprintln!("apply: warning: {e}");
+    }
+}
