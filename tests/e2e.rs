@@ -504,3 +504,116 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
         "the filesystem grew with its LV: {fs_size}"
     );
 }
+
+/// The operator's workflow on a real kernel, in one VM, with the default lock and journal
+/// paths: a saved plan (reading the same host twice gives the same fingerprint) is applied
+/// exactly; a second apply meanwhile is refused and told who holds the lock; a plan saved
+/// before a manual `lvextend` is refused as stale; `drift` finds that `lvextend`; the journal
+/// holds every apply.
+#[test]
+fn saved_plan_lock_stale_plan_and_drift_on_a_real_kernel() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H plan $S/lab.yaml --out /tmp/full.plan > /dev/null 2>&1
+$H plan $S/lab.yaml --out /tmp/again.plan > /dev/null 2>&1
+$H show /tmp/full.plan --format json | grep '"fingerprint"' | sed 's/^ */first /'
+$H show /tmp/again.plan --format json | grep '"fingerprint"' | sed 's/^ */second /'
+$H show /tmp/full.plan --detailed-exitcode > /tmp/show.txt; echo show=$?; tail -1 /tmp/show.txt
+$H apply /tmp/full.plan > /tmp/first.log 2>&1 &
+pid=$!
+for i in $(seq 1 600); do grep -q '\[1/11\]' /tmp/first.log && break; sleep 0.1; done
+$H apply $S/lab.yaml --auto-approve; echo second=$? holder=$pid
+wait $pid; echo first=$?
+tail -1 /tmp/first.log
+$H plan $S/lab-grown.yaml --out /tmp/grown.plan > /dev/null 2>&1
+lvextend -q -L +32M vg0/dom0_var > /dev/null 2>&1; echo lvextend=$?
+$H apply /tmp/grown.plan; echo stale=$?
+lvs --noheadings --units b -o lv_size vg0/dom0_root | tr -d ' '
+$H drift $S/lab.yaml --log stderr; echo drift=$?
+$H drift $S/lab.yaml --format json --log stderr 2>/dev/null | grep -c '"in_sync": false'
+$H history
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    // The same host read twice: the same fingerprint.
+    let fp = |which: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{which} \"fingerprint\": ")))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {which} fingerprint: {out}"))
+    };
+    assert_eq!(fp("first"), fp("second"), "{out}");
+    assert!(
+        out.contains("show=2\nThis plan is not empty: applying it runs 11 operations.\n"),
+        "{out}"
+    );
+    // The second apply was refused, naming the first.
+    let holder = out
+        .lines()
+        .find_map(|l| l.split_once(" holder=").map(|(_, p)| p.to_string()))
+        .expect("holder pid");
+    assert!(out.contains("second=1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "apply: another apply holds the lock /run/lock/hostform.lock: pid {holder}, `"
+        )),
+        "{out}"
+    );
+    assert!(out.contains(" apply /tmp/full.plan`, since 20"), "{out}");
+    // The saved plan ran, exactly, and verified.
+    assert!(out.contains("first=0"), "{out}");
+    assert!(
+        out.contains("Verified: the host matches the spec (11 operations applied)."),
+        "{out}"
+    );
+    // Changed behind its back: the grow plan is stale and nothing ran.
+    assert!(out.contains("lvextend=0"), "{out}");
+    assert!(
+        out.contains("apply: the host changed since the plan was made: "),
+        "{out}"
+    );
+    assert!(out.contains("lvm.lvs.vg0/dom0_var changed"), "{out}");
+    assert!(out.contains("stale=1"), "{out}");
+    assert!(
+        out.contains("\n268435456B\n"),
+        "dom0_root did not grow: {out}"
+    );
+    // Drift names the LV grown outside hostform.
+    assert!(out.contains("drift in 1 of "), "{out}");
+    assert!(out.contains("  ! lv vg0/dom0_var  (is 167772160 bytes, the spec says 134217728: that would shrink it)"), "{out}");
+    assert!(out.contains("drift=2"), "{out}");
+    assert!(
+        out.contains("hostform drift: 1 resource(s) of tests/specs/e2e/lab.yaml"),
+        "{out}"
+    );
+    // The journal: the applied plan, the refused second apply is not journaled (it never got
+    // the lock), the stale plan.
+    let applied = out
+        .lines()
+        .find(|l| l.contains("  applied  "))
+        .unwrap_or_default();
+    assert!(
+        applied.contains("(plan /tmp/full.plan)  11 ops, 11 done"),
+        "{out}"
+    );
+    let refused = out
+        .lines()
+        .find(|l| l.contains("  refused  "))
+        .unwrap_or_default();
+    assert!(refused.contains("(plan /tmp/grown.plan)"), "{out}");
+}
