@@ -115,5 +115,20 @@ fn adopt(quick: bool) {
             times[0] * 1e3,
             times[times.len() - 1] * 1e3
         );
+        // The fingerprint a saved plan records (and apply recomputes) of the same host.
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let s = hostform::workflow::saved::state_id(&d.facts, "this host");
+            times.push(t.elapsed().as_secs_f64());
+            assert!(s.parts.len() > n);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {n} existing: state fingerprint (saved plans) | — | {:.0} ms | {:.0} ms | {:.0} ms |",
+            times[times.len() / 2] * 1e3,
+            times[0] * 1e3,
+            times[times.len() - 1] * 1e3
+        );
     }
 }

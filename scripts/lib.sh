@@ -2,7 +2,8 @@
 
 # Debian packages: building, and the real-kernel sandbox (tools used inside the VM come from
 # this machine's own root filesystem, shared read-only into it).
-HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates)
+# git, ssh-keygen and systemd-analyze are also used by the fast tier (signed commits, timer units).
+HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-client systemd)
 HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
   mdadm lvm2 fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd)

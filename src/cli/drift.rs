@@ -239,3 +239,82 @@ fn log(r: &dyn Runner, to: LogTo, level: &str, msg: &str) {
     }
     eprintln!("hostform {msg}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{Output, RunError};
+    use std::sync::Mutex;
+
+    /// Records what would be sent to `logger`, and answers as logger does.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<(Vec<String>, Option<String>)>>,
+        status: i32,
+    }
+
+    impl Runner for Recorder {
+        fn run_input(&self, argv: &[&str], input: Option<&str>) -> Result<Output, RunError> {
+            self.sent.lock().unwrap().push((
+                argv.iter().map(|s| s.to_string()).collect(),
+                input.map(str::to_string),
+            ));
+            Ok(Output {
+                status: self.status,
+                stdout: String::new(),
+                stderr: if self.status == 0 {
+                    String::new()
+                } else {
+                    "no journal".into()
+                },
+            })
+        }
+        fn read(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn list(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn resolve_link(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    #[test]
+    fn the_journal_gets_one_entry_with_fields_and_a_priority() {
+        let r = Recorder::default();
+        log(&r, LogTo::Journald, "warning", "drift: 1 resource(s)\nof x");
+        let sent = r.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, ["logger", "--journald"]);
+        assert_eq!(
+            sent[0].1.as_deref(),
+            Some(
+                "MESSAGE=drift: 1 resource(s) of x\nPRIORITY=4\nSYSLOG_IDENTIFIER=hostform\nHOSTFORM_EVENT=drift\n"
+            )
+        );
+        let quiet = Recorder::default();
+        log(&quiet, LogTo::Stderr, "info", "in sync");
+        assert!(quiet.sent.lock().unwrap().is_empty(), "stderr: no logger");
+    }
+
+    #[test]
+    fn the_report_names_each_differing_resource() {
+        let loaded = crate::spec::load_str(
+            "lab.yaml",
+            "host: lab\ndisks:\n  a: { serial: HF-DISK-A }\nvolume-groups:\n  vg0:\n    pvs: [a]\n    lvs:\n      data: { size: 8MiB }\n",
+        )
+        .unwrap();
+        let facts = crate::discover::discover(&crate::runner::fixtures::runner("blank"))
+            .unwrap()
+            .facts;
+        let plan = crate::plan::plan_host(&loaded.spec, &facts, &Default::default());
+        assert_eq!(drifted(&plan), ["lv vg0/data", "volume group vg0"]);
+        let r = report("lab.yaml", "this host", &plan);
+        assert!(
+            r.starts_with("lab.yaml against this host: drift in 2 of "),
+            "{r}"
+        );
+        assert!(r.contains("  + lv vg0/data  (no such LV)\n"), "{r}");
+    }
+}
