@@ -550,12 +550,8 @@ fn volume_groups(c: &mut Ctx) {
             .iter()
             .find(|p| c.reappearing.contains(p.value.as_str()))
         {
-            // Its contents (a PV, a VG, LVs) are read after assembly, on the next plan.
-            c.change(
-                &res,
-                Action::NoOp,
-                format!("waits for {pv} to be assembled; run plan again afterwards"),
-            );
+            // Its contents (a PV, a VG, LVs) are read after assembly, in apply's follow-up round.
+            defer_vg(c, vgname, vg, pv);
             continue;
         }
         for pv in &vg.pvs {
@@ -714,6 +710,23 @@ fn volume_groups(c: &mut Ctx) {
             );
             c.change(&res, Action::Create, "no such snapshot");
         }
+    }
+}
+
+/// A VG on an array this plan assembles: it, its LVs and snapshots are announced as deferred.
+fn defer_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, waits_for: &str) {
+    let res = std::iter::once(format!("volume group {vgname}"))
+        .chain(vg.lvs.keys().map(|l| format!("lv {vgname}/{l}")))
+        .chain(
+            vg.snapshots
+                .keys()
+                .map(|l| format!("snapshot {vgname}/{l}")),
+        );
+    for resource in res {
+        c.plan.deferred.push(super::Deferred {
+            resource,
+            waits_for: waits_for.to_string(),
+        });
     }
 }
 
