@@ -504,3 +504,125 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
         "the filesystem grew with its LV: {fs_size}"
     );
 }
+
+/// An apply that must reassemble an array converges in one run: the plan assembles md0 and
+/// announces what sits on it as deferred; after the first round apply reads the host again and
+/// runs only safe operations on those resources (activating the LVs, creating the new one),
+/// then verifies. The second plan is empty.
+#[test]
+fn a_stopped_array_is_assembled_and_built_upon_in_one_apply() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/lab.yaml --auto-approve > /tmp/first.log 2>&1 || { cat /tmp/first.log; exit 1; }
+# A host that does not assemble arrays by itself (udev's `mdadm --incremental` would
+# otherwise reassemble md0 as soon as its members are probed again).
+echo 'AUTO -all' > /etc/mdadm/mdadm.conf
+vgchange -an vg0 >/dev/null && mdadm --stop /dev/md0 2>&1
+# udev probes the members while md releases them, and can record one without its superblock
+# (seen here); probe both again, as a boot would, so both read as members.
+udevadm settle; udevadm trigger --action=change --settle /dev/vda2 /dev/vdb2
+cat /proc/mdstat | grep -c '^md0' || echo md0-stopped
+$H apply $S/lab-more.yaml --auto-approve; echo apply=$?
+$H plan $S/lab-more.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+lvs --noheadings -o lv_name,lv_attr vg0 | tr -s ' '
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("mdadm: stopped /dev/md0"), "{out}");
+    assert!(out.contains("md0-stopped"), "{out}");
+    assert!(
+        out.contains("$ mdadm --assemble /dev/md0 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part2 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("… lv vg0/guest1_disk  (will be planned once md0 is assembled and read)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("deferred until md0 is assembled and read."),
+        "{out}"
+    );
+    assert!(out.contains("Follow-up round 1"), "{out}");
+    assert!(
+        out.contains("ok") && out.contains("create vg0/guest1_disk"),
+        "{out}"
+    );
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    assert!(out.contains(" guest1_disk -wi-a"), "{out}");
+}
+
+/// Growing a host through the planner's less common commands, on the real kernel in one VM:
+/// `vgcreate -s` (8MiB extents), then a spec change that appends a partition to each disk
+/// (`sfdisk --append` next to a running array member), extends the VG with both
+/// (`vgextend`), adds an xfs LV (`mkfs.xfs -q`), a read-only LV (`lvchange -p r`), a snapshot
+/// (`lvcreate --snapshot`) and an LV of 10% of the VG (`lvcreate -l 10%VG`). One apply,
+/// verified; the second plan is empty.
+#[test]
+fn a_host_grows_partitions_pvs_and_every_kind_of_lv() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/grow-base.yaml --auto-approve > /tmp/base.log 2>&1 || { cat /tmp/base.log; exit 1; }
+vgs --noheadings --units b -o vg_extent_size vg0 | tr -d ' '
+$H apply $S/grow.yaml --auto-approve; echo apply=$?
+$H plan $S/grow.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+lvs --noheadings -o lv_name,lv_attr,origin vg0 | tr -s ' '
+pvs --noheadings -o pv_name,vg_name | tr -s ' '
+blkid -o value -s TYPE /dev/vg0/data
+lsblk -no PARTLABEL /dev/vda3
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/grow-base.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("\n8388608B\n"), "vgcreate -s: {out}");
+    for cmd in [
+        "$ sfdisk --quiet --append --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "$ vgextend --quiet vg0 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part3 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part3",
+        "$ mkfs.xfs -q /dev/vg0/data",
+        "$ lvchange --quiet -p r vg0/iso",
+        "$ lvcreate --quiet --snapshot -n root_snap -L 67108864b vg0/dom0_root",
+        "-l 10%VG vg0",
+    ] {
+        assert!(out.contains(cmd), "{cmd}: {out}");
+    }
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    assert!(out.contains(" iso -ri-a"), "read-only: {out}");
+    assert!(out.contains(" root_snap swi-a-s--- dom0_root"), "{out}");
+    assert!(out.contains(" scratch -wi-a"), "{out}");
+    assert!(out.contains("\nxfs\n"), "{out}");
+    assert!(out.contains("\nlvm\n"), "the appended partition: {out}");
+}
