@@ -608,7 +608,8 @@ lsblk -no PARTLABEL /dev/vda3
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
     assert!(out.contains("\n8388608B\n"), "vgcreate -s: {out}");
     for cmd in [
-        "$ sfdisk --quiet --append --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "$ sfdisk --quiet --append --no-reread --no-tell-kernel --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "$ partx --add --nr -1:-1 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
         "$ vgextend --quiet vg0 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part3 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part3",
         "$ mkfs.xfs -q /dev/vg0/data",
         "$ lvchange --quiet -p r vg0/iso",

@@ -50,8 +50,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Err(code) => return code,
     };
     let runner = RealRunner::new();
-    let facts = match crate::discover::discover(&runner) {
-        Ok(d) => d.facts,
+    let facts = match read_host(&loaded, &runner) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("apply: {e}");
             return EXIT_FAIL;
@@ -109,7 +109,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     }
     let mut applied = outcome.done.len();
     if !plan.deferred.is_empty() {
-        match follow_up(&plan, &loaded.spec, &opts, &runner, &args, &progress) {
+        match follow_up(&plan, &loaded, &opts, &runner, &args, &progress) {
             Ok(n) => applied += n,
             Err(code) => {
                 progress.finish();
@@ -120,8 +120,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     progress.finish();
     // Verify against a fresh reading of the host.
     for attempt in 1..=VERIFY_TRIES {
-        let again = crate::discover::discover(&runner)
-            .map(|d| crate::plan::plan_host(&loaded.spec, &d.facts, &opts));
+        let again =
+            read_host(&loaded, &runner).map(|f| crate::plan::plan_host(&loaded.spec, &f, &opts));
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
                 println!("\nVerified: the host matches the spec ({applied} operations applied).");
@@ -144,6 +144,16 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     EXIT_FAIL
 }
 
+/// Discovery, plus the spec's images.
+fn read_host(
+    loaded: &crate::spec::Loaded,
+    runner: &RealRunner,
+) -> Result<crate::discover::Facts, String> {
+    let mut facts = crate::discover::discover(runner)?.facts;
+    super::read_images(loaded, &mut facts, runner);
+    Ok(facts)
+}
+
 fn parallelism(args: &Args) -> usize {
     args.parallelism.clamp(1, 64)
 }
@@ -163,7 +173,7 @@ fn failed(outcome: &Outcome) -> i32 {
 /// (`follow_up_allowed`), for a few rounds. Returns how many operations ran.
 fn follow_up(
     approved: &Plan,
-    spec: &crate::spec::types::Spec,
+    loaded: &crate::spec::Loaded,
     opts: &crate::plan::Options,
     runner: &RealRunner,
     args: &Args,
@@ -171,8 +181,8 @@ fn follow_up(
 ) -> Result<usize, i32> {
     let mut ran = 0;
     for round in 1..=FOLLOW_UP_ROUNDS {
-        let next = match crate::discover::discover(runner) {
-            Ok(d) => crate::plan::plan_host(spec, &d.facts, opts),
+        let next = match read_host(loaded, runner) {
+            Ok(f) => crate::plan::plan_host(&loaded.spec, &f, opts),
             Err(e) => {
                 eprintln!("apply: reading the host for the follow-up round: {e}");
                 return Err(EXIT_FAIL);

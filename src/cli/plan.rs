@@ -54,7 +54,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let (facts, against) = match &args.against {
+    let (mut facts, against) = match &args.against {
         Some(p) => {
             let text = match std::fs::read_to_string(p) {
                 Ok(t) => t,
@@ -85,6 +85,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             }
         },
     };
+    super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
     let opts = crate::plan::Options {
         allow_destroy: args.allow_destroy,
     };
