@@ -627,3 +627,93 @@ lsblk -no PARTLABEL /dev/vda3
     assert!(out.contains("\nxfs\n"), "{out}");
     assert!(out.contains("\nlvm\n"), "the appended partition: {out}");
 }
+
+const IMAGE_SPEC: &str = "host: lab
+disks:
+  sda:
+    serial: HF-IMAGE-A
+    size: 1GiB
+    partitions:
+      - { name: lvm, size: rest, type: lvm }
+volume-groups:
+  vg0:
+    pvs: [sda/lvm]
+    lvs:
+      fw: { image: images/fw.qcow2 }
+      appliance: { image: images/appliance.vmdk, readonly: true }
+";
+
+/// LVs made from images on the real kernel: qcow2 and vmdk images made here with mkfs and
+/// qemu-img; the plan sizes each LV from its image (10 MiB, rounded up to 12 MiB: 4 MiB
+/// extents), apply fills them with `qemu-img convert`, and each LV then holds exactly the
+/// image's raw content. The second plan is empty: the LVs are adopted, not written again.
+#[test]
+fn lvs_are_created_from_images_and_hold_their_content() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lab.yaml"), IMAGE_SPEC).unwrap();
+    fs::create_dir(dir.path().join("images")).unwrap();
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", text(&o.stderr));
+    };
+    // Two different filesystems, so that a mix-up between the LVs would show.
+    sh(
+        "truncate -s 10M fw.raw && mkfs.ext4 -q -F -L fw fw.raw && qemu-img convert -f raw -O qcow2 fw.raw images/fw.qcow2",
+    );
+    sh(
+        "truncate -s 10M app.raw && mkfs.ext4 -q -F -L appliance app.raw && qemu-img convert -f raw -O vmdk app.raw images/appliance.vmdk",
+    );
+    let script = r#"
+H=$HOSTFORM
+$H apply lab.yaml --auto-approve; echo apply=$?
+$H plan lab.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+cmp fw.raw /dev/vg0/fw && echo FW-CONTENT-OK
+cmp app.raw /dev/vg0/appliance && echo APPLIANCE-CONTENT-OK
+lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        dir.path(),
+        &[
+            "sandbox", "lab.yaml", "--scale", "1", "--", "sh", "-c", &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(
+        out.contains("create vg0/fw (12582912 bytes: images/fw.qcow2 is 10485760 bytes, rounded up to 4MiB extents)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ lvcreate --quiet --yes -n fw -L 12582912b vg0"),
+        "{out}"
+    );
+    let abs = dir.path().canonicalize().unwrap();
+    assert!(
+        out.contains(&format!(
+            "$ qemu-img convert -n -t none -f vmdk -O raw {}/images/appliance.vmdk /dev/vg0/appliance",
+            abs.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    // cmp stops at the shorter input: the 10 MiB image is all there, byte for byte.
+    assert!(
+        out.contains("cmp: EOF on fw.raw after byte 10485760"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cmp: EOF on app.raw after byte 10485760"),
+        "{out}"
+    );
+    assert!(out.contains(" fw 12582912B -wi-a"), "{out}");
+    assert!(out.contains(" appliance 12582912B -ri-a"), "{out}");
+}

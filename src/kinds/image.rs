@@ -139,4 +139,130 @@ mod tests {
         assert!(parse_info("x", "{\"virtual-size\": -1}").is_err());
         assert!(parse_info("x", "[]").is_err());
     }
+
+    /// The full scenario's spec plus `vg0/fw` made from the captured fw.qcow2 (10 MiB).
+    fn with_image(
+        image_fact: Option<ImageFact>,
+    ) -> (crate::spec::types::Spec, crate::discover::Facts) {
+        let d = crate::discover::discover(&runner("full")).unwrap();
+        let mut spec = d.spec;
+        let lv = crate::spec::types::Lv {
+            image: Some(crate::spec::de::Sp::bare("images/fw.qcow2".into())),
+            ..Default::default()
+        };
+        spec.volume_groups
+            .get_index_mut(0)
+            .unwrap()
+            .1
+            .lvs
+            .insert(crate::spec::de::Sp::bare("fw".into()), lv);
+        let mut facts = d.facts;
+        if let Some(f) = image_fact {
+            facts.images.insert("images/fw.qcow2".into(), f);
+        }
+        (spec, facts)
+    }
+
+    fn qcow2() -> ImageFact {
+        ImageFact::Read(parse_info("/repo/images/fw.qcow2", &text("image/fw.qcow2.json")).unwrap())
+    }
+
+    #[test]
+    fn an_lv_from_an_image_is_sized_from_it_rounded_to_extents_then_filled() {
+        let (spec, facts) = with_image(Some(qcow2()));
+        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        let argv: Vec<Vec<String>> = p.ops.iter().map(|o| o.argv.clone()).collect();
+        // 10 MiB rounded up to the VG's 4 MiB extents: 12 MiB.
+        assert_eq!(
+            argv[0],
+            [
+                "lvcreate",
+                "--quiet",
+                "--yes",
+                "-n",
+                "fw",
+                "-L",
+                "12582912b",
+                "vg0"
+            ]
+        );
+        assert_eq!(
+            argv[1],
+            [
+                "qemu-img",
+                "convert",
+                "-n",
+                "-t",
+                "none",
+                "-f",
+                "qcow2",
+                "-O",
+                "raw",
+                "/repo/images/fw.qcow2",
+                "/dev/vg0/fw"
+            ]
+        );
+        assert_eq!(p.ops[1].after, [p.ops[0].id.clone()]);
+        assert!(p.ops.iter().all(|o| o.risk == crate::plan::Risk::Safe));
+        assert!(
+            p.ops[0].summary.contains(
+                "12582912 bytes: images/fw.qcow2 is 10485760 bytes, rounded up to 4MiB extents"
+            ),
+            "{}",
+            p.ops[0].summary
+        );
+    }
+
+    #[test]
+    fn an_existing_lv_is_adopted_when_its_size_matches_never_overwritten() {
+        let (spec, mut facts) = with_image(Some(qcow2()));
+        // dom0_swap as the image's LV: 128 MiB, not the 12 MiB the image needs: refused.
+        let mut spec2 = spec.clone();
+        let vg = spec2.volume_groups.get_index_mut(0).unwrap().1;
+        let lv = vg.lvs.shift_remove("fw").unwrap();
+        *vg.lvs.get_mut("dom0_swap").unwrap() = lv;
+        let p = crate::plan::plan_host(&spec2, &facts, &Default::default());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            p.refusals.iter().any(|r| r.resource == "lv vg0/dom0_swap"
+                && r.reason == "is 134217728 bytes, its image images/fw.qcow2 needs 12582912"),
+            "{:?}",
+            p.refusals
+        );
+        // The same LV with the image's size and a filesystem on it (as the image left it):
+        // adopted, nothing to do.
+        facts.lvm.lvs.get_mut("vg0/dom0_swap").unwrap().size = 12582912;
+        let p = crate::plan::plan_host(&spec2, &facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    }
+
+    #[test]
+    fn unreadable_and_overlay_images_are_refused() {
+        let (spec, facts) = with_image(Some(ImageFact::Unreadable("No such file".into())));
+        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(
+            p.refusals[0]
+                .reason
+                .contains("cannot be read: No such file")
+        );
+        let overlay =
+            ImageFact::Read(parse_info("/o.qcow2", &text("image/overlay.qcow2.json")).unwrap());
+        let (spec, facts) = with_image(Some(overlay));
+        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(
+            p.refusals[0].reason.contains("is an overlay of fw.qcow2"),
+            "{:?}",
+            p.refusals
+        );
+        let (spec, facts) = with_image(None);
+        assert!(
+            !crate::plan::plan_host(&spec, &facts, &Default::default())
+                .refusals
+                .is_empty()
+        );
+    }
 }

@@ -666,6 +666,14 @@ fn volume_groups(c: &mut Ctx) {
                 c.change(&res, Action::Update, "new PVs");
             }
             None => {
+                if vg.shared && !c.facts.lvm.lockd {
+                    c.refuse(
+                        &res,
+                        "a shared VG (`vgcreate --shared`) needs lvmlockd, which is not running on this host",
+                        "start lvmlockd and its lock manager (sanlock or dlm) with `use_lvmlockd = 1` in lvm.conf, or remove `shared: true`",
+                    );
+                    continue;
+                }
                 let mut argv = vec![s("vgcreate"), s("--quiet")];
                 if vg.shared {
                     argv.push(s("--shared"));
