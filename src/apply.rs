@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Op, Plan};
+use crate::plan::{Deferred, Op, Plan, Risk};
 use crate::runner::{RunError, Runner, show_argv};
 
 #[derive(Debug)]
@@ -245,10 +245,53 @@ fn run_graph(
     out.skipped.extend(r.skipped);
 }
 
+/// How many follow-up rounds apply runs after the first, at most, for what the first plan
+/// deferred (an array assembled, then what sits on it; nested arrays could need more than one).
+pub const FOLLOW_UP_ROUNDS: usize = 3;
+
+/// May this follow-up plan run without asking again? Only if it refuses nothing, every operation
+/// is safe, and every operation (and anything still deferred) is about a resource the approved
+/// plan announced as deferred: the operator approved exactly those, and nothing destructive.
+pub fn follow_up_allowed(announced: &[Deferred], next: &Plan) -> Result<(), String> {
+    let known: BTreeSet<&str> = announced.iter().map(|d| d.resource.as_str()).collect();
+    if let Some(r) = next.refusals.first() {
+        return Err(format!(
+            "the plan for the deferred resources refuses {}: {}",
+            r.resource, r.reason
+        ));
+    }
+    if let Some(op) = next.ops.iter().find(|o| o.risk != Risk::Safe) {
+        return Err(format!(
+            "it would run a destructive operation ({}), which a follow-up never does",
+            op.summary
+        ));
+    }
+    if let Some(op) = next
+        .ops
+        .iter()
+        .find(|o| !known.contains(o.resource.as_str()))
+    {
+        return Err(format!(
+            "it would change {} ({}), which the approved plan did not announce",
+            op.resource, op.summary
+        ));
+    }
+    if let Some(d) = next
+        .deferred
+        .iter()
+        .find(|d| !known.contains(d.resource.as_str()))
+    {
+        return Err(format!(
+            "{} now waits for {}, which the approved plan did not announce",
+            d.resource, d.waits_for
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Risk;
     use crate::runner::Output;
 
     /// Runs nothing: records argv and fails the commands named in `fail`. It stands in for the
@@ -470,5 +513,91 @@ mod tests {
         let pos = |x: &str| ran.iter().position(|r| r == x).unwrap();
         assert!(pos("cmd d") < pos("cmd e"));
         assert!(!ran.contains(&"cmd b".to_string()));
+    }
+
+    /// The full scenario with md0 stopped (as after `mdadm --stop`): its members still carry
+    /// the superblock, nothing above it is visible.
+    fn stopped_array() -> (crate::spec::types::Spec, crate::discover::Facts) {
+        let d = crate::discover::discover(&crate::runner::fixtures::runner("full")).unwrap();
+        let mut facts = d.facts.clone();
+        facts.arrays.clear();
+        facts.lvm = Default::default();
+        facts
+            .blocks
+            .devices
+            .retain(|_, b| b.kind != "lvm" && !b.kind.starts_with("raid"));
+        facts.blocks.index();
+        (d.spec, facts)
+    }
+
+    #[test]
+    fn a_reassembled_array_defers_what_sits_on_it_and_the_plan_says_so() {
+        let (spec, facts) = stopped_array();
+        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(p.ops.len(), 1);
+        assert_eq!(p.ops[0].argv[1], "--assemble");
+        let deferred: Vec<&str> = p.deferred.iter().map(|d| d.resource.as_str()).collect();
+        assert!(deferred.contains(&"volume group vg0"), "{deferred:?}");
+        assert!(deferred.contains(&"lv vg0/dom0_root"), "{deferred:?}");
+        assert!(p.deferred.iter().all(|d| d.waits_for == "md0"));
+        let text = crate::plan::render(&p, false);
+        assert!(
+            text.contains("… lv vg0/dom0_root  (will be planned once md0 is assembled and read)"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "1 operations, {} deferred until md0 is assembled and read.",
+                p.deferred.len()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_follow_up_runs_only_safe_operations_on_announced_resources() {
+        let (spec, stopped) = stopped_array();
+        let approved = crate::plan::plan_host(&spec, &stopped, &Default::default());
+        // After assembly the array, VG and LVs are read back (the full scenario); the spec
+        // now also wants a new LV on it: a safe create on an announced VG.
+        let full = crate::discover::discover(&crate::runner::fixtures::runner("full")).unwrap();
+        let mut more = spec.clone();
+        let vg = more.volume_groups.get_index_mut(0).unwrap().1;
+        let mut extra = vg.lvs.get_index(0).unwrap().1.clone();
+        extra.fs = crate::spec::types::Filesystem::None;
+        extra.readonly = false;
+        extra.pv = None;
+        vg.lvs
+            .insert(crate::spec::de::Sp::bare("extra".to_string()), extra);
+        let approved_more = crate::plan::plan_host(&more, &stopped, &Default::default());
+        assert!(
+            approved_more
+                .deferred
+                .iter()
+                .any(|d| d.resource == "lv vg0/extra")
+        );
+        let next = crate::plan::plan_host(&more, &full.facts, &Default::default());
+        assert_eq!(next.ops.len(), 1, "{:#?}", next.ops);
+        assert_eq!(follow_up_allowed(&approved_more.deferred, &next), Ok(()));
+        // An operation on a resource the approved plan did not announce never runs.
+        let mut other = next.clone();
+        other.ops[0].resource = "disk vda".into();
+        let e = follow_up_allowed(&approved.deferred, &other).unwrap_err();
+        assert!(e.contains("did not announce"), "{e}");
+        // Nothing destructive, ever, and no refusals.
+        let mut destructive = next.clone();
+        destructive.ops[0].risk = Risk::Destructive;
+        let e = follow_up_allowed(&approved_more.deferred, &destructive).unwrap_err();
+        assert!(e.contains("destructive"), "{e}");
+        let mut refused = next.clone();
+        refused.refusals.push(crate::plan::Refusal {
+            resource: "lv vg0/extra".into(),
+            reason: "no".into(),
+            hint: String::new(),
+        });
+        assert!(follow_up_allowed(&approved_more.deferred, &refused).is_err());
+        // Nothing announced: nothing may run.
+        assert!(follow_up_allowed(&[], &next).is_err());
     }
 }

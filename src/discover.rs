@@ -28,6 +28,10 @@ pub struct Facts {
     pub root_readonly: bool,
     /// What discovery could not express in the spec language.
     pub notes: Vec<String>,
+    /// The spec's images (`image:` of an LV), keyed as the spec writes them: not read by
+    /// discovery (it knows no spec) but by `plan` and `apply`, through `kinds::image`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, crate::kinds::image::ImageFact>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -158,6 +162,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         by_id,
         root_readonly,
         notes: Vec::new(),
+        images: BTreeMap::new(),
     };
     let spec = to_spec(&host, &mut facts);
     Ok(Discovered { spec, facts })

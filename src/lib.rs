@@ -5,6 +5,7 @@ pub mod diag;
 pub mod discover;
 pub mod kinds;
 pub mod plan;
+pub mod progress;
 pub mod runner;
 pub mod sandbox;
 pub mod spec;

@@ -617,3 +617,216 @@ $H history
         .unwrap_or_default();
     assert!(refused.contains("(plan /tmp/grown.plan)"), "{out}");
 }
+
+/// An apply that must reassemble an array converges in one run: the plan assembles md0 and
+/// announces what sits on it as deferred; after the first round apply reads the host again and
+/// runs only safe operations on those resources (activating the LVs, creating the new one),
+/// then verifies. The second plan is empty.
+#[test]
+fn a_stopped_array_is_assembled_and_built_upon_in_one_apply() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/lab.yaml --auto-approve > /tmp/first.log 2>&1 || { cat /tmp/first.log; exit 1; }
+# A host that does not assemble arrays by itself (udev's `mdadm --incremental` would
+# otherwise reassemble md0 as soon as its members are probed again).
+echo 'AUTO -all' > /etc/mdadm/mdadm.conf
+vgchange -an vg0 >/dev/null && mdadm --stop /dev/md0 2>&1
+# udev probes the members while md releases them, and can record one without its superblock
+# (seen here); probe both again, as a boot would, so both read as members.
+udevadm settle; udevadm trigger --action=change --settle /dev/vda2 /dev/vdb2
+cat /proc/mdstat | grep -c '^md0' || echo md0-stopped
+$H apply $S/lab-more.yaml --auto-approve; echo apply=$?
+$H plan $S/lab-more.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+lvs --noheadings -o lv_name,lv_attr vg0 | tr -s ' '
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("mdadm: stopped /dev/md0"), "{out}");
+    assert!(out.contains("md0-stopped"), "{out}");
+    assert!(
+        out.contains("$ mdadm --assemble /dev/md0 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part2 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("… lv vg0/guest1_disk  (will be planned once md0 is assembled and read)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("deferred until md0 is assembled and read."),
+        "{out}"
+    );
+    assert!(out.contains("Follow-up round 1"), "{out}");
+    assert!(
+        out.contains("ok") && out.contains("create vg0/guest1_disk"),
+        "{out}"
+    );
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    assert!(out.contains(" guest1_disk -wi-a"), "{out}");
+}
+
+/// Growing a host through the planner's less common commands, on the real kernel in one VM:
+/// `vgcreate -s` (8MiB extents), then a spec change that appends a partition to each disk
+/// (`sfdisk --append` next to a running array member), extends the VG with both
+/// (`vgextend`), adds an xfs LV (`mkfs.xfs -q`), a read-only LV (`lvchange -p r`), a snapshot
+/// (`lvcreate --snapshot`) and an LV of 10% of the VG (`lvcreate -l 10%VG`). One apply,
+/// verified; the second plan is empty.
+#[test]
+fn a_host_grows_partitions_pvs_and_every_kind_of_lv() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/grow-base.yaml --auto-approve > /tmp/base.log 2>&1 || { cat /tmp/base.log; exit 1; }
+vgs --noheadings --units b -o vg_extent_size vg0 | tr -d ' '
+$H apply $S/grow.yaml --auto-approve; echo apply=$?
+$H plan $S/grow.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+lvs --noheadings -o lv_name,lv_attr,origin vg0 | tr -s ' '
+pvs --noheadings -o pv_name,vg_name | tr -s ' '
+blkid -o value -s TYPE /dev/vg0/data
+lsblk -no PARTLABEL /dev/vda3
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/grow-base.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert_eq!(out.lines().next(), Some("8388608B"), "vgcreate -s: {out}");
+    for cmd in [
+        "$ sfdisk --quiet --append --no-reread --no-tell-kernel --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "$ partx --add --nr -1:-1 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "$ vgextend --quiet vg0 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234-part3 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part3",
+        "$ mkfs.xfs -q /dev/vg0/data",
+        "$ lvchange --quiet -p r vg0/iso",
+        "$ lvcreate --quiet --snapshot -n root_snap -L 67108864b vg0/dom0_root",
+        "-l 10%VG vg0",
+    ] {
+        assert!(out.contains(cmd), "{cmd}: {out}");
+    }
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    assert!(out.contains(" iso -ri-a"), "read-only: {out}");
+    assert!(out.contains(" root_snap swi-a-s--- dom0_root"), "{out}");
+    assert!(out.contains(" scratch -wi-a"), "{out}");
+    assert!(out.contains("\nxfs\n"), "{out}");
+    assert!(out.contains("\nlvm\n"), "the appended partition: {out}");
+}
+
+const IMAGE_SPEC: &str = "host: lab
+disks:
+  sda:
+    serial: HF-IMAGE-A
+    size: 1GiB
+    partitions:
+      - { name: lvm, size: rest, type: lvm }
+volume-groups:
+  vg0:
+    pvs: [sda/lvm]
+    lvs:
+      fw: { image: images/fw.qcow2 }
+      appliance: { image: images/appliance.vmdk, readonly: true }
+";
+
+/// LVs made from images on the real kernel: qcow2 and vmdk images made here with mkfs and
+/// qemu-img; the plan sizes each LV from its image (10 MiB, rounded up to 12 MiB: 4 MiB
+/// extents), apply fills them with `qemu-img convert`, and each LV then holds exactly the
+/// image's raw content. The second plan is empty: the LVs are adopted, not written again.
+#[test]
+fn lvs_are_created_from_images_and_hold_their_content() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lab.yaml"), IMAGE_SPEC).unwrap();
+    fs::create_dir(dir.path().join("images")).unwrap();
+    let sh = |cmd: &str| {
+        let o = Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", text(&o.stderr));
+    };
+    // Two different filesystems, so that a mix-up between the LVs would show.
+    sh(
+        "truncate -s 10M fw.raw && mkfs.ext4 -q -F -L fw fw.raw && qemu-img convert -f raw -O qcow2 fw.raw images/fw.qcow2",
+    );
+    sh(
+        "truncate -s 10M app.raw && mkfs.ext4 -q -F -L appliance app.raw && qemu-img convert -f raw -O vmdk app.raw images/appliance.vmdk",
+    );
+    let script = r#"
+H=$HOSTFORM
+$H apply lab.yaml --auto-approve; echo apply=$?
+$H plan lab.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
+tail -1 /tmp/second.log
+cmp fw.raw /dev/vg0/fw && echo FW-CONTENT-OK
+cmp app.raw /dev/vg0/appliance && echo APPLIANCE-CONTENT-OK
+lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        dir.path(),
+        &[
+            "sandbox", "lab.yaml", "--scale", "1", "--", "sh", "-c", &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(
+        out.contains("create vg0/fw (12582912 bytes: images/fw.qcow2 is 10485760 bytes, rounded up to 4MiB extents)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ lvcreate --quiet --yes -n fw -L 12582912b vg0"),
+        "{out}"
+    );
+    let abs = dir.path().canonicalize().unwrap();
+    assert!(
+        out.contains(&format!(
+            "$ qemu-img convert -n -t none -f vmdk -O raw {}/images/appliance.vmdk /dev/vg0/appliance",
+            abs.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    assert!(out.contains("second=0"), "{out}");
+    // cmp stops at the shorter input: the 10 MiB image is all there, byte for byte.
+    assert!(
+        out.contains("cmp: EOF on fw.raw after byte 10485760"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cmp: EOF on app.raw after byte 10485760"),
+        "{out}"
+    );
+    assert!(out.contains(" fw 12582912B -wi-a"), "{out}");
+    assert!(out.contains(" appliance 12582912B -ri-a"), "{out}");
+}

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
-use crate::apply::{Event, execute};
-use crate::runner::{RealRunner, show_argv};
+use crate::apply::{FOLLOW_UP_ROUNDS, Outcome, execute, follow_up_allowed};
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::runner::RealRunner;
 use crate::workflow::gate::{self, Target};
 use crate::workflow::journal::{Outcome as Journaled, Record};
 
@@ -117,8 +119,16 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
             eprintln!("apply: no terminal to confirm on; review the plan and pass --auto-approve");
             return EXIT_FAIL;
         }
+        let then = if plan.deferred.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", then plan the {} deferred resources and run only safe operations on them",
+                plan.deferred.len()
+            )
+        };
         print!(
-            "\nApply these {} operations? Only `yes` is accepted: ",
+            "\nApply these {} operations{then}? Only `yes` is accepted: ",
             plan.ops.len()
         );
         let _ = std::io::stdout().flush();
@@ -130,55 +140,36 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         }
     }
     println!();
-    let outcome = execute(
-        &plan,
-        &runner,
-        args.parallelism.clamp(1, 64),
-        &mut |e| match e {
-            Event::Start { .. } => {}
-            Event::Done { n, total, op, took } => {
-                println!(
-                    "[{n}/{total}] ok ({:.1}s) {}",
-                    took.as_secs_f64(),
-                    op.summary
-                )
-            }
-            Event::Failed { op, error } => {
-                println!("[FAILED] {}", op.summary);
-                eprintln!(
-                    "apply: {} failed\n  command: {}\n  {error}",
-                    op.summary,
-                    show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>())
-                );
-            }
-            Event::Skipped { op, because } => {
-                println!("[skipped] {} (depends on failed {because})", op.summary)
-            }
-            Event::Note(n) => println!("{n}"),
-        },
-    );
+    let progress = Progress::new(tty);
+    progress.begin(plan.ops.len());
+    let outcome = execute(&plan, &runner, parallelism(args), &mut |e| {
+        progress.event(e)
+    });
     rec.results(&plan, Some(&outcome));
     rec.outcome = Journaled::Failed;
     if !outcome.ok() {
-        eprintln!(
-            "apply: {} done, {} failed, {} skipped; run `hostform plan` to see what remains",
-            outcome.done.len(),
-            outcome.failed.len(),
-            outcome.skipped.len()
-        );
-        return EXIT_FAIL;
+        progress.finish();
+        return failed(&outcome);
     }
+    let mut applied = outcome.done.len();
+    if !plan.deferred.is_empty() {
+        match follow_up(&plan, &loaded, &opts, &runner, args, &progress) {
+            Ok(n) => applied += n,
+            Err(code) => {
+                progress.finish();
+                return code;
+            }
+        }
+    }
+    progress.finish();
     // Verify against a fresh reading of the host.
     rec.outcome = Journaled::Unverified;
     for attempt in 1..=VERIFY_TRIES {
-        let again = crate::discover::discover(&runner)
-            .map(|d| crate::plan::plan_host(&loaded.spec, &d.facts, &opts));
+        let again = super::read_host(&loaded, &runner)
+            .map(|f| crate::plan::plan_host(&loaded.spec, &f, &opts));
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
-                println!(
-                    "\nVerified: the host matches the spec ({} operations applied).",
-                    outcome.done.len()
-                );
+                println!("\nVerified: the host matches the spec ({applied} operations applied).");
                 rec.outcome = Journaled::Applied;
                 return EXIT_OK;
             }
@@ -197,4 +188,69 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         }
     }
     EXIT_FAIL
+}
+
+fn parallelism(args: &Args) -> usize {
+    args.parallelism.clamp(1, 64)
+}
+
+fn failed(outcome: &Outcome) -> i32 {
+    eprintln!(
+        "apply: {} done, {} failed, {} skipped; run `hostform plan` to see what remains",
+        outcome.done.len(),
+        outcome.failed.len(),
+        outcome.skipped.len()
+    );
+    EXIT_FAIL
+}
+
+/// The approved plan deferred resources until an array it assembles is read: read the host
+/// again and run what they need, only if it is safe and only on those resources
+/// (`follow_up_allowed`), for a few rounds. Returns how many operations ran.
+fn follow_up(
+    approved: &Plan,
+    loaded: &crate::spec::Loaded,
+    opts: &crate::plan::Options,
+    runner: &RealRunner,
+    args: &Args,
+    progress: &Progress,
+) -> Result<usize, i32> {
+    let mut ran = 0;
+    for round in 1..=FOLLOW_UP_ROUNDS {
+        let next = match super::read_host(loaded, runner) {
+            Ok(f) => crate::plan::plan_host(&loaded.spec, &f, opts),
+            Err(e) => {
+                eprintln!("apply: reading the host for the follow-up round: {e}");
+                return Err(EXIT_FAIL);
+            }
+        };
+        if let Err(why) = follow_up_allowed(&approved.deferred, &next) {
+            eprintln!(
+                "apply: no follow-up round: {why}. Nothing more was run; review it with `hostform plan`:"
+            );
+            eprint!("{}", crate::plan::render(&next, false));
+            return Err(EXIT_FAIL);
+        }
+        if next.ops.is_empty() && next.deferred.is_empty() {
+            return Ok(ran);
+        }
+        progress.event(crate::apply::Event::Note(format!(
+            "\nFollow-up round {round}: what was deferred, now that it has been read ({} operations, all safe):\n\n{}",
+            next.ops.len(),
+            crate::plan::render(&next, false).trim_end()
+        )));
+        progress.begin(next.ops.len());
+        let outcome = execute(&next, runner, parallelism(args), &mut |e| progress.event(e));
+        if !outcome.ok() {
+            return Err(failed(&outcome));
+        }
+        ran += outcome.done.len();
+        if next.deferred.is_empty() {
+            return Ok(ran);
+        }
+    }
+    eprintln!(
+        "apply: still deferred after {FOLLOW_UP_ROUNDS} follow-up rounds; run `hostform plan` to see what remains"
+    );
+    Err(EXIT_FAIL)
 }

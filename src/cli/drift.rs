@@ -108,7 +108,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
     };
-    let (facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift") {
+    let (mut facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift") {
         Ok(f) => f,
         Err(code) => {
             log(
@@ -120,6 +120,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
     };
+    super::read_images(&loaded, &mut facts, &runner);
     // What is allowed does not change what differs: plan as if destroying were allowed, so a
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.
     let opts = crate::plan::Options {

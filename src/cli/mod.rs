@@ -124,6 +124,43 @@ pub(crate) fn load_spec(
     })
 }
 
+/// Read the spec's images (`image:` of LVs) into the facts the planner uses: paths relative to
+/// the spec's directory, inside its repository (or directory). Images are read from the work
+/// tree, also when the spec comes from `--rev`.
+/// Read the host for a spec: discovery, plus the spec's images (their sizes, for LVs made
+/// from them).
+pub(crate) fn read_host(
+    loaded: &crate::spec::Loaded,
+    runner: &dyn crate::runner::Runner,
+) -> Result<crate::discover::Facts, String> {
+    let mut facts = crate::discover::discover(runner)?.facts;
+    read_images(loaded, &mut facts, runner);
+    Ok(facts)
+}
+
+pub(crate) fn read_images(
+    loaded: &crate::spec::Loaded,
+    facts: &mut crate::discover::Facts,
+    runner: &dyn crate::runner::Runner,
+) {
+    let root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
+    let dir = root.join(
+        std::path::Path::new(&loaded.rel)
+            .parent()
+            .unwrap_or(std::path::Path::new("")),
+    );
+    let resolve = |img: &str| -> Result<String, String> {
+        let p = std::fs::canonicalize(dir.join(img)).map_err(|e| format!("{img}: {e}"))?;
+        if !p.starts_with(&root) {
+            return Err(format!("{img} leads outside {}", root.display()));
+        }
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{img}: the path is not UTF-8"))
+    };
+    facts.images = crate::kinds::image::inspect_spec(&loaded.spec, runner, &resolve);
+}
+
 pub fn main() -> i32 {
     default_sigpipe();
     let cli = match Cli::try_parse() {

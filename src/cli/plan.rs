@@ -58,10 +58,11 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let (facts, against) = match facts_for(args.against.as_deref(), "plan") {
+    let (mut facts, against) = match facts_for(args.against.as_deref(), "plan") {
         Ok(f) => f,
         Err(code) => return code,
     };
+    super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
     let opts = crate::plan::Options {
         allow_destroy: args.allow_destroy,
     };

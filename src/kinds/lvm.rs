@@ -56,6 +56,9 @@ pub struct Lvm {
     pub vgs: BTreeMap<String, Vg>,
     /// LVs keyed by `vg/lv`, merged over segments (one row per segment in the report).
     pub lvs: BTreeMap<String, Lv>,
+    /// lvmlockd runs (its pid file names a live `lvmlockd`): shared VGs can be created.
+    #[serde(default)]
+    pub lockd: bool,
 }
 
 #[derive(Deserialize)]
@@ -206,12 +209,23 @@ impl Lvm {
                 Err(e) => Err(e.to_string()),
             }
         };
-        Lvm::parse(
+        let mut lvm = Lvm::parse(
             &run("pvs", PV_FIELDS)?,
             &run("vgs", VG_FIELDS)?,
             &run("lvs", LV_FIELDS)?,
-        )
+        )?;
+        lvm.lockd = lockd_running(r);
+        Ok(lvm)
     }
+}
+
+/// Is lvmlockd running? Its pid file (`/run/lvmlockd.pid`, lvmlockd's default) must name a live
+/// process called `lvmlockd`. Files only: no process is spawned.
+pub fn lockd_running(r: &dyn Runner) -> bool {
+    r.read("/run/lvmlockd.pid")
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .and_then(|pid| r.read(&format!("/proc/{pid}/comm")))
+        .is_some_and(|c| c.trim() == "lvmlockd")
 }
 
 #[cfg(test)]
@@ -262,5 +276,36 @@ mod tests {
         let lvm = Lvm::discover(&fx("blank")).unwrap();
         assert!(lvm.pvs.is_empty() && lvm.vgs.is_empty() && lvm.lvs.is_empty());
         assert!(Lvm::parse("{", "", "").is_err());
+    }
+
+    /// A shared VG is created with `vgcreate --shared` (vgcreate(8): "Create a shared VG using
+    /// lvmlockd"), and refused, saying why, where lvmlockd does not run.
+    #[test]
+    fn a_shared_vg_needs_lvmlockd() {
+        let full = crate::discover::discover(&fx("full")).unwrap();
+        let blank = crate::discover::discover(&fx("blank")).unwrap();
+        assert!(!blank.facts.lvm.lockd, "no lvmlockd in the sandbox");
+        let mut spec = full.spec.clone();
+        let vg = spec.volume_groups.get_index_mut(0).unwrap().1;
+        vg.shared = true;
+        vg.extent_size = Some(crate::spec::de::Sp::bare(crate::spec::units::Size(8 << 20)));
+        let p = crate::plan::plan_host(&spec, &blank.facts, &Default::default());
+        assert!(
+            p.refusals.iter().any(|r| r.resource == "volume group vg0"
+                && r.reason.contains("needs lvmlockd, which is not running")),
+            "{:?}",
+            p.refusals
+        );
+        assert!(!p.ops.iter().any(|o| o.argv[0] == "vgcreate"));
+        let mut facts = blank.facts.clone();
+        facts.lvm.lockd = true;
+        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
+        let vgcreate = p.ops.iter().find(|o| o.argv[0] == "vgcreate").unwrap();
+        assert_eq!(
+            vgcreate.argv,
+            [
+                "vgcreate", "--quiet", "--shared", "-s", "8192k", "vg0", "/dev/md0"
+            ]
+        );
     }
 }

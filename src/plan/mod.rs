@@ -42,6 +42,7 @@ pub fn merge(into: &mut Plan, part: Plan) {
     into.ops.extend(part.ops);
     into.refusals.extend(part.refusals);
     into.unmanaged.extend(part.unmanaged);
+    into.deferred.extend(part.deferred);
     into.remount_root |= part.remount_root;
 }
 
@@ -127,6 +128,18 @@ pub struct Change {
     pub reason: String,
 }
 
+/// A resource that cannot be planned yet: it lives on something this plan brings back (an
+/// array it assembles), whose contents are only known once the host is read again. Apply
+/// announces it, then plans it in a follow-up round after that reading; the follow-up may only
+/// run safe operations on the resources announced here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deferred {
+    /// `volume group vg0`, `lv vg0/dom0_root`, `snapshot vg0/s`.
+    pub resource: String,
+    /// The device whose reappearance it waits for: `md0`.
+    pub waits_for: String,
+}
+
 /// Something the plan will not do, and why; a plan with refusals cannot be applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
@@ -143,13 +156,16 @@ pub struct Plan {
     pub refusals: Vec<Refusal>,
     /// On the host, not in the spec: reported, never touched.
     pub unmanaged: Vec<String>,
+    /// Planned once what they sit on is assembled and read again (a follow-up round of apply).
+    #[serde(default)]
+    pub deferred: Vec<Deferred>,
     /// `/` is read-only and some operations write under /etc/lvm.
     pub remount_root: bool,
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
-        !self.ops.is_empty()
+        !self.ops.is_empty() || !self.deferred.is_empty()
     }
 }
 
@@ -269,6 +285,19 @@ pub fn render(plan: &Plan, color: bool) -> String {
             }
         }
     }
+    let mut waits: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for d in &plan.deferred {
+        waits.entry(&d.waits_for).or_default().push(&d.resource);
+    }
+    for (dev, res) in &waits {
+        for r in res {
+            let _ = writeln!(
+                s,
+                "{} {r}  (will be planned once {dev} is assembled and read)",
+                paint("36", "…")
+            );
+        }
+    }
     for u in &plan.unmanaged {
         let _ = writeln!(s, "{} {u}  (not in the spec: left alone)", paint("2", "?"));
     }
@@ -281,13 +310,23 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "\nPlan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations{}.",
+        "\nPlan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations{}{}.",
         n(Action::Create),
         n(Action::Update),
         n(Action::Replace),
         n(Action::Delete),
         n(Action::NoOp),
         plan.ops.len(),
+        if plan.deferred.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", {} deferred until {} {} assembled and read",
+                plan.deferred.len(),
+                waits.keys().copied().collect::<Vec<_>>().join(", "),
+                if waits.len() == 1 { "is" } else { "are" }
+            )
+        },
         if plan.refusals.is_empty() {
             String::new()
         } else {

@@ -338,10 +338,17 @@ fn disks(c: &mut Ctx) {
                     "add {} partition(s) in the free space of {kname}",
                     missing.len()
                 ),
+                // The disk is usually in use (its other partitions are array members or
+                // PVs): sfdisk then refuses unless told not to check with the re-read ioctl,
+                // and the kernel cannot re-read a busy disk's table (both seen on the real
+                // kernel, where sfdisk still exits 0). So sfdisk only writes the new entries,
+                // and partx tells the kernel about those alone (BLKPG), next to the busy ones.
                 vec![
                     s("sfdisk"),
                     s("--quiet"),
                     s("--append"),
+                    s("--no-reread"),
+                    s("--no-tell-kernel"),
                     s("--wipe"),
                     s("never"),
                     path.clone(),
@@ -349,6 +356,23 @@ fn disks(c: &mut Ctx) {
                 Some(sfdisk_script(&script_parts(&missing), false)),
                 false,
                 Vec::new(),
+            );
+            let id = c.op(
+                format!("11:disk:{name}:partx"),
+                &res,
+                format!(
+                    "make the kernel see the new partition(s) of {kname}, leaving the others alone"
+                ),
+                vec![
+                    s("partx"),
+                    s("--add"),
+                    s("--nr"),
+                    format!("-{}:-1", missing.len()),
+                    path.clone(),
+                ],
+                None,
+                false,
+                vec![id],
             );
             for p in &missing {
                 c.made_by.insert(format!("{name}/{}", p.name), id.clone());
@@ -550,12 +574,8 @@ fn volume_groups(c: &mut Ctx) {
             .iter()
             .find(|p| c.reappearing.contains(p.value.as_str()))
         {
-            // Its contents (a PV, a VG, LVs) are read after assembly, on the next plan.
-            c.change(
-                &res,
-                Action::NoOp,
-                format!("waits for {pv} to be assembled; run plan again afterwards"),
-            );
+            // Its contents (a PV, a VG, LVs) are read after assembly, in apply's follow-up round.
+            defer_vg(c, vgname, vg, pv);
             continue;
         }
         for pv in &vg.pvs {
@@ -646,6 +666,14 @@ fn volume_groups(c: &mut Ctx) {
                 c.change(&res, Action::Update, "new PVs");
             }
             None => {
+                if vg.shared && !c.facts.lvm.lockd {
+                    c.refuse(
+                        &res,
+                        "a shared VG (`vgcreate --shared`) needs lvmlockd, which is not running on this host",
+                        "start lvmlockd and its lock manager (sanlock or dlm) with `use_lvmlockd = 1` in lvm.conf, or remove `shared: true`",
+                    );
+                    continue;
+                }
                 let mut argv = vec![s("vgcreate"), s("--quiet")];
                 if vg.shared {
                     argv.push(s("--shared"));
@@ -717,6 +745,23 @@ fn volume_groups(c: &mut Ctx) {
     }
 }
 
+/// A VG on an array this plan assembles: it, its LVs and snapshots are announced as deferred.
+fn defer_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, waits_for: &str) {
+    let res = std::iter::once(format!("volume group {vgname}"))
+        .chain(vg.lvs.keys().map(|l| format!("lv {vgname}/{l}")))
+        .chain(
+            vg.snapshots
+                .keys()
+                .map(|l| format!("snapshot {vgname}/{l}")),
+        );
+    for resource in res {
+        c.plan.deferred.push(super::Deferred {
+            resource,
+            waits_for: waits_for.to_string(),
+        });
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn logical_volume(
     c: &mut Ctx,
@@ -762,6 +807,11 @@ fn logical_volume(
     match current {
         Some(cur) => {
             let mut reasons = Vec::new();
+            if lv.image.is_some()
+                && !image_lv_existing(c, vgname, lvname, lv, &cur, extent, after_vg, &mut reasons)
+            {
+                return;
+            }
             if let Some(size) = lv.size
                 && let LvSize::Bytes(b) = size.value
             {
@@ -855,11 +905,7 @@ fn logical_volume(
         }
         None => {
             if lv.image.is_some() {
-                c.refuse(
-                    &res,
-                    "creating an LV from an image is not planned yet",
-                    "import it by hand (qemu-img convert -O raw, lvcreate -L<bytes>b, dd) for now",
-                );
+                image_lv_create(c, vgname, lvname, lv, extent, after_vg);
                 return;
             }
             let Some(size) = lv.size else { return };
@@ -925,6 +971,215 @@ fn logical_volume(
             c.change(&res, Action::Create, "no such LV");
         }
     }
+}
+
+/// The image of an LV, read at plan time, and the LV size it needs: its virtual size rounded
+/// up to whole extents. Refused (None) when it cannot be read or is not self-contained.
+fn image_lv_size<'f>(
+    c: &mut Ctx<'f>,
+    res: &str,
+    lv: &crate::spec::types::Lv,
+    extent: u64,
+) -> Option<(&'f crate::kinds::image::ImageInfo, u64)> {
+    use crate::kinds::image::ImageFact;
+    let img = lv.image.as_ref()?;
+    let facts: &'f Facts = c.facts;
+    match facts.images.get(&img.value) {
+        Some(ImageFact::Read(i)) if i.backing_file.is_none() => {
+            Some((i, i.virtual_size.div_ceil(extent) * extent))
+        }
+        Some(ImageFact::Read(i)) => {
+            c.refuse(
+                res,
+                format!(
+                    "image {img} is an overlay of {}",
+                    i.backing_file.as_deref().unwrap_or("another file")
+                ),
+                "import a self-contained image: `qemu-img convert -O qcow2` the overlay into a new file",
+            );
+            None
+        }
+        Some(ImageFact::Unreadable(e)) => {
+            c.refuse(
+                res,
+                format!("image {img} cannot be read: {e}"),
+                "the image must exist (relative to the spec, inside its repository) and qemu-img must read it",
+            );
+            None
+        }
+        None => {
+            c.refuse(
+                res,
+                format!("image {img} was not read before planning"),
+                "plan with `hostform plan`, which reads the spec's images",
+            );
+            None
+        }
+    }
+}
+
+/// An LV made from an image: created at the image's size (rounded up to extents), then the
+/// image written into it by `qemu-img convert`. Only ever into an LV this plan creates.
+fn image_lv_create(
+    c: &mut Ctx,
+    vgname: &str,
+    lvname: &str,
+    lv: &crate::spec::types::Lv,
+    extent: u64,
+    after_vg: &[String],
+) {
+    let res = format!("lv {vgname}/{lvname}");
+    let key = format!("{vgname}/{lvname}");
+    let Some((info, size)) = image_lv_size(c, &res, lv, extent) else {
+        return;
+    };
+    let img = lv
+        .image
+        .as_ref()
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
+    let mut argv = vec![
+        s("lvcreate"),
+        s("--quiet"),
+        s("--yes"),
+        s("-n"),
+        lvname.to_string(),
+        s("-L"),
+        format!("{size}b"),
+        vgname.to_string(),
+    ];
+    if let Some(pv) = &lv.pv
+        && let Some(p) = c.device_path(&pv.value)
+    {
+        argv.push(p);
+    }
+    let rounded = if size == info.virtual_size {
+        String::new()
+    } else {
+        format!(
+            ", rounded up to {} extents",
+            crate::spec::units::Size(extent)
+        )
+    };
+    let id = c.op(
+        format!("50:lv:{key}:create"),
+        &res,
+        format!(
+            "create {key} ({size} bytes: {img} is {} bytes{rounded})",
+            info.virtual_size
+        ),
+        argv,
+        None,
+        true,
+        after_vg.to_vec(),
+    );
+    let last = image_write_op(c, &res, &key, info, &img, vec![id]);
+    if lv.readonly {
+        c.op(
+            format!("58:lv:{key}:permission"),
+            &res,
+            format!("make {key} read-only"),
+            vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
+            None,
+            true,
+            vec![last],
+        );
+    }
+    c.change(&res, Action::Create, format!("no such LV: made from {img}"));
+}
+
+/// `qemu-img convert` of the image into the LV: raw, over the existing device (`-n`: it is
+/// not created), with the image's format given (`-f`: never probed), writing through to the
+/// device (`-t none`: no page cache, so the data is on the LV when it exits).
+fn image_write_op(
+    c: &mut Ctx,
+    res: &str,
+    key: &str,
+    info: &crate::kinds::image::ImageInfo,
+    img: &str,
+    after: Vec<String>,
+) -> String {
+    let id = c.op(
+        format!("56:lv:{key}:image"),
+        res,
+        format!("write {img} ({}) into {key}", info.format),
+        vec![
+            s("qemu-img"),
+            s("convert"),
+            s("-n"),
+            s("-t"),
+            s("none"),
+            s("-f"),
+            info.format.clone(),
+            s("-O"),
+            s("raw"),
+            info.path.clone(),
+            format!("/dev/{key}"),
+        ],
+        None,
+        false,
+        after,
+    );
+    if let Some(o) = c.ops.iter_mut().find(|o| o.id == id) {
+        // udev reads what the image put there (a partition table, a filesystem) once it is
+        // written; the verification after apply sees it.
+        o.settle = true;
+    }
+    id
+}
+
+/// An existing LV the spec makes from an image: adopted when its size is the image's (rounded
+/// up to extents), refused otherwise. If it holds nothing at all (no partition table, no
+/// filesystem: an import interrupted after lvcreate), the image is written again: the LV was
+/// seen blank, and only this spec's image goes there. Returns false when refused.
+#[allow(clippy::too_many_arguments)]
+fn image_lv_existing(
+    c: &mut Ctx,
+    vgname: &str,
+    lvname: &str,
+    lv: &crate::spec::types::Lv,
+    cur: &crate::kinds::lvm::Lv,
+    extent: u64,
+    after_vg: &[String],
+    reasons: &mut Vec<String>,
+) -> bool {
+    let res = format!("lv {vgname}/{lvname}");
+    let key = format!("{vgname}/{lvname}");
+    let Some((info, size)) = image_lv_size(c, &res, lv, extent) else {
+        return false;
+    };
+    if cur.size != size {
+        c.refuse(
+            &res,
+            format!(
+                "is {} bytes, its image {} needs {size}",
+                cur.size,
+                lv.image.as_ref().map(|i| i.value.as_str()).unwrap_or("")
+            ),
+            "hostform writes an image only into an LV it creates: check which LV this is, fix the spec, or remove the LV by hand to import it again",
+        );
+        return false;
+    }
+    let dm = format!(
+        "{}-{}",
+        vgname.replace('-', "--"),
+        lvname.replace('-', "--")
+    );
+    let blank = c
+        .facts
+        .blocks
+        .by_name(&dm)
+        .is_some_and(|b| b.fstype.is_none() && b.pttype.is_none());
+    if blank && cur.active && !cur.readonly {
+        let img = lv
+            .image
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default();
+        image_write_op(c, &res, &key, info, &img, after_vg.to_vec());
+        reasons.push(format!("holds nothing: {img} is written into it"));
+    }
+    true
 }
 
 /// What exists but is not in the spec: reported, never touched.

@@ -154,8 +154,8 @@ pub fn prepare(
             Err(e) => return Err(refuse(rec, format!("--require-signed: {e}"))),
         }
     }
-    let facts: Facts = match crate::discover::discover(runner) {
-        Ok(d) => d.facts,
+    let facts: Facts = match crate::cli::read_host(&loaded, runner) {
+        Ok(f) => f,
         Err(e) => return Err(refuse(rec, format!("cannot read the host: {e}"))),
     };
     match target {

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod git;
 mod plan;
+mod plan_format;
 mod schema;
 mod spec_fuzz;
 mod validate;
