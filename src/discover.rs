@@ -335,6 +335,8 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                     size: Some(Sp::bare(LvSize::Bytes(Size(lv.size)))),
                     fs: fs_of(fstype.as_deref()),
                     readonly: lv.readonly,
+                    // hostform's tag on the host: the protection travels with the adopted spec.
+                    prevent_destroy: lv.protected(),
                     ..Default::default()
                 },
             );
@@ -348,7 +350,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                     .then(|| Sp::bare(Size(vg.extent_size))),
                 lvs,
                 snapshots,
-                prevent_destroy: false,
+                prevent_destroy: vg.protected(),
                 state: Presence::Present,
             },
         );
