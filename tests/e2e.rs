@@ -581,9 +581,26 @@ echo "parts: $(lsblk -rno NAME /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234
     );
     // Then, deliberately untagged: the whole stack goes, in order, and stays gone.
     assert!(out.contains("Verified: the host matches the spec"), "{out}");
-    assert!(
-        out.contains("$ mdadm --zero-superblock"),
-        "the members' superblocks are cleared: {out}"
+    let teardown: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("[destructive]"))
+        .skip_while(|l| !l.contains("remove vg0/dom0_root"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        teardown,
+        [
+            "remove vg0/dom0_root [destructive]",
+            "remove vg0/dom0_var [destructive]",
+            "remove vg0/dom0_swap [destructive]",
+            "remove volume group vg0 [destructive]",
+            "clear the PV label of /dev/md0 [destructive]",
+            "stop md0 [destructive]",
+            "clear the md superblock of vda2, vdb2 [destructive]",
+            "delete partition 2 (raid) of sda [destructive]",
+            "delete partition 2 (raid) of sdb [destructive]",
+        ],
+        "{out}"
     );
     assert!(out.contains("second-plan=0"), "{out}");
     assert!(out.contains("vgs: ."), "{out}");

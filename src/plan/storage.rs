@@ -2169,4 +2169,42 @@ mod tests {
         assert!(md0.reason.contains("recovery"), "{md0:?}");
         assert!(md0.reason.contains('%'), "{md0:?}");
     }
+
+    #[test]
+    fn wipe_on_an_array_erases_its_members_other_data_first() {
+        let spec = full().spec;
+        let mut facts = stopped_array_facts();
+        // As if both members held filesystems instead of md0's superblock.
+        for k in ["vda2", "vdb2"] {
+            let b = facts.blocks.devices.get_mut(k).unwrap();
+            b.fstype = Some("ext4".into());
+            b.uuid = Some(format!("5e1f0f3a-0000-4000-8000-00000000000{}", k.len()));
+        }
+        let mut spec_nowipe = spec.clone();
+        spec_nowipe.volume_groups.clear();
+        let p = super::super::plan_host(&spec_nowipe, &facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(refused(&p, "array md0").reason.contains("vdb2 (ext4)"));
+        let mut spec = spec_nowipe;
+        spec.arrays.get_mut("md0").unwrap().wipe = true;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(refused(&p, "array md0").reason.contains("--allow-destroy"));
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert_eq!(
+            argvs(&p)[..2],
+            ["wipefs --all /dev/vda2", "wipefs --all /dev/vdb2"]
+        );
+        assert!(p.ops[..2].iter().all(|o| o.risk == Risk::Destructive));
+        let create = p
+            .ops
+            .iter()
+            .find(|o| o.id == "20:array:md0:create")
+            .unwrap();
+        assert_eq!(
+            create.after,
+            ["19:array:md0:wipe:vda2", "19:array:md0:wipe:vdb2"]
+        );
+    }
 }
