@@ -583,7 +583,9 @@ fn wipe_disk(
         );
         return None;
     }
-    for p in parts {
+    // The disk itself (a whole-disk member or PV) and each of its partitions.
+    let whole = c.block(kname);
+    for p in whole.iter().chain(parts) {
         let array = c
             .facts
             .arrays
@@ -1984,6 +1986,20 @@ mod tests {
             refused(&p, "lv vg0/guest1_swap")
                 .reason
                 .contains("holds swap")
+        );
+        // Nor xfs (as if dom0_root held xfs: no fixture has one).
+        let mut spec = full().spec;
+        small(&mut spec, "dom0_root", 256);
+        vg0(&mut spec).lvs.get_mut("dom0_root").unwrap().fs = Filesystem::Xfs;
+        let mut facts = reused.clone();
+        let k = facts.blocks.by_name("vg0-dom0_root").unwrap().kname.clone();
+        facts.blocks.devices.get_mut(&k).unwrap().fstype = Some("xfs".into());
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "lv vg0/dom0_root")
+                .reason
+                .contains("holds xfs, which cannot be shrunk")
         );
     }
 
