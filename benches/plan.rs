@@ -79,6 +79,7 @@ fn adopt(quick: bool) {
                     open: false,
                     devices: vec!["/dev/md0".into()],
                     internal: false,
+                    tags: Vec::new(),
                 },
             );
             let kname = format!("dm-{}", 100 + i);

@@ -4,7 +4,8 @@
 # Boot 1 (blank disks): VERSIONS, blank/, full/, bridge/; the storage stack is
 #   then stopped cleanly and the disk images are kept.
 # Boot 2 (same images): reused/ right after boot (udev auto-assembly), then
-#   degraded/ (fail, remove, re-add/recovery).
+#   degraded/ (fail, remove, re-add/recovery), failed/ (faulty member), replaced/
+#   (member removed, its disk wiped), tagged/ (prevent-destroy LVM tags).
 #
 # Needs: qemu-system-x86, linux-image-amd64, busybox-static, mdadm, lvm2,
 # fdisk, e2fsprogs, iproute2, udev, kmod (see docs/sandbox-notes.md).

@@ -267,6 +267,12 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                 continue;
             }
         };
+        if a.degraded() && a.members.iter().filter(|m| !m.spare).count() < a.raid_disks as usize {
+            f.notes.push(format!(
+                "{}: degraded [{}/{}], a member is missing: add the replacement to its `devices` before adopting",
+                a.kname, a.raid_disks, a.working
+            ));
+        }
         let refer = |m: &md::Member| reference(&f.blocks, &f.arrays, &m.kname).map(Sp::bare);
         let mut members: Vec<&md::Member> = a.members.iter().collect();
         members.sort_by_key(|m| m.slot);
@@ -274,9 +280,11 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
             Sp::bare(a.kname.clone()),
             Array {
                 level: Sp::bare(level),
+                // A faulty member is still one of the array's devices: the spec says what the
+                // array should be, and the planner repairs it.
                 devices: members
                     .iter()
-                    .filter(|m| !m.spare && !m.failed)
+                    .filter(|m| !m.spare)
                     .filter_map(|m| refer(m))
                     .collect(),
                 spares: members
@@ -340,6 +348,8 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                     size: Some(Sp::bare(LvSize::Bytes(Size(lv.size)))),
                     fs: fs_of(fstype.as_deref()),
                     readonly: lv.readonly,
+                    // hostform's tag on the host: the protection travels with the adopted spec.
+                    prevent_destroy: lv.protected(),
                     ..Default::default()
                 },
             );
@@ -353,7 +363,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
                     .then(|| Sp::bare(Size(vg.extent_size))),
                 lvs,
                 snapshots,
-                prevent_destroy: false,
+                prevent_destroy: vg.protected(),
                 state: Presence::Present,
             },
         );
@@ -417,12 +427,32 @@ mod tests {
 
     #[test]
     fn discovered_specs_validate() {
-        for scenario in ["full", "blank", "reused"] {
+        for scenario in ["full", "blank", "reused", "failed"] {
             let d = discover(&fx(scenario)).expect("discovers");
             let yaml = serde_saphyr::to_string(&d.spec).expect("serializes");
             if let Err(f) = crate::spec::load_str("discovered.yaml", &yaml) {
                 panic!("{scenario}: {:?}\n{yaml}", f.diagnostics);
             }
         }
+    }
+
+    #[test]
+    fn a_degraded_array_keeps_its_faulty_member_and_notes_a_missing_one() {
+        let d = discover(&fx("failed")).expect("discovers");
+        let members: Vec<&str> = d.spec.arrays["md0"]
+            .devices
+            .iter()
+            .map(|m| m.value.as_str())
+            .collect();
+        assert_eq!(members, ["vda/raid_md0", "vdb/raid_md0"]);
+        let d = discover(&fx("replaced")).expect("discovers");
+        assert!(
+            d.facts
+                .notes
+                .iter()
+                .any(|n| n.starts_with("md0: degraded [2/1], a member is missing")),
+            "{:?}",
+            d.facts.notes
+        );
     }
 }

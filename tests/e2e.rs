@@ -830,3 +830,154 @@ lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
     assert!(out.contains(" fw 12582912B -wi-a"), "{out}");
     assert!(out.contains(" appliance 12582912B -ri-a"), "{out}");
 }
+
+/// Destruction on a real kernel, in one VM: `prevent-destroy: true` tags dom0_var on the host;
+/// `allow-shrink` shrinks it (unmounted ext4, with --allow-destroy) and its file survives; the
+/// teardown spec is refused without --allow-destroy, and refused with it while the tag is there
+/// although the spec no longer says prevent-destroy; once the tag is removed deliberately, the
+/// whole stack (LVs, VG, PV, array, RAID partitions) is torn down and a second plan is empty.
+#[test]
+fn prevent_destroy_survives_the_spec_then_destroy_tears_the_stack_down() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/lab-protected.yaml --auto-approve | tail -1
+echo "tags: $(lvs --noheadings -o lv_tags vg0/dom0_var | tr -d ' ')"
+mkdir -p /mnt/var && mount /dev/vg0/dom0_var /mnt/var && echo kept > /mnt/var/f && umount /mnt/var
+$H apply $S/lab-shrunk.yaml --auto-approve > /tmp/shrink-refused.log 2>&1; echo shrink-no-flag=$?
+grep '^refused' /tmp/shrink-refused.log
+$H apply $S/lab-shrunk.yaml --auto-approve --allow-destroy | grep -E 'lvreduce|Verified'
+echo "var size: $(lvs --noheadings --units b -o lv_size vg0/dom0_var | tr -d ' ')"
+mount /dev/vg0/dom0_var /mnt/var && cat /mnt/var/f && umount /mnt/var
+$H plan $S/lab-destroy.yaml > /tmp/p1.log 2>&1; echo plan-no-flag=$?
+grep -q -- '--allow-destroy was not given' /tmp/p1.log && echo plan-says-flag
+$H apply $S/lab-destroy.yaml --auto-approve --allow-destroy > /tmp/a1.log 2>&1; echo apply-tagged=$?
+grep -A1 '^refused lv vg0/dom0_var' /tmp/a1.log
+echo "after refusal: $(lvs --noheadings -o lv_name vg0 | tr -d ' ' | tr '\n' ' ')"
+lvchange --quiet --deltag hostform_prevent_destroy vg0/dom0_var
+$H apply $S/lab-destroy.yaml --auto-approve --allow-destroy | grep -E '\[destructive\]|Verified|Plan:'
+$H plan $S/lab-destroy.yaml --allow-destroy --detailed-exitcode | tail -1; echo second-plan=$?
+echo "vgs: $(vgs --noheadings -o vg_name | tr -d ' ')."
+echo "md: $(grep -c '^md' /proc/mdstat)"
+echo "parts: $(lsblk -rno NAME /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234 | tr '\n' ' ')"
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("tags: hostform_prevent_destroy"), "{out}");
+    // Shrinking: refused without the flag, done with it, the file kept.
+    assert!(out.contains("shrink-no-flag=1"), "{out}");
+    assert!(
+        out.contains("refused lv vg0/dom0_var: is 134217728 bytes, the spec says 67108864: shrinking it (allow-shrink) cuts off its end: this destroys data, and --allow-destroy was not given"),
+        "{out}"
+    );
+    assert!(
+        out.contains("$ lvreduce --quiet --yes --resizefs -L 67108864b vg0/dom0_var"),
+        "{out}"
+    );
+    assert!(out.contains("var size: 67108864B"), "{out}");
+    assert!(
+        out.contains("\nkept\n"),
+        "the file survived the shrink: {out}"
+    );
+    // Teardown: refused without the flag; with it, refused while the tag protects dom0_var.
+    assert!(out.contains("plan-no-flag=1"), "{out}");
+    assert!(out.contains("plan-says-flag"), "{out}");
+    assert!(out.contains("apply-tagged=1"), "{out}");
+    assert!(
+        out.contains("lvchange --deltag hostform_prevent_destroy vg0/dom0_var"),
+        "{out}"
+    );
+    assert!(
+        out.contains("after refusal: dom0_root dom0_swap dom0_var"),
+        "{out}"
+    );
+    // Then, deliberately untagged: the whole stack goes, in order, and stays gone.
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    let teardown: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("[destructive]"))
+        .skip_while(|l| !l.contains("remove vg0/dom0_root"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        teardown,
+        [
+            "remove vg0/dom0_root [destructive]",
+            "remove vg0/dom0_var [destructive]",
+            "remove vg0/dom0_swap [destructive]",
+            "remove volume group vg0 [destructive]",
+            "clear the PV label of /dev/md0 [destructive]",
+            "stop md0 [destructive]",
+            "clear the md superblock of vda2, vdb2 [destructive]",
+            "delete partition 2 (raid) of sda [destructive]",
+            "delete partition 2 (raid) of sdb [destructive]",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("second-plan=0"), "{out}");
+    assert!(out.contains("vgs: ."), "{out}");
+    assert!(out.contains("md: 0"), "{out}");
+    assert!(out.contains("parts: vda vda1 \n"), "{out}");
+}
+
+/// Replacing a failed member on a real kernel: md0's second member is failed and removed and
+/// its disk wiped (a blank replacement under the same by-id name); apply re-partitions the disk
+/// from the spec and adds the partition back, and the array recovers.
+#[test]
+fn a_failed_member_is_replaced_on_a_blank_disk() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H apply $S/lab.yaml --auto-approve | tail -1
+B=$(readlink -f /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678)
+mdadm --quiet /dev/md0 --fail ${B}2
+mdadm --quiet /dev/md0 --remove ${B}2
+wipefs --quiet -a ${B}2; wipefs --quiet -a ${B}1; wipefs --quiet -a $B
+udevadm settle
+echo "before: $(grep -A1 '^md0' /proc/mdstat | tail -1 | grep -o '\[[0-9]/[0-9]\]')"
+$H plan $S/lab.yaml --detailed-exitcode; echo plan=$?
+$H apply $S/lab.yaml --auto-approve | tail -1
+echo "members: $(mdadm --detail /dev/md0 | grep -c 'active sync\|spare rebuilding\|rebuilding')"
+echo "pttype: $(lsblk -dno PTTYPE $B)"
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("before: [2/1]"), "{out}");
+    assert!(out.contains("~ array md0  (degraded [2/1]"), "{out}");
+    assert!(
+        out.contains("$ mdadm --manage /dev/md0 --add /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK5678-part2"),
+        "{out}"
+    );
+    assert!(out.contains("plan=2"), "{out}");
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("members: 2"), "{out}");
+    assert!(out.contains("pttype: gpt"), "{out}");
+}

@@ -79,8 +79,8 @@ act_may_fail() {
 }
 
 PVS_FIELDS=pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count
-VGS_FIELDS=vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count
-LVS_FIELDS=lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size
+VGS_FIELDS=vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_tags
+LVS_FIELDS=lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size,lv_tags
 
 capture_lvm() {
     cap pvs.json pvs --reportformat json --units b -o "$PVS_FIELDS"
@@ -295,6 +295,35 @@ phase_second() {
     cap recovering-mdstat cat /proc/mdstat
     cap recovering-mdadm-detail mdadm --detail "$mddev"
     md_sysfs "$md" recovering-sysfs
+
+    # --------------------------------------------------------------- failed
+    # A member marked faulty and still attached (before the disk is pulled).
+    act bash -c "echo 2000000 > /sys/block/$md/md/sync_speed_max"
+    act wait_for_sync "$md"
+    scenario failed
+    act mdadm "$mddev" --fail "${B}2"
+    act udevadm settle
+    capture_common
+    md_sysfs "$md" sysfs
+
+    # ------------------------------------------------------------- replaced
+    # The failed member removed and its disk replaced by a blank one (wiped in place).
+    scenario replaced
+    act mdadm "$mddev" --remove "${B}2"
+    act wipefs -a "${B}2"
+    act wipefs -a "${B}1"
+    act wipefs -a "$B"   # also makes the kernel re-read the (now empty) table
+    act udevadm settle
+    capture_common
+    md_sysfs "$md" sysfs
+
+    # --------------------------------------------------------------- tagged
+    # hostform's prevent-destroy tags on an LV and on its VG.
+    scenario tagged
+    act lvchange --addtag hostform_prevent_destroy vg0/guest1_iso
+    act vgchange --addtag hostform_prevent_destroy vg0
+    cap lsblk.json lsblk -J -b -O
+    capture_lvm
 }
 
 case "$phase" in

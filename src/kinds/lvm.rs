@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::runner::{RunError, Runner};
 
 pub const PV_FIELDS: &str = "pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count";
-pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count";
-pub const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size";
+pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_tags";
+pub const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size,lv_tags";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pv {
@@ -30,6 +30,9 @@ pub struct Vg {
     /// `vg_attr` 6th character `s`: a shared (lvmlockd) VG.
     pub shared: bool,
     pub uuid: String,
+    /// LVM tags (`vg_tags`): hostform's `hostform_prevent_destroy` among them.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,6 +51,34 @@ pub struct Lv {
     pub devices: Vec<String>,
     /// Internal volumes (`[lvol0_pmspare]`, `-real`, `-cow`) are hidden.
     pub internal: bool,
+    /// LVM tags (`lv_tags`): hostform's `hostform_prevent_destroy` among them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The LVM tag that protects an LV or a VG from removal, whatever later specs say.
+/// LVM tags may hold `A-Z a-z 0-9 _ + . -` (and `/ = ! : # &`): this one is plain.
+pub const PREVENT_DESTROY_TAG: &str = "hostform_prevent_destroy";
+
+/// `"a,b"` → `["a", "b"]` (LVM's JSON report joins tags with commas).
+fn tags(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Lv {
+    pub fn protected(&self) -> bool {
+        self.tags.iter().any(|t| t == PREVENT_DESTROY_TAG)
+    }
+}
+
+impl Vg {
+    pub fn protected(&self) -> bool {
+        self.tags.iter().any(|t| t == PREVENT_DESTROY_TAG)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -109,6 +140,8 @@ struct RawVg {
     vg_extent_size: String,
     #[serde(default)]
     vg_uuid: String,
+    #[serde(default)]
+    vg_tags: String,
 }
 
 #[derive(Deserialize)]
@@ -127,6 +160,8 @@ struct RawLv {
     lv_permissions: String,
     #[serde(default)]
     devices: String,
+    #[serde(default)]
+    lv_tags: String,
 }
 
 impl Lvm {
@@ -151,6 +186,7 @@ impl Lvm {
                     free: bytes(&v.vg_free),
                     extent_size: bytes(&v.vg_extent_size),
                     uuid: v.vg_uuid,
+                    tags: tags(&v.vg_tags),
                 },
             );
         }
@@ -178,6 +214,7 @@ impl Lvm {
                 readonly: attr.get(1) == Some(&'r') || l.lv_permissions.starts_with("read-only"),
                 open: attr.get(5) == Some(&'o'),
                 devices: Vec::new(),
+                tags: tags(&l.lv_tags),
             });
             for d in devices {
                 if !entry.devices.contains(&d) {

@@ -24,6 +24,9 @@ pub struct Options {
 /// one line each.
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut plan = storage::plan(spec, facts, opts);
+
+    // After every room: the last lock on destruction, then one order for all ops.
+    guard_destruction(&mut plan, opts);
     let ops = std::mem::take(&mut plan.ops);
     match order(ops) {
         Ok(o) => plan.ops = o,
@@ -34,6 +37,28 @@ pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
         }),
     }
     plan
+}
+
+/// The last lock, whatever a room planned: without --allow-destroy, no destructive operation
+/// may stand in an applicable plan. Rooms refuse first, with their own reason; this only
+/// catches a room that did not.
+fn guard_destruction(plan: &mut Plan, opts: &Options) {
+    if opts.allow_destroy {
+        return;
+    }
+    let unguarded: Vec<(String, String)> = plan
+        .ops
+        .iter()
+        .filter(|o| o.risk == Risk::Destructive)
+        .map(|o| (o.resource.clone(), o.summary.clone()))
+        .collect();
+    for (resource, summary) in unguarded {
+        plan.refusals.push(Refusal {
+            resource,
+            reason: format!("`{summary}` destroys data, and --allow-destroy was not given"),
+            hint: "review the plan, then run it again with --allow-destroy".into(),
+        });
+    }
 }
 
 /// Add a room's plan to the host's plan (ops are ordered once, by `plan_host`).
@@ -370,6 +395,26 @@ mod tests {
         let ia: Vec<String> = order(a).unwrap().into_iter().map(|o| o.id).collect();
         let ib: Vec<String> = order(b).unwrap().into_iter().map(|o| o.id).collect();
         assert_eq!(ia, ib);
+    }
+
+    #[test]
+    fn a_destructive_op_without_allow_destroy_is_always_refused() {
+        let mut plan = Plan {
+            ops: vec![op("a", &[]), op("b", &[])],
+            ..Plan::default()
+        };
+        plan.ops[1].risk = Risk::Destructive;
+        let mut allowed = plan.clone();
+        guard_destruction(&mut plan, &Options::default());
+        assert_eq!(plan.refusals.len(), 1);
+        assert!(plan.refusals[0].reason.contains("--allow-destroy"));
+        guard_destruction(
+            &mut allowed,
+            &Options {
+                allow_destroy: true,
+            },
+        );
+        assert!(allowed.refusals.is_empty());
     }
 
     #[test]

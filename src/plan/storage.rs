@@ -3,17 +3,22 @@
 //! (partition table → array → PV → VG → LV → filesystem). Anything that would format, shrink or
 //! overwrite data the spec does not allow is refused, with the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Change, Op, Plan, Refusal, Risk};
+use super::{Action, Change, Op, Options, Plan, Refusal, Risk};
 use crate::discover::Facts;
 use crate::kinds::block::{BlockDev, sfdisk_script};
+use crate::kinds::lvm::PREVENT_DESTROY_TAG;
 use crate::spec::types::*;
 use crate::spec::units::{LvSize, PartSize};
+
+mod repair;
+mod teardown;
 
 struct Ctx<'a> {
     spec: &'a Spec,
     facts: &'a Facts,
+    opts: Options,
     plan: Plan,
     ops: Vec<Op>,
     /// spec disk name → kernel name.
@@ -22,7 +27,15 @@ struct Ctx<'a> {
     made_by: BTreeMap<String, String>,
     /// Devices this plan brings back (an assembled array) whose contents are unknown until the
     /// host is read again: nothing is planned on them in this run.
-    reappearing: std::collections::BTreeSet<String>,
+    reappearing: BTreeSet<String>,
+    /// Kernel name of a device this plan frees (no longer a PV, an array member or a
+    /// device-mapper holder) → the op after which it is free.
+    freed: BTreeMap<String, String>,
+    /// LVs (`vg/lv`) this plan removes → the op that removes them.
+    removing: BTreeMap<String, String>,
+    /// Spec disk name → ops that tear down part of it (partitions deleted, signatures wiped):
+    /// what is written on the disk afterwards waits for them.
+    disk_teardown: BTreeMap<String, Vec<String>>,
 }
 
 fn s(v: &str) -> String {
@@ -55,13 +68,90 @@ impl<'a> Ctx<'a> {
         writes_root: bool,
         after: Vec<String>,
     ) -> String {
+        self.push(
+            Risk::Safe,
+            id,
+            resource,
+            summary,
+            argv,
+            stdin,
+            writes_root,
+            after,
+        )
+    }
+
+    /// An operation that destroys data (removes, wipes, shrinks). Only planned once
+    /// [`Ctx::may_destroy`] said yes.
+    fn destroy(
+        &mut self,
+        id: String,
+        resource: &str,
+        summary: String,
+        argv: Vec<String>,
+        writes_root: bool,
+        after: Vec<String>,
+    ) -> String {
+        self.push(
+            Risk::Destructive,
+            id,
+            resource,
+            summary,
+            argv,
+            None,
+            writes_root,
+            after,
+        )
+    }
+
+    /// Whether the operator allowed destruction; if not, the refusal says which flag to add.
+    fn may_destroy(&mut self, resource: &str, what: &str) -> bool {
+        if self.opts.allow_destroy {
+            return true;
+        }
+        self.refuse(
+            resource,
+            format!("{what}: this destroys data, and --allow-destroy was not given"),
+            "review the plan, then run it again with --allow-destroy",
+        );
+        false
+    }
+
+    /// Why a block device cannot be touched: mounted (/, /boot…), active swap, or holding
+    /// something mounted. `None` when it is free.
+    fn in_use(&self, kname: &str) -> Option<String> {
+        let b = self.block(kname)?;
+        if !b.mountpoints.is_empty() {
+            return Some(if b.mountpoints.iter().any(|m| m == "[SWAP]") {
+                format!("{} is active swap", b.kname)
+            } else {
+                format!("{} is mounted on {}", b.kname, b.mountpoints.join(", "))
+            });
+        }
+        self.facts
+            .blocks
+            .busy(kname)
+            .then(|| format!("{} holds something mounted or used as swap", b.kname))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        risk: Risk,
+        id: String,
+        resource: &str,
+        summary: String,
+        argv: Vec<String>,
+        stdin: Option<String>,
+        writes_root: bool,
+        after: Vec<String>,
+    ) -> String {
         self.ops.push(Op {
             id: id.clone(),
             resource: resource.into(),
             summary,
             argv,
             stdin,
-            risk: Risk::Safe,
+            risk,
             writes_root,
             after,
             // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
@@ -137,17 +227,24 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub fn plan(spec: &Spec, facts: &Facts, _opts: &super::Options) -> Plan {
+pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut c = Ctx {
         spec,
         facts,
+        opts: *opts,
         plan: Plan::default(),
         ops: Vec::new(),
         disks: BTreeMap::new(),
         made_by: BTreeMap::new(),
         reappearing: Default::default(),
+        freed: BTreeMap::new(),
+        removing: BTreeMap::new(),
+        disk_teardown: BTreeMap::new(),
     };
     c.plan.remount_root = spec.root.readonly && facts.root_readonly;
+    // What the spec marks absent goes first, top-down (snapshots, LVs, VGs, arrays); absent
+    // partitions are removed with their disk, once what sat on them is gone.
+    teardown::lvm_and_arrays(&mut c);
     disks(&mut c);
     arrays(&mut c);
     volume_groups(&mut c);
@@ -210,42 +307,34 @@ fn disks(c: &mut Ctx) {
             v.sort_by_key(|p| p.start.unwrap_or(0));
             v
         };
+        let present: Vec<&Partition> = d
+            .partitions
+            .iter()
+            .filter(|p| p.state == Presence::Present)
+            .collect();
+        let absent: Vec<&Partition> = d
+            .partitions
+            .iter()
+            .filter(|p| p.state == Presence::Absent)
+            .collect();
         let blank = dev.pttype.is_none() && dev.fstype.is_none() && parts.is_empty();
-        let script_parts = |ps: &[&Partition]| -> Vec<(String, Option<u64>, &'static str)> {
-            ps.iter()
-                .map(|p| {
-                    let size = match p.size.value {
-                        PartSize::Bytes(b) => Some(b.0),
-                        PartSize::Rest => None,
-                    };
-                    (p.name.value.clone(), size, p.kind.guid())
-                })
-                .collect()
-        };
         if blank {
-            if c.facts.blocks.busy(&kname) {
-                c.refuse(&res, "is in use", "hostform never touches a device in use");
+            if let Some(why) = c.in_use(&kname) {
+                c.refuse(
+                    &res,
+                    format!("is in use ({why})"),
+                    "hostform never touches a device in use",
+                );
                 continue;
             }
-            let all: Vec<&Partition> = d.partitions.iter().collect();
-            let id = c.op(
-                format!("10:disk:{name}:table"),
-                &res,
-                format!("write a GPT with {} partitions on {kname}", all.len()),
-                vec![
-                    s("sfdisk"),
-                    s("--quiet"),
-                    s("--wipe"),
-                    s("never"),
-                    path.clone(),
-                ],
-                Some(sfdisk_script(&script_parts(&all), true)),
-                false,
-                Vec::new(),
-            );
-            for p in &d.partitions {
-                c.made_by.insert(format!("{name}/{}", p.name), id.clone());
+            for p in &absent {
+                c.change(
+                    &format!("partition {name}/{}", p.name),
+                    Action::NoOp,
+                    "absent, as the spec says",
+                );
             }
+            new_table(c, name, &kname, &path, &present, Vec::new());
             c.change(
                 &res,
                 Action::Create,
@@ -253,6 +342,27 @@ fn disks(c: &mut Ctx) {
             );
             continue;
         }
+        // Partitions the spec removes do not count when matching the others.
+        let kept: Vec<&BlockDev> = parts
+            .iter()
+            .copied()
+            .filter(|x| {
+                !absent
+                    .iter()
+                    .any(|p| Some(p.name.value.as_str()) == x.partlabel.as_deref())
+            })
+            .collect();
+        // Everything that makes this disk differ from the spec: refused, or with `wipe: true`
+        // (and --allow-destroy) the reason to erase it and start again.
+        let mut problems: Vec<Refusal> = Vec::new();
+        let mut problem = |resource: String, reason: String, hint: &str| {
+            problems.push(Refusal {
+                resource,
+                reason,
+                hint: hint.into(),
+            })
+        };
+        let mut missing: Vec<&Partition> = Vec::new();
         if dev.pttype.as_deref() != Some("gpt") {
             let what = dev
                 .pttype
@@ -260,53 +370,87 @@ fn disks(c: &mut Ctx) {
                 .map(|t| format!("a {t} partition table"))
                 .or_else(|| dev.fstype.clone().map(|f| format!("a {f} signature")))
                 .unwrap_or_else(|| "data".into());
-            c.refuse(&res, format!("{kname} holds {what}, not the spec's GPT"), "if its data may go, set `wipe: true` on the disk after checking it is the right one");
-            continue;
-        }
-        // Existing GPT: adopt partitions that match by name, add missing ones at the end.
-        let mut missing: Vec<&Partition> = Vec::new();
-        let mut ok = true;
-        for (i, p) in d.partitions.iter().enumerate() {
-            match parts
-                .iter()
-                .find(|x| x.partlabel.as_deref() == Some(p.name.value.as_str()))
-            {
-                Some(found) => {
-                    if found.parttype.as_deref() != Some(p.kind.guid()) {
-                        c.refuse(&format!("partition {name}/{}", p.name), format!("{} has type {}, the spec says {}", found.kname, found.parttype.as_deref().unwrap_or("none"), p.kind.name()), "changing a partition's type is not done automatically: check it, then fix it with sfdisk --part-type, or fix the spec");
-                        ok = false;
+            problem(
+                res.clone(),
+                format!("{kname} holds {what}, not the spec's GPT"),
+                "if its data may go, set `wipe: true` on the disk after checking it is the right one",
+            );
+        } else {
+            // Existing GPT: adopt partitions that match by name, add missing ones at the end.
+            for (i, p) in present.iter().enumerate() {
+                match kept
+                    .iter()
+                    .find(|x| x.partlabel.as_deref() == Some(p.name.value.as_str()))
+                {
+                    Some(found) => {
+                        if found.parttype.as_deref() != Some(p.kind.guid()) {
+                            problem(
+                                format!("partition {name}/{}", p.name),
+                                format!(
+                                    "{} has type {}, the spec says {}",
+                                    found.kname,
+                                    found.parttype.as_deref().unwrap_or("none"),
+                                    p.kind.name()
+                                ),
+                                "changing a partition's type is not done automatically: check it, then fix it with sfdisk --part-type, or fix the spec",
+                            );
+                        }
+                        if let PartSize::Bytes(b) = p.size.value
+                            && found.size != b.0
+                        {
+                            problem(
+                                format!("partition {name}/{}", p.name),
+                                format!(
+                                    "{} is {} bytes, the spec says {}",
+                                    found.kname, found.size, b
+                                ),
+                                "resizing partitions is not planned automatically; fix the spec to the real size",
+                            );
+                        }
+                        if !missing.is_empty() {
+                            problem(
+                                res.clone(),
+                                format!("partition `{}` exists but one before it does not", p.name),
+                                "partitions are only ever added at the end of the disk",
+                            );
+                        }
                     }
-                    if let PartSize::Bytes(b) = p.size.value
-                        && found.size != b.0
-                    {
-                        c.refuse(&format!("partition {name}/{}", p.name), format!("{} is {} bytes, the spec says {}", found.kname, found.size, b), "resizing partitions is not planned automatically; fix the spec to the real size");
-                        ok = false;
-                    }
-                    if !missing.is_empty() {
-                        c.refuse(
-                            &res,
-                            format!("partition `{}` exists but one before it does not", p.name),
-                            "partitions are only ever added at the end of the disk",
+                    None if i < kept.len() => {
+                        // The slot is taken by a partition of another name: never guess.
+                        problem(
+                            format!("partition {name}/{}", p.name),
+                            format!(
+                                "partition {} of {kname} is `{}`, where the spec expects `{}`",
+                                i + 1,
+                                kept[i].partlabel.as_deref().unwrap_or("(no name)"),
+                                p.name
+                            ),
+                            "name the partition in the spec as it is on the disk, or relabel it (sfdisk --part-label)",
                         );
-                        ok = false;
                     }
+                    None => missing.push(p),
                 }
-                None if i < parts.len() => {
-                    // The slot is taken by a partition of another name: never guess.
-                    c.refuse(
-                        &format!("partition {name}/{}", p.name),
-                        format!(
-                            "partition {} of {kname} is `{}`, where the spec expects `{}`",
-                            i + 1,
-                            parts[i].partlabel.as_deref().unwrap_or("(no name)"),
-                            p.name
-                        ),
-                        "name the partition in the spec as it is on the disk, or relabel it (sfdisk --part-label)",
-                    );
-                    ok = false;
-                }
-                None => missing.push(p),
             }
+        }
+        if !problems.is_empty() {
+            if d.wipe {
+                let what = problems
+                    .iter()
+                    .map(|p| p.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if let Some(after) = wipe_disk(c, name, &kname, &path, &parts, &what) {
+                    new_table(c, name, &kname, &path, &present, after);
+                    c.change(
+                        &res,
+                        Action::Replace,
+                        format!("{what}; `wipe: true`: erased, then partitioned as the spec says"),
+                    );
+                }
+            } else {
+                c.plan.refusals.extend(problems);
+            }
+            continue;
         }
         for x in &parts {
             if !d
@@ -321,8 +465,12 @@ fn disks(c: &mut Ctx) {
                 ));
             }
         }
-        if !ok {
-            continue;
+        for p in &absent {
+            let found = parts
+                .iter()
+                .copied()
+                .find(|x| x.partlabel.as_deref() == Some(p.name.value.as_str()));
+            teardown::remove_partition(c, name, &path, p, found);
         }
         if missing.is_empty() {
             c.change(
@@ -331,6 +479,11 @@ fn disks(c: &mut Ctx) {
                 format!("found as {kname}; its partitions match"),
             );
         } else {
+            let after = c
+                .disk_teardown
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or_default();
             let id = c.op(
                 format!("10:disk:{name}:append"),
                 &res,
@@ -355,7 +508,7 @@ fn disks(c: &mut Ctx) {
                 ],
                 Some(sfdisk_script(&script_parts(&missing), false)),
                 false,
-                Vec::new(),
+                after,
             );
             let id = c.op(
                 format!("11:disk:{name}:partx"),
@@ -393,18 +546,128 @@ fn disks(c: &mut Ctx) {
     }
 }
 
+fn script_parts(ps: &[&Partition]) -> Vec<(String, Option<u64>, &'static str)> {
+    ps.iter()
+        .map(|p| {
+            let size = match p.size.value {
+                PartSize::Bytes(b) => Some(b.0),
+                PartSize::Rest => None,
+            };
+            (p.name.value.clone(), size, p.kind.guid())
+        })
+        .collect()
+}
+
+/// A new GPT with the spec's partitions on a blank (or just wiped) disk.
+fn new_table(
+    c: &mut Ctx,
+    name: &str,
+    kname: &str,
+    path: &str,
+    present: &[&Partition],
+    after: Vec<String>,
+) {
+    let id = c.op(
+        format!("10:disk:{name}:table"),
+        &format!("disk {name}"),
+        format!("write a GPT with {} partitions on {kname}", present.len()),
+        vec![
+            s("sfdisk"),
+            s("--quiet"),
+            s("--wipe"),
+            s("never"),
+            path.to_string(),
+        ],
+        Some(sfdisk_script(&script_parts(present), true)),
+        false,
+        after,
+    );
+    for p in present {
+        c.made_by.insert(format!("{name}/{}", p.name), id.clone());
+    }
+}
+
+/// `wipe: true` on a disk that differs from the spec: erase the signatures of its partitions,
+/// then of the disk (the partition table). Refused when anything on it is in use or still part
+/// of an array or a VG, and without --allow-destroy. The ops to wait for, or `None`.
+fn wipe_disk(
+    c: &mut Ctx,
+    name: &str,
+    kname: &str,
+    path: &str,
+    parts: &[&BlockDev],
+    what: &str,
+) -> Option<Vec<String>> {
+    let res = format!("disk {name}");
+    if let Some(why) = c.in_use(kname) {
+        c.refuse(
+            &res,
+            format!("is in use ({why}); `wipe: true` never erases a disk in use"),
+            "hostform never touches a device in use",
+        );
+        return None;
+    }
+    // The disk itself (a whole-disk member or PV) and each of its partitions.
+    let whole = c.block(kname);
+    for p in whole.iter().chain(parts) {
+        let array = c
+            .facts
+            .arrays
+            .values()
+            .find(|a| a.members.iter().any(|m| m.kname == p.kname));
+        if let Some(a) = array {
+            c.refuse(
+                &res,
+                format!("{} is a member of the running array {}", p.kname, a.kname),
+                "take it out of the array first (mdadm --fail, --remove), or check that this is the right disk",
+            );
+            return None;
+        }
+        let pv = c
+            .facts
+            .lvm
+            .pvs
+            .iter()
+            .find(|v| c.facts.blocks.by_path(&v.device).map(|x| &x.kname) == Some(&p.kname));
+        if let Some(v) = pv {
+            c.refuse(
+                &res,
+                format!("{} is a PV of volume group {}", p.kname, v.vg),
+                "move the VG off it first (pvmove, vgreduce), or check that this is the right disk",
+            );
+            return None;
+        }
+    }
+    if !c.may_destroy(&res, &format!("{what}; `wipe: true` erases it")) {
+        return None;
+    }
+    let mut ids = Vec::new();
+    for p in parts {
+        ids.push(c.destroy(
+            format!("09:disk:{name}:wipe:{}", p.kname),
+            &res,
+            format!("erase the signatures on {}", p.kname),
+            vec![s("wipefs"), s("--all"), format!("/dev/{}", p.kname)],
+            false,
+            Vec::new(),
+        ));
+    }
+    let id = c.destroy(
+        format!("09:disk:{name}:wipe"),
+        &res,
+        format!("erase the partition table and signatures of {kname}"),
+        vec![s("wipefs"), s("--all"), path.to_string()],
+        false,
+        ids,
+    );
+    Some(vec![id])
+}
+
 fn arrays(c: &mut Ctx) {
     for (name, a) in &c.spec.arrays {
         let res = format!("array {name}");
         if a.state == Presence::Absent {
-            if c.facts.arrays.contains_key(name.value.as_str()) {
-                c.refuse(
-                    &res,
-                    "removal is not planned yet",
-                    "stop it by hand (mdadm --stop) if it really must go",
-                );
-            }
-            continue;
+            continue; // teardown
         }
         let refs: Vec<&str> = a
             .devices
@@ -444,15 +707,9 @@ fn arrays(c: &mut Ctx) {
                     format!("its members form {}, the spec names it {name}", x.kname),
                     format!("rename the array in the spec to `{}`", x.kname),
                 );
-            } else if x.degraded() {
-                c.change(
-                    &res,
-                    Action::NoOp,
-                    format!(
-                        "running, degraded [{}/{}]; replacing members is planned by hand for now",
-                        x.working, x.raid_disks
-                    ),
-                );
+            } else if x.degraded() || x.members.iter().any(|m| m.failed) {
+                let x = x.clone();
+                repair::degraded(c, name, &refs, &now, &paths, &x);
             } else {
                 c.change(&res, Action::NoOp, "running with the spec's members");
             }
@@ -474,13 +731,56 @@ fn arrays(c: &mut Ctx) {
             .filter(|b| b.fstype.is_some() && b.fstype.as_deref() != Some("linux_raid_member"))
             .map(|b| format!("{} ({})", b.kname, b.fstype.as_deref().unwrap_or("")))
             .collect();
-        if !foreign.is_empty() && !a.wipe {
-            c.refuse(
+        let mut wiped: Vec<String> = Vec::new();
+        if !foreign.is_empty() {
+            if !a.wipe {
+                c.refuse(
+                    &res,
+                    format!("members carry other data: {}", foreign.join(", ")),
+                    "check them; set `wipe: true` on the array if that data may go",
+                );
+                continue;
+            }
+            // `wipe: true`: erase those signatures first (never on a device in use).
+            let targets: Vec<&BlockDev> = now
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|b| b.fstype.is_some() && b.fstype.as_deref() != Some("linux_raid_member"))
+                .collect();
+            if let Some(why) = targets.iter().find_map(|b| c.in_use(&b.kname)) {
+                c.refuse(
+                    &res,
+                    format!(
+                        "a member is in use ({why}); `wipe: true` never erases a device in use"
+                    ),
+                    "hostform never touches a device in use",
+                );
+                continue;
+            }
+            if !c.may_destroy(
                 &res,
-                format!("members carry other data: {}", foreign.join(", ")),
-                "check them; set `wipe: true` on the array if that data may go",
-            );
-            continue;
+                &format!(
+                    "members carry other data ({}); `wipe: true` erases it",
+                    foreign.join(", ")
+                ),
+            ) {
+                continue;
+            }
+            for b in targets {
+                wiped.push(c.destroy(
+                    format!("19:array:{name}:wipe:{}", b.kname),
+                    &res,
+                    format!(
+                        "erase the {} signature on {}",
+                        b.fstype.as_deref().unwrap_or(""),
+                        b.kname
+                    ),
+                    vec![s("wipefs"), s("--all"), format!("/dev/{}", b.kname)],
+                    false,
+                    Vec::new(),
+                ));
+            }
         }
         // Every member must exist and have been inspected, or be made by this plan.
         let unknown: Vec<&str> = refs
@@ -496,6 +796,7 @@ fn arrays(c: &mut Ctx) {
         let after: Vec<String> = refs
             .iter()
             .filter_map(|r| c.made_by.get(*r).cloned())
+            .chain(wiped)
             .collect();
         if uuids.iter().any(Option::is_some) {
             let set: std::collections::BTreeSet<&str> = uuids.iter().flatten().copied().collect();
@@ -646,7 +947,12 @@ fn volume_groups(c: &mut Ctx) {
         if blocked {
             continue;
         }
+        // `prevent-destroy: true` is written on the host as an LVM tag, so it outlives the spec.
+        let protect = vg.prevent_destroy && !existing.as_ref().is_some_and(|v| v.protected());
         match &existing {
+            Some(_) if new_pvs.is_empty() && protect => {
+                c.change(&res, Action::Update, "prevent-destroy: tagged on the host")
+            }
             Some(_) if new_pvs.is_empty() => {
                 c.change(&res, Action::NoOp, "exists with the spec's PVs")
             }
@@ -697,6 +1003,23 @@ fn volume_groups(c: &mut Ctx) {
                 c.change(&res, Action::Create, "no such volume group");
             }
         }
+        if protect {
+            c.op(
+                format!("41:vg:{vgname}:protect"),
+                &res,
+                format!("tag {vgname} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                vec![
+                    s("vgchange"),
+                    s("--quiet"),
+                    s("--addtag"),
+                    s(PREVENT_DESTROY_TAG),
+                    vgname.value.clone(),
+                ],
+                None,
+                true,
+                after_vg.clone(),
+            );
+        }
         let extent = existing
             .as_ref()
             .map(|v| v.extent_size)
@@ -708,11 +1031,11 @@ fn volume_groups(c: &mut Ctx) {
         }
         for (sname, snap) in &vg.snapshots {
             let res = format!("snapshot {vgname}/{sname}");
+            if snap.state == Presence::Absent {
+                continue; // teardown
+            }
             if c.facts.lvm.lvs.contains_key(&format!("{vgname}/{sname}")) {
                 c.change(&res, Action::NoOp, "exists");
-                continue;
-            }
-            if snap.state == Presence::Absent {
                 continue;
             }
             let after: Vec<String> = c
@@ -776,14 +1099,7 @@ fn logical_volume(
     let path = format!("/dev/{vgname}/{lvname}");
     let current = c.facts.lvm.lvs.get(&key).cloned();
     if lv.state == Presence::Absent {
-        if current.is_some() {
-            c.refuse(
-                &res,
-                "removal is not planned yet",
-                "remove it by hand (lvremove) once you are sure",
-            );
-        }
-        return;
+        return; // teardown
     }
     let dm = format!(
         "{}-{}",
@@ -833,8 +1149,71 @@ fn logical_volume(
                     );
                     reasons.push(format!("grows from {} to {want} bytes", cur.size));
                 } else if want < cur.size {
-                    c.refuse(&res, format!("is {} bytes, the spec says {want}: that would shrink it", cur.size), if lv.allow_shrink { "shrinking is not planned automatically yet: shrink by hand, or fix the spec" } else { "hostform never shrinks by accident: fix the spec to the real size, or set `allow-shrink: true`" });
-                    return;
+                    let shrink = format!("is {} bytes, the spec says {want}", cur.size);
+                    if !lv.allow_shrink {
+                        c.refuse(&res, format!("{shrink}: that would shrink it"), "hostform never shrinks by accident: fix the spec to the real size, or set `allow-shrink: true`");
+                        return;
+                    }
+                    let dev = c.facts.blocks.by_name(&dm).map(|b| b.kname.clone());
+                    if let Some(why) = dev.and_then(|k| c.in_use(&k)) {
+                        c.refuse(
+                            &res,
+                            format!("{shrink}, but {why}: a mounted filesystem is never shrunk"),
+                            "unmount it (or swapoff), then plan again",
+                        );
+                        return;
+                    }
+                    if cur.open {
+                        c.refuse(&res, format!("{shrink}, but it is open (a guest or a process uses it): never shrunk while in use"), "stop what uses it, then plan again");
+                        return;
+                    }
+                    if !cur.active {
+                        c.refuse(
+                            &res,
+                            format!(
+                                "{shrink}, but it is inactive: its filesystem could not be read"
+                            ),
+                            "activate it (lvchange -ay), then plan again",
+                        );
+                        return;
+                    }
+                    let resizefs = match fstype.as_deref() {
+                        Some("ext4") => true,
+                        None => false,
+                        Some("xfs") => {
+                            c.refuse(&res, format!("{shrink}, but it holds xfs, which cannot be shrunk"), "fix the spec to the real size, or copy the data to a new, smaller LV");
+                            return;
+                        }
+                        Some(f) => {
+                            c.refuse(&res, format!("{shrink}, but it holds {f}, which hostform does not shrink"), "fix the spec to the real size, or recreate it (state: absent, then present again)");
+                            return;
+                        }
+                    };
+                    if !c.may_destroy(
+                        &res,
+                        &format!("{shrink}: shrinking it (allow-shrink) cuts off its end"),
+                    ) {
+                        return;
+                    }
+                    let mut argv = vec![s("lvreduce"), s("--quiet"), s("--yes")];
+                    if resizefs {
+                        // fsadm checks the filesystem (e2fsck -f), then shrinks it first.
+                        argv.push(s("--resizefs"));
+                    }
+                    argv.extend([s("-L"), format!("{want}b"), key.clone()]);
+                    c.destroy(
+                        format!("50:lv:{key}:reduce"),
+                        &res,
+                        format!(
+                            "shrink {key} from {} to {want}{}",
+                            cur.size,
+                            if resizefs { " with its ext4" } else { "" }
+                        ),
+                        argv,
+                        true,
+                        after_vg.to_vec(),
+                    );
+                    reasons.push(format!("shrinks from {} to {want} bytes", cur.size));
                 }
             }
             if cur.readonly != lv.readonly {
@@ -892,10 +1271,56 @@ fn logical_volume(
                     reasons.push(format!("new {w}"));
                 }
                 (Some(w), Some(f)) if w != f => {
-                    c.refuse(&res, format!("holds {f}, the spec says {w}"), "hostform does not reformat; fix the spec, or move the data and recreate the LV");
-                    return;
+                    if !lv.wipe {
+                        c.refuse(&res, format!("holds {f}, the spec says {w}"), "hostform does not reformat by accident; fix the spec, or set `wipe: true` on the LV if its data may go");
+                        return;
+                    }
+                    let dev = c.facts.blocks.by_name(&dm).map(|b| b.kname.clone());
+                    if let Some(why) = dev
+                        .and_then(|k| c.in_use(&k))
+                        .or_else(|| cur.open.then(|| format!("{key} is open")))
+                    {
+                        c.refuse(&res, format!("holds {f}, the spec says {w}, but it is in use ({why}); `wipe: true` never erases what is in use"), "stop what uses it, then plan again");
+                        return;
+                    }
+                    if !c.may_destroy(
+                        &res,
+                        &format!("holds {f}; `wipe: true` erases it for a new {w}"),
+                    ) {
+                        return;
+                    }
+                    let wipe = c.destroy(
+                        format!("56:lv:{key}:wipe"),
+                        &res,
+                        format!("erase the {f} signature on {key}"),
+                        vec![s("wipefs"), s("--all"), path.clone()],
+                        false,
+                        after_vg.to_vec(),
+                    );
+                    c.op(
+                        format!("57:lv:{key}:mkfs"),
+                        &res,
+                        format!("create {w} on {key}"),
+                        mkfs(w),
+                        None,
+                        false,
+                        vec![wipe],
+                    );
+                    reasons.push(format!("{f} erased (wipe: true), new {w}"));
                 }
                 _ => {}
+            }
+            if lv.prevent_destroy && !cur.protected() {
+                c.op(
+                    format!("58:lv:{key}:protect"),
+                    &res,
+                    format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                    protect_argv(&key),
+                    None,
+                    true,
+                    after_vg.to_vec(),
+                );
+                reasons.push("prevent-destroy: tagged on the host".into());
             }
             if reasons.is_empty() {
                 c.change(&res, Action::NoOp, "matches");
@@ -945,7 +1370,7 @@ fn logical_volume(
                 true,
                 after_vg.to_vec(),
             );
-            let mut last = id;
+            let mut last = id.clone();
             if let Some(w) = want_fs {
                 last = c.op(
                     format!("57:lv:{key}:mkfs"),
@@ -955,6 +1380,17 @@ fn logical_volume(
                     None,
                     false,
                     vec![last],
+                );
+            }
+            if lv.prevent_destroy {
+                c.op(
+                    format!("58:lv:{key}:protect"),
+                    &res,
+                    format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                    protect_argv(&key),
+                    None,
+                    true,
+                    vec![id.clone()],
                 );
             }
             if lv.readonly {
@@ -1180,6 +1616,16 @@ fn image_lv_existing(
         reasons.push(format!("holds nothing: {img} is written into it"));
     }
     true
+}
+
+fn protect_argv(key: &str) -> Vec<String> {
+    vec![
+        s("lvchange"),
+        s("--quiet"),
+        s("--addtag"),
+        s(PREVENT_DESTROY_TAG),
+        key.to_string(),
+    ]
 }
 
 /// What exists but is not in the spec: reported, never touched.
@@ -1461,5 +1907,575 @@ mod tests {
         let cmds: Vec<&str> = p.ops.iter().map(|o| o.argv[0].as_str()).collect();
         assert_eq!(cmds, ["mdadm"], "{:#?}", p.ops);
         assert_eq!(p.ops[0].argv[1], "--assemble");
+    }
+
+    // ---- destruction, protection, wipe, shrink, repair (issue 3's safety invariants) ----
+
+    use crate::spec::de::Sp;
+
+    const DESTROY: super::super::Options = super::super::Options {
+        allow_destroy: true,
+    };
+
+    fn scenario(name: &str) -> crate::discover::Discovered {
+        discover(&runner(name)).expect(name)
+    }
+
+    fn vg0(spec: &mut Spec) -> &mut VolumeGroup {
+        spec.volume_groups.get_mut("vg0").expect("vg0")
+    }
+
+    fn absent_lv(spec: &mut Spec, lv: &str) {
+        vg0(spec).lvs.get_mut(lv).expect(lv).state = Presence::Absent;
+    }
+
+    fn argvs(p: &Plan) -> Vec<String> {
+        p.ops.iter().map(|o| o.argv.join(" ")).collect()
+    }
+
+    fn refused<'p>(p: &'p Plan, resource: &str) -> &'p Refusal {
+        p.refusals
+            .iter()
+            .find(|r| r.resource == resource)
+            .unwrap_or_else(|| panic!("no refusal for {resource}: {:#?}", p.refusals))
+    }
+
+    /// Everything the full stack holds, marked absent: LVs, the snapshot, vg0, md0 and the RAID
+    /// partitions of both disks.
+    fn everything_absent(spec: &mut Spec) {
+        let vg = vg0(spec);
+        vg.state = Presence::Absent;
+        for lv in vg.lvs.values_mut() {
+            lv.state = Presence::Absent;
+        }
+        for s in vg.snapshots.values_mut() {
+            s.state = Presence::Absent;
+        }
+        spec.arrays.get_mut("md0").unwrap().state = Presence::Absent;
+        for d in spec.disks.values_mut() {
+            d.partitions[1].state = Presence::Absent;
+        }
+    }
+
+    #[test]
+    fn an_absent_lv_is_removed_only_with_allow_destroy() {
+        let mut spec = full().spec;
+        absent_lv(&mut spec, "guest1_swap");
+        let facts = full().facts;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let r = refused(&p, "lv vg0/guest1_swap");
+        assert!(r.reason.contains("--allow-destroy"), "{r:?}");
+        assert!(r.hint.contains("--allow-destroy"), "{r:?}");
+
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(argvs(&p), ["lvremove --quiet --yes vg0/guest1_swap"]);
+        assert_eq!(p.ops[0].risk, Risk::Destructive);
+        assert!(p.ops[0].writes_root);
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.resource == "lv vg0/guest1_swap" && c.action == Action::Delete)
+        );
+        // Not an unmanaged resource: the spec names it.
+        assert!(!p.unmanaged.iter().any(|u| u.contains("guest1_swap")));
+    }
+
+    #[test]
+    fn what_is_in_use_is_never_removed() {
+        let mut spec = full().spec;
+        absent_lv(&mut spec, "dom0_root"); // mounted on /srv/dom0
+        absent_lv(&mut spec, "dom0_swap"); // active swap
+        let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let root = refused(&p, "lv vg0/dom0_root");
+        assert!(root.reason.contains("mounted on /srv/dom0"), "{root:?}");
+        let swap = refused(&p, "lv vg0/dom0_swap");
+        assert!(swap.reason.contains("active swap"), "{swap:?}");
+        // The whole stack under a mounted LV stays, whatever the spec says.
+        let mut spec = full().spec;
+        everything_absent(&mut spec);
+        let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
+        assert!(
+            !p.ops
+                .iter()
+                .any(|o| o.argv[0] == "vgremove" || o.argv[0] == "mdadm" || o.argv[0] == "sfdisk"),
+            "{:#?}",
+            p.ops
+        );
+        assert!(!p.refusals.is_empty());
+    }
+
+    #[test]
+    fn absent_and_already_gone_is_a_no_op() {
+        let mut spec = full().spec;
+        vg0(&mut spec).lvs.insert(
+            Sp::bare("old".into()),
+            crate::spec::types::Lv {
+                state: Presence::Absent,
+                ..Default::default()
+            },
+        );
+        let p = super::super::plan_host(&spec, &full().facts, &Default::default());
+        assert!(p.refusals.is_empty() && p.ops.is_empty(), "{p:#?}");
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.resource == "lv vg0/old" && c.action == Action::NoOp)
+        );
+    }
+
+    #[test]
+    fn the_whole_stack_is_torn_down_in_reverse_order() {
+        // After a reboot (reused/): the stack is assembled and active, nothing is mounted.
+        let mut spec = full().spec;
+        everything_absent(&mut spec);
+        let facts = scenario("reused").facts;
+        let refused_plan = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(refused_plan.ops.is_empty(), "{:#?}", refused_plan.ops);
+        assert!(
+            refused_plan
+                .refusals
+                .iter()
+                .all(|r| r.reason.contains("--allow-destroy")),
+            "{:#?}",
+            refused_plan.refusals
+        );
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert!(p.ops.iter().all(|o| o.risk == Risk::Destructive));
+        let pos = |argv: &str| {
+            argvs(&p)
+                .iter()
+                .position(|a| a == argv)
+                .unwrap_or_else(|| panic!("no `{argv}`: {:#?}", argvs(&p)))
+        };
+        let snap = pos("lvremove --quiet --yes vg0/guest1_root_snap");
+        let origin = pos("lvremove --quiet --yes vg0/guest1_root");
+        let vg = pos("vgremove --quiet vg0");
+        let pv = pos("pvremove --quiet /dev/md0");
+        let stop = pos("mdadm --stop /dev/md0");
+        let zero = pos("mdadm --zero-superblock /dev/vda2 /dev/vdb2");
+        let del_a = pos("sfdisk --quiet --delete /dev/disk/by-id/virtio-HF-DISK-A 2");
+        assert!(snap < origin && origin < vg && vg < pv && pv < stop && stop < zero);
+        assert!(zero < del_a);
+        // Dependencies, not only the order: each step waits for the one below it to be free.
+        let op = |id: &str| p.ops.iter().find(|o| o.id == id).unwrap();
+        assert_eq!(op("08:array:md0:stop").after, ["07:pv:md0:remove"]);
+        assert_eq!(
+            op("09:disk:vdb:delete:raid_md0").after,
+            ["08:array:md0:zero-superblock"]
+        );
+        assert!(op("06:vg:vg0:remove").after.len() == 7, "every LV first");
+        insta::assert_snapshot!("teardown", crate::plan::render(&p, false));
+    }
+
+    #[test]
+    fn a_vg_is_removed_only_with_every_lv_marked_absent() {
+        let mut spec = full().spec;
+        vg0(&mut spec).state = Presence::Absent;
+        let p = super::super::plan_host(&spec, &scenario("reused").facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let r = refused(&p, "volume group vg0");
+        assert!(
+            r.reason
+                .contains("holds LVs the spec does not mark absent: dom0_root"),
+            "{r:?}"
+        );
+        // An origin goes only with its snapshots.
+        let mut spec = full().spec;
+        absent_lv(&mut spec, "guest1_root");
+        let p = super::super::plan_host(&spec, &scenario("reused").facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "lv vg0/guest1_root")
+                .reason
+                .contains("guest1_root_snap")
+        );
+    }
+
+    #[test]
+    fn an_array_under_a_kept_vg_is_not_stopped() {
+        let mut spec = full().spec;
+        spec.arrays.get_mut("md0").unwrap().state = Presence::Absent;
+        let p = super::super::plan_host(&spec, &scenario("reused").facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "array md0")
+                .reason
+                .contains("is a PV of volume group vg0, which this plan keeps")
+        );
+        // Nor a partition that is a member of a running array.
+        let mut spec = full().spec;
+        spec.disks.get_mut("vdb").unwrap().partitions[1].state = Presence::Absent;
+        let p = super::super::plan_host(&spec, &scenario("reused").facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "partition vdb/raid_md0")
+                .reason
+                .contains("member of md0")
+        );
+    }
+
+    #[test]
+    fn lvm_tags_are_read_and_adopted_as_prevent_destroy() {
+        let d = scenario("tagged");
+        assert!(d.facts.lvm.lvs["vg0/guest1_iso"].protected());
+        assert!(d.facts.lvm.vgs["vg0"].protected());
+        assert!(!d.facts.lvm.lvs["vg0/guest1_var"].protected());
+        assert!(d.spec.volume_groups["vg0"].prevent_destroy);
+        assert!(d.spec.volume_groups["vg0"].lvs["guest1_iso"].prevent_destroy);
+        // Adopting the tagged host as discovered plans nothing: the tags are there.
+        let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
+        assert!(p.refusals.is_empty() && p.ops.is_empty(), "{p:#?}");
+        assert!(!full().facts.lvm.lvs["vg0/guest1_iso"].protected());
+    }
+
+    #[test]
+    fn prevent_destroy_is_written_on_the_host_as_an_lvm_tag() {
+        let mut spec = full().spec;
+        vg0(&mut spec).prevent_destroy = true;
+        vg0(&mut spec)
+            .lvs
+            .get_mut("guest1_iso")
+            .unwrap()
+            .prevent_destroy = true;
+        let p = super::super::plan_host(&spec, &full().facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            [
+                "vgchange --quiet --addtag hostform_prevent_destroy vg0",
+                "lvchange --quiet --addtag hostform_prevent_destroy vg0/guest1_iso"
+            ]
+        );
+        assert!(p.ops.iter().all(|o| o.risk == Risk::Safe && o.writes_root));
+        // A new LV is tagged once created.
+        let blank = scenario("blank").facts;
+        let p = super::super::plan_host(&spec, &blank, &Default::default());
+        let tag = p
+            .ops
+            .iter()
+            .find(|o| o.id == "58:lv:vg0/guest1_iso:protect")
+            .expect("tag op");
+        assert_eq!(tag.after, ["50:lv:vg0/guest1_iso:create"]);
+    }
+
+    #[test]
+    fn a_tagged_lv_stays_refused_after_the_spec_drops_the_flag() {
+        // The spec says nothing of prevent-destroy any more, and marks the LV absent; the host's
+        // tag still protects it, with --allow-destroy too.
+        // (tagged/ was captured after replaced/: vdb is blank, md0 degraded; only the LVM side
+        // matters here.)
+        let removes = |p: &Plan| {
+            p.ops
+                .iter()
+                .filter(|o| o.risk == Risk::Destructive)
+                .map(|o| o.argv.join(" "))
+                .collect::<Vec<_>>()
+        };
+        let mut spec = full().spec;
+        absent_lv(&mut spec, "guest1_iso");
+        let p = super::super::plan_host(&spec, &scenario("tagged").facts, &DESTROY);
+        assert!(removes(&p).is_empty(), "{:#?}", p.ops);
+        let r = refused(&p, "lv vg0/guest1_iso");
+        assert!(r.reason.contains("hostform_prevent_destroy"), "{r:?}");
+        assert_eq!(
+            r.hint,
+            "if it really must go, remove the protection deliberately: `lvchange --deltag hostform_prevent_destroy vg0/guest1_iso`, then plan again"
+        );
+        // Its VG too.
+        let mut spec = full().spec;
+        everything_absent(&mut spec);
+        let p = super::super::plan_host(&spec, &scenario("tagged").facts, &DESTROY);
+        assert!(
+            refused(&p, "volume group vg0")
+                .hint
+                .contains("vgchange --deltag")
+        );
+        assert!(
+            !removes(&p).iter().any(|a| a.starts_with("vgremove")),
+            "{:#?}",
+            p.ops
+        );
+    }
+
+    #[test]
+    fn shrinking_needs_allow_shrink_allow_destroy_and_an_unmounted_ext4() {
+        let small = |spec: &mut Spec, lv: &str, mib: u64| {
+            let l = vg0(spec).lvs.get_mut(lv).unwrap();
+            l.size = Some(Sp::bare(LvSize::Bytes(crate::spec::units::Size(mib << 20))));
+            l.allow_shrink = true;
+        };
+        let mut spec = full().spec;
+        small(&mut spec, "dom0_root", 256);
+        let reused = scenario("reused").facts;
+        let p = super::super::plan_host(&spec, &reused, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(
+            refused(&p, "lv vg0/dom0_root")
+                .reason
+                .contains("--allow-destroy")
+        );
+        let p = super::super::plan_host(&spec, &reused, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            ["lvreduce --quiet --yes --resizefs -L 268435456b vg0/dom0_root"]
+        );
+        assert_eq!(p.ops[0].risk, Risk::Destructive);
+        // Mounted (full/: on /srv/dom0): refused, whatever the flags.
+        let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
+        assert!(p.ops.is_empty());
+        let r = refused(&p, "lv vg0/dom0_root");
+        assert!(
+            r.reason.contains("mounted on /srv/dom0") && r.reason.contains("never shrunk"),
+            "{r:?}"
+        );
+        // Swap is not shrunk.
+        let mut spec = full().spec;
+        small(&mut spec, "guest1_swap", 32);
+        let p = super::super::plan_host(&spec, &reused, &DESTROY);
+        assert!(
+            refused(&p, "lv vg0/guest1_swap")
+                .reason
+                .contains("holds swap")
+        );
+        // Nor xfs (as if dom0_root held xfs: no fixture has one).
+        let mut spec = full().spec;
+        small(&mut spec, "dom0_root", 256);
+        vg0(&mut spec).lvs.get_mut("dom0_root").unwrap().fs = Filesystem::Xfs;
+        let mut facts = reused.clone();
+        let k = facts.blocks.by_name("vg0-dom0_root").unwrap().kname.clone();
+        facts.blocks.devices.get_mut(&k).unwrap().fstype = Some("xfs".into());
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "lv vg0/dom0_root")
+                .reason
+                .contains("holds xfs, which cannot be shrunk")
+        );
+    }
+
+    #[test]
+    fn wipe_on_an_lv_reformats_only_what_is_not_in_use() {
+        let mut spec = full().spec;
+        {
+            let l = vg0(&mut spec).lvs.get_mut("guest1_var").unwrap();
+            l.fs = Filesystem::Xfs;
+            l.wipe = true;
+        }
+        // full/: guest1_var is mounted.
+        let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
+        assert!(p.ops.is_empty());
+        assert!(refused(&p, "lv vg0/guest1_var").reason.contains("in use"));
+        let reused = scenario("reused").facts;
+        let p = super::super::plan_host(&spec, &reused, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(
+            refused(&p, "lv vg0/guest1_var")
+                .reason
+                .contains("--allow-destroy")
+        );
+        let p = super::super::plan_host(&spec, &reused, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            [
+                "wipefs --all /dev/vg0/guest1_var",
+                "mkfs.xfs -q /dev/vg0/guest1_var"
+            ]
+        );
+        assert_eq!(p.ops[0].risk, Risk::Destructive);
+    }
+
+    /// full/ as after `mdadm --stop` and a reboot that did not assemble it: the disks carry
+    /// GPTs whose partitions hold md superblocks of an array that is not running.
+    fn stopped_array_facts() -> Facts {
+        let mut f = full().facts;
+        f.arrays.clear();
+        f.lvm = Default::default();
+        f.blocks
+            .devices
+            .retain(|_, b| b.kind != "lvm" && !b.kind.starts_with("raid"));
+        f.blocks.index();
+        f
+    }
+
+    #[test]
+    fn wipe_on_a_disk_erases_it_then_partitions_it() {
+        let mut spec = full().spec;
+        let vdb = spec.disks.get_mut("vdb").unwrap();
+        vdb.partitions[1].name = Sp::bare("data".into());
+        vdb.partitions[1].kind = PartType::Linux;
+        spec.arrays.clear();
+        spec.volume_groups.clear();
+        let facts = stopped_array_facts();
+        // Without `wipe`: refused as before.
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.ops.is_empty());
+        assert!(
+            refused(&p, "partition vdb/data")
+                .reason
+                .contains("`raid_md0`")
+        );
+        spec.disks.get_mut("vdb").unwrap().wipe = true;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(refused(&p, "disk vdb").reason.contains("--allow-destroy"));
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            [
+                "wipefs --all /dev/vdb1",
+                "wipefs --all /dev/vdb2",
+                "wipefs --all /dev/disk/by-id/virtio-HF-DISK-B",
+                "sfdisk --quiet --wipe never /dev/disk/by-id/virtio-HF-DISK-B"
+            ]
+        );
+        assert_eq!(
+            p.ops.iter().map(|o| o.risk).collect::<Vec<_>>(),
+            [
+                Risk::Destructive,
+                Risk::Destructive,
+                Risk::Destructive,
+                Risk::Safe
+            ]
+        );
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.resource == "disk vdb" && c.action == Action::Replace)
+        );
+        // A disk in use is never wiped (full/: its array carries mounted LVs).
+        let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
+        assert!(refused(&p, "disk vdb").reason.contains("in use"));
+    }
+
+    #[test]
+    fn a_failed_member_on_a_blank_replacement_disk_is_partitioned_and_added() {
+        // replaced/: vdb2 failed and removed from md0, vdb wiped: md0 runs [2/1] on vda2.
+        let spec = full().spec;
+        let facts = scenario("replaced").facts;
+        assert!(facts.arrays["md0"].degraded());
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            [
+                "sfdisk --quiet --wipe never /dev/disk/by-id/virtio-HF-DISK-B",
+                "mdadm --manage /dev/md0 --add /dev/disk/by-id/virtio-HF-DISK-B-part2"
+            ]
+        );
+        assert!(p.ops.iter().all(|o| o.risk == Risk::Safe));
+        assert_eq!(p.ops[1].after, ["10:disk:vdb:table"]);
+        let md0 = p
+            .changes
+            .iter()
+            .find(|c| c.resource == "array md0")
+            .unwrap();
+        assert_eq!(md0.action, Action::Update);
+        assert!(md0.reason.starts_with("degraded [2/1]"), "{md0:?}");
+        insta::assert_snapshot!("replace_member", crate::plan::render(&p, false));
+    }
+
+    #[test]
+    fn a_faulty_member_is_removed_before_its_device_is_added_back() {
+        // failed/: vdb2 marked faulty, still attached.
+        let spec = full().spec;
+        let facts = scenario("failed").facts;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert_eq!(
+            argvs(&p),
+            [
+                "mdadm --manage /dev/md0 --remove /dev/vdb2",
+                "mdadm --manage /dev/md0 --add /dev/disk/by-id/virtio-HF-DISK-B-part2"
+            ]
+        );
+        assert_eq!(p.ops[1].after, ["21:array:md0:remove:vdb2"]);
+        let md0 = p
+            .changes
+            .iter()
+            .find(|c| c.resource == "array md0")
+            .unwrap();
+        assert!(md0.reason.contains("vdb2 faulty"), "{md0:?}");
+    }
+
+    #[test]
+    fn another_arrays_superblock_is_never_added() {
+        let spec = full().spec;
+        let mut facts = scenario("failed").facts;
+        // As if the device named by the spec carried the superblock of some other array.
+        let md0 = facts.arrays.get_mut("md0").unwrap();
+        md0.members.retain(|m| m.kname != "vdb2");
+        facts.blocks.devices.get_mut("vdb2").unwrap().uuid =
+            Some("00000000-0000-0000-0000-000000000001".into());
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            refused(&p, "array md0")
+                .reason
+                .contains("carries the superblock of another array")
+        );
+    }
+
+    #[test]
+    fn a_recovering_array_is_reported_and_left_alone() {
+        let spec = full().spec;
+        let mut facts = full().facts;
+        facts.arrays = crate::kinds::md::parse_mdstat(&crate::runner::fixtures::text(
+            "degraded/recovering-mdstat",
+        ));
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty() && p.refusals.is_empty(), "{p:#?}");
+        let md0 = p
+            .changes
+            .iter()
+            .find(|c| c.resource == "array md0")
+            .unwrap();
+        assert_eq!(md0.action, Action::NoOp);
+        assert!(md0.reason.contains("recovery"), "{md0:?}");
+        assert!(md0.reason.contains('%'), "{md0:?}");
+    }
+
+    #[test]
+    fn wipe_on_an_array_erases_its_members_other_data_first() {
+        let spec = full().spec;
+        let mut facts = stopped_array_facts();
+        // As if both members held filesystems instead of md0's superblock.
+        for k in ["vda2", "vdb2"] {
+            let b = facts.blocks.devices.get_mut(k).unwrap();
+            b.fstype = Some("ext4".into());
+            b.uuid = Some(format!("5e1f0f3a-0000-4000-8000-00000000000{}", k.len()));
+        }
+        let mut spec_nowipe = spec.clone();
+        spec_nowipe.volume_groups.clear();
+        let p = super::super::plan_host(&spec_nowipe, &facts, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(refused(&p, "array md0").reason.contains("vdb2 (ext4)"));
+        let mut spec = spec_nowipe;
+        spec.arrays.get_mut("md0").unwrap().wipe = true;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty());
+        assert!(refused(&p, "array md0").reason.contains("--allow-destroy"));
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert_eq!(
+            argvs(&p)[..2],
+            ["wipefs --all /dev/vda2", "wipefs --all /dev/vdb2"]
+        );
+        assert!(p.ops[..2].iter().all(|o| o.risk == Risk::Destructive));
+        let create = p
+            .ops
+            .iter()
+            .find(|o| o.id == "20:array:md0:create")
+            .unwrap();
+        assert_eq!(
+            create.after,
+            ["19:array:md0:wipe:vda2", "19:array:md0:wipe:vdb2"]
+        );
     }
 }

@@ -148,8 +148,10 @@ pub struct Disk {
     /// Partitions, in order on the disk.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<Partition>,
-    /// Allow writing a partition table over existing signatures (a used disk). Without it,
-    /// hostform refuses to touch a disk that carries any signature it did not expect.
+    /// Allow writing a partition table over existing signatures (a used disk): when the disk
+    /// differs from the spec, its signatures are erased (`wipefs`, with `--allow-destroy`) and
+    /// it is partitioned anew. Without it, hostform refuses to touch a disk that carries any
+    /// signature it did not expect. Never on a disk in use.
     #[serde(default, skip_serializing_if = "is_false")]
     pub wipe: bool,
 }
@@ -253,7 +255,8 @@ pub struct Array {
     /// Disks to install the bootloader on (`grub-install /dev/DISK`) so either can boot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bootloader_on: Vec<Name>,
-    /// Allow creating the array over members that carry other signatures.
+    /// Allow creating the array over members that carry other signatures (erased first with
+    /// `wipefs`, with `--allow-destroy`).
     #[serde(default, skip_serializing_if = "is_false")]
     pub wipe: bool,
     /// Never remove this array, even if asked.
@@ -428,7 +431,8 @@ pub struct VolumeGroup {
     /// Snapshots of LVs in this VG, keyed by snapshot name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub snapshots: IndexMap<Name, Snapshot>,
-    /// Never remove this VG, even if asked.
+    /// Never remove this VG, even if asked; kept as a protection on the host (the LVM tag
+    /// `hostform_prevent_destroy`) after it leaves the spec.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prevent_destroy: bool,
     /// `absent` removes the VG (destructive).
@@ -466,15 +470,17 @@ pub struct Lv {
     /// inside its repository; the LV gets the image's exact virtual size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Name>,
-    /// Allow shrinking this LV and its filesystem when the spec's size is smaller. Without it,
-    /// a smaller size is an error, never a shrink. A mounted filesystem is never shrunk.
+    /// Allow shrinking this LV and its ext4 when the spec's size is smaller (with
+    /// `--allow-destroy`). Without it, a smaller size is an error, never a shrink. A mounted
+    /// filesystem is never shrunk; xfs and swap are not shrunk.
     #[serde(default, skip_serializing_if = "is_false")]
     pub allow_shrink: bool,
-    /// Allow creating the filesystem over an existing signature.
+    /// Allow creating the filesystem over an existing signature (erased first with `wipefs`,
+    /// with `--allow-destroy`; never while the LV is in use).
     #[serde(default, skip_serializing_if = "is_false")]
     pub wipe: bool,
-    /// Never remove this LV, even if asked; kept as a protection on the host after the LV
-    /// leaves the spec.
+    /// Never remove this LV, even if asked; kept as a protection on the host (the LVM tag
+    /// `hostform_prevent_destroy`) after the LV leaves the spec.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prevent_destroy: bool,
     /// `absent` removes the LV (destructive).
