@@ -2,3 +2,4 @@
 pub mod block;
 pub mod lvm;
 pub mod md;
+pub mod net;
