@@ -3,3 +3,4 @@ pub mod block;
 pub mod lvm;
 pub mod md;
 pub mod net;
+pub mod netconf;
