@@ -6,6 +6,7 @@ pub mod discover;
 pub mod kinds;
 pub mod plan;
 pub mod runner;
+pub mod safe;
 pub mod sandbox;
 pub mod spec;
 pub mod synthetic;

@@ -3,11 +3,14 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::Duration as StdDuration;
 
-use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::apply::{Event, execute};
-use crate::runner::{RealRunner, show_argv};
+use crate::plan::Plan;
+use crate::runner::{RealRunner, Runner, show_argv};
+use crate::safe::{self, Pending, Timer};
+use crate::spec::units::Duration as SpecDuration;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,6 +30,16 @@ pub struct Args {
     /// Run at most N independent operations at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub parallelism: usize,
+    /// Save the network state first, arm an automatic rollback, apply, verify, then keep the
+    /// change only if `hostform confirm` (or `yes` on this terminal) follows within DURATION
+    /// (counted from before the change): 60s, 5m. Required when the plan can cut this host
+    /// off the network.
+    #[arg(long, value_name = "DURATION")]
+    pub confirm_within: Option<String>,
+    /// Where the pending change and its rollback state are kept; `$HOSTFORM_STATE_DIR`, else
+    /// /run/hostform.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Verification: re-read the host until the plan is empty, a few times (udev may still be
@@ -46,6 +59,18 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     ) {
         Ok(l) => l,
         Err(code) => return code,
+    };
+    let confirm_within = match args.confirm_within.as_deref().map(SpecDuration::parse) {
+        None => None,
+        Some(Ok(d)) if d.secs() > 0 => Some(d),
+        Some(Ok(_)) => {
+            eprintln!("apply: --confirm-within must be longer than 0s");
+            return EXIT_USAGE;
+        }
+        Some(Err(e)) => {
+            eprintln!("apply: --confirm-within: {e}");
+            return EXIT_USAGE;
+        }
     };
     let runner = RealRunner::new();
     let facts = match crate::discover::discover(&runner) {
@@ -70,6 +95,12 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         println!("No changes: the host matches the spec.");
         return EXIT_OK;
     }
+    if !plan.connectivity.is_empty() && confirm_within.is_none() {
+        eprintln!(
+            "apply: this plan can cut this host off the network; nothing was changed\n  hint: apply it with --confirm-within 60s: it rolls back by itself unless `hostform confirm` follows"
+        );
+        return EXIT_FAIL;
+    }
     if !args.auto_approve {
         if !std::io::stdin().is_terminal() {
             eprintln!("apply: no terminal to confirm on; review the plan and pass --auto-approve");
@@ -88,6 +119,17 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         }
     }
     println!();
+    // The safe path: save, arm the rollback, and hold the lock while changing the host.
+    let mut safe_run = None;
+    if let Some(d) = confirm_within {
+        match arm(&args, &plan, &facts, &runner, d) {
+            Ok(s) => safe_run = Some(s),
+            Err(e) => {
+                eprintln!("apply: {e}; nothing was changed");
+                return EXIT_FAIL;
+            }
+        }
+    }
     let outcome = execute(
         &plan,
         &runner,
@@ -122,6 +164,9 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             outcome.failed.len(),
             outcome.skipped.len()
         );
+        if let Some(s) = safe_run {
+            roll_back_now(s, &runner, "the apply failed");
+        }
         return EXIT_FAIL;
     }
     // Verify against a fresh reading of the host.
@@ -134,21 +179,245 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
                     "\nVerified: the host matches the spec ({} operations applied).",
                     outcome.done.len()
                 );
-                return EXIT_OK;
+                return match safe_run {
+                    Some(s) => wait_for_confirmation(s, &runner),
+                    None => EXIT_OK,
+                };
             }
             Ok(p) if attempt == VERIFY_TRIES => {
                 eprintln!(
                     "apply: verification failed: after applying, the host still differs from the spec:"
                 );
                 eprint!("{}", crate::plan::render(&p, false));
+                if let Some(s) = safe_run {
+                    roll_back_now(s, &runner, "verification failed");
+                }
                 return EXIT_FAIL;
             }
             Err(e) if attempt == VERIFY_TRIES => {
                 eprintln!("apply: verification failed: {e}");
+                if let Some(s) = safe_run {
+                    roll_back_now(s, &runner, "verification failed");
+                }
                 return EXIT_FAIL;
             }
-            _ => std::thread::sleep(Duration::from_secs(1)),
+            _ => std::thread::sleep(StdDuration::from_secs(1)),
         }
     }
     EXIT_FAIL
+}
+
+/// A change applied on the safe path.
+struct SafeRun {
+    dir: PathBuf,
+    id: String,
+    /// The gateway answered before the change: watch it while waiting.
+    gateway: Option<String>,
+    /// The state directory's lock, held until the change is applied and verified.
+    held: Option<safe::Held>,
+}
+
+/// Save the network state and the files the plan writes, and arm the rollback, before
+/// anything changes.
+fn arm(
+    args: &Args,
+    plan: &Plan,
+    facts: &crate::discover::Facts,
+    runner: &RealRunner,
+    within: SpecDuration,
+) -> Result<SafeRun, String> {
+    let dir = safe::state_dir(args.state_dir.as_deref());
+    let held = safe::hold(&dir)?;
+    if let Some(p) = safe::read_pending(&dir)? {
+        return Err(format!(
+            "change {} is still waiting for confirmation (`hostform confirm` or `hostform rollback` first)",
+            p.id
+        ));
+    }
+    let mut files = std::collections::BTreeMap::new();
+    for o in &plan.ops {
+        let path = match &o.write {
+            Some(w) => Some(w.path.clone()),
+            None if o.argv.first().map(String::as_str) == Some("rm") => o.argv.last().cloned(),
+            None => None,
+        };
+        if let Some(p) = path {
+            files.insert(p.clone(), std::fs::read_to_string(&p).ok());
+        }
+    }
+    let gateway = facts
+        .net
+        .default_route()
+        .and_then(|r| r.gateway.clone())
+        .filter(|g| safe::gateway_answers(runner, g));
+    let id = format!("{}-{}", safe::now_ms(), std::process::id());
+    let mut pending = Pending {
+        format_version: 1,
+        id: id.clone(),
+        deadline_ms: safe::now_ms() + within.secs() * 1000,
+        net: facts.net.clone(),
+        files,
+        timer: Timer::None,
+    };
+    safe::write_pending(&dir, &pending)?;
+    if let Err(e) = safe::arm(&dir, &mut pending, runner) {
+        let _ = std::fs::remove_file(safe::pending_path(&dir));
+        return Err(e);
+    }
+    let how = match &pending.timer {
+        Timer::Systemd { unit } => format!("systemd timer {unit}.timer"),
+        Timer::Process { pid } => format!("detached process {pid}"),
+        Timer::None => String::new(),
+    };
+    println!(
+        "Saved the network state in {}; rollback armed ({how}): unless confirmed within {within}, the change is undone.",
+        safe::pending_path(&dir).display()
+    );
+    match &gateway {
+        Some(g) => println!("The gateway {g} answers; it is watched until confirmation."),
+        None => println!("No gateway answered before the change; none is watched."),
+    }
+    Ok(SafeRun {
+        dir,
+        id,
+        gateway,
+        held: Some(held),
+    })
+}
+
+fn roll_back_now(mut s: SafeRun, runner: &RealRunner, why: &str) -> i32 {
+    // Take the pending change before letting go of the lock, so a `hostform confirm` waiting
+    // for it cannot keep a change that failed.
+    let taken = match s.held.take() {
+        Some(held) => {
+            let t = safe::take_held(&s.dir, Some(&s.id));
+            drop(held);
+            t
+        }
+        None => safe::take(&s.dir, Some(&s.id)),
+    };
+    match taken {
+        Ok(Some(p)) => {
+            if let Timer::Systemd { unit } = &p.timer {
+                let t = format!("{unit}.timer");
+                let _ = runner.run(&["systemctl", "stop", &t]);
+            }
+            eprintln!("apply: {why}: rolling back to the saved state");
+            match safe::roll_back(&s.dir, runner, &p, &format!("apply: {why}")) {
+                Ok(done) => {
+                    eprintln!(
+                        "apply: rolled back ({} steps); the network is as it was before",
+                        done.len()
+                    );
+                }
+                Err(e) => eprintln!("apply: the rollback did not fully succeed:\n{e}"),
+            }
+        }
+        Ok(None) => {
+            report_outcome(&s.dir, &s.id);
+        }
+        Err(e) => eprintln!("apply: {e}"),
+    }
+    EXIT_FAIL
+}
+
+fn report_outcome(dir: &std::path::Path, id: &str) -> i32 {
+    // Whoever took the change writes its outcome when done (a rollback takes a few seconds).
+    let since = std::time::Instant::now();
+    while since.elapsed() < StdDuration::from_secs(120)
+        && safe::read_outcome(dir).is_none_or(|o| o.id != id)
+    {
+        std::thread::sleep(StdDuration::from_millis(200));
+    }
+    match safe::read_outcome(dir) {
+        Some(o) if o.id == id && o.outcome == "confirmed" => {
+            println!("Confirmed ({}): the change is kept.", o.by);
+            EXIT_OK
+        }
+        Some(o) if o.id == id => {
+            eprintln!(
+                "apply: the change was {} ({})",
+                o.outcome.replace('-', " "),
+                o.by
+            );
+            EXIT_FAIL
+        }
+        _ => {
+            eprintln!("apply: the pending change disappeared without an outcome");
+            EXIT_FAIL
+        }
+    }
+}
+
+/// Wait for `hostform confirm` (another process) or `yes` on the terminal until the deadline;
+/// roll back at the deadline, or earlier when a gateway that answered stops answering.
+fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
+    drop(s.held.take());
+    let deadline = match safe::read_pending(&s.dir) {
+        Ok(Some(p)) if p.id == s.id => p.deadline_ms,
+        _ => return report_outcome(&s.dir, &s.id),
+    };
+    let left = deadline.saturating_sub(safe::now_ms()) / 1000;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    if std::io::stdin().is_terminal() {
+        print!(
+            "\nKeep this change? Type `yes` within {left}s (or run `hostform confirm` from a new session): "
+        );
+        let _ = std::io::stdout().flush();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    } else {
+        println!(
+            "\nWaiting {left}s for `hostform confirm` (from a new session) before rolling back."
+        );
+    }
+    let mut last_ping = std::time::Instant::now();
+    let mut misses = 0;
+    loop {
+        match safe::read_pending(&s.dir) {
+            Ok(Some(p)) if p.id == s.id => {}
+            _ => return report_outcome(&s.dir, &s.id),
+        }
+        if safe::now_ms() >= deadline {
+            return roll_back_now(s, runner, "no confirmation before the deadline");
+        }
+        if let Ok(l) = rx.try_recv() {
+            if l.trim() == "yes" {
+                return match safe::confirm(&s.dir, runner, "yes on the terminal") {
+                    Ok(Some(_)) => {
+                        println!("Confirmed: the change is kept.");
+                        EXIT_OK
+                    }
+                    _ => report_outcome(&s.dir, &s.id),
+                };
+            }
+            print!("Only `yes` keeps the change: ");
+            let _ = std::io::stdout().flush();
+        }
+        if let Some(g) = &s.gateway
+            && last_ping.elapsed() >= StdDuration::from_secs(2)
+        {
+            last_ping = std::time::Instant::now();
+            if safe::gateway_answers(runner, g) {
+                misses = 0;
+            } else {
+                misses += 1;
+                if misses >= 3 {
+                    let why = format!("the gateway {g} stopped answering");
+                    return roll_back_now(s, runner, &why);
+                }
+            }
+        }
+        std::thread::sleep(StdDuration::from_millis(200));
+    }
 }

@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 mod apply;
+mod confirm;
 mod discover;
+mod net_config;
 mod plan;
+mod rollback;
 mod sandbox;
 mod schema;
 mod validate;
@@ -46,6 +49,15 @@ pub enum Command {
     Plan(plan::Args),
     /// Show the plan, ask, apply it to this host, then verify that the host matches the spec.
     Apply(apply::Args),
+    /// Keep a change applied with `apply --confirm-within`: disarm its automatic rollback.
+    /// Run it from a new session, to prove the host is still reachable.
+    Confirm(confirm::Args),
+    /// Roll back a change applied with `apply --confirm-within` to the saved network state
+    /// (run by the armed timer; an operator may run it to roll back at once).
+    Rollback(rollback::Args),
+    /// Only generate the network configuration files of a spec (ifupdown or networkd), for
+    /// deployment with another tool. Reads nothing from the host.
+    NetConfig(net_config::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -132,6 +144,9 @@ pub fn main() -> i32 {
         Command::Discover(a) => discover::run(a),
         Command::Plan(a) => plan::run(a, color),
         Command::Apply(a) => apply::run(a, color),
+        Command::Confirm(a) => confirm::run(a),
+        Command::Rollback(a) => rollback::run(a),
+        Command::NetConfig(a) => net_config::run(a, color),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

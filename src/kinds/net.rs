@@ -30,7 +30,8 @@ pub struct Link {
     /// `loopback`, `ether`…
     #[serde(default)]
     pub link_type: String,
-    /// Global (and site) addresses, in the kernel's order; link-local ones are left out.
+    /// Static global (and site) addresses, in the kernel's order. Link-local addresses and
+    /// dynamic ones (SLAAC, DHCP: they come back by themselves) are left out.
     #[serde(default)]
     pub addresses: Vec<Cidr>,
     /// Bridges only: spanning tree on.
@@ -137,6 +138,9 @@ struct RawAddr {
     prefixlen: u8,
     #[serde(default)]
     scope: String,
+    /// Configured by the kernel (SLAAC) or a DHCP client, with a lifetime.
+    #[serde(default)]
+    dynamic: bool,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +198,7 @@ pub fn parse_links(link_json: &str, addr_json: &str) -> Result<BTreeMap<String, 
         for ai in a.addr_info {
             if !matches!(ai.family.as_str(), "inet" | "inet6")
                 || !matches!(ai.scope.as_str(), "global" | "site")
+                || ai.dynamic
             {
                 continue;
             }
