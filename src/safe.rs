@@ -149,6 +149,25 @@ pub fn systemd_is_init() -> bool {
         && crate::runner::find_program("systemd-run").is_some()
 }
 
+/// The transient timer that rolls back after `secs` seconds (its service runs
+/// `hostform rollback --state FILE`).
+pub fn systemd_run_argv(unit: &str, secs: u64, exe: &str, state: &str) -> Vec<String> {
+    [
+        "systemd-run",
+        &format!("--unit={unit}"),
+        &format!("--on-active={secs}s"),
+        "--timer-property=AccuracySec=1s",
+        "--collect",
+        exe,
+        "rollback",
+        "--state",
+        state,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// Arm the rollback for `pending` (already written): a systemd timer, or a detached waiter.
 pub fn arm(dir: &Path, pending: &mut Pending, r: &dyn Runner) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find hostform itself: {e}"))?;
@@ -157,19 +176,10 @@ pub fn arm(dir: &Path, pending: &mut Pending, r: &dyn Runner) -> Result<(), Stri
     let secs = pending.deadline_ms.saturating_sub(now_ms()).div_ceil(1000);
     if systemd_is_init() {
         let unit = format!("hostform-rollback-{}", pending.id);
-        let on_active = format!("--on-active={secs}s");
-        let unit_arg = format!("--unit={unit}");
-        r.check(&[
-            "systemd-run",
-            &unit_arg,
-            &on_active,
-            "--timer-property=AccuracySec=1s",
-            &exe,
-            "rollback",
-            "--state",
-            &state,
-        ])
-        .map_err(|e| format!("cannot arm the rollback timer: {e}"))?;
+        let argv = systemd_run_argv(&unit, secs, &exe, &state);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        r.check(&argv)
+            .map_err(|e| format!("cannot arm the rollback timer: {e}"))?;
         pending.timer = Timer::Systemd { unit };
     } else {
         let logf = std::fs::OpenOptions::new()
@@ -559,6 +569,20 @@ mod tests {
         assert!(confirm(dir.path(), &r, "test").unwrap().is_none());
         std::fs::write(pending_path(dir.path()), "{").unwrap();
         assert!(read_pending(dir.path()).is_err());
+    }
+
+    #[test]
+    fn the_systemd_timer_runs_the_rollback_of_this_state_file() {
+        assert_eq!(
+            systemd_run_argv(
+                "hostform-rollback-1-2",
+                60,
+                "/usr/bin/hostform",
+                "/run/hostform/pending.json"
+            )
+            .join(" "),
+            "systemd-run --unit=hostform-rollback-1-2 --on-active=60s --timer-property=AccuracySec=1s --collect /usr/bin/hostform rollback --state /run/hostform/pending.json"
+        );
     }
 
     #[test]

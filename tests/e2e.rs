@@ -594,10 +594,15 @@ wait $pid; echo "apply=$?"
 cat /tmp/apply.out
 $H plan $S --detailed-exitcode; echo "second=$?"
 $H confirm; echo "confirm-again=$?"
+$H discover >/tmp/discovered.yaml 2>/dev/null; echo "discover=$?"
+$H validate /tmp/discovered.yaml >/dev/null; echo "validate=$?"
+$H plan /tmp/discovered.yaml --detailed-exitcode >/dev/null; echo "adopt=$?"
 set -e
 state after
 echo "== persisted"
 cat /etc/network/interfaces.d/hostform
+echo "== discovered"
+cat /tmp/discovered.yaml
 echo "== end"
 "#,
     );
@@ -621,6 +626,23 @@ echo "== end"
         "{out}"
     );
     assert!(out.contains("confirm-again=1"), "{out}");
+    // discover prints the bridge as a spec that validates and plans nothing: adoptable.
+    assert!(
+        out.contains("discover=0") && out.contains("validate=0"),
+        "{out}"
+    );
+    assert!(out.contains("adopt=0"), "{out}");
+    let discovered = section(&out, "discovered");
+    assert!(discovered.contains("manager: ifupdown"), "{discovered}");
+    let bridges = &discovered[discovered.find("bridges:").expect("bridges")..];
+    for want in [
+        "br0:",
+        "- eth0",
+        "- 192.0.2.10/24",
+        "gateway: \"192.0.2.1\"",
+    ] {
+        assert!(bridges.contains(want), "{want}: {discovered}");
+    }
     let after = net_state(&out, "after");
     let br0 = &after.links["br0"];
     assert!(br0.is_bridge());

@@ -360,6 +360,9 @@ fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
     let left = deadline.saturating_sub(safe::now_ms()) / 1000;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     if std::io::stdin().is_terminal() {
+        // Only an answer typed after the change proves the terminal still reaches the host:
+        // drop anything typed ahead.
+        let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
         print!(
             "\nKeep this change? Type `yes` within {left}s (or run `hostform confirm` from a new session): "
         );
