@@ -735,3 +735,41 @@ state after
     let diff = hostform::safe::differences(&before, &after);
     assert!(diff.is_empty(), "{diff:#?}\n{out}");
 }
+
+/// A change that cuts the host off (a typo in the gateway) is rolled back as soon as the
+/// gateway after the change does not answer, without waiting for the deadline. qemu's user
+/// network answers pings at 10.0.2.2; nothing answers at 10.0.2.9.
+#[test]
+fn a_silent_gateway_rolls_back_before_the_deadline() {
+    let Some(_vm) = vm() else { return };
+    let script = format!(
+        "{}{}",
+        NET_SETUP
+            .replace("192.0.2.10/24", "10.0.2.15/24")
+            .replace("192.0.2.1 ", "10.0.2.2 "),
+        r#"
+set +e
+$H apply tests/specs/e2e/net-wrong-gateway.yaml --auto-approve --confirm-within 3m; echo "apply=$?"
+set -e
+cat /run/hostform/result.json
+state after
+"#
+    )
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let out = sandbox_net(&script);
+    assert!(out.contains("The gateway 10.0.2.2 answers"), "{out}");
+    assert!(out.contains("Watching the gateway 10.0.2.9"), "{out}");
+    assert!(out.contains("apply=1"), "{out}");
+    assert!(
+        out.contains("the gateway 10.0.2.9 does not answer"),
+        "{out}"
+    );
+    assert!(out.contains("\"outcome\": \"rolled-back\""), "{out}");
+    let before = net_state(&out, "before");
+    assert_eq!(
+        before.default_route().and_then(|r| r.gateway.as_deref()),
+        Some("10.0.2.2")
+    );
+    let diff = hostform::safe::differences(&before, &net_state(&out, "after"));
+    assert!(diff.is_empty(), "{diff:#?}\n{out}");
+}

@@ -211,8 +211,9 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
 struct SafeRun {
     dir: PathBuf,
     id: String,
-    /// The gateway answered before the change: watch it while waiting.
-    gateway: Option<String>,
+    /// The gateway answered before the change: the network works, so the default gateway
+    /// after the change is watched while waiting.
+    watch: bool,
     /// The state directory's lock, held until the change is applied and verified.
     held: Option<safe::Held>,
 }
@@ -245,7 +246,7 @@ fn arm(
             files.insert(p.clone(), std::fs::read_to_string(&p).ok());
         }
     }
-    let gateway = facts
+    let answered = facts
         .net
         .default_route()
         .and_then(|r| r.gateway.clone())
@@ -273,14 +274,16 @@ fn arm(
         "Saved the network state in {}; rollback armed ({how}): unless confirmed within {within}, the change is undone.",
         safe::pending_path(&dir).display()
     );
-    match &gateway {
-        Some(g) => println!("The gateway {g} answers; it is watched until confirmation."),
+    match &answered {
+        Some(g) => println!(
+            "The gateway {g} answers: the default gateway after the change is watched until confirmation."
+        ),
         None => println!("No gateway answered before the change; none is watched."),
     }
     Ok(SafeRun {
         dir,
         id,
-        gateway,
+        watch: answered.is_some(),
         held: Some(held),
     })
 }
@@ -384,6 +387,19 @@ fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
             "\nWaiting {left}s for `hostform confirm` (from a new session) before rolling back."
         );
     }
+    // The gateway to watch: the default route's, as the change left it.
+    let gateway = if s.watch {
+        crate::kinds::net::discover(runner)
+            .ok()
+            .and_then(|n| n.default_route().and_then(|r| r.gateway.clone()))
+    } else {
+        None
+    };
+    if let Some(g) = &gateway {
+        println!(
+            "Watching the gateway {g}: if it stops answering, the change is rolled back at once."
+        );
+    }
     let mut last_ping = std::time::Instant::now();
     let mut misses = 0;
     loop {
@@ -407,7 +423,7 @@ fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
             print!("Only `yes` keeps the change: ");
             let _ = std::io::stdout().flush();
         }
-        if let Some(g) = &s.gateway
+        if let Some(g) = &gateway
             && last_ping.elapsed() >= StdDuration::from_secs(2)
         {
             last_ping = std::time::Instant::now();
@@ -416,7 +432,7 @@ fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
             } else {
                 misses += 1;
                 if misses >= 3 {
-                    let why = format!("the gateway {g} stopped answering");
+                    let why = format!("the gateway {g} does not answer");
                     return roll_back_now(s, runner, &why);
                 }
             }
