@@ -353,6 +353,28 @@ pub fn restore(r: &dyn Runner, p: &Pending) -> Result<Vec<String>, String> {
             step(r, &["ip", "link", "del", "dev", n], &mut errors, &mut done);
         }
     }
+    // Bridges the change deleted come back (their ports, addresses and routes follow below).
+    for (n, was) in &saved.links {
+        if was.is_bridge() && !now.links.contains_key(n) {
+            let stp = if was.stp == Some(true) { "1" } else { "0" };
+            step(
+                r,
+                &[
+                    "ip",
+                    "link",
+                    "add",
+                    "name",
+                    n,
+                    "type",
+                    "bridge",
+                    "stp_state",
+                    stp,
+                ],
+                &mut errors,
+                &mut done,
+            );
+        }
+    }
     let now = net::discover(r)?;
     for (n, was) in &saved.links {
         let Some(is) = now.links.get(n) else {

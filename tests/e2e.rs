@@ -773,3 +773,44 @@ state after
     let diff = hostform::safe::differences(&before, &net_state(&out, "after"));
     assert!(diff.is_empty(), "{diff:#?}\n{out}");
 }
+
+/// Removing the bridge that carries the host's address needs --allow-destroy and the safe
+/// path; unconfirmed, the bridge comes back with its port, address and default route.
+#[test]
+fn an_unconfirmed_bridge_removal_brings_the_bridge_back() {
+    let Some(_vm) = vm() else { return };
+    let script = net_script(
+        r#"
+ip link add br0 type bridge
+ip link set dev eth0 master br0
+ip addr del 192.0.2.10/24 dev eth0
+ip addr add 192.0.2.10/24 dev br0
+ip link set dev br0 up
+ip route replace default via 192.0.2.1 dev br0
+state bridged
+S=tests/specs/e2e/net-absent.yaml
+set +e
+$H apply $S --auto-approve --confirm-within 6s; echo "no-allow=$?"
+$H apply $S --auto-approve --allow-destroy; echo "no-confirm=$?"
+$H apply $S --auto-approve --allow-destroy --confirm-within 6s; echo "apply=$?"
+set -e
+cat /run/hostform/result.json
+state after
+"#,
+    );
+    let out = sandbox_net(&script);
+    assert!(out.contains("needs --allow-destroy"), "{out}");
+    assert!(out.contains("no-allow=1"), "{out}");
+    assert!(out.contains("no-confirm=1"), "{out}");
+    assert!(out.contains("$ ip link del dev br0"), "{out}");
+    assert!(
+        out.contains("delete bridge br0 (its addresses go with it) [destructive]"),
+        "{out}"
+    );
+    assert!(out.contains("apply=1"), "{out}");
+    assert!(out.contains("\"outcome\": \"rolled-back\""), "{out}");
+    let bridged = net_state(&out, "bridged");
+    assert!(bridged.links["br0"].is_bridge());
+    let diff = hostform::safe::differences(&bridged, &net_state(&out, "after"));
+    assert!(diff.is_empty(), "{diff:#?}\n{out}");
+}

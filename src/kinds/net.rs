@@ -103,7 +103,18 @@ pub struct NetFacts {
     /// The local address of the SSH session hostform runs in (`$SSH_CONNECTION`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_local: Option<String>,
+    /// ifupdown can create bridges at boot: bridge-utils' hook or ifupdown2's bridge addon
+    /// is installed ([`IFUPDOWN_BRIDGE_HOOKS`]).
+    #[serde(default)]
+    pub ifupdown_bridges: bool,
 }
+
+/// What lets ifupdown create a bridge from `bridge_ports`: bridge-utils' hook (classic
+/// ifupdown) or ifupdown2's bridge addon.
+pub const IFUPDOWN_BRIDGE_HOOKS: [&str; 2] = [
+    "/etc/network/if-pre-up.d/bridge",
+    "/usr/share/ifupdown2/addons/bridge.py",
+];
 
 #[derive(Deserialize)]
 struct RawLinkInfo {
@@ -328,6 +339,7 @@ pub fn discover(r: &dyn Runner) -> Result<NetFacts, String> {
     } else {
         None
     };
+    f.ifupdown_bridges = IFUPDOWN_BRIDGE_HOOKS.iter().any(|p| r.read(p).is_some());
     f.ssh_local = std::env::var("SSH_CONNECTION")
         .ok()
         .and_then(|s| s.split_whitespace().nth(2).map(str::to_string));

@@ -58,9 +58,10 @@ pub fn render(
     match manager {
         NetManager::Auto => {}
         NetManager::Ifupdown => {
-            if bs.is_empty() {
+            if bridges.is_empty() {
                 return out;
             }
+            // Written even when every bridge is `absent`: the file must stop creating them.
             let mut s = header(host);
             for (name, b) in &bs {
                 for p in &b.ports {
@@ -466,6 +467,11 @@ bridges:
             render("dom0", &s.bridges, NetManager::Ifupdown)
         );
         assert!(render("dom0", &s.bridges, NetManager::Auto).is_empty());
+        // Every bridge absent: the file is still written, so it stops creating them at boot.
+        let gone = spec("host: h\nbridges:\n  br0: { ports: [eth0], state: absent }\n");
+        let f = render("h", &gone.bridges, NetManager::Ifupdown);
+        assert!(parse_ifupdown(&f[IFUPDOWN_FILE]).unwrap().is_empty());
+        assert!(owned(&f[IFUPDOWN_FILE]));
     }
 
     #[test]

@@ -663,6 +663,13 @@ fn persistence(c: &mut Ctx, spec: &Spec) {
             );
         }
     }
+    if m == NetManager::Ifupdown && !c.net.ifupdown_bridges {
+        c.refuse(
+            &format!("file {}", netconf::IFUPDOWN_FILE),
+            "ifupdown cannot create bridges at boot on this host (neither bridge-utils' /etc/network/if-pre-up.d/bridge nor ifupdown2 is installed): after a reboot the bridge, and the address on it, would be gone",
+            "install bridge-utils (apt-get install bridge-utils), then plan again",
+        );
+    }
     if m == NetManager::Ifupdown {
         let main = c.net.files.get(IFUPDOWN_MAIN);
         let sourced = main.is_some_and(|t| {
@@ -784,6 +791,7 @@ mod tests {
             "auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n".into(),
         );
         net.manager = Some(NetManager::Ifupdown);
+        net.ifupdown_bridges = true;
         Facts {
             net,
             ..Facts::default()
@@ -976,6 +984,16 @@ bridges:
             p.refusals
                 .iter()
                 .any(|r| r.reason.contains("does not source")),
+            "{:?}",
+            p.refusals
+        );
+
+        // ifupdown without bridge support would lose the bridge at the next boot.
+        let mut f = facts("addressed");
+        f.net.ifupdown_bridges = false;
+        let p = crate::plan::plan_host(&spec(BR0), &f, &Options::default());
+        assert!(
+            p.refusals.iter().any(|r| r.hint.contains("bridge-utils")),
             "{:?}",
             p.refusals
         );
