@@ -18,7 +18,7 @@ runs=${2:-5}
 ansible_runs=${3:-1}
 ansible_version=12.3.0
 venv=/var/tmp/hostform-bench-venv
-if ! "$venv/bin/ansible-playbook" --version 2>/dev/null | grep -q "core"; then
+if ! "$venv/bin/ansible-playbook" --version >/dev/null 2>&1; then
   say "installing Ansible $ansible_version (PyPI) into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q "ansible==$ansible_version"

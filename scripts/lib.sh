@@ -6,7 +6,7 @@
 HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-client systemd)
 HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
   mdadm lvm2 fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 loud() { printf '\n\033[1;33m!!! %s\033[0m\n\n' "$*" >&2; }

@@ -3,7 +3,8 @@
 //! spec does not carry (signatures, mounts, array health) beside it.
 //!
 //! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
-//! disks and volumes; md state and stable names come from /proc, /sys and /dev files.
+//! disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
+//! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links.
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Facts {
     /// discovery (it knows no spec) but by `plan` and `apply`, through `kinds::image`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, crate::kinds::image::ImageFact>,
+    /// Links, addresses, routes and network configuration files (`crate::kinds::net`).
+    #[serde(default)]
+    pub net: crate::kinds::net::NetFacts,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -155,6 +159,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "discovered".into());
 
+    let net = crate::kinds::net::discover(r)?;
     let mut facts = Facts {
         blocks,
         arrays,
@@ -163,6 +168,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         root_readonly,
         notes: Vec::new(),
         images: BTreeMap::new(),
+        net,
     };
     let spec = to_spec(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -368,6 +374,11 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
             },
         );
     }
+    // Bridges, with their ports, addresses, gateway, STP and MTU; how the host persists them.
+    spec.bridges = f.net.bridges();
+    if !spec.bridges.is_empty() {
+        spec.network.manager = f.net.manager.unwrap_or_default();
+    }
     spec
 }
 
@@ -382,7 +393,7 @@ mod tests {
         let r = fx("full");
         let d = discover(&r).expect("discovers");
         assert!(
-            r.asked.lock().unwrap().len() <= 4,
+            r.asked.lock().unwrap().len() <= 7,
             "{:?}",
             r.asked.lock().unwrap()
         );

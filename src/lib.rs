@@ -7,6 +7,7 @@ pub mod kinds;
 pub mod plan;
 pub mod progress;
 pub mod runner;
+pub mod safe;
 pub mod sandbox;
 pub mod spec;
 pub mod synthetic;

@@ -5,13 +5,15 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::Duration as StdDuration;
 
-use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::apply::{FOLLOW_UP_ROUNDS, Outcome, execute, follow_up_allowed};
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::runner::RealRunner;
+use crate::runner::{RealRunner, Runner};
+use crate::safe::{self, Pending, Timer};
+use crate::spec::units::Duration as SpecDuration;
 use crate::workflow::gate::{self, Target};
 use crate::workflow::journal::{Outcome as Journaled, Record};
 
@@ -44,6 +46,12 @@ pub struct Args {
     /// When another apply holds the lock, wait this long for it (30s, 10m) before giving up.
     #[arg(long, value_name = "DURATION", default_value = "0")]
     pub lock_timeout: String,
+    /// Save the network state first, arm an automatic rollback, apply, verify, then keep the
+    /// change only if `hostform confirm` (or `yes` on this terminal) follows within DURATION
+    /// (counted from before the change): 60s, 5m. Required when the plan can cut this host
+    /// off the network.
+    #[arg(long, value_name = "DURATION")]
+    pub confirm_within: Option<String>,
     #[command(flatten)]
     pub dirs: crate::workflow::Dirs,
 }
@@ -61,6 +69,18 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
+    let confirm_within = match args.confirm_within.as_deref().map(SpecDuration::parse) {
+        None => None,
+        Some(Ok(d)) if d.secs() > 0 => Some(d),
+        Some(Ok(_)) => {
+            eprintln!("apply: --confirm-within must be longer than 0s");
+            return EXIT_USAGE;
+        }
+        Some(Err(e)) => {
+            eprintln!("apply: --confirm-within: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let _lock = match gate::lock(
         &args.dirs.lock_dir,
         &args.dirs.state_dir,
@@ -70,12 +90,18 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Err(code) => return code,
     };
     let mut rec = Record::begin();
-    let code = run_locked(&args, &target, color, &mut rec);
+    let code = run_locked(&args, &target, confirm_within, color, &mut rec);
     gate::record(&args.dirs.state_dir, &mut rec);
     code
 }
 
-fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record) -> i32 {
+fn run_locked(
+    args: &Args,
+    target: &Target,
+    confirm_within: Option<SpecDuration>,
+    color: ColorChoice,
+    rec: &mut Record,
+) -> i32 {
     let runner = RealRunner::new();
     let spec_args = gate::SpecArgs {
         rev: args.rev.as_deref(),
@@ -88,6 +114,7 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         plan,
         opts,
         saved,
+        facts,
     } = match gate::prepare(target, &spec_args, &runner, color, rec) {
         Ok(r) => r,
         Err(code) => return code,
@@ -112,6 +139,14 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         println!("No changes: the host matches the spec.");
         rec.outcome = Journaled::NoChanges;
         return EXIT_OK;
+    }
+    if !plan.connectivity.is_empty() && confirm_within.is_none() {
+        eprintln!(
+            "apply: this plan can cut this host off the network; nothing was changed\n  hint: apply it with --confirm-within 60s: it rolls back by itself unless `hostform confirm` follows"
+        );
+        rec.message =
+            Some("the plan can cut the host off and --confirm-within was not given".into());
+        return EXIT_FAIL;
     }
     if !args.auto_approve && !saved {
         rec.outcome = Journaled::Cancelled;
@@ -140,6 +175,18 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         }
     }
     println!();
+    // The safe path: save, arm the rollback, and hold its lock while changing the host.
+    let mut safe_run = None;
+    if let Some(d) = confirm_within {
+        match arm(args, &plan, &facts, &runner, d) {
+            Ok(s) => safe_run = Some(s),
+            Err(e) => {
+                eprintln!("apply: {e}; nothing was changed");
+                rec.message = Some(e);
+                return EXIT_FAIL;
+            }
+        }
+    }
     let progress = Progress::new(tty);
     progress.begin(plan.ops.len());
     let outcome = execute(&plan, &runner, parallelism(args), &mut |e| {
@@ -149,6 +196,9 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
     rec.outcome = Journaled::Failed;
     if !outcome.ok() {
         progress.finish();
+        if let Some(s) = safe_run {
+            roll_back_now(s, &runner, "the apply failed");
+        }
         return failed(&outcome);
     }
     let mut applied = outcome.done.len();
@@ -157,6 +207,9 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
             Ok(n) => applied += n,
             Err(code) => {
                 progress.finish();
+                if let Some(s) = safe_run {
+                    roll_back_now(s, &runner, "the follow-up round failed");
+                }
                 return code;
             }
         }
@@ -170,21 +223,35 @@ fn run_locked(args: &Args, target: &Target, color: ColorChoice, rec: &mut Record
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
                 println!("\nVerified: the host matches the spec ({applied} operations applied).");
-                rec.outcome = Journaled::Applied;
-                return EXIT_OK;
+                let code = match safe_run {
+                    Some(s) => wait_for_confirmation(s, &runner),
+                    None => EXIT_OK,
+                };
+                if code == EXIT_OK {
+                    rec.outcome = Journaled::Applied;
+                } else {
+                    rec.message = Some("not confirmed: rolled back".into());
+                }
+                return code;
             }
             Ok(p) if attempt == VERIFY_TRIES => {
                 eprintln!(
                     "apply: verification failed: after applying, the host still differs from the spec:"
                 );
                 eprint!("{}", crate::plan::render(&p, false));
+                if let Some(s) = safe_run {
+                    roll_back_now(s, &runner, "verification failed");
+                }
                 return EXIT_FAIL;
             }
             Err(e) if attempt == VERIFY_TRIES => {
                 eprintln!("apply: verification failed: {e}");
+                if let Some(s) = safe_run {
+                    roll_back_now(s, &runner, "verification failed");
+                }
                 return EXIT_FAIL;
             }
-            _ => std::thread::sleep(Duration::from_secs(1)),
+            _ => std::thread::sleep(StdDuration::from_secs(1)),
         }
     }
     EXIT_FAIL
@@ -253,4 +320,238 @@ fn follow_up(
         "apply: still deferred after {FOLLOW_UP_ROUNDS} follow-up rounds; run `hostform plan` to see what remains"
     );
     Err(EXIT_FAIL)
+}
+
+/// A change applied on the safe path.
+struct SafeRun {
+    dir: PathBuf,
+    id: String,
+    /// The gateway answered before the change: the network works, so the default gateway
+    /// after the change is watched while waiting.
+    watch: bool,
+    /// The state directory's lock, held until the change is applied and verified.
+    held: Option<safe::Held>,
+}
+
+/// Save the network state and the files the plan writes, and arm the rollback, before
+/// anything changes.
+fn arm(
+    args: &Args,
+    plan: &Plan,
+    facts: &crate::discover::Facts,
+    runner: &RealRunner,
+    within: SpecDuration,
+) -> Result<SafeRun, String> {
+    let dir = safe::state_dir(Some(&args.dirs.state_dir));
+    let held = safe::hold(&dir)?;
+    if let Some(p) = safe::read_pending(&dir)? {
+        return Err(format!(
+            "change {} is still waiting for confirmation (`hostform confirm` or `hostform rollback` first)",
+            p.id
+        ));
+    }
+    let mut files = std::collections::BTreeMap::new();
+    for o in &plan.ops {
+        let path = match &o.write {
+            Some(w) => Some(w.path.clone()),
+            None if o.argv.first().map(String::as_str) == Some("rm") => o.argv.last().cloned(),
+            None => None,
+        };
+        if let Some(p) = path {
+            files.insert(p.clone(), std::fs::read_to_string(&p).ok());
+        }
+    }
+    let answered = facts
+        .net
+        .default_route()
+        .and_then(|r| r.gateway.clone())
+        .filter(|g| safe::gateway_answers(runner, g));
+    let id = format!("{}-{}", safe::now_ms(), std::process::id());
+    let mut pending = Pending {
+        format_version: 1,
+        id: id.clone(),
+        deadline_ms: safe::now_ms() + within.secs() * 1000,
+        net: facts.net.clone(),
+        files,
+        timer: Timer::None,
+    };
+    safe::write_pending(&dir, &pending)?;
+    if let Err(e) = safe::arm(&dir, &mut pending, runner) {
+        let _ = std::fs::remove_file(safe::pending_path(&dir));
+        return Err(e);
+    }
+    let how = match &pending.timer {
+        Timer::Systemd { unit } => format!("systemd timer {unit}.timer"),
+        Timer::Process { pid } => format!("detached process {pid}"),
+        Timer::None => String::new(),
+    };
+    println!(
+        "Saved the network state in {}; rollback armed ({how}): unless confirmed within {within}, the change is undone.",
+        safe::pending_path(&dir).display()
+    );
+    match &answered {
+        Some(g) => println!(
+            "The gateway {g} answers: the default gateway after the change is watched until confirmation."
+        ),
+        None => println!("No gateway answered before the change; none is watched."),
+    }
+    Ok(SafeRun {
+        dir,
+        id,
+        watch: answered.is_some(),
+        held: Some(held),
+    })
+}
+
+fn roll_back_now(mut s: SafeRun, runner: &RealRunner, why: &str) -> i32 {
+    // Take the pending change before letting go of the lock, so a `hostform confirm` waiting
+    // for it cannot keep a change that failed.
+    let taken = match s.held.take() {
+        Some(held) => {
+            let t = safe::take_held(&s.dir, Some(&s.id));
+            drop(held);
+            t
+        }
+        None => safe::take(&s.dir, Some(&s.id)),
+    };
+    match taken {
+        Ok(Some(p)) => {
+            if let Timer::Systemd { unit } = &p.timer {
+                let t = format!("{unit}.timer");
+                let _ = runner.run(&["systemctl", "stop", &t]);
+            }
+            eprintln!("apply: {why}: rolling back to the saved state");
+            match safe::roll_back(&s.dir, runner, &p, &format!("apply: {why}")) {
+                Ok(done) => {
+                    eprintln!(
+                        "apply: rolled back ({} steps); the network is as it was before",
+                        done.len()
+                    );
+                }
+                Err(e) => eprintln!("apply: the rollback did not fully succeed:\n{e}"),
+            }
+        }
+        Ok(None) => {
+            report_outcome(&s.dir, &s.id);
+        }
+        Err(e) => eprintln!("apply: {e}"),
+    }
+    EXIT_FAIL
+}
+
+fn report_outcome(dir: &std::path::Path, id: &str) -> i32 {
+    // Whoever took the change writes its outcome when done (a rollback takes a few seconds).
+    let since = std::time::Instant::now();
+    while since.elapsed() < StdDuration::from_secs(120)
+        && safe::read_outcome(dir).is_none_or(|o| o.id != id)
+    {
+        std::thread::sleep(StdDuration::from_millis(200));
+    }
+    match safe::read_outcome(dir) {
+        Some(o) if o.id == id && o.outcome == "confirmed" => {
+            println!("Confirmed ({}): the change is kept.", o.by);
+            EXIT_OK
+        }
+        Some(o) if o.id == id => {
+            eprintln!(
+                "apply: the change was {} ({})",
+                o.outcome.replace('-', " "),
+                o.by
+            );
+            EXIT_FAIL
+        }
+        _ => {
+            eprintln!("apply: the pending change disappeared without an outcome");
+            EXIT_FAIL
+        }
+    }
+}
+
+/// Wait for `hostform confirm` (another process) or `yes` on the terminal until the deadline;
+/// roll back at the deadline, or earlier when a gateway that answered stops answering.
+fn wait_for_confirmation(mut s: SafeRun, runner: &RealRunner) -> i32 {
+    drop(s.held.take());
+    let deadline = match safe::read_pending(&s.dir) {
+        Ok(Some(p)) if p.id == s.id => p.deadline_ms,
+        _ => return report_outcome(&s.dir, &s.id),
+    };
+    let left = deadline.saturating_sub(safe::now_ms()) / 1000;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    if std::io::stdin().is_terminal() {
+        // Only an answer typed after the change proves the terminal still reaches the host:
+        // drop anything typed ahead.
+        let _ = nix::sys::termios::tcflush(std::io::stdin(), nix::sys::termios::FlushArg::TCIFLUSH);
+        print!(
+            "\nKeep this change? Type `yes` within {left}s (or run `hostform confirm` from a new session): "
+        );
+        let _ = std::io::stdout().flush();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                match line {
+                    Ok(l) => {
+                        if tx.send(l).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    } else {
+        println!(
+            "\nWaiting {left}s for `hostform confirm` (from a new session) before rolling back."
+        );
+    }
+    // The gateway to watch: the default route's, as the change left it.
+    let gateway = if s.watch {
+        crate::kinds::net::discover(runner)
+            .ok()
+            .and_then(|n| n.default_route().and_then(|r| r.gateway.clone()))
+    } else {
+        None
+    };
+    if let Some(g) = &gateway {
+        println!(
+            "Watching the gateway {g}: if it stops answering, the change is rolled back at once."
+        );
+    }
+    let mut last_ping = std::time::Instant::now();
+    let mut misses = 0;
+    loop {
+        match safe::read_pending(&s.dir) {
+            Ok(Some(p)) if p.id == s.id => {}
+            _ => return report_outcome(&s.dir, &s.id),
+        }
+        if safe::now_ms() >= deadline {
+            return roll_back_now(s, runner, "no confirmation before the deadline");
+        }
+        if let Ok(l) = rx.try_recv() {
+            if l.trim() == "yes" {
+                return match safe::confirm(&s.dir, runner, "yes on the terminal") {
+                    Ok(Some(_)) => {
+                        println!("Confirmed: the change is kept.");
+                        EXIT_OK
+                    }
+                    _ => report_outcome(&s.dir, &s.id),
+                };
+            }
+            print!("Only `yes` keeps the change: ");
+            let _ = std::io::stdout().flush();
+        }
+        if let Some(g) = &gateway
+            && last_ping.elapsed() >= StdDuration::from_secs(2)
+        {
+            last_ping = std::time::Instant::now();
+            if safe::gateway_answers(runner, g) {
+                misses = 0;
+            } else {
+                misses += 1;
+                if misses >= 3 {
+                    let why = format!("the gateway {g} does not answer");
+                    return roll_back_now(s, runner, &why);
+                }
+            }
+        }
+        std::thread::sleep(StdDuration::from_millis(200));
+    }
 }

@@ -8,10 +8,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 mod apply;
+mod confirm;
 mod discover;
 mod drift;
 mod history;
+mod net_config;
 mod plan;
+mod rollback;
 mod sandbox;
 mod schema;
 mod show;
@@ -59,6 +62,15 @@ pub enum Command {
     History(history::Args),
     /// Install or remove a systemd timer that runs `hostform drift` on a schedule.
     Timer(timer::Args),
+    /// Keep a change applied with `apply --confirm-within`: disarm its automatic rollback.
+    /// Run it from a new session, to prove the host is still reachable.
+    Confirm(confirm::Args),
+    /// Roll back a change applied with `apply --confirm-within` to the saved network state
+    /// (run by the armed timer; an operator may run it to roll back at once).
+    Rollback(rollback::Args),
+    /// Only generate the network configuration files of a spec (ifupdown or networkd), for
+    /// deployment with another tool. Reads nothing from the host.
+    NetConfig(net_config::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
@@ -186,6 +198,9 @@ pub fn main() -> i32 {
         Command::Drift(a) => drift::run(a, color),
         Command::History(a) => history::run(a),
         Command::Timer(a) => timer::run(a, color),
+        Command::Confirm(a) => confirm::run(a),
+        Command::Rollback(a) => rollback::run(a),
+        Command::NetConfig(a) => net_config::run(a, color),
         Command::Sandbox(a) => sandbox::run(a, color),
     });
     match result {

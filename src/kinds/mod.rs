@@ -3,3 +3,5 @@ pub mod block;
 pub mod image;
 pub mod lvm;
 pub mod md;
+pub mod net;
+pub mod netconf;

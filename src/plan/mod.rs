@@ -6,6 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod net;
 pub mod storage;
 
 use crate::discover::Facts;
@@ -24,6 +25,7 @@ pub struct Options {
 /// one line each.
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut plan = storage::plan(spec, facts, opts);
+    merge(&mut plan, net::plan(spec, facts, opts));
 
     // After every room: the last lock on destruction, then one order for all ops.
     guard_destruction(&mut plan, opts);
@@ -69,6 +71,7 @@ pub fn merge(into: &mut Plan, part: Plan) {
     into.unmanaged.extend(part.unmanaged);
     into.deferred.extend(part.deferred);
     into.remount_root |= part.remount_root;
+    into.connectivity.extend(part.connectivity);
 }
 
 /// What happens to a resource, with Terraform's symbols.
@@ -186,6 +189,11 @@ pub struct Plan {
     pub deferred: Vec<Deferred>,
     /// `/` is read-only and some operations write under /etc/lvm.
     pub remount_root: bool,
+    /// Operations that could cut this host off the network (they touch the link carrying its
+    /// address or the default route), each with why. `hostform apply` runs such a plan only
+    /// with `--confirm-within`, which rolls back unless confirmed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectivity: Vec<String>,
 }
 
 impl Plan {
@@ -325,6 +333,20 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     for u in &plan.unmanaged {
         let _ = writeln!(s, "{} {u}  (not in the spec: left alone)", paint("2", "?"));
+    }
+    if !plan.connectivity.is_empty() && plan.has_changes() {
+        let _ = writeln!(
+            s,
+            "\n{} this plan changes the link or route that connects this host:",
+            paint("1;33", "connectivity risk:")
+        );
+        for c in &plan.connectivity {
+            let _ = writeln!(s, "    {c}");
+        }
+        let _ = writeln!(
+            s,
+            "  apply it with `--confirm-within 60s`: it rolls back by itself unless `hostform confirm` follows."
+        );
     }
     let n = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
     if plan.remount_root && plan.has_changes() {

@@ -82,6 +82,8 @@ pub struct Ready {
     pub opts: Options,
     /// From a saved plan: it was reviewed when made, so it is not confirmed again.
     pub saved: bool,
+    /// The host as read before the change (the network's safe path saves it).
+    pub facts: Facts,
 }
 
 /// The options of the spec path of `apply`.
@@ -166,6 +168,7 @@ pub fn prepare(
                 plan,
                 opts,
                 saved: false,
+                facts,
             })
         }
         Target::Saved { plan, .. } => {
@@ -184,6 +187,7 @@ pub fn prepare(
                 plan: plan.plan.clone(),
                 opts,
                 saved: true,
+                facts,
             })
         }
     }

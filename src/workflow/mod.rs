@@ -23,7 +23,7 @@ pub const DEFAULT_LOCK_DIR: &str = "/run/lock";
 /// The state and lock directories of a command (clap fills them from flags or environment).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Dirs {
-    /// Where the apply journal is kept.
+    /// Where the apply journal and a change waiting for `hostform confirm` are kept.
     #[arg(long, value_name = "DIR", env = "HOSTFORM_STATE_DIR", hide_env_values = true, default_value = DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
     /// Where the apply lock file is kept.

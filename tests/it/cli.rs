@@ -10,7 +10,18 @@ fn help_texts() {
     assert_eq!(code(&top), 0);
     insta::assert_snapshot!("help", stdout(&top));
     for cmd in [
-        "validate", "discover", "plan", "apply", "show", "drift", "history", "timer", "schema",
+        "validate",
+        "discover",
+        "plan",
+        "apply",
+        "show",
+        "drift",
+        "history",
+        "timer",
+        "confirm",
+        "rollback",
+        "net-config",
+        "schema",
         "sandbox",
     ] {
         let o = hostform(&dir, &[cmd, "--help"]);
