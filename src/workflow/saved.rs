@@ -30,7 +30,12 @@ const MAGIC: &str = "hostform-saved-plan";
 
 /// Parts of the facts that change without anyone changing the host: left out of the
 /// fingerprint. `*` matches any key. Rooms whose facts carry counters or progress add them here.
-pub const VOLATILE: &[&[&str]] = &[&["arrays", "*", "progress"]];
+pub const VOLATILE: &[&[&str]] = &[
+    &["arrays", "*", "progress"],
+    // Where the SSH session that runs hostform arrived: a property of the session, not of
+    // the host (a plan made over SSH may be applied from the console).
+    &["net", "ssh_local"],
+];
 
 /// Which spec a plan was made from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
