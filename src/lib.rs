@@ -7,5 +7,6 @@ pub mod kinds;
 pub mod plan;
 pub mod runner;
 pub mod sandbox;
+pub mod shutdown;
 pub mod spec;
 pub mod synthetic;

@@ -1,0 +1,1 @@
+//! Running the order: `hostform shutdown` and `hostform start`.
