@@ -1,4 +1,7 @@
 //! One room per resource kind: how to read it from the host, compare it, and change it.
 pub mod block;
+pub mod guest;
+pub mod libvirt;
 pub mod lvm;
 pub mod md;
+pub mod xen;

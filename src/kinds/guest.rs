@@ -1,0 +1,222 @@
+//! Guests, whatever runs them: the comparable model of a guest's configuration, and the
+//! lifecycle both backends (`xen.rs`: xl, `libvirt.rs`: virsh) implement through the runner.
+
+use serde::{Deserialize, Serialize};
+
+use crate::runner::RunError;
+use crate::spec::types::{Boot, Vm};
+
+/// What hostform manages of a guest's configuration, in a form both the spec and the
+/// hypervisor's own configuration (xl file, domain XML) map onto, so they can be compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    pub name: String,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    #[serde(default)]
+    pub boot: Option<Boot>,
+    #[serde(default)]
+    pub disks: Vec<GuestDisk>,
+    #[serde(default)]
+    pub nics: Vec<GuestNic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestDisk {
+    /// The host block device: `/dev/vg0/guest1_root`.
+    pub source: String,
+    /// The device name inside the guest: `xvda1`, `vda`.
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestNic {
+    pub bridge: String,
+    /// Lower-case `aa:bb:cc:dd:ee:ff`; `None` lets the hypervisor choose.
+    pub mac: Option<String>,
+}
+
+impl GuestConfig {
+    /// The configuration a (resolved) spec guest asks for.
+    pub fn from_spec(name: &str, vm: &Vm) -> GuestConfig {
+        GuestConfig {
+            name: name.to_string(),
+            memory_kib: vm.memory.as_ref().map(|m| m.value.0 / 1024).unwrap_or(0),
+            vcpus: vm.vcpus.as_ref().map(|v| v.value).unwrap_or(1),
+            boot: vm.boot.clone(),
+            disks: vm
+                .disks
+                .iter()
+                .map(|d| GuestDisk {
+                    source: format!("/dev/{}", d.lv.value),
+                    target: d.target.value.clone(),
+                    readonly: d.readonly,
+                })
+                .collect(),
+            nics: vm
+                .nics
+                .iter()
+                .map(|n| GuestNic {
+                    bridge: n.bridge.value.clone(),
+                    mac: n
+                        .mac
+                        .as_ref()
+                        .map(|m| m.value.to_string().to_ascii_lowercase()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The LVs (`VG/LV`) this guest's disks sit on.
+    pub fn lvs(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .filter_map(|d| d.source.strip_prefix("/dev/").map(str::to_string))
+            .collect()
+    }
+}
+
+/// How a change to a guest's configuration reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeClass {
+    /// Applied to the running guest (and its persistent configuration).
+    Live,
+    /// Written to the configuration; takes effect at the guest's next start.
+    Restart,
+    /// Only possible while the guest is stopped (an LV resize under it).
+    Stopped,
+}
+
+/// Classify the difference between what a guest runs with and what the spec asks for:
+/// more memory, vCPUs or a different boot need a restart; added disks and NICs are attached
+/// live; removed or changed ones need a restart.
+pub fn classify(current: &GuestConfig, desired: &GuestConfig) -> Vec<(String, ChangeClass)> {
+    let mut out = Vec::new();
+    if current.memory_kib != desired.memory_kib {
+        out.push((
+            format!(
+                "memory {} MiB → {} MiB",
+                current.memory_kib / 1024,
+                desired.memory_kib / 1024
+            ),
+            ChangeClass::Restart,
+        ));
+    }
+    if current.vcpus != desired.vcpus {
+        out.push((
+            format!("vcpus {} → {}", current.vcpus, desired.vcpus),
+            ChangeClass::Restart,
+        ));
+    }
+    if current.boot != desired.boot && desired.boot.is_some() {
+        out.push(("boot settings".into(), ChangeClass::Restart));
+    }
+    for d in &desired.disks {
+        if !current.disks.contains(d) {
+            let class = if current.disks.iter().any(|c| c.target == d.target) {
+                ChangeClass::Restart
+            } else {
+                ChangeClass::Live
+            };
+            out.push((format!("disk {} as {}", d.source, d.target), class));
+        }
+    }
+    for c in &current.disks {
+        if !desired.disks.iter().any(|d| d.target == c.target) {
+            out.push((
+                format!("remove disk {} ({})", c.source, c.target),
+                ChangeClass::Restart,
+            ));
+        }
+    }
+    for n in &desired.nics {
+        let seen = current
+            .nics
+            .iter()
+            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac));
+        if !seen {
+            out.push((format!("NIC on {}", n.bridge), ChangeClass::Live));
+        }
+    }
+    if current.nics.len() > desired.nics.len() {
+        out.push(("remove a NIC".into(), ChangeClass::Restart));
+    }
+    out
+}
+
+/// Starting and stopping guests, whatever runs them. Every call is one command through the
+/// runner; waiting (with hostform's own timeout) is the caller's business.
+pub trait Lifecycle: Send + Sync {
+    /// `xl` or `virsh`, for messages.
+    fn tool(&self) -> &'static str;
+    /// The running guests (Domain-0 excluded), one command.
+    fn running(&self) -> Result<Vec<String>, RunError>;
+    /// Whether this guest is running now.
+    fn is_running(&self, name: &str) -> Result<bool, RunError>;
+    /// Start a defined (libvirt) or configured (xl) guest.
+    fn start(&self, name: &str) -> Result<(), RunError>;
+    /// Ask the guest to shut down cleanly; returns at once.
+    fn request_shutdown(&self, name: &str) -> Result<(), RunError>;
+    /// Force it off.
+    fn destroy(&self, name: &str) -> Result<(), RunError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mem: u64, disks: &[(&str, &str)], nics: &[&str]) -> GuestConfig {
+        GuestConfig {
+            name: "g".into(),
+            memory_kib: mem * 1024,
+            vcpus: 1,
+            boot: None,
+            disks: disks
+                .iter()
+                .map(|(s, t)| GuestDisk {
+                    source: s.to_string(),
+                    target: t.to_string(),
+                    readonly: false,
+                })
+                .collect(),
+            nics: nics
+                .iter()
+                .map(|b| GuestNic {
+                    bridge: b.to_string(),
+                    mac: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn memory_needs_a_restart_and_added_disks_and_nics_go_live() {
+        let cur = cfg(64, &[("/dev/vg0/a", "vda")], &["br0"]);
+        assert!(classify(&cur, &cur).is_empty());
+        let c = classify(&cur, &cfg(96, &[("/dev/vg0/a", "vda")], &["br0"]));
+        assert_eq!(
+            c,
+            vec![("memory 64 MiB → 96 MiB".into(), ChangeClass::Restart)]
+        );
+        let c = classify(
+            &cur,
+            &cfg(
+                64,
+                &[("/dev/vg0/a", "vda"), ("/dev/vg0/b", "vdb")],
+                &["br0", "br1"],
+            ),
+        );
+        assert_eq!(
+            c,
+            vec![
+                ("disk /dev/vg0/b as vdb".into(), ChangeClass::Live),
+                ("NIC on br1".into(), ChangeClass::Live)
+            ]
+        );
+        let c = classify(&cur, &cfg(64, &[("/dev/vg0/c", "vda")], &["br0"]));
+        assert_eq!(c[0].1, ChangeClass::Restart);
+        assert_eq!(c.len(), 1);
+    }
+}
