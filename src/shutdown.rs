@@ -276,7 +276,7 @@ fn on_timeout_word(o: OnTimeout) -> &'static str {
 /// The order for people.
 pub fn render_text(spec: &Spec, order: &Order) -> String {
     let mut s = format!(
-        "Shutdown order of {} ({} guests; timeout {}s per guest unless set on the guest, then {}):\n",
+        "Shutdown order of {} ({} guests; timeout {}s per guest unless the guest sets its own, then {}):\n",
         spec.host.value,
         order.first.len() + order.batches.iter().map(Vec::len).sum::<usize>(),
         spec.shutdown

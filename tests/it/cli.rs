@@ -9,7 +9,17 @@ fn help_texts() {
     let top = hostform(&dir, &["--help"]);
     assert_eq!(code(&top), 0);
     insta::assert_snapshot!("help", stdout(&top));
-    for cmd in ["validate", "discover", "plan", "apply", "schema", "sandbox"] {
+    for cmd in [
+        "validate",
+        "discover",
+        "plan",
+        "apply",
+        "schema",
+        "sandbox",
+        "shutdown-order",
+        "shutdown",
+        "start",
+    ] {
         let o = hostform(&dir, &[cmd, "--help"]);
         assert_eq!(code(&o), 0, "{cmd}");
         insta::assert_snapshot!(format!("help_{cmd}"), stdout(&o));

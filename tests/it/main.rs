@@ -5,5 +5,6 @@ mod common;
 mod git;
 mod plan;
 mod schema;
+mod shutdown;
 mod spec_fuzz;
 mod validate;
