@@ -28,6 +28,9 @@ pub struct Facts {
     pub root_readonly: bool,
     /// What discovery could not express in the spec language.
     pub notes: Vec<String>,
+    /// Guests (libvirt domains, Xen domains and xl configs).
+    #[serde(default)]
+    pub guests: crate::kinds::guest::GuestFacts,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -158,6 +161,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         by_id,
         root_readonly,
         notes: Vec::new(),
+        guests: crate::kinds::guest::discover(r),
     };
     let spec = to_spec(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -366,8 +370,9 @@ mod tests {
     fn the_full_stack_reads_back_as_a_spec() {
         let r = fx("full");
         let d = discover(&r).expect("discovers");
+        // lsblk, pvs, vgs, lvs; virsh list (+ its autostart list when libvirt answers), xl list.
         assert!(
-            r.asked.lock().unwrap().len() <= 4,
+            r.asked.lock().unwrap().len() <= 7,
             "{:?}",
             r.asked.lock().unwrap()
         );

@@ -504,3 +504,169 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
         "the filesystem grew with its LV: {fs_size}"
     );
 }
+
+/// Libvirt guests for the guest tests: `hostform apply` builds their LVs (and, with the guests
+/// room, defines the guests), libvirtd runs in the sandbox (scripts/sandbox/libvirt-up.sh).
+/// The tests print JSON summaries between markers.
+fn guests_script(body: &str) -> String {
+    format!(
+        r#"set -e
+H={h}
+S=tests/specs/e2e
+bash scripts/sandbox/libvirt-up.sh
+ip link add br0 type bridge 2>/dev/null || true
+ip link set br0 up
+$H apply $S/guests.yaml --auto-approve > /tmp/apply.log 2>&1 || {{ cat /tmp/apply.log; exit 1; }}
+{body}
+"#,
+        h = env!("CARGO_BIN_EXE_hostform")
+    )
+}
+
+fn between<'a>(out: &'a str, tag: &str) -> &'a str {
+    let start = format!("=={tag}==\n");
+    let end = format!("==/{tag}==");
+    out.split(&start)
+        .nth(1)
+        .and_then(|s| s.split(&end).next())
+        .unwrap_or_else(|| panic!("no {tag} section in:\n{out}"))
+}
+
+fn guest<'a>(sum: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    sum["guests"]
+        .as_array()
+        .and_then(|g| g.iter().find(|x| x["name"] == name))
+        .unwrap_or_else(|| panic!("{name} not in {sum}"))
+}
+
+fn secs(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("{k} in {v}"))
+}
+
+/// Five guests (one `first`, four in three batches) on LVs and br0 under a real libvirtd:
+/// `hostform start` brings them up dependencies first; `hostform shutdown` stops them batch by
+/// batch, the guests of a batch side by side. With no OS they ignore the ACPI power button,
+/// so each one reaches its timeout and is destroyed. Then the same guests in one batch: the
+/// batch takes about its slowest guest's timeout, not the sum (docs/performance.md).
+#[test]
+fn guests_stop_in_dependency_batches_and_start_in_reverse() {
+    let Some(_vm) = vm() else { return };
+    let script = guests_script(
+        r#"i=0
+for g in peer front app web db; do
+  i=$((i+1))
+  printf "<domain type='qemu'><name>%s</name><memory unit='KiB'>32768</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type><boot dev='hd'/></os><features><acpi/></features><devices><disk type='block' device='disk'><source dev='/dev/vg0/%s_root'/><target dev='vda' bus='virtio'/></disk><interface type='bridge'><mac address='52:54:00:0e:00:0%s'/><source bridge='br0'/><model type='virtio'/></interface></devices></domain>" $g $g $i > /tmp/$g.xml
+  virsh -c qemu:///system define /tmp/$g.xml > /dev/null
+done
+echo ==START==; $H start $S/guests.yaml --format json 2>/tmp/start.log; echo ==/START==
+virsh -c qemu:///system list --all
+echo ==STOP==; $H shutdown $S/guests.yaml --format json 2>/tmp/stop.log; echo ==/STOP==
+echo ==STOPLOG==; cat /tmp/stop.log; echo ==/STOPLOG==
+virsh -c qemu:///system list --all
+$H start $S/guests.yaml > /dev/null 2>&1
+echo ==FLAT==; $H shutdown $S/guests-flat.yaml --format json 2>/dev/null; echo ==/FLAT==
+echo stopped-after-flat=$(virsh -c qemu:///system list --name | grep -c . || true)
+"#,
+    );
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/guests.yaml",
+            "--scale",
+            "1",
+            "--memory",
+            "2GiB",
+            "--",
+            "bash",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+
+    // Start: db, then app and web, then front, then peer (the `first` guest starts last).
+    let start: serde_json::Value = serde_json::from_str(between(&out, "START")).unwrap();
+    assert_eq!(start["ok"], true, "{start}");
+    let order: Vec<(String, String)> = start["guests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["stage"].as_str().unwrap().into(),
+                g["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = order.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["db", "app", "web", "front", "peer"], "{start}");
+    for g in start["guests"].as_array().unwrap() {
+        assert_eq!(g["outcome"], "started", "{g}");
+    }
+    assert!(secs(guest(&start, "app"), "began_s") >= secs(guest(&start, "db"), "ended_s"));
+    assert!(secs(guest(&start, "front"), "began_s") >= secs(guest(&start, "web"), "ended_s"));
+
+    // Shutdown: peer in the background, then [front] → [app, web] → [db], each destroyed after
+    // its own timeout (front 2 s, app 4 s, web 2 s, db 2 s).
+    let stop: serde_json::Value = serde_json::from_str(between(&out, "STOP")).unwrap();
+    assert_eq!(stop["ok"], true, "{stop}");
+    for n in ["peer", "front", "app", "web", "db"] {
+        assert_eq!(guest(&stop, n)["outcome"], "destroyed", "{n}: {stop}");
+    }
+    let (peer, front, app, web, db) = (
+        guest(&stop, "peer"),
+        guest(&stop, "front"),
+        guest(&stop, "app"),
+        guest(&stop, "web"),
+        guest(&stop, "db"),
+    );
+    assert_eq!(front["stage"], "batch 1");
+    assert_eq!(app["stage"], "batch 2");
+    assert_eq!(db["stage"], "batch 3");
+    // peer does not hold up batch 1: it began before front, and front began before peer ended.
+    assert!(
+        secs(peer, "began_s") <= secs(front, "began_s") + 0.5,
+        "{stop}"
+    );
+    assert!(secs(front, "began_s") < secs(peer, "ended_s"), "{stop}");
+    // Batches one after the other.
+    for g in [app, web] {
+        assert!(secs(g, "began_s") >= secs(front, "ended_s"), "{stop}");
+        assert!(secs(db, "began_s") >= secs(g, "ended_s"), "{stop}");
+    }
+    // app and web side by side: both began together, and the batch took about app's 4 s.
+    assert!(
+        (secs(app, "began_s") - secs(web, "began_s")).abs() < 1.0,
+        "{stop}"
+    );
+    assert!(
+        secs(app, "took_s") >= 4.0 && secs(web, "took_s") >= 2.0,
+        "{stop}"
+    );
+    assert!(secs(web, "ended_s") < secs(app, "ended_s"), "{stop}");
+    let log = between(&out, "STOPLOG");
+    assert!(
+        log.contains("db: still running after 2s: destroying it (on-timeout: destroy)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("shutdown done: 5 destroyed after the timeout"),
+        "{log}"
+    );
+    // Every timestamp of the log is UTC, to the millisecond.
+    assert!(
+        log.lines()
+            .all(|l| l.len() > 24 && &l[10..11] == "T" && &l[23..24] == "Z"),
+        "{log}"
+    );
+
+    // One batch of five with timeouts 2..6 s: about the slowest (6 s), far from the sum (20 s).
+    let flat: serde_json::Value = serde_json::from_str(between(&out, "FLAT")).unwrap();
+    assert_eq!(flat["ok"], true, "{flat}");
+    let took = secs(&flat, "took_s");
+    eprintln!("one batch of 5 guests, timeouts 2+3+4+5+6 = 20 s: took {took:.1} s");
+    assert!((6.0..12.0).contains(&took), "{flat}");
+    assert!(out.contains("stopped-after-flat=0"), "{out}");
+}

@@ -220,3 +220,105 @@ mod tests {
         assert_eq!(c.len(), 1);
     }
 }
+
+/// What discovery saw of the guests (`Facts.guests`). Reading it costs a fixed number of
+/// processes whatever the number of guests: `virsh list --all`, `virsh list --all --autostart
+/// --name` and `xl list -l`; definitions and xl configs are read as files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestFacts {
+    /// `None` when libvirt could not be asked (not installed, daemon not running).
+    #[serde(default)]
+    pub libvirt: Option<LibvirtFacts>,
+    /// `None` when `xl` could not be asked.
+    #[serde(default)]
+    pub xen: Option<XenFacts>,
+    /// xl config files found under /etc/xen (path → content); read even without a running Xen.
+    #[serde(default)]
+    pub xl_configs: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LibvirtFacts {
+    pub uri: String,
+    pub domains: std::collections::BTreeMap<String, SeenDomain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenDomain {
+    /// As `virsh list` says it: `running`, `shut off`, `paused`...
+    pub state: String,
+    pub autostart: bool,
+    /// The persistent definition, when it could be read and parsed.
+    pub definition: Option<super::libvirt::Domain>,
+    /// Why it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SeenDomain {
+    pub fn running(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused" | "in shutdown")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct XenFacts {
+    /// Running domains (Domain-0 excluded) → domain id.
+    pub running: std::collections::BTreeMap<String, u32>,
+}
+
+/// Read the guests of this host: libvirt through the local system URI, Xen through `xl`.
+pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
+    let mut f = GuestFacts::default();
+    let v = super::libvirt::Virsh::new(r, None);
+    if let Ok(listed) = v.list() {
+        let autostart = v.autostarted().unwrap_or_default();
+        let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
+        let defs = v.definitions(&names);
+        let mut lf = LibvirtFacts {
+            uri: v.uri.clone(),
+            ..LibvirtFacts::default()
+        };
+        for l in listed {
+            let (definition, error) = match defs.get(&l.name) {
+                Some(Ok(d)) => (Some(d.clone()), None),
+                Some(Err(e)) => (None, Some(e.clone())),
+                None => (None, None),
+            };
+            lf.domains.insert(
+                l.name.clone(),
+                SeenDomain {
+                    autostart: autostart.contains(&l.name),
+                    state: l.state,
+                    definition,
+                    error,
+                },
+            );
+        }
+        f.libvirt = Some(lf);
+    }
+    let xl = super::xen::Xl::new(r, None);
+    if let Ok(doms) = xl.list() {
+        f.xen = Some(XenFacts {
+            running: doms.into_iter().map(|d| (d.name, d.domid)).collect(),
+        });
+    }
+    // xl configs: /etc/xen/*.xl|*.cfg and one level of subdirectories (/etc/xen/guest/).
+    let mut dirs = vec![super::xen::DEFAULT_CONFIG_DIR.to_string()];
+    for e in r.list(super::xen::DEFAULT_CONFIG_DIR) {
+        if !e.contains('.') {
+            dirs.push(format!("{}/{e}", super::xen::DEFAULT_CONFIG_DIR));
+        }
+    }
+    for d in dirs {
+        for e in r.list(&d) {
+            if e.ends_with(".xl") || e.ends_with(".cfg") {
+                let p = format!("{d}/{e}");
+                if let Some(t) = r.read(&p) {
+                    f.xl_configs.insert(p, t);
+                }
+            }
+        }
+    }
+    f
+}

@@ -6,6 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod guests;
 pub mod storage;
 
 use crate::discover::Facts;
@@ -24,6 +25,7 @@ pub struct Options {
 /// one line each.
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut plan = storage::plan(spec, facts, opts);
+    guests::plan_into(&mut plan, spec, facts, opts);
     let ops = std::mem::take(&mut plan.ops);
     match order(ops) {
         Ok(o) => plan.ops = o,

@@ -738,9 +738,59 @@ pub fn start(
     s
 }
 
-/// A failure of a whole run (before any guest was touched).
-pub fn list_error(e: RunError) -> String {
-    e.to_string()
+/// The first word of a plan op that `apply` runs in-process: stop one guest with its timeout
+/// and policy (`hostform-stop-guest HYPERVISOR URI|CONFIG_DIR NAME TIMEOUT_S POLICY`), because
+/// neither `virsh shutdown` nor `xl shutdown` waits with a timeout.
+pub const STOP_GUEST_OP: &str = "hostform-stop-guest";
+
+/// Run a [`STOP_GUEST_OP`] op: its arguments after the first word.
+pub fn stop_guest_op(r: &dyn Runner, args: &[String]) -> Result<(), RunError> {
+    let bad = || RunError::NotFound {
+        program: format!("{STOP_GUEST_OP} {} (malformed)", args.join(" ")),
+    };
+    let [hv, loc, name, timeout, policy] = args else {
+        return Err(bad());
+    };
+    let timeout: u64 = timeout.parse().map_err(|_| bad())?;
+    let policy = match policy.as_str() {
+        "destroy" => OnTimeout::Destroy,
+        "wait" => OnTimeout::Wait,
+        "fail" => OnTimeout::Fail,
+        _ => return Err(bad()),
+    };
+    let virsh;
+    let xl;
+    let b: &dyn Lifecycle = match hv.as_str() {
+        "libvirt" => {
+            virsh = Virsh::new(r, Some(loc));
+            &virsh
+        }
+        "xen" => {
+            xl = Xl::new(r, Some(loc));
+            &xl
+        }
+        _ => return Err(bad()),
+    };
+    let mut log = Log::new(None);
+    log.quiet = true;
+    let res = stop_one(
+        b,
+        name,
+        "apply",
+        Duration::from_secs(timeout),
+        policy,
+        RunOptions::default(),
+        &log,
+        &AtomicBool::new(false),
+    );
+    match res.outcome {
+        Outcome::Stopped | Outcome::Destroyed | Outcome::NotRunning => Ok(()),
+        _ => Err(RunError::Failed {
+            argv: format!("stop {name}"),
+            status: 1,
+            stderr: res.error.unwrap_or_default(),
+        }),
+    }
 }
 
 #[cfg(test)]
