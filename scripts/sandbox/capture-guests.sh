@@ -49,15 +49,7 @@ act() {
 
 V="virsh -c qemu:///system"
 
-# libvirt as packaged expects these accounts; the sandbox's /etc is a tmpfs overlay.
-grep -q '^kvm:' /etc/group || echo 'kvm:x:994:' >>/etc/group
-grep -q '^libvirt:' /etc/group || echo 'libvirt:x:993:' >>/etc/group
-grep -q '^libvirt-qemu:' /etc/passwd || echo 'libvirt-qemu:x:64055:994:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin' >>/etc/passwd
-grep -q '^libvirt-qemu:' /etc/group || echo 'libvirt-qemu:x:64055:' >>/etc/group
-mkdir -p /var/lib/libvirt /var/log/libvirt /run/libvirt /var/cache/libvirt
-act virtlogd -d
-act libvirtd -d
-for _ in $(seq 50); do $V version >/dev/null 2>&1 && break; sleep 0.2; done
+act bash "$(dirname "$0")/libvirt-up.sh"
 cap virsh-version $V version
 
 act pvcreate -q "$DISK_A"
