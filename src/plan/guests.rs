@@ -389,10 +389,11 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                 let mut o = op(
                     format!("73:guest:{name}:autostart"),
                     &res,
-                    format!(
-                        "{} {name} with the host",
-                        if want_auto { "start" } else { "do not start" }
-                    ),
+                    if want_auto {
+                        format!("mark {name} to start with the host (autostart)")
+                    } else {
+                        format!("unmark {name}: not started with the host (autostart off)")
+                    },
                     if want_auto {
                         virsh(&["autostart", name])
                     } else {

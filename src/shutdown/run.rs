@@ -167,8 +167,9 @@ impl<'a> Backends<'a> {
 
     /// Running guests, each with the backend that runs it; a backend that cannot list is
     /// reported in the log and left out.
-    fn running(&self, log: &Log) -> BTreeMap<String, &dyn Lifecycle> {
+    fn running(&self, log: &Log) -> (BTreeMap<String, &dyn Lifecycle>, Vec<&'static str>) {
         let mut out = BTreeMap::new();
+        let mut unlisted = Vec::new();
         for b in self.all() {
             match b.running() {
                 Ok(names) => {
@@ -176,10 +177,13 @@ impl<'a> Backends<'a> {
                         out.insert(n, b);
                     }
                 }
-                Err(e) => log.event(&format!("cannot list the {} guests: {e}", b.tool())),
+                Err(e) => {
+                    log.event(&format!("cannot list the {} guests: {e}", b.tool()));
+                    unlisted.push(b.tool());
+                }
             }
         }
-        out
+        (out, unlisted)
     }
 
     fn of(&self, spec: &Spec, name: &str) -> Option<&dyn Lifecycle> {
@@ -258,7 +262,11 @@ fn stop_one(
         result(log, name, stage, began, Outcome::Failed, Some(e))
     };
     // The run's listing already says which guests run; others are asked.
-    let running = if known_running { Ok(true) } else { b.is_running(name) };
+    let running = if known_running {
+        Ok(true)
+    } else {
+        b.is_running(name)
+    };
     match running {
         Ok(false) => {
             log.event(&format!("{name}: not running"));
@@ -335,7 +343,7 @@ pub fn shutdown(
     opts: RunOptions,
     log: &Log,
 ) -> Summary {
-    let running = backends.running(log);
+    let (running, unlisted) = backends.running(log);
     let members: Vec<&String> = order
         .first
         .iter()
@@ -361,17 +369,22 @@ pub fn shutdown(
         for st in &stages {
             for g in &st.guests {
                 let t = timeout_secs(spec, g);
+                let unknown_state = backends
+                    .of(spec, g)
+                    .is_some_and(|b| unlisted.contains(&b.tool()));
                 let state = if running.contains_key(g) {
                     format!(
                         "would stop (timeout {t}s, then {})",
                         super::on_timeout_word(spec.shutdown.on_timeout)
                     )
+                } else if unknown_state {
+                    "state unknown (its hypervisor could not be listed)".to_string()
                 } else {
                     "not running".to_string()
                 };
                 log.event(&format!("{}: {g}: {state}", st.label));
                 let now = (Instant::now(), SystemTime::now());
-                let outcome = if running.contains_key(g) {
+                let outcome = if running.contains_key(g) || unknown_state {
                     Outcome::Skipped
                 } else {
                     Outcome::NotRunning
@@ -997,6 +1010,27 @@ vms:
         assert_eq!(
             out,
             vec![("g2", Outcome::NotRunning), ("g1", Outcome::Skipped)]
+        );
+        // libvirt cannot be listed: the state is unknown, never "not running".
+        let r = ScriptedRunner::new();
+        let b = Backends::for_spec(&s, &r);
+        let log = quiet();
+        let sum = shutdown(
+            &s,
+            &o,
+            &b,
+            RunOptions {
+                dry_run: true,
+                ..RunOptions::default()
+            },
+            &log,
+        );
+        assert!(sum.guests.iter().all(|g| g.outcome == Outcome::Skipped));
+        let lines = log.lines.lock().unwrap().join("\n");
+        assert!(lines.contains("cannot list the virsh guests"), "{lines}");
+        assert!(
+            lines.contains("g1: state unknown (its hypervisor could not be listed)"),
+            "{lines}"
         );
     }
 }
