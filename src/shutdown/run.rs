@@ -100,6 +100,10 @@ pub enum Outcome {
     Failed,
     /// Not attempted: an earlier failure stopped the sequence.
     Skipped,
+    /// `--dry-run`: would be stopped (or started).
+    Planned,
+    /// `--dry-run`: its hypervisor could not be listed.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -384,8 +388,10 @@ pub fn shutdown(
                 };
                 log.event(&format!("{}: {g}: {state}", st.label));
                 let now = (Instant::now(), SystemTime::now());
-                let outcome = if running.contains_key(g) || unknown_state {
-                    Outcome::Skipped
+                let outcome = if running.contains_key(g) {
+                    Outcome::Planned
+                } else if unknown_state {
+                    Outcome::Unknown
                 } else {
                     Outcome::NotRunning
                 };
@@ -480,7 +486,9 @@ fn finish(
             .unwrap_or(usize::MAX)
     };
     guests.sort_by(|a, b| pos(a).cmp(&pos(b)).then(a.name.cmp(&b.name)));
-    let ok = !guests.iter().any(|g| g.outcome == Outcome::Failed);
+    let ok = !guests
+        .iter()
+        .any(|g| matches!(g.outcome, Outcome::Failed | Outcome::Unknown));
     let s = Summary {
         format_version: 1,
         host: spec.host.value.clone(),
@@ -519,6 +527,8 @@ fn outcome_word(o: Outcome) -> &'static str {
         Outcome::AlreadyRunning => "already running",
         Outcome::Failed => "failed",
         Outcome::Skipped => "not attempted",
+        Outcome::Planned => "planned (dry run)",
+        Outcome::Unknown => "state unknown",
     }
 }
 
@@ -714,7 +724,7 @@ pub fn start(
                         .unwrap_or_default();
                     let r = if opts.dry_run {
                         log.event(&format!("{g}: would start"));
-                        result(log, g, &st.label, now, Outcome::Skipped, None)
+                        result(log, g, &st.label, now, Outcome::Planned, None)
                     } else if !blocked.is_empty() {
                         log.event(&format!("{g}: not started: {} failed", blocked.join(", ")));
                         result(
@@ -1009,7 +1019,7 @@ vms:
             .collect();
         assert_eq!(
             out,
-            vec![("g2", Outcome::NotRunning), ("g1", Outcome::Skipped)]
+            vec![("g2", Outcome::NotRunning), ("g1", Outcome::Planned)]
         );
         // libvirt cannot be listed: the state is unknown, never "not running".
         let r = ScriptedRunner::new();
@@ -1025,7 +1035,11 @@ vms:
             },
             &log,
         );
-        assert!(sum.guests.iter().all(|g| g.outcome == Outcome::Skipped));
+        assert!(sum.guests.iter().all(|g| g.outcome == Outcome::Unknown));
+        assert!(
+            !sum.ok,
+            "a dry run that could not see the guests is not a success"
+        );
         let lines = log.lines.lock().unwrap().join("\n");
         assert!(lines.contains("cannot list the virsh guests"), "{lines}");
         assert!(
