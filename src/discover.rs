@@ -357,6 +357,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
             },
         );
     }
+    spec.vms = crate::kinds::guest::to_spec_vms(&f.guests, &mut f.notes);
     spec
 }
 

@@ -322,3 +322,107 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
     }
     f
 }
+
+/// The guests discovery saw, in the spec language (for `hostform discover`): libvirt domains
+/// with their definition. Disks that are not LVs and Xen domains (whose xl configs are not read
+/// back yet) become notes.
+pub fn to_spec_vms(
+    f: &GuestFacts,
+    notes: &mut Vec<String>,
+) -> indexmap::IndexMap<crate::spec::types::Name, Vm> {
+    use crate::spec::de::Sp;
+    use crate::spec::types::{Hypervisor, VmDisk, VmNic, VmState};
+    use crate::spec::units::{Mac, Size};
+    let mut out = indexmap::IndexMap::new();
+    if let Some(l) = &f.libvirt {
+        for (name, d) in &l.domains {
+            let Some(def) = &d.definition else {
+                notes.push(format!(
+                    "libvirt guest {name}: its definition could not be read ({})",
+                    d.error.as_deref().unwrap_or("unknown error")
+                ));
+                continue;
+            };
+            let c = &def.config;
+            let mut disks = Vec::new();
+            for disk in &c.disks {
+                let lv = disk
+                    .source
+                    .strip_prefix("/dev/")
+                    .filter(|p| p.split('/').count() == 2 && !p.starts_with("mapper/"));
+                match lv {
+                    Some(lv) => disks.push(VmDisk {
+                        lv: Sp::bare(lv.to_string()),
+                        target: Sp::bare(disk.target.clone()),
+                        readonly: disk.readonly,
+                    }),
+                    None => notes.push(format!(
+                        "libvirt guest {name}: disk {} ({}) is not an LV as /dev/VG/LV; left out",
+                        disk.target, disk.source
+                    )),
+                }
+            }
+            let nics = c
+                .nics
+                .iter()
+                .map(|n| VmNic {
+                    bridge: Sp::bare(n.bridge.clone()),
+                    mac: n
+                        .mac
+                        .as_deref()
+                        .and_then(|m| Mac::parse(m).ok())
+                        .map(Sp::bare),
+                })
+                .collect();
+            let running = d.running();
+            out.insert(
+                Sp::bare(name.clone()),
+                Vm {
+                    hypervisor: Some(Sp::bare(Hypervisor::Libvirt)),
+                    memory: Some(Sp::bare(Size(c.memory_kib * 1024))),
+                    vcpus: (c.vcpus != 1).then(|| Sp::bare(c.vcpus)),
+                    boot: c.boot.clone(),
+                    disks,
+                    nics,
+                    state: (!running).then_some(VmState::Stopped),
+                    // The default is: autostart when running.
+                    autostart: (d.autostart != running).then_some(d.autostart),
+                    ..Vm::default()
+                },
+            );
+        }
+    }
+    if let Some(x) = &f.xen {
+        for n in x.running.keys() {
+            notes.push(format!(
+                "Xen guest {n} is running: xl configs are not read back into the spec yet; describe it under `vms` by hand"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod discover_tests {
+    use super::*;
+    use crate::runner::fixtures::{scripted, text};
+
+    #[test]
+    fn captured_guests_read_back_as_spec_guests() {
+        let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
+            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let f = discover(&r);
+        let mut notes = Vec::new();
+        let vms = to_spec_vms(&f, &mut notes);
+        assert!(notes.is_empty(), "{notes:?}");
+        let y = serde_saphyr::to_string(&vms).unwrap();
+        insta::assert_snapshot!("discovered_guests", y);
+        // And what discovery prints plans nothing when it is taken as the spec.
+        let g1 = vms.iter().find(|(k, _)| k.value == "g1").unwrap().1;
+        assert_eq!(g1.state, None);
+        assert_eq!(g1.autostart, None);
+        let g2 = vms.iter().find(|(k, _)| k.value == "g2").unwrap().1;
+        assert_eq!(g2.state, Some(crate::spec::types::VmState::Stopped));
+    }
+}
