@@ -39,6 +39,7 @@ fn survive_hangup() {
 }
 
 pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
+    survive_hangup();
     let path = args
         .spec
         .clone()
@@ -60,7 +61,6 @@ pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
             return EXIT_FAIL;
         }
     };
-    survive_hangup();
     let file = match &args.log {
         Some(p) => match std::fs::OpenOptions::new()
             .create(true)
