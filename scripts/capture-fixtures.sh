@@ -6,6 +6,7 @@
 # Boot 2 (same images): reused/ right after boot (udev auto-assembly), then
 #   degraded/ (fail, remove, re-add/recovery), failed/ (faulty member), replaced/
 #   (member removed, its disk wiped), tagged/ (prevent-destroy LVM tags).
+# Boot 3 (fresh images): guests/ (libvirtd, two guests on LVs and br0).
 #
 # Needs: qemu-system-x86, linux-image-amd64, busybox-static, mdadm, lvm2,
 # fdisk, e2fsprogs, iproute2, udev, kmod (see docs/sandbox-notes.md).
@@ -42,4 +43,11 @@ for phase in first second; do
     end=$(date +%s.%N)
     printf 'phase %s wall time: %.1f s\n' "$phase" "$(echo "$end - $start" | bc)" | tee -a "$log"
 done
+# Boot 3 (fresh disks): guests/ under a real libvirtd (scripts/sandbox/capture-guests.sh).
+echo "== boot for guests" | tee -a "$log"
+start=$(date +%s.%N)
+"$smoke" --writable --timeout 900 --memory 1024 --workdir "$repo" -- \
+    bash scripts/sandbox/capture-guests.sh "$rel" 2> >(tee -a "$log" >&2)
+end=$(date +%s.%N)
+printf 'phase guests wall time: %.1f s\n' "$(echo "$end - $start" | bc)" | tee -a "$log"
 echo "fixtures written to $rel"

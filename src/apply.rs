@@ -53,6 +53,9 @@ fn run_op(r: &dyn Runner, op: &Op) -> Result<(), RunError> {
     if let Some(w) = &op.write {
         return r.write_file(&w.path, &w.content, w.mode);
     }
+    if op.argv.first().map(String::as_str) == Some(crate::shutdown::run::STOP_GUEST_OP) {
+        return crate::shutdown::run::stop_guest_op(r, &op.argv[1..]);
+    }
     let argv: Vec<&str> = op.argv.iter().map(String::as_str).collect();
     let out = r.run_input(&argv, op.stdin.as_deref())?;
     if out.status != 0 {

@@ -36,6 +36,9 @@ pub struct Facts {
     /// Links, addresses, routes and network configuration files (`crate::kinds::net`).
     #[serde(default)]
     pub net: crate::kinds::net::NetFacts,
+    /// Guests (libvirt domains, Xen domains and xl configs).
+    #[serde(default)]
+    pub guests: crate::kinds::guest::GuestFacts,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -169,6 +172,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         notes: Vec::new(),
         images: BTreeMap::new(),
         net,
+        guests: crate::kinds::guest::discover(r),
     };
     let spec = to_spec(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -379,6 +383,7 @@ fn to_spec(host: &str, f: &mut Facts) -> Spec {
     if !spec.bridges.is_empty() {
         spec.network.manager = f.net.manager.unwrap_or_default();
     }
+    spec.vms = crate::kinds::guest::to_spec_vms(&f.guests, &mut f.notes);
     spec
 }
 
@@ -392,6 +397,7 @@ mod tests {
     fn the_full_stack_reads_back_as_a_spec() {
         let r = fx("full");
         let d = discover(&r).expect("discovers");
+        // lsblk, pvs, vgs, lvs; virsh list (+ its autostart list when libvirt answers), xl list.
         assert!(
             r.asked.lock().unwrap().len() <= 7,
             "{:?}",

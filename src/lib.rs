@@ -9,6 +9,7 @@ pub mod progress;
 pub mod runner;
 pub mod safe;
 pub mod sandbox;
+pub mod shutdown;
 pub mod spec;
 pub mod synthetic;
 pub mod workflow;

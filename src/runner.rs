@@ -369,6 +369,118 @@ impl Runner for ReplayRunner {
     }
 }
 
+/// Answers a fixed sequence of commands, in order: each step is either a capture of a fixture
+/// directory, by its name in `COMMANDS` (its argv, exit status, stdout and stderr, replayed
+/// as captured), or a step given by hand (for tools that cannot run in the sandbox, such as
+/// Xen's `xl`: only the exit status and the argv are then asserted, never parsed output). A
+/// command out of sequence is an error naming the expected one, so tests assert the exact
+/// command sequence.
+#[derive(Default)]
+pub struct ScriptedRunner {
+    steps: Mutex<std::collections::VecDeque<(String, Output)>>,
+    files: BTreeMap<String, String>,
+    /// Commands asked for, in order.
+    pub asked: Mutex<Vec<String>>,
+}
+
+impl ScriptedRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Next, `argv` (space-joined) exits with `status` and prints `stdout`.
+    pub fn then(self, argv: &str, status: i32, stdout: &str) -> Self {
+        if let Ok(mut s) = self.steps.lock() {
+            s.push_back((
+                argv.to_string(),
+                Output {
+                    status,
+                    stdout: stdout.to_string(),
+                    stderr: String::new(),
+                },
+            ));
+        }
+        self
+    }
+    /// Next, the capture `name` of the fixture directory `dir`, replayed as captured.
+    pub fn then_captured(self, dir: &Path, name: &str) -> std::io::Result<Self> {
+        let commands = std::fs::read_to_string(dir.join("COMMANDS"))?;
+        let line = commands
+            .lines()
+            .find(|l| l.split('\t').next() == Some(name))
+            .ok_or_else(|| std::io::Error::other(format!("{name} is not in COMMANDS")))?;
+        let mut parts = line.splitn(3, '\t');
+        let _ = parts.next();
+        let status: i32 = parts.next().unwrap_or("0").parse().unwrap_or(0);
+        let argv = unescape(parts.next().unwrap_or(""));
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+        if let Ok(mut s) = self.steps.lock() {
+            s.push_back((
+                argv,
+                Output {
+                    status,
+                    stdout: read(name),
+                    stderr: read(&format!("{name}.stderr")),
+                },
+            ));
+        }
+        Ok(self)
+    }
+    /// A file `read` answers with.
+    pub fn with_file(mut self, path: &str, content: &str) -> Self {
+        self.files.insert(path.to_string(), content.to_string());
+        self
+    }
+    /// Steps not asked for yet.
+    pub fn remaining(&self) -> Vec<String> {
+        self.steps
+            .lock()
+            .map(|s| s.iter().map(|(a, _)| a.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Runner for ScriptedRunner {
+    fn run_input(&self, argv: &[&str], _input: Option<&str>) -> Result<Output, RunError> {
+        let line = argv.join(" ");
+        if let Ok(mut a) = self.asked.lock() {
+            a.push(line.clone());
+        }
+        let mut steps = self.steps.lock().map_err(|_| RunError::NotFound {
+            program: "scripted runner poisoned".into(),
+        })?;
+        match steps.front() {
+            Some((want, _)) if *want == line => {
+                Ok(steps.pop_front().map(|s| s.1).unwrap_or(Output {
+                    status: 0,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                }))
+            }
+            Some((want, _)) => Err(RunError::NotFound {
+                program: format!("{line} (out of sequence: expected {want})"),
+            }),
+            None => Err(RunError::NotFound {
+                program: format!("{line} (out of sequence: nothing more expected)"),
+            }),
+        }
+    }
+    fn read(&self, path: &str) -> Option<String> {
+        self.files.get(path).cloned()
+    }
+    fn list(&self, _dir: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn resolve_link(&self, _path: &str) -> Option<String> {
+        None
+    }
+    fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {
+        if let Ok(mut a) = self.asked.lock() {
+            a.push(format!("write {path} ({} bytes)", content.len()));
+        }
+        Ok(())
+    }
+}
+
 /// Fixtures for the rooms' tests: real output captured in the sandbox (tests/fixtures/).
 #[cfg(test)]
 pub mod fixtures {
@@ -379,6 +491,19 @@ pub mod fixtures {
             env!("CARGO_MANIFEST_DIR")
         ))
         .expect("fixture scenario")
+    }
+
+    /// A scripted runner whose steps replay captures of `scenario`, by name, in order.
+    pub fn scripted(scenario: &str, names: &[&str]) -> super::ScriptedRunner {
+        let dir = std::path::PathBuf::from(format!(
+            "{}/tests/fixtures/{scenario}",
+            env!("CARGO_MANIFEST_DIR")
+        ));
+        let mut r = super::ScriptedRunner::new();
+        for n in names {
+            r = r.then_captured(&dir, n).expect("captured step");
+        }
+        r
     }
 
     /// One fixture file's text: `full/mdstat`.

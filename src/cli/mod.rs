@@ -18,6 +18,8 @@ mod rollback;
 mod sandbox;
 mod schema;
 mod show;
+mod shutdown;
+mod shutdown_order;
 mod timer;
 mod validate;
 
@@ -73,6 +75,14 @@ pub enum Command {
     NetConfig(net_config::Args),
     /// Print the JSON Schema of the spec language.
     Schema(schema::Args),
+    /// Print the order in which the guests stop: batches computed from depends-on (or an
+    /// xendomains list, or a systemd unit that runs the shutdown at host shutdown).
+    ShutdownOrder(shutdown_order::Args),
+    /// Stop the guests in dependency order, the guests of a batch side by side, each with its
+    /// timeout and then the spec's on-timeout policy. Survives a lost terminal (SIGHUP).
+    Shutdown(shutdown::Args),
+    /// Start the spec's guests in the reverse of the shutdown order (dependencies first).
+    Start(shutdown::Args),
     /// Boot a throwaway VM shaped like the spec's host (same disk ids, scaled sizes, same NIC
     /// names) and run hostform or a command inside it, on a real kernel.
     Sandbox(sandbox::Args),
@@ -191,6 +201,9 @@ pub fn main() -> i32 {
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Validate(a) => validate::run(a, color),
         Command::Schema(a) => schema::run(a),
+        Command::ShutdownOrder(a) => shutdown_order::run(a, color),
+        Command::Shutdown(a) => shutdown::run(a, color, false),
+        Command::Start(a) => shutdown::run(a, color, true),
         Command::Discover(a) => discover::run(a),
         Command::Plan(a) => plan::run(a, color),
         Command::Apply(a) => apply::run(a, color),

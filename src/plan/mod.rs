@@ -6,6 +6,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod guests;
 pub mod net;
 pub mod storage;
 
@@ -26,6 +27,7 @@ pub struct Options {
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut plan = storage::plan(spec, facts, opts);
     merge(&mut plan, net::plan(spec, facts, opts));
+    guests::plan_into(&mut plan, spec, facts, opts);
 
     // After every room: the last lock on destruction, then one order for all ops.
     guard_destruction(&mut plan, opts);

@@ -597,6 +597,7 @@ pub struct XenSettings {
 /// ```yaml
 /// libvirt:
 ///   uri: qemu:///system
+///   domain-type: kvm
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -604,6 +605,18 @@ pub struct LibvirtSettings {
     /// Connection URI; `qemu:///system` by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uri: Option<Name>,
+    /// `kvm` (hardware virtualization, the default) or `qemu` (software emulation: a nested
+    /// test host without KVM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_type: Option<Sp<DomainType>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DomainType {
+    #[default]
+    Kvm,
+    Qemu,
 }
 
 /// A guest. Every field may come from `vm-defaults` or a template; a VM's own fields win.

@@ -23,6 +23,9 @@ fn help_texts() {
         "net-config",
         "schema",
         "sandbox",
+        "shutdown-order",
+        "shutdown",
+        "start",
     ] {
         let o = hostform(&dir, &[cmd, "--help"]);
         assert_eq!(code(&o), 0, "{cmd}");

@@ -7,6 +7,7 @@ mod net;
 mod plan;
 mod plan_format;
 mod schema;
+mod shutdown;
 mod spec_fuzz;
 mod validate;
 mod workflow;

@@ -1,0 +1,428 @@
+//! Guests, whatever runs them: the comparable model of a guest's configuration, and the
+//! lifecycle both backends (`xen.rs`: xl, `libvirt.rs`: virsh) implement through the runner.
+
+use serde::{Deserialize, Serialize};
+
+use crate::runner::RunError;
+use crate::spec::types::{Boot, Vm};
+
+/// What hostform manages of a guest's configuration, in a form both the spec and the
+/// hypervisor's own configuration (xl file, domain XML) map onto, so they can be compared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestConfig {
+    pub name: String,
+    pub memory_kib: u64,
+    pub vcpus: u32,
+    #[serde(default)]
+    pub boot: Option<Boot>,
+    #[serde(default)]
+    pub disks: Vec<GuestDisk>,
+    #[serde(default)]
+    pub nics: Vec<GuestNic>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestDisk {
+    /// The host block device: `/dev/vg0/guest1_root`.
+    pub source: String,
+    /// The device name inside the guest: `xvda1`, `vda`.
+    pub target: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestNic {
+    pub bridge: String,
+    /// Lower-case `aa:bb:cc:dd:ee:ff`; `None` lets the hypervisor choose.
+    pub mac: Option<String>,
+}
+
+impl GuestConfig {
+    /// The configuration a (resolved) spec guest asks for.
+    pub fn from_spec(name: &str, vm: &Vm) -> GuestConfig {
+        GuestConfig {
+            name: name.to_string(),
+            memory_kib: vm.memory.as_ref().map(|m| m.value.0 / 1024).unwrap_or(0),
+            vcpus: vm.vcpus.as_ref().map(|v| v.value).unwrap_or(1),
+            boot: vm.boot.clone(),
+            disks: vm
+                .disks
+                .iter()
+                .map(|d| GuestDisk {
+                    source: format!("/dev/{}", d.lv.value),
+                    target: d.target.value.clone(),
+                    readonly: d.readonly,
+                })
+                .collect(),
+            nics: vm
+                .nics
+                .iter()
+                .map(|n| GuestNic {
+                    bridge: n.bridge.value.clone(),
+                    mac: n
+                        .mac
+                        .as_ref()
+                        .map(|m| m.value.to_string().to_ascii_lowercase()),
+                })
+                .collect(),
+        }
+    }
+
+    /// The LVs (`VG/LV`) this guest's disks sit on.
+    pub fn lvs(&self) -> Vec<String> {
+        self.disks
+            .iter()
+            .filter_map(|d| d.source.strip_prefix("/dev/").map(str::to_string))
+            .collect()
+    }
+}
+
+/// How a change to a guest's configuration reaches the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeClass {
+    /// Applied to the running guest (and its persistent configuration).
+    Live,
+    /// Written to the configuration; takes effect at the guest's next start.
+    Restart,
+    /// Only possible while the guest is stopped (an LV resize under it).
+    Stopped,
+}
+
+/// Classify the difference between what a guest runs with and what the spec asks for:
+/// more memory, vCPUs or a different boot need a restart; added disks and NICs are attached
+/// live; removed or changed ones need a restart.
+pub fn classify(current: &GuestConfig, desired: &GuestConfig) -> Vec<(String, ChangeClass)> {
+    let mut out = Vec::new();
+    if current.memory_kib != desired.memory_kib {
+        out.push((
+            format!(
+                "memory {} MiB → {} MiB",
+                current.memory_kib / 1024,
+                desired.memory_kib / 1024
+            ),
+            ChangeClass::Restart,
+        ));
+    }
+    if current.vcpus != desired.vcpus {
+        out.push((
+            format!("vcpus {} → {}", current.vcpus, desired.vcpus),
+            ChangeClass::Restart,
+        ));
+    }
+    if current.boot != desired.boot && desired.boot.is_some() {
+        out.push(("boot settings".into(), ChangeClass::Restart));
+    }
+    for d in &desired.disks {
+        if !current.disks.contains(d) {
+            let class = if current.disks.iter().any(|c| c.target == d.target) {
+                ChangeClass::Restart
+            } else {
+                ChangeClass::Live
+            };
+            out.push((format!("disk {} as {}", d.source, d.target), class));
+        }
+    }
+    for c in &current.disks {
+        if !desired.disks.iter().any(|d| d.target == c.target) {
+            out.push((
+                format!("remove disk {} ({})", c.source, c.target),
+                ChangeClass::Restart,
+            ));
+        }
+    }
+    for n in &desired.nics {
+        let seen = current
+            .nics
+            .iter()
+            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac));
+        if !seen {
+            out.push((format!("NIC on {}", n.bridge), ChangeClass::Live));
+        }
+    }
+    if current.nics.len() > desired.nics.len() {
+        out.push(("remove a NIC".into(), ChangeClass::Restart));
+    }
+    out
+}
+
+/// Starting and stopping guests, whatever runs them. Every call is one command through the
+/// runner; waiting (with hostform's own timeout) is the caller's business.
+pub trait Lifecycle: Send + Sync {
+    /// `xl` or `virsh`, for messages.
+    fn tool(&self) -> &'static str;
+    /// The running guests (Domain-0 excluded), one command.
+    fn running(&self) -> Result<Vec<String>, RunError>;
+    /// Whether this guest is running now.
+    fn is_running(&self, name: &str) -> Result<bool, RunError>;
+    /// Start a defined (libvirt) or configured (xl) guest.
+    fn start(&self, name: &str) -> Result<(), RunError>;
+    /// Ask the guest to shut down cleanly; returns at once.
+    fn request_shutdown(&self, name: &str) -> Result<(), RunError>;
+    /// Force it off.
+    fn destroy(&self, name: &str) -> Result<(), RunError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(mem: u64, disks: &[(&str, &str)], nics: &[&str]) -> GuestConfig {
+        GuestConfig {
+            name: "g".into(),
+            memory_kib: mem * 1024,
+            vcpus: 1,
+            boot: None,
+            disks: disks
+                .iter()
+                .map(|(s, t)| GuestDisk {
+                    source: s.to_string(),
+                    target: t.to_string(),
+                    readonly: false,
+                })
+                .collect(),
+            nics: nics
+                .iter()
+                .map(|b| GuestNic {
+                    bridge: b.to_string(),
+                    mac: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn memory_needs_a_restart_and_added_disks_and_nics_go_live() {
+        let cur = cfg(64, &[("/dev/vg0/a", "vda")], &["br0"]);
+        assert!(classify(&cur, &cur).is_empty());
+        let c = classify(&cur, &cfg(96, &[("/dev/vg0/a", "vda")], &["br0"]));
+        assert_eq!(
+            c,
+            vec![("memory 64 MiB → 96 MiB".into(), ChangeClass::Restart)]
+        );
+        let c = classify(
+            &cur,
+            &cfg(
+                64,
+                &[("/dev/vg0/a", "vda"), ("/dev/vg0/b", "vdb")],
+                &["br0", "br1"],
+            ),
+        );
+        assert_eq!(
+            c,
+            vec![
+                ("disk /dev/vg0/b as vdb".into(), ChangeClass::Live),
+                ("NIC on br1".into(), ChangeClass::Live)
+            ]
+        );
+        let c = classify(&cur, &cfg(64, &[("/dev/vg0/c", "vda")], &["br0"]));
+        assert_eq!(c[0].1, ChangeClass::Restart);
+        assert_eq!(c.len(), 1);
+    }
+}
+
+/// What discovery saw of the guests (`Facts.guests`). Reading it costs a fixed number of
+/// processes whatever the number of guests: `virsh list --all`, `virsh list --all --autostart
+/// --name` and `xl list -l`; definitions and xl configs are read as files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestFacts {
+    /// `None` when libvirt could not be asked (not installed, daemon not running).
+    #[serde(default)]
+    pub libvirt: Option<LibvirtFacts>,
+    /// `None` when `xl` could not be asked.
+    #[serde(default)]
+    pub xen: Option<XenFacts>,
+    /// xl config files found under /etc/xen (path → content); read even without a running Xen.
+    #[serde(default)]
+    pub xl_configs: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LibvirtFacts {
+    pub uri: String,
+    pub domains: std::collections::BTreeMap<String, SeenDomain>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeenDomain {
+    /// As `virsh list` says it: `running`, `shut off`, `paused`...
+    pub state: String,
+    pub autostart: bool,
+    /// The persistent definition, when it could be read and parsed.
+    pub definition: Option<super::libvirt::Domain>,
+    /// Why it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl SeenDomain {
+    pub fn running(&self) -> bool {
+        matches!(self.state.as_str(), "running" | "paused" | "in shutdown")
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct XenFacts {
+    /// Running domains (Domain-0 excluded) → domain id.
+    pub running: std::collections::BTreeMap<String, u32>,
+}
+
+/// Read the guests of this host: libvirt through the local system URI, Xen through `xl`.
+pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
+    let mut f = GuestFacts::default();
+    let v = super::libvirt::Virsh::new(r, None);
+    if let Ok(listed) = v.list() {
+        let autostart = v.autostarted().unwrap_or_default();
+        let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
+        let defs = v.definitions(&names);
+        let mut lf = LibvirtFacts {
+            uri: v.uri.clone(),
+            ..LibvirtFacts::default()
+        };
+        for l in listed {
+            let (definition, error) = match defs.get(&l.name) {
+                Some(Ok(d)) => (Some(d.clone()), None),
+                Some(Err(e)) => (None, Some(e.clone())),
+                None => (None, None),
+            };
+            lf.domains.insert(
+                l.name.clone(),
+                SeenDomain {
+                    autostart: autostart.contains(&l.name),
+                    state: l.state,
+                    definition,
+                    error,
+                },
+            );
+        }
+        f.libvirt = Some(lf);
+    }
+    let xl = super::xen::Xl::new(r, None);
+    if let Ok(doms) = xl.list() {
+        f.xen = Some(XenFacts {
+            running: doms.into_iter().map(|d| (d.name, d.domid)).collect(),
+        });
+    }
+    // xl configs: /etc/xen/*.xl|*.cfg and one level of subdirectories (/etc/xen/guest/).
+    let mut dirs = vec![super::xen::DEFAULT_CONFIG_DIR.to_string()];
+    for e in r.list(super::xen::DEFAULT_CONFIG_DIR) {
+        if !e.contains('.') {
+            dirs.push(format!("{}/{e}", super::xen::DEFAULT_CONFIG_DIR));
+        }
+    }
+    for d in dirs {
+        for e in r.list(&d) {
+            if e.ends_with(".xl") || e.ends_with(".cfg") {
+                let p = format!("{d}/{e}");
+                if let Some(t) = r.read(&p) {
+                    f.xl_configs.insert(p, t);
+                }
+            }
+        }
+    }
+    f
+}
+
+/// The guests discovery saw, in the spec language (for `hostform discover`): libvirt domains
+/// with their definition. Disks that are not LVs and Xen domains (whose xl configs are not read
+/// back yet) become notes.
+pub fn to_spec_vms(
+    f: &GuestFacts,
+    notes: &mut Vec<String>,
+) -> indexmap::IndexMap<crate::spec::types::Name, Vm> {
+    use crate::spec::de::Sp;
+    use crate::spec::types::{Hypervisor, VmDisk, VmNic, VmState};
+    use crate::spec::units::{Mac, Size};
+    let mut out = indexmap::IndexMap::new();
+    if let Some(l) = &f.libvirt {
+        for (name, d) in &l.domains {
+            let Some(def) = &d.definition else {
+                notes.push(format!(
+                    "libvirt guest {name}: its definition could not be read ({})",
+                    d.error.as_deref().unwrap_or("unknown error")
+                ));
+                continue;
+            };
+            let c = &def.config;
+            let mut disks = Vec::new();
+            for disk in &c.disks {
+                let lv = disk
+                    .source
+                    .strip_prefix("/dev/")
+                    .filter(|p| p.split('/').count() == 2 && !p.starts_with("mapper/"));
+                match lv {
+                    Some(lv) => disks.push(VmDisk {
+                        lv: Sp::bare(lv.to_string()),
+                        target: Sp::bare(disk.target.clone()),
+                        readonly: disk.readonly,
+                    }),
+                    None => notes.push(format!(
+                        "libvirt guest {name}: disk {} ({}) is not an LV as /dev/VG/LV; left out",
+                        disk.target, disk.source
+                    )),
+                }
+            }
+            let nics = c
+                .nics
+                .iter()
+                .map(|n| VmNic {
+                    bridge: Sp::bare(n.bridge.clone()),
+                    mac: n
+                        .mac
+                        .as_deref()
+                        .and_then(|m| Mac::parse(m).ok())
+                        .map(Sp::bare),
+                })
+                .collect();
+            let running = d.running();
+            out.insert(
+                Sp::bare(name.clone()),
+                Vm {
+                    hypervisor: Some(Sp::bare(Hypervisor::Libvirt)),
+                    memory: Some(Sp::bare(Size(c.memory_kib * 1024))),
+                    vcpus: (c.vcpus != 1).then(|| Sp::bare(c.vcpus)),
+                    boot: c.boot.clone(),
+                    disks,
+                    nics,
+                    state: (!running).then_some(VmState::Stopped),
+                    // The default is: autostart when running.
+                    autostart: (d.autostart != running).then_some(d.autostart),
+                    ..Vm::default()
+                },
+            );
+        }
+    }
+    if let Some(x) = &f.xen {
+        for n in x.running.keys() {
+            notes.push(format!(
+                "Xen guest {n} is running: xl configs are not read back into the spec yet; describe it under `vms` by hand"
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod discover_tests {
+    use super::*;
+    use crate::runner::fixtures::{scripted, text};
+
+    #[test]
+    fn captured_guests_read_back_as_spec_guests() {
+        let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
+            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let f = discover(&r);
+        let mut notes = Vec::new();
+        let vms = to_spec_vms(&f, &mut notes);
+        assert!(notes.is_empty(), "{notes:?}");
+        let y = serde_saphyr::to_string(&vms).unwrap();
+        insta::assert_snapshot!("discovered_guests", y);
+        // And what discovery prints plans nothing when it is taken as the spec.
+        let g1 = vms.iter().find(|(k, _)| k.value == "g1").unwrap().1;
+        assert_eq!(g1.state, None);
+        assert_eq!(g1.autostart, None);
+        let g2 = vms.iter().find(|(k, _)| k.value == "g2").unwrap().1;
+        assert_eq!(g2.state, Some(crate::spec::types::VmState::Stopped));
+    }
+}

@@ -1,0 +1,297 @@
+//! Xen guests through `xl`: one config file per guest (in `xen.config-dir`, /etc/xen by
+//! default), started with `xl create FILE`, stopped with `xl shutdown NAME` (without `-w`:
+//! hostform waits with its own timeout), forced off with `xl destroy NAME`.
+//!
+//! Xen cannot run in the sandbox (no Xen hypervisor under qemu TCG here). The config files are
+//! checked against golden files (tests/golden/xen/), the command sequences through the
+//! scripted runner, and `xl list -l` is read as xl's source prints it (a JSON array of
+//! `{"domid": N, "config": {"c_info": {"name": ...}, ...}}`), not from a captured output.
+
+use super::guest::{GuestConfig, Lifecycle};
+use crate::runner::{RunError, Runner};
+use crate::spec::types::{Firmware, Loader};
+
+/// Where xl configs live when the spec does not say.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/xen";
+
+/// The config file of guest `name` in `dir`: `/etc/xen/guest/guest1.xl`.
+pub fn config_path(dir: Option<&str>, name: &str) -> String {
+    format!(
+        "{}/{name}.xl",
+        dir.unwrap_or(DEFAULT_CONFIG_DIR).trim_end_matches('/')
+    )
+}
+
+fn q(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Render a guest's xl config file.
+pub fn render_config(c: &GuestConfig) -> String {
+    let mut x = String::from(
+        "# Managed by hostform: edit the spec, not this file (it is rewritten on apply).\n",
+    );
+    x += &format!("name = {}\n", q(&c.name));
+    x += &format!("memory = {}\n", c.memory_kib / 1024);
+    x += &format!("vcpus = {}\n", c.vcpus);
+    if let Some(b) = &c.boot {
+        match (b.loader, b.firmware.as_ref().map(|f| f.value)) {
+            (Some(Loader::Pygrub), _) => {
+                x += "bootloader = \"pygrub\"\n";
+                let mut args = Vec::new();
+                if let Some(k) = &b.kernel {
+                    args.push(q(&format!("--kernel={}", k.value)));
+                }
+                if let Some(r) = &b.ramdisk {
+                    args.push(q(&format!("--ramdisk={}", r.value)));
+                }
+                if !args.is_empty() {
+                    x += &format!("bootloader_args = [{}]\n", args.join(", "));
+                }
+            }
+            (None, Some(fw)) => {
+                x += "type = \"hvm\"\n";
+                if fw == Firmware::Uefi {
+                    x += "bios = \"ovmf\"\n";
+                }
+            }
+            (None, None) => {
+                if let Some(k) = &b.kernel {
+                    x += &format!("kernel = {}\n", q(&k.value));
+                }
+                if let Some(r) = &b.ramdisk {
+                    x += &format!("ramdisk = {}\n", q(&r.value));
+                }
+            }
+        }
+        if let Some(r) = &b.root {
+            x += &format!("root = {}\n", q(&r.value));
+        }
+        if let Some(a) = &b.args {
+            x += &format!("extra = {}\n", q(&a.value));
+        }
+    }
+    if !c.disks.is_empty() {
+        x += "disk = [\n";
+        for d in &c.disks {
+            x += &format!(
+                "    'phy:{},{},{}',\n",
+                d.source,
+                d.target,
+                if d.readonly { "r" } else { "rw" }
+            );
+        }
+        x += "]\n";
+    }
+    if !c.nics.is_empty() {
+        x += "vif = [\n";
+        for n in &c.nics {
+            match &n.mac {
+                Some(m) => x += &format!("    'bridge={},mac={m}',\n", n.bridge),
+                None => x += &format!("    'bridge={}',\n", n.bridge),
+            }
+        }
+        x += "]\n";
+    }
+    x
+}
+
+/// A running domain from `xl list -l`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XlDomain {
+    pub domid: u32,
+    pub name: String,
+}
+
+/// Read `xl list -l`: a JSON array with one object per domain, its `domid` and its libxl
+/// `config` (`c_info.name` is the domain's name). Domain-0 is left out.
+pub fn parse_list_long(text: &str) -> Result<Vec<XlDomain>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("xl list -l: not JSON: {e}"))?;
+    let arr = v
+        .as_array()
+        .ok_or("xl list -l: expected a JSON array of domains")?;
+    let mut out = Vec::new();
+    for d in arr {
+        let domid = d
+            .get("domid")
+            .and_then(|i| i.as_u64())
+            .and_then(|i| u32::try_from(i).ok())
+            .ok_or("xl list -l: a domain without a numeric `domid`")?;
+        let name = d
+            .pointer("/config/c_info/name")
+            .and_then(|n| n.as_str())
+            .ok_or("xl list -l: a domain without `config.c_info.name`")?;
+        if domid != 0 && name != "Domain-0" {
+            out.push(XlDomain {
+                domid,
+                name: name.to_string(),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The xl backend.
+pub struct Xl<'a> {
+    pub runner: &'a dyn Runner,
+    pub config_dir: Option<String>,
+}
+
+impl<'a> Xl<'a> {
+    pub fn new(runner: &'a dyn Runner, config_dir: Option<&str>) -> Self {
+        Xl {
+            runner,
+            config_dir: config_dir.map(str::to_string),
+        }
+    }
+
+    /// The running domains with their ids (one `xl list -l`).
+    pub fn list(&self) -> Result<Vec<XlDomain>, RunError> {
+        let out = self.runner.check(&["xl", "list", "-l"])?;
+        parse_list_long(&out.stdout).map_err(|e| RunError::Failed {
+            argv: "xl list -l".into(),
+            status: 0,
+            stderr: e,
+        })
+    }
+}
+
+impl Lifecycle for Xl<'_> {
+    fn tool(&self) -> &'static str {
+        "xl"
+    }
+    fn running(&self) -> Result<Vec<String>, RunError> {
+        Ok(self.list()?.into_iter().map(|d| d.name).collect())
+    }
+    /// `xl domid NAME` succeeds only while the domain exists (a stopped Xen guest is gone).
+    fn is_running(&self, name: &str) -> Result<bool, RunError> {
+        Ok(self.runner.run(&["xl", "domid", name])?.status == 0)
+    }
+    fn start(&self, name: &str) -> Result<(), RunError> {
+        let path = config_path(self.config_dir.as_deref(), name);
+        self.runner.check(&["xl", "create", &path]).map(|_| ())
+    }
+    fn request_shutdown(&self, name: &str) -> Result<(), RunError> {
+        self.runner.check(&["xl", "shutdown", name]).map(|_| ())
+    }
+    fn destroy(&self, name: &str) -> Result<(), RunError> {
+        self.runner.check(&["xl", "destroy", name]).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::ScriptedRunner;
+
+    fn dom0() -> crate::spec::Spec {
+        crate::spec::load(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/dom0.yaml")),
+            None,
+        )
+        .map(|l| l.spec)
+        .map_err(|f| format!("{:?}", f.diagnostics))
+        .expect("specs/dom0.yaml loads")
+    }
+
+    /// The configs of specs/dom0.yaml's guests equal the reviewed files in tests/golden/xen/
+    /// (HOSTFORM_BLESS=1 rewrites them; review the diff).
+    #[test]
+    fn dom0_configs_match_the_golden_files() {
+        let spec = dom0();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/xen");
+        for (name, vm) in &spec.vms {
+            let c = GuestConfig::from_spec(&name.value, vm);
+            let got = render_config(&c);
+            let path = format!("{dir}/{}.xl", name.value);
+            if std::env::var("HOSTFORM_BLESS").as_deref() == Ok("1") {
+                std::fs::create_dir_all(dir).unwrap();
+                std::fs::write(&path, &got).unwrap();
+            }
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(got, want, "{path}");
+        }
+        let g1 = std::fs::read_to_string(format!("{dir}/guest1.xl")).unwrap();
+        // domain.md's shape: pygrub with its args, root, phy: disks rw, vif on br0.
+        assert!(g1.contains("bootloader = \"pygrub\"\n"));
+        assert!(
+            g1.contains("bootloader_args = [\"--kernel=/vmlinuz\", \"--ramdisk=/initrd.img\"]\n")
+        );
+        assert!(g1.contains("root = \"/dev/xvda1 ro\"\n"));
+        assert!(g1.contains("    'phy:/dev/vg0/guest1_root,xvda1,rw',\n"));
+        assert!(g1.contains("memory = 2048\nvcpus = 2\n"));
+    }
+
+    #[test]
+    fn config_dir_and_readonly_disks() {
+        assert_eq!(
+            config_path(Some("/etc/xen/guest/"), "guest1"),
+            "/etc/xen/guest/guest1.xl"
+        );
+        assert_eq!(config_path(None, "g"), "/etc/xen/g.xl");
+        let c = GuestConfig {
+            name: "ro".into(),
+            memory_kib: 512 * 1024,
+            vcpus: 1,
+            boot: None,
+            disks: vec![super::super::guest::GuestDisk {
+                source: "/dev/vg0/data".into(),
+                target: "xvdb".into(),
+                readonly: true,
+            }],
+            nics: vec![],
+        };
+        assert!(render_config(&c).contains("'phy:/dev/vg0/data,xvdb,r',"));
+    }
+
+    // Shaped as tools/xl/xl_info.c prints it (printf_info_one_json); not a captured output,
+    // since Xen cannot run in the sandbox.
+    const LIST_LONG: &str = r#"[
+    { "domid": 0, "config": { "c_info": { "type": "pv", "name": "Domain-0" } } },
+    { "domid": 3, "config": { "c_info": { "type": "pv", "name": "srvnfs" }, "b_info": { "max_memkb": 2097152 } } },
+    { "domid": 1, "config": { "c_info": { "type": "pv", "name": "firewall" } } }
+]"#;
+
+    #[test]
+    fn list_long_gives_names_and_ids_without_domain0() {
+        assert_eq!(
+            parse_list_long(LIST_LONG).unwrap(),
+            vec![
+                XlDomain {
+                    domid: 1,
+                    name: "firewall".into()
+                },
+                XlDomain {
+                    domid: 3,
+                    name: "srvnfs".into()
+                }
+            ]
+        );
+        assert!(parse_list_long("{}").is_err());
+        assert!(parse_list_long("[{\"domid\": 1}]").is_err());
+        assert!(parse_list_long("").is_err());
+    }
+
+    #[test]
+    fn the_exact_xl_command_sequence() {
+        let r = ScriptedRunner::new()
+            .then("xl list -l", 0, LIST_LONG)
+            .then("xl create /etc/xen/guest/guest1.xl", 0, "")
+            .then("xl domid guest1", 0, "7\n")
+            .then("xl shutdown guest1", 0, "")
+            .then("xl domid guest1", 1, "")
+            .then("xl destroy guest2", 0, "");
+        let xl = Xl::new(&r, Some("/etc/xen/guest"));
+        assert_eq!(xl.running().unwrap(), vec!["firewall", "srvnfs"]);
+        xl.start("guest1").unwrap();
+        assert!(xl.is_running("guest1").unwrap());
+        xl.request_shutdown("guest1").unwrap();
+        assert!(!xl.is_running("guest1").unwrap());
+        xl.destroy("guest2").unwrap();
+        assert!(r.remaining().is_empty());
+        // Out of sequence is an error, not a silent pass.
+        assert!(xl.destroy("guest2").is_err());
+    }
+}

@@ -1,0 +1,612 @@
+//! Dependency-ordered shutdown of the guests: the stop order (pure), and its renderings.
+//!
+//! A guest stops before everything it depends on. Guests are grouped in batches: batch 1 holds
+//! the guests nothing else depends on, and each later batch the guests whose dependents have
+//! all stopped in earlier batches (a guest's batch is one more than the latest batch of the
+//! guests that depend on it). Guests in one batch are independent and stop side by side.
+//! `shutdown.first` guests are stopped before everything, in the background, without waiting;
+//! running guests that are not in the spec are placed by `shutdown.unknown-guests`.
+//! Everything here is deterministic: batches are sorted by name.
+//!
+//! The executor (`hostform shutdown`, `hostform start`) lives in [`run`].
+
+pub mod run;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::spec::Spec;
+use crate::spec::types::{Hypervisor, OnTimeout, UnknownGuests, VmState};
+
+/// Seconds a guest may take to stop cleanly when the spec does not say (as xendomains).
+pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// The order in which guests stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    /// Stopped before everything, in the background (not waited for before batch 1).
+    pub first: Vec<String>,
+    /// Where running guests that are not in the spec go: `first` (before batch 1), `last`
+    /// (after the last batch) or `leave` (not stopped).
+    pub unknown_guests: UnknownGuests,
+    /// The ordered batches; the guests of one batch stop in parallel.
+    pub batches: Vec<Vec<String>>,
+}
+
+/// A dependency cycle: guests that can never stop in an order that respects depends-on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("depends-on forms a cycle: {}", .0.join(" → "))]
+pub struct Cycle(pub Vec<String>);
+
+/// The guests the spec manages that take part in the shutdown: every guest not `absent`.
+fn members(spec: &Spec) -> BTreeSet<String> {
+    spec.vms
+        .iter()
+        .filter(|(_, vm)| vm.state != Some(VmState::Absent))
+        .map(|(n, _)| n.value.clone())
+        .collect()
+}
+
+/// Compute the stop order of a spec's guests.
+pub fn order(spec: &Spec) -> Result<Order, Cycle> {
+    let all = members(spec);
+    let first: BTreeSet<String> = spec
+        .shutdown
+        .first
+        .iter()
+        .map(|f| f.value.clone())
+        .filter(|f| all.contains(f))
+        .collect();
+    // The graph of the ordered guests: name → what it depends on (edges to `first` guests,
+    // absent guests and unknown names are dropped: they do not take part in the batches).
+    let deps: BTreeMap<&str, BTreeSet<&str>> = spec
+        .vms
+        .iter()
+        .filter(|(n, _)| all.contains(&n.value) && !first.contains(&n.value))
+        .map(|(n, vm)| {
+            let ds = vm
+                .depends_on
+                .iter()
+                .map(|d| d.value.as_str())
+                .filter(|d| all.contains(*d) && !first.contains(*d))
+                .collect();
+            (n.value.as_str(), ds)
+        })
+        .collect();
+    if let Some(c) = find_cycle(&deps) {
+        return Err(Cycle(c));
+    }
+    // dependents[x] = guests that depend on x.
+    let mut dependents: BTreeMap<&str, BTreeSet<&str>> =
+        deps.keys().map(|k| (*k, BTreeSet::new())).collect();
+    for (n, ds) in &deps {
+        for d in ds {
+            dependents.entry(d).or_default().insert(n);
+        }
+    }
+    // level(x) = 0 when nothing depends on x, else 1 + max(level(dependent)).
+    let mut level: BTreeMap<&str, usize> = BTreeMap::new();
+    fn level_of<'a>(
+        x: &'a str,
+        dependents: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        level: &mut BTreeMap<&'a str, usize>,
+    ) -> usize {
+        if let Some(l) = level.get(x) {
+            return *l;
+        }
+        let l = dependents
+            .get(x)
+            .map(|ds| {
+                ds.iter()
+                    .map(|d| level_of(d, dependents, level) + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        level.insert(x, l);
+        l
+    }
+    let mut batches: Vec<Vec<String>> = Vec::new();
+    for x in deps.keys() {
+        let l = level_of(x, &dependents, &mut level);
+        if batches.len() <= l {
+            batches.resize(l + 1, Vec::new());
+        }
+        batches[l].push(x.to_string());
+    }
+    for b in &mut batches {
+        b.sort();
+    }
+    Ok(Order {
+        first: first.into_iter().collect(),
+        unknown_guests: spec.shutdown.unknown_guests,
+        batches,
+    })
+}
+
+/// The first cycle found (depth-first, in name order), as a closed path `a → b → a`.
+fn find_cycle(deps: &BTreeMap<&str, BTreeSet<&str>>) -> Option<Vec<String>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Open,
+        Done,
+    }
+    fn visit<'a>(
+        n: &'a str,
+        deps: &BTreeMap<&'a str, BTreeSet<&'a str>>,
+        marks: &mut BTreeMap<&'a str, Mark>,
+        path: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
+        match marks.get(n) {
+            Some(Mark::Done) => return None,
+            Some(Mark::Open) => {
+                let start = path.iter().position(|p| *p == n).unwrap_or(0);
+                let mut c: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
+                c.push(n.to_string());
+                return Some(c);
+            }
+            None => {}
+        }
+        marks.insert(n, Mark::Open);
+        path.push(n);
+        if let Some(ds) = deps.get(n) {
+            for d in ds {
+                if let Some(c) = visit(d, deps, marks, path) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        marks.insert(n, Mark::Done);
+        None
+    }
+    let mut marks = BTreeMap::new();
+    for n in deps.keys() {
+        let mut path = Vec::new();
+        if let Some(c) = visit(n, deps, &mut marks, &mut path) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// One step of the sequence, as the executor runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    /// `first`, `unknown` or `batch N`.
+    pub label: String,
+    pub guests: Vec<String>,
+    /// Started without waiting for it (the `first` guests); waited for at the very end.
+    pub background: bool,
+}
+
+impl Order {
+    /// The whole stop sequence for a host where `unknown` guests run outside the spec.
+    pub fn stages(&self, unknown: &[String]) -> Vec<Stage> {
+        let mut out = Vec::new();
+        if !self.first.is_empty() {
+            out.push(Stage {
+                label: "first".into(),
+                guests: self.first.clone(),
+                background: true,
+            });
+        }
+        let mut unknown: Vec<String> = unknown.to_vec();
+        unknown.sort();
+        unknown.dedup();
+        let unknown_stage = (!unknown.is_empty()).then(|| Stage {
+            label: "unknown".into(),
+            guests: unknown,
+            background: false,
+        });
+        if self.unknown_guests == UnknownGuests::First
+            && let Some(s) = unknown_stage.clone()
+        {
+            out.push(s);
+        }
+        for (i, b) in self.batches.iter().enumerate() {
+            out.push(Stage {
+                label: format!("batch {}", i + 1),
+                guests: b.clone(),
+                background: false,
+            });
+        }
+        if self.unknown_guests == UnknownGuests::Last
+            && let Some(s) = unknown_stage
+        {
+            out.push(s);
+        }
+        out
+    }
+
+    /// The start sequence: the batches in reverse (dependencies first), then the `first`
+    /// guests (they stopped first, they start last). Unknown guests are not started.
+    pub fn start_stages(&self) -> Vec<Stage> {
+        let n = self.batches.len();
+        let mut out: Vec<Stage> = self
+            .batches
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, b)| Stage {
+                label: format!("batch {}", n - i),
+                guests: b.clone(),
+                background: false,
+            })
+            .collect();
+        if !self.first.is_empty() {
+            out.push(Stage {
+                label: "last".into(),
+                guests: self.first.clone(),
+                background: false,
+            });
+        }
+        out
+    }
+}
+
+/// How long `name` may take to stop cleanly.
+pub fn timeout_secs(spec: &Spec, name: &str) -> u64 {
+    spec.vms
+        .iter()
+        .find(|(n, _)| n.value == name)
+        .and_then(|(_, vm)| vm.shutdown_timeout.as_ref())
+        .or(spec.shutdown.timeout.as_ref())
+        .map(|d| d.value.0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS)
+}
+
+fn policy_word(u: UnknownGuests) -> &'static str {
+    match u {
+        UnknownGuests::First => "first",
+        UnknownGuests::Last => "last",
+        UnknownGuests::Leave => "leave",
+    }
+}
+
+fn on_timeout_word(o: OnTimeout) -> &'static str {
+    match o {
+        OnTimeout::Destroy => "destroy",
+        OnTimeout::Wait => "wait",
+        OnTimeout::Fail => "fail",
+    }
+}
+
+/// The order for people.
+pub fn render_text(spec: &Spec, order: &Order) -> String {
+    let mut s = format!(
+        "Shutdown order of {} ({} guests; timeout {}s per guest unless the guest sets its own, then {}):\n",
+        spec.host.value,
+        order.first.len() + order.batches.iter().map(Vec::len).sum::<usize>(),
+        spec.shutdown
+            .timeout
+            .as_ref()
+            .map(|d| d.value.0)
+            .unwrap_or(DEFAULT_TIMEOUT_SECS),
+        on_timeout_word(spec.shutdown.on_timeout),
+    );
+    let with_timeouts = |g: &[String]| {
+        g.iter()
+            .map(|n| {
+                let own = spec
+                    .vms
+                    .iter()
+                    .find(|(k, _)| k.value == *n)
+                    .and_then(|(_, v)| v.shutdown_timeout.as_ref());
+                match own {
+                    Some(t) => format!("{n} ({}s)", t.value.0),
+                    None => n.clone(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !order.first.is_empty() {
+        s += &format!(
+            "  first, in the background: {}\n",
+            with_timeouts(&order.first)
+        );
+    }
+    let unknown_line = format!(
+        "  guests running but not in the spec: {}\n",
+        match order.unknown_guests {
+            UnknownGuests::First => "stopped before batch 1",
+            UnknownGuests::Last => "stopped after the last batch",
+            UnknownGuests::Leave => "left running",
+        }
+    );
+    if order.unknown_guests != UnknownGuests::Last {
+        s += &unknown_line;
+    }
+    for (i, b) in order.batches.iter().enumerate() {
+        s += &format!("  batch {}: {}\n", i + 1, with_timeouts(b));
+    }
+    if order.unknown_guests == UnknownGuests::Last {
+        s += &unknown_line;
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct JsonOrder<'a> {
+    format_version: u32,
+    host: &'a str,
+    first: &'a [String],
+    unknown_guests: &'static str,
+    batches: &'a [Vec<String>],
+    timeouts: BTreeMap<&'a str, u64>,
+    on_timeout: &'static str,
+}
+
+/// The order as JSON (`format_version` 1).
+pub fn render_json(spec: &Spec, order: &Order) -> String {
+    let timeouts = order
+        .first
+        .iter()
+        .chain(order.batches.iter().flatten())
+        .map(|n| (n.as_str(), timeout_secs(spec, n)))
+        .collect();
+    let j = JsonOrder {
+        format_version: 1,
+        host: &spec.host.value,
+        first: &order.first,
+        unknown_guests: policy_word(order.unknown_guests),
+        batches: &order.batches,
+        timeouts,
+        on_timeout: on_timeout_word(spec.shutdown.on_timeout),
+    };
+    serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"
+}
+
+/// The `id name` lines a replacement `xen-list-domains` script feeds to /etc/init.d/xendomains,
+/// in stop order: xendomains stops the domains in the order listed. `running` maps the names of
+/// the running Xen domains to their domain ids (from `xl list -l`); Domain-0 is never listed.
+/// xendomains stops one list at a time and knows nothing of batches: this keeps the order, not
+/// the parallelism (use `hostform shutdown` for that).
+pub fn render_xendomains(spec: &Spec, order: &Order, running: &BTreeMap<String, u32>) -> String {
+    let known: BTreeSet<&str> = spec.vms.keys().map(|k| k.value.as_str()).collect();
+    let unknown: Vec<String> = running
+        .keys()
+        .filter(|n| !known.contains(n.as_str()) && n.as_str() != "Domain-0")
+        .cloned()
+        .collect();
+    let mut s = String::new();
+    for stage in order.stages(&unknown) {
+        for g in &stage.guests {
+            if let Some(id) = running.get(g) {
+                s += &format!("{id} {g}\n");
+            }
+        }
+    }
+    s
+}
+
+/// The hypervisors the spec's guests use (which services the systemd unit runs before).
+fn hypervisors(spec: &Spec) -> BTreeSet<&'static str> {
+    spec.vms
+        .values()
+        .filter_map(|v| v.hypervisor.as_ref())
+        .map(|h| match h.value {
+            Hypervisor::Xen => "xen",
+            Hypervisor::Libvirt => "libvirt",
+        })
+        .collect()
+}
+
+/// A systemd unit that runs `hostform shutdown` when the host shuts down. It is "started" at
+/// boot (doing nothing) and "stopped" at shutdown: units stop in the reverse order of their
+/// `After=`, so the guests stop while the hypervisor's services, storage and network are still
+/// up. `TimeoutStopSec` is the worst case of the whole sequence plus a margin.
+pub fn render_systemd(spec: &Spec, order: &Order, exe: &str, spec_path: &str) -> String {
+    let hv = hypervisors(spec);
+    let mut after = vec![
+        "network-online.target".to_string(),
+        "lvm2-monitor.service".to_string(),
+    ];
+    if hv.contains("xen") {
+        after.push("xen.service".into());
+        after.push("xenconsoled.service".into());
+        after.push("xendomains.service".into());
+    }
+    if hv.contains("libvirt") {
+        after.push("libvirtd.service".into());
+        after.push("virtqemud.service".into());
+    }
+    let mut worst: u64 = 0;
+    for stage in order.stages(&[]) {
+        worst += stage
+            .guests
+            .iter()
+            .map(|g| timeout_secs(spec, g))
+            .max()
+            .unwrap_or(0);
+    }
+    let stop_timeout = if spec.shutdown.on_timeout == OnTimeout::Wait {
+        "infinity".to_string()
+    } else {
+        // Each batch: its slowest timeout, plus the destroy and a margin of 30 s per batch.
+        format!("{}", worst + 30 * (order.batches.len() as u64 + 1))
+    };
+    format!(
+        "# Generated by hostform shutdown-order --format systemd; install as
+# /etc/systemd/system/hostform-shutdown.service, then: systemctl enable --now hostform-shutdown
+[Unit]
+Description=Stop the guests of {host} in dependency order (hostform)
+After={after}
+Wants=network-online.target
+DefaultDependencies=no
+Before=shutdown.target reboot.target halt.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+ExecStop={exe} shutdown {spec_path}
+TimeoutStopSec={stop_timeout}
+KillMode=none
+
+[Install]
+WantedBy=multi-user.target
+",
+        host = spec.host.value,
+        after = after.join(" "),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> Spec {
+        match crate::spec::load_str("t.yaml", yaml) {
+            Ok(l) => l.spec,
+            Err(f) => panic!("{:?}", f.diagnostics),
+        }
+    }
+
+    fn dom0() -> Spec {
+        crate::spec::load(
+            std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/specs/dom0.yaml")),
+            None,
+        )
+        .map(|l| l.spec)
+        .map_err(|f| format!("{:?}", f.diagnostics))
+        .expect("specs/dom0.yaml loads")
+    }
+
+    #[test]
+    fn dom0_stops_in_the_batches_its_comments_state() {
+        let o = order(&dom0()).expect("no cycle");
+        assert_eq!(o.first, vec!["firewall-slave"]);
+        assert_eq!(
+            o.batches,
+            vec![
+                vec!["guest1", "guest2", "machin"],
+                vec!["srvpub"],
+                vec!["srvlan"],
+                vec!["srvnfs"],
+                vec!["firewall"],
+            ]
+        );
+        assert_eq!(o.unknown_guests, UnknownGuests::First);
+    }
+
+    #[test]
+    fn every_guest_stops_before_what_it_depends_on() {
+        let s = dom0();
+        let o = order(&s).unwrap();
+        let batch_of = |n: &str| o.batches.iter().position(|b| b.iter().any(|g| g == n));
+        for (name, vm) in &s.vms {
+            for d in &vm.depends_on {
+                if let (Some(a), Some(b)) = (batch_of(&name.value), batch_of(&d.value)) {
+                    assert!(a < b, "{name} must stop before {d}");
+                }
+            }
+        }
+    }
+
+    const BASE: &str = "host: h
+vm-defaults: { hypervisor: libvirt, memory: 64MiB }
+";
+
+    #[test]
+    fn unknown_guests_follow_the_policy() {
+        for (policy, want) in [
+            ("first", vec!["first", "unknown", "batch 1", "batch 2"]),
+            ("last", vec!["first", "batch 1", "batch 2", "unknown"]),
+            ("leave", vec!["first", "batch 1", "batch 2"]),
+        ] {
+            let s = spec(&format!(
+                "{BASE}vms:\n  a: {{}}\n  b: {{ depends-on: [a] }}\n  p: {{}}\nshutdown: {{ first: [p], unknown-guests: {policy} }}\n"
+            ));
+            let o = order(&s).unwrap();
+            let labels: Vec<String> = o
+                .stages(&["zz".into(), "old".into()])
+                .into_iter()
+                .map(|st| st.label)
+                .collect();
+            assert_eq!(labels, want, "{policy}");
+            let st = o.stages(&["zz".into(), "old".into()]);
+            if let Some(u) = st.iter().find(|x| x.label == "unknown") {
+                assert_eq!(u.guests, vec!["old", "zz"]);
+            }
+            assert!(st[0].background);
+        }
+    }
+
+    #[test]
+    fn a_cycle_is_an_error_that_shows_it() {
+        // Validation rejects cycles when loading; order() must not trust that.
+        let mut s = spec(&format!(
+            "{BASE}vms:\n  a: {{}}\n  b: {{ depends-on: [a] }}\n  c: {{ depends-on: [b] }}\n"
+        ));
+        let a = s
+            .vms
+            .iter_mut()
+            .find(|(k, _)| k.value == "a")
+            .map(|(_, v)| v)
+            .unwrap();
+        a.depends_on
+            .push(crate::spec::de::Sp::bare("c".to_string()));
+        let e = order(&s).unwrap_err();
+        assert_eq!(e.0, vec!["a", "c", "b", "a"]);
+        assert_eq!(e.to_string(), "depends-on forms a cycle: a → c → b → a");
+    }
+
+    #[test]
+    fn absent_guests_take_no_part_and_start_order_is_reversed() {
+        let s = spec(&format!(
+            "{BASE}vms:\n  db: {{}}\n  web: {{ depends-on: [db] }}\n  gone: {{ state: absent }}\n  peer: {{}}\nshutdown: {{ first: [peer] }}\n"
+        ));
+        let o = order(&s).unwrap();
+        assert_eq!(o.batches, vec![vec!["web"], vec!["db"]]);
+        let start: Vec<Vec<String>> = o.start_stages().into_iter().map(|s| s.guests).collect();
+        assert_eq!(start, vec![vec!["db"], vec!["web"], vec!["peer"]]);
+    }
+
+    #[test]
+    fn timeouts_come_from_the_guest_then_the_spec_then_the_default() {
+        let s = spec(&format!(
+            "{BASE}vms:\n  a: {{ shutdown-timeout: 10s }}\n  b: {{}}\nshutdown: {{ timeout: 2m }}\n"
+        ));
+        assert_eq!(timeout_secs(&s, "a"), 10);
+        assert_eq!(timeout_secs(&s, "b"), 120);
+        let s = spec(&format!("{BASE}vms:\n  a: {{}}\n"));
+        assert_eq!(timeout_secs(&s, "a"), DEFAULT_TIMEOUT_SECS);
+    }
+
+    #[test]
+    fn xendomains_lines_list_running_domains_in_stop_order() {
+        let s = dom0();
+        let o = order(&s).unwrap();
+        let running: BTreeMap<String, u32> = [
+            ("Domain-0", 0),
+            ("firewall", 1),
+            ("firewall-slave", 9),
+            ("srvnfs", 2),
+            ("guest1", 7),
+            ("stray", 12),
+        ]
+        .into_iter()
+        .map(|(n, i)| (n.to_string(), i))
+        .collect();
+        assert_eq!(
+            render_xendomains(&s, &o, &running),
+            "9 firewall-slave\n12 stray\n7 guest1\n2 srvnfs\n1 firewall\n"
+        );
+    }
+
+    #[test]
+    fn dom0_renderings() {
+        let s = dom0();
+        let o = order(&s).unwrap();
+        insta::assert_snapshot!("dom0_text", render_text(&s, &o));
+        insta::assert_snapshot!("dom0_json", render_json(&s, &o));
+        insta::assert_snapshot!(
+            "dom0_systemd",
+            render_systemd(&s, &o, "/usr/local/bin/hostform", "/etc/hostform/dom0.yaml")
+        );
+    }
+}

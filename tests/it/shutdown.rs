@@ -1,0 +1,77 @@
+//! `hostform shutdown-order`, and the refusals of `shutdown`/`start` that need no hypervisor.
+
+use crate::common::*;
+
+#[test]
+fn dom0_order_as_text_json_and_systemd() {
+    let dir = root();
+    let o = hostform(&dir, &["shutdown-order", "specs/dom0.yaml"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    insta::assert_snapshot!("shutdown_order_dom0_text", stdout(&o));
+    let o = hostform(
+        &dir,
+        &["shutdown-order", "specs/dom0.yaml", "--format", "json"],
+    );
+    assert_eq!(code(&o), 0);
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j["first"], serde_json::json!(["firewall-slave"]));
+    assert_eq!(
+        j["batches"][0],
+        serde_json::json!(["guest1", "guest2", "machin"])
+    );
+    assert_eq!(j["batches"][4], serde_json::json!(["firewall"]));
+    let o = hostform(
+        &dir,
+        &[
+            "shutdown-order",
+            "specs/dom0.yaml",
+            "--format",
+            "systemd",
+            "--exe",
+            "/usr/local/bin/hostform",
+        ],
+    );
+    assert_eq!(code(&o), 0);
+    let unit = stdout(&o);
+    let spec_abs = std::fs::canonicalize(dir.join("specs/dom0.yaml")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "ExecStop=/usr/local/bin/hostform shutdown {}\n",
+            spec_abs.display()
+        )),
+        "{unit}"
+    );
+    // Five batches of 120 s plus the first guest's, and 30 s of margin per batch and one more.
+    assert!(unit.contains("TimeoutStopSec=900\n"), "{unit}");
+    assert!(unit.contains("After=network-online.target lvm2-monitor.service xen.service"));
+}
+
+#[test]
+fn an_invalid_spec_orders_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "host: h
+vm-defaults: { hypervisor: libvirt, memory: 64MiB }
+vms:
+  a: { depends-on: [b] }
+  b: { depends-on: [a] }
+",
+    )
+    .unwrap();
+    for cmd in ["shutdown-order", "shutdown", "start"] {
+        let o = hostform(dir.path(), &[cmd, "c.yaml"]);
+        assert_eq!(code(&o), 1, "{cmd}");
+        assert!(
+            stderr(&o).contains("depends-on forms a cycle: a → b → a"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(stdout(&o).is_empty());
+    }
+    let o = hostform(
+        dir.path(),
+        &["shutdown-order", "c.yaml", "--format", "yaml"],
+    );
+    assert_eq!(code(&o), 2);
+}
