@@ -1,6 +1,6 @@
 //! The end-to-end tier: a throwaway VM with a real kernel (hostform sandbox), real mdadm, LVM,
-//! sfdisk, udev and iproute2. Slow (each test boots a VM, about 6-12 s), so the tests run one at
-//! a time.
+//! sfdisk, udev and iproute2. Slow (each test boots a VM, about 6-12 s): at most
+//! `HOSTFORM_E2E_VMS` VMs (2 by default) run at once.
 //!
 //! Where no sandbox can boot, each test says so loudly and passes, unless HOSTFORM_E2E=require
 //! or CI=true, where it fails: the tier is never silently skipped in CI (scripts/test).
@@ -9,18 +9,59 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hostform::sandbox::{self, SandboxConfig, SandboxDisk, SandboxError};
 
-static VM: Mutex<()> = Mutex::new(());
+/// How many VMs run at once: `HOSTFORM_E2E_VMS`, 2 by default (each VM has one vCPU; CI has two
+/// cores). scripts/test runs the tier with as many test threads.
+fn vm_slots() -> usize {
+    std::env::var("HOSTFORM_E2E_VMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n >= 1)
+        .unwrap_or(2)
+}
 
-/// Take the VM lock, or explain why this machine cannot run the tier.
-fn vm() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = VM.lock().unwrap_or_else(|p| p.into_inner());
+/// VMs running now, out of `vm_slots()`.
+static RUNNING: Mutex<usize> = Mutex::new(0);
+static FREED: Condvar = Condvar::new();
+
+/// The right to run `n` VMs; given back when dropped.
+struct Slots(usize);
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        let mut r = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        *r -= self.0;
+        FREED.notify_all();
+    }
+}
+
+fn take_slots(n: usize) -> Slots {
+    let mut r = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    while *r + n > vm_slots().max(n) {
+        r = FREED.wait(r).unwrap_or_else(|p| p.into_inner());
+    }
+    *r += n;
+    Slots(n)
+}
+
+/// A VM slot, or an explanation of why this machine cannot run the tier.
+fn vm() -> Option<Slots> {
+    ready(take_slots(1))
+}
+
+/// Every slot: for the tests that run the sandbox in this process and check that this
+/// process left no temporary files behind (another VM of this process would have some).
+fn vm_alone() -> Option<Slots> {
+    ready(take_slots(vm_slots()))
+}
+
+fn ready(slots: Slots) -> Option<Slots> {
     match sandbox::preflight() {
-        Ok(()) => Some(guard),
+        Ok(()) => Some(slots),
         Err(e) => {
             let required = std::env::var("HOSTFORM_E2E").as_deref() == Ok("require")
                 || std::env::var("CI").as_deref() == Ok("true");
@@ -257,7 +298,7 @@ $hostform validate /tmp/discovered.yaml
 
 #[test]
 fn the_inner_exit_status_is_returned_and_output_streamed() {
-    let Some(_vm) = vm() else { return };
+    let Some(_vm) = vm_alone() else { return };
     let mut cfg = SandboxConfig::new(root(), vec!["sh".into(), "-c".into(), "echo out; echo err >&2; test -b /dev/disk/by-id/virtio-T_1 && ip link show lan0 >/dev/null && exit 7".into()]);
     cfg.timeout = Duration::from_secs(180);
     cfg.disks = vec![SandboxDisk {
@@ -278,7 +319,7 @@ fn the_inner_exit_status_is_returned_and_output_streamed() {
 
 #[test]
 fn a_timeout_kills_qemu_and_cleans_up() {
-    let Some(_vm) = vm() else { return };
+    let Some(_vm) = vm_alone() else { return };
     let mut cfg = SandboxConfig::new(root(), vec!["sleep".into(), "600".into()]);
     cfg.timeout = Duration::from_secs(8);
     cfg.disks = vec![SandboxDisk {
