@@ -183,7 +183,15 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
 
 fn report(label: &str, against: &str, plan: &Plan) -> String {
     let names = drifted(plan);
-    let checked = plan.changes.len();
+    // Every resource the plan looked at: with a change, or refused (a refused resource may
+    // have no change entry, e.g. a disk that is not found).
+    let checked = plan
+        .changes
+        .iter()
+        .map(|c| c.resource.as_str())
+        .chain(plan.refusals.iter().map(|r| r.resource.as_str()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     let unmanaged = if plan.unmanaged.is_empty() {
         String::new()
     } else {
