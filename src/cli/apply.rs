@@ -59,7 +59,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(t) => t,
         Err(code) => return code,
     };
-    let _lock = match gate::lock(
+    let (_lock, mut rec) = match gate::lock(
         &args.dirs.lock_dir,
         &args.dirs.state_dir,
         &args.lock_timeout,
@@ -67,7 +67,6 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let mut rec = Record::begin();
     let code = run_locked(&args, &target, color, &mut rec);
     gate::record(&args.dirs.state_dir, &mut rec);
     code

@@ -105,11 +105,21 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     (d, snap)
 }
 
+/// The final records of the journal, as written (each apply also writes a `started` line
+/// first, checked here).
 fn journal(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("state/journal.jsonl"))
+    let all: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("state/journal.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for pair in all.chunks(2) {
+        assert_eq!(pair[0]["outcome"], "started", "{all:?}");
+        assert_eq!(pair[0]["pid"], pair[1]["pid"]);
+        assert_eq!(pair[0]["started"], pair[1]["started"]);
+    }
+    all.into_iter()
+        .filter(|r| r["outcome"] != "started")
         .collect()
 }
 
