@@ -81,7 +81,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let _lock = match gate::lock(
+    let (_lock, mut rec) = match gate::lock(
         &args.dirs.lock_dir,
         &args.dirs.state_dir,
         &args.lock_timeout,
@@ -89,7 +89,6 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let mut rec = Record::begin();
     let code = run_locked(&args, &target, confirm_within, color, &mut rec);
     gate::record(&args.dirs.state_dir, &mut rec);
     code

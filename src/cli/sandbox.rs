@@ -14,6 +14,9 @@ pub struct Args {
     /// The spec whose host to imitate; `hostform.yaml` by default.
     #[arg(value_name = "SPEC")]
     pub spec: Option<PathBuf>,
+    /// Read the spec from this git revision (and plan and apply it at that revision inside).
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
     /// Divide the spec's disk sizes by this (an 8 TB disk with --scale 1000 becomes 8 GB;
     /// images are sparse and cost only what is written).
     #[arg(long, default_value_t = 1000, value_name = "N")]
@@ -68,10 +71,11 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match super::load_spec(&spec_path, None, color, "nothing was booted") {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let loaded =
+        match super::load_spec(&spec_path, args.rev.as_deref(), color, "nothing was booted") {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
     let exe = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -82,18 +86,25 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     // By default: plan, apply, and a second plan that must be empty. The binary and the spec
     // are passed as positional parameters, never spliced into the script.
     let command = if args.command.is_empty() {
-        vec![
+        // "$@" is `--rev REV` or nothing.
+        let mut c: Vec<String> = vec![
             "sh".into(),
             "-c".into(),
             r#"set -e
-"$0" plan "$1"
-"$0" apply "$1" --auto-approve
+exe=$0; spec=$1; shift
+"$exe" plan "$spec" "$@"
+"$exe" apply "$spec" "$@" --auto-approve
 echo "== second plan (must be empty)"
-"$0" plan "$1" --detailed-exitcode"#
+"$exe" plan "$spec" "$@" --detailed-exitcode"#
                 .into(),
             exe.to_string_lossy().into_owned(),
             loaded.rel.clone(),
-        ]
+        ];
+        if let Some(r) = &args.rev {
+            c.push("--rev".into());
+            c.push(r.clone());
+        }
+        c
     } else {
         args.command.clone()
     };

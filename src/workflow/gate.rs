@@ -44,8 +44,9 @@ pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Tar
     }
 }
 
-/// Take the apply lock (waiting up to `timeout`), and check that the journal can be written.
-pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<lock::Held, i32> {
+/// Take the apply lock (waiting up to `timeout`), and journal that this apply started. The
+/// record to complete and append when it ends comes back with the lock.
+pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<(lock::Held, Record), i32> {
     let wait = match super::parse_duration(timeout) {
         Ok(w) => w,
         Err(e) => {
@@ -68,11 +69,20 @@ pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<lock::He
         }
         EXIT_FAIL
     })?;
-    if let Err(e) = journal::writable(state_dir) {
+    // The first line of this apply's record: if it is killed, history shows it interrupted.
+    let mut started = Record::begin();
+    started.outcome = Outcome::Started;
+    if let Err(e) = journal::append(state_dir, &started) {
         eprintln!("apply: {e}; nothing was changed");
         return Err(EXIT_FAIL);
     }
-    Ok(held)
+    Ok((
+        held,
+        Record {
+            outcome: Outcome::Refused,
+            ..started
+        },
+    ))
 }
 
 /// What an apply runs, once every check passed.

@@ -14,6 +14,11 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// Written when an apply takes the lock, before it reads anything; the apply's final
+    /// record follows. Alone, it is shown as `interrupted`.
+    Started,
+    /// A `started` record with no final record after it: the apply was killed.
+    Interrupted,
     /// Operations ran and the host was verified to match the spec.
     Applied,
     /// The host already matched the spec.
@@ -31,6 +36,8 @@ pub enum Outcome {
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
+            Outcome::Started => "started",
+            Outcome::Interrupted => "interrupted",
             Outcome::Applied => "applied",
             Outcome::NoChanges => "no-changes",
             Outcome::Refused => "refused",
@@ -148,24 +155,37 @@ pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
     f.sync_data().map_err(fail)
 }
 
-/// Fail early (before anything changes) when the journal could not be appended to.
-pub fn writable(state_dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let p = path(state_dir);
-    std::fs::create_dir_all(state_dir)
-        .and_then(|_| {
-            std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .open(&p)
-        })
-        .map(|_| ())
-        .map_err(|e| format!("cannot write the journal {}: {e}", p.display()))
+/// The applies, oldest first (a `started` record followed by its final record is one apply; a
+/// `started` record alone is an `interrupted` one), and how many lines could not be read.
+pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
+    let (raw, bad) = read_raw(state_dir)?;
+    let mut out: Vec<Record> = Vec::with_capacity(raw.len());
+    let mut it = raw.into_iter().peekable();
+    while let Some(r) = it.next() {
+        if r.outcome != Outcome::Started {
+            out.push(r);
+            continue;
+        }
+        match it.peek() {
+            Some(next)
+                if next.pid == r.pid
+                    && next.started == r.started
+                    && next.outcome != Outcome::Started => {}
+            _ => out.push(Record {
+                outcome: Outcome::Interrupted,
+                message: Some(
+                    "the apply ended without a final record (killed, or the machine went down)"
+                        .into(),
+                ),
+                ..r
+            }),
+        }
+    }
+    Ok((out, bad))
 }
 
-/// The records, oldest first, and how many lines could not be read.
-pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
+/// Every line as written.
+pub fn read_raw(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
     let p = path(state_dir);
     let text = match std::fs::read_to_string(&p) {
         Ok(t) => t,
@@ -212,7 +232,35 @@ mod tests {
         append(d.path(), &b).unwrap();
         let (recs, bad) = read(d.path()).unwrap();
         assert_eq!(bad, 1);
-        assert_eq!(recs, vec![a, b]);
+        assert_eq!(recs, vec![a.clone(), b.clone()]);
+        // A started apply followed by its final record is one apply; one killed is interrupted.
+        let mut c = Record::begin();
+        c.outcome = Outcome::Started;
+        append(d.path(), &c).unwrap();
+        let mut c_end = c.clone();
+        c_end.outcome = Outcome::Applied;
+        append(d.path(), &c_end).unwrap();
+        let mut killed = Record::begin();
+        killed.pid += 1;
+        killed.outcome = Outcome::Started;
+        append(d.path(), &killed).unwrap();
+        let mut after = Record::begin();
+        after.pid += 2;
+        after.outcome = Outcome::Started;
+        append(d.path(), &after).unwrap();
+        let (recs, _) = read(d.path()).unwrap();
+        let outcomes: Vec<Outcome> = recs.iter().map(|r| r.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Applied,
+                Outcome::Refused,
+                Outcome::Applied,
+                Outcome::Interrupted,
+                Outcome::Interrupted
+            ]
+        );
+        assert_eq!(read_raw(d.path()).unwrap().0.len(), 6);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(path(d.path()))
             .unwrap()

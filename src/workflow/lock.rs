@@ -98,13 +98,26 @@ pub fn acquire(
     std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     let deadline = Instant::now() + wait;
     let mut told = false;
+    // /run/lock is writable by everyone (sticky): never follow a symlink planted there, and
+    // only use a lock file that belongs to us.
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .map_err(|e| io(&e))?;
+    let meta = file.metadata().map_err(|e| io(&e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() || meta.uid() != me {
+        return Err(io(&format!(
+            "it is not a regular file owned by uid {me} (owner: uid {}); remove it",
+            meta.uid()
+        )));
+    }
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(mut locked) => {
@@ -180,6 +193,17 @@ mod tests {
         let (ok, told) = t.join().unwrap();
         assert!(ok);
         assert!(told <= 1, "told once at most");
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_lock_file_is_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, d.path().join(LOCK_FILE)).unwrap();
+        let e = acquire(d.path(), Duration::ZERO, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, LockError::Io { .. }), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     }
 
     #[test]

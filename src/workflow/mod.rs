@@ -54,7 +54,7 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
                     if i > 0 {
                         out.push(',');
                     }
-                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push_str(&serde_json::to_string(k.as_str()).unwrap_or_default());
                     out.push(':');
                     write(&m[k], out);
                 }

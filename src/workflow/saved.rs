@@ -12,9 +12,11 @@
 //! ```
 //!
 //! The checksum covers the body byte for byte, so any edit or truncation is detected before
-//! anything is read from it. `state.fingerprint` is the SHA-256 of the canonical JSON of the
-//! discovered [`Facts`] without what changes on its own (an array's resync progress);
-//! `state.parts` holds a short hash per resource, so a refusal can name what changed.
+//! anything is read from it. The discovered [`Facts`], without what changes on its own (an
+//! array's resync progress), are cut into resources (`lvm.lvs.vg0/data`); each is hashed as
+//! canonical JSON (keys sorted), `state.fingerprint` is the SHA-256 of every resource's name
+//! and hash, and `state.parts` keeps a short hash per resource, so a refusal can name what
+//! changed.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -151,6 +153,7 @@ fn strip(v: &mut serde_json::Value, path: &[&str]) {
 /// resources (or a group of such maps) and is entered, so keys name resources
 /// (`lvm.lvs.vg0/data`, `arrays.md0`, `blocks.devices.vda`); anything else is hashed whole.
 fn parts(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    // Full hashes here; `state_id` derives the fingerprint from them and shortens them.
     match v {
         serde_json::Value::Object(m)
             if prefix.is_empty()
@@ -166,8 +169,7 @@ fn parts(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>
             }
         }
         _ => {
-            let h = sha256_hex(canonical_json(v).as_bytes());
-            out.insert(prefix.to_string(), h[..16].to_string());
+            out.insert(prefix.to_string(), sha256_hex(canonical_json(v).as_bytes()));
         }
     }
 }
@@ -180,9 +182,21 @@ pub fn state_id(facts: &Facts, against: &str) -> StateId {
     }
     let mut p = BTreeMap::new();
     parts("", &v, &mut p);
+    // The whole state's hash, from every part's full hash (each part is read once).
+    let mut all = String::with_capacity(p.len() * 100);
+    for (k, h) in &p {
+        all.push_str(k);
+        all.push('\0');
+        all.push_str(h);
+        all.push('\n');
+    }
+    let fingerprint = sha256_hex(all.as_bytes());
+    for h in p.values_mut() {
+        h.truncate(16);
+    }
     StateId {
         against: against.to_string(),
-        fingerprint: sha256_hex(canonical_json(&v).as_bytes()),
+        fingerprint,
         parts: p,
     }
 }

@@ -105,11 +105,21 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
     (d, snap)
 }
 
+/// The final records of the journal, as written (each apply also writes a `started` line
+/// first, checked here).
 fn journal(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("state/journal.jsonl"))
+    let all: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("state/journal.jsonl"))
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for pair in all.chunks(2) {
+        assert_eq!(pair[0]["outcome"], "started", "{all:?}");
+        assert_eq!(pair[0]["pid"], pair[1]["pid"]);
+        assert_eq!(pair[0]["started"], pair[1]["started"]);
+    }
+    all.into_iter()
+        .filter(|r| r["outcome"] != "started")
         .collect()
 }
 
@@ -753,5 +763,60 @@ fn require_signed_accepts_only_commits_signed_by_allowed_keys() {
     assert_eq!(
         outcomes,
         ["refused", "refused", "no-changes", "refused", "refused"]
+    );
+}
+
+#[test]
+fn unwritable_journal_plan_file_and_unreadable_journal_are_errors() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    // The state directory is a file: apply refuses before it reads anything.
+    std::fs::write(dir.join("state"), "").unwrap();
+    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).starts_with("apply: cannot write the journal "),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).ends_with("; nothing was changed\n"),
+        "{}",
+        stderr(&o)
+    );
+    // The journal is a directory: history cannot read it.
+    let o = hostform(
+        dir,
+        &["history", "--state-dir", dir.join("bad").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 0, "no journal yet: nothing to show");
+    std::fs::create_dir_all(dir.join("bad/journal.jsonl")).unwrap();
+    let o = hostform(
+        dir,
+        &["history", "--state-dir", dir.join("bad").to_str().unwrap()],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).starts_with("history: cannot read the journal "),
+        "{}",
+        stderr(&o)
+    );
+    // --out where no file can be written.
+    let o = hf(
+        dir,
+        &[
+            "plan",
+            "t.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--out",
+            "t.yaml/p.plan",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).starts_with("plan: cannot save the plan to t.yaml/p.plan: "),
+        "{}",
+        stderr(&o)
     );
 }
