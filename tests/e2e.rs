@@ -606,7 +606,7 @@ lsblk -no PARTLABEL /dev/vda3
     );
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
-    assert!(out.contains("\n8388608B\n"), "vgcreate -s: {out}");
+    assert_eq!(out.lines().next(), Some("8388608B"), "vgcreate -s: {out}");
     for cmd in [
         "$ sfdisk --quiet --append --no-reread --no-tell-kernel --wipe never /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
         "$ partx --add --nr -1:-1 /dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
