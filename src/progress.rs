@@ -27,9 +27,13 @@ struct State {
     shown: bool,
 }
 
+/// Where progress goes: stdout, or a buffer in tests.
+type Out = Arc<Mutex<Box<dyn Write + Send>>>;
+
 pub struct Progress {
     tty: bool,
     width: usize,
+    out: Out,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     ticker: Option<std::thread::JoinHandle<()>>,
@@ -69,17 +73,24 @@ impl Progress {
             .filter(|w| *w >= 20)
             .unwrap_or(80)
             - 1;
+        Progress::to(tty, width, Box::new(std::io::stdout()))
+    }
+
+    /// Progress written to `out`, as to a terminal `width` columns wide when `tty`.
+    pub fn to(tty: bool, width: usize, out: Box<dyn Write + Send>) -> Progress {
+        let out: Out = Arc::new(Mutex::new(out));
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let state = Arc::clone(&state);
             let stop = Arc::clone(&stop);
+            let out = Arc::clone(&out);
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(REDRAW_EVERY);
                     let Ok(mut st) = state.lock() else { return };
                     let now = Instant::now();
-                    let mut out = std::io::stdout().lock();
+                    let Ok(mut out) = out.lock() else { return };
                     if tty {
                         if !st.running.is_empty() {
                             let _ = write!(out, "\r\x1b[2K{}", status_line(&st, now, width));
@@ -105,6 +116,7 @@ impl Progress {
         Progress {
             tty,
             width,
+            out,
             state,
             stop,
             ticker: Some(ticker),
@@ -122,7 +134,9 @@ impl Progress {
 
     /// Print one line above the status line.
     fn line(&self, st: &mut State, text: &str) {
-        let mut out = std::io::stdout().lock();
+        let Ok(mut out) = self.out.lock() else {
+            return;
+        };
         if self.tty && st.shown {
             let _ = write!(out, "\r\x1b[2K");
             st.shown = false;
@@ -192,8 +206,8 @@ impl Progress {
         }
         if let Ok(mut st) = self.state.lock()
             && st.shown
+            && let Ok(mut out) = self.out.lock()
         {
-            let mut out = std::io::stdout().lock();
             let _ = write!(out, "\r\x1b[2K");
             let _ = out.flush();
             st.shown = false;
@@ -210,6 +224,108 @@ impl Drop for Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn op(id: &str, summary: &str) -> crate::plan::Op {
+        crate::plan::Op {
+            id: id.into(),
+            resource: "r".into(),
+            summary: summary.into(),
+            argv: vec!["true".into()],
+            stdin: None,
+            risk: crate::plan::Risk::Safe,
+            writes_root: false,
+            after: Vec::new(),
+            settle: false,
+            write: None,
+        }
+    }
+
+    /// The run of a three-operation plan where the second fails and the third is skipped.
+    fn run(p: &Progress) {
+        let (a, b, c) = (
+            op("50:a", "create vg0/a (1GiB)"),
+            op("50:b", "create vg0/b (1GiB)"),
+            op("57:b", "create ext4 on vg0/b"),
+        );
+        let error = crate::runner::RunError::Failed {
+            argv: "true".into(),
+            status: 5,
+            stderr: "boom".into(),
+        };
+        p.begin(3);
+        p.event(Event::Start {
+            n: 1,
+            total: 3,
+            op: &a,
+        });
+        p.event(Event::Start {
+            n: 2,
+            total: 3,
+            op: &b,
+        });
+        p.event(Event::Done {
+            n: 1,
+            total: 3,
+            op: &a,
+            took: Duration::from_millis(400),
+        });
+        p.event(Event::Failed {
+            op: &b,
+            error: &error,
+        });
+        p.event(Event::Skipped {
+            op: &c,
+            because: "50:b",
+        });
+        p.event(Event::Note("/ remounted read-only".into()));
+    }
+
+    #[test]
+    fn off_a_terminal_the_lines_are_plain_and_stable() {
+        let buf = Buf::default();
+        let p = Progress::to(false, 79, Box::new(buf.clone()));
+        run(&p);
+        p.finish();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        insta::assert_snapshot!("progress_not_a_tty", out);
+    }
+
+    #[test]
+    fn on_a_terminal_a_status_line_shows_what_runs_and_is_erased_before_each_line() {
+        let buf = Buf::default();
+        let p = Progress::to(true, 79, Box::new(buf.clone()));
+        run(&p);
+        p.finish();
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        // After `a` is done, `b` still runs: the status line says so, under the line.
+        assert!(
+            out.contains(
+                "[1/3] ok (0.4s) create vg0/a (1GiB)\n[1/3 done] running: create vg0/b (1GiB) (0s)"
+            ),
+            "{out:?}"
+        );
+        // It is erased before the next line, and at the end.
+        assert!(
+            out.contains("(0s)\r\x1b[2K[FAILED] create vg0/b (1GiB)\n"),
+            "{out:?}"
+        );
+        assert!(!out.contains("running: create ext4"), "{out:?}");
+        let plain: String = out.replace("\r\x1b[2K", "");
+        assert!(plain.ends_with("/ remounted read-only\n"), "{out:?}");
+    }
 
     #[test]
     fn the_status_line_names_what_runs_and_never_wraps() {
