@@ -95,6 +95,21 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         println!("No changes: the host matches the spec.");
         return EXIT_OK;
     }
+    // A change waiting for confirmation would be rolled back over this one: finish it first.
+    match safe::read_pending(&safe::state_dir(args.state_dir.as_deref())) {
+        Ok(None) => {}
+        Ok(Some(p)) => {
+            eprintln!(
+                "apply: change {} is still waiting for confirmation; nothing was changed\n  hint: run `hostform confirm` or `hostform rollback` first",
+                p.id
+            );
+            return EXIT_FAIL;
+        }
+        Err(e) => {
+            eprintln!("apply: {e}; nothing was changed");
+            return EXIT_FAIL;
+        }
+    }
     if !plan.connectivity.is_empty() && confirm_within.is_none() {
         eprintln!(
             "apply: this plan can cut this host off the network; nothing was changed\n  hint: apply it with --confirm-within 60s: it rolls back by itself unless `hostform confirm` follows"
