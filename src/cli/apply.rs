@@ -137,7 +137,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     // The safe path: save, arm the rollback, and hold the lock while changing the host.
     let mut safe_run = None;
     if let Some(d) = confirm_within {
-        match arm(&args, &plan, &facts, &runner, d) {
+        match arm(&args, &loaded.spec, &plan, &facts, &runner, d) {
             Ok(s) => safe_run = Some(s),
             Err(e) => {
                 eprintln!("apply: {e}; nothing was changed");
@@ -237,6 +237,7 @@ struct SafeRun {
 /// anything changes.
 fn arm(
     args: &Args,
+    spec: &crate::spec::types::Spec,
     plan: &Plan,
     facts: &crate::discover::Facts,
     runner: &RealRunner,
@@ -274,6 +275,7 @@ fn arm(
         net: facts.net.clone(),
         files,
         timer: Timer::None,
+        bridges: spec.bridges.keys().map(|k| k.value.clone()).collect(),
     };
     safe::write_pending(&dir, &pending)?;
     if let Err(e) = safe::arm(&dir, &mut pending, runner) {
