@@ -69,6 +69,10 @@ pub struct Pending {
     /// Files the plan writes, with their previous content (`None`: did not exist).
     pub files: BTreeMap<String, Option<String>>,
     pub timer: Timer,
+    /// The spec's bridges: a rollback deletes a bridge that was not there only if it is one
+    /// of these (a bridge libvirt made meanwhile is not hostform's to remove).
+    #[serde(default)]
+    pub bridges: Vec<String>,
 }
 
 /// What became of a pending change (result.json).
@@ -288,6 +292,17 @@ pub fn shape(n: &NetFacts) -> (BTreeMap<String, Link>, Vec<Route>) {
 
 /// The differences between two states, for people; empty when they are the same.
 pub fn differences(want: &NetFacts, have: &NetFacts) -> Vec<String> {
+    differences_within(want, have, None)
+}
+
+/// [`differences`], except that with `Some(scope)` a link that appeared is a difference only
+/// when `scope` names it (links created meanwhile by others, e.g. a guest's interface, are not
+/// the change's doing).
+pub fn differences_within(
+    want: &NetFacts,
+    have: &NetFacts,
+    scope: Option<&[String]>,
+) -> Vec<String> {
     let (wl, wr) = shape(want);
     let (hl, hr) = shape(have);
     let mut out = Vec::new();
@@ -299,7 +314,9 @@ pub fn differences(want: &NetFacts, have: &NetFacts) -> Vec<String> {
         }
     }
     for n in hl.keys().filter(|n| !wl.contains_key(*n)) {
-        out.push(format!("link {n} was not there"));
+        if scope.is_none_or(|s| s.iter().any(|x| x == n)) {
+            out.push(format!("link {n} was not there"));
+        }
     }
     for r in wr.iter().filter(|r| !hr.contains(r)) {
         out.push(format!("route {r:?} is missing"));
@@ -349,7 +366,7 @@ pub fn restore(r: &dyn Runner, p: &Pending) -> Result<Vec<String>, String> {
     let now = net::discover(r)?;
     // Bridges the change created go (their ports are released, their addresses go too).
     for (n, l) in &now.links {
-        if l.is_bridge() && !saved.links.contains_key(n) {
+        if l.is_bridge() && !saved.links.contains_key(n) && p.bridges.contains(n) {
             step(r, &["ip", "link", "del", "dev", n], &mut errors, &mut done);
         }
     }
@@ -503,7 +520,7 @@ pub fn restore(r: &dyn Runner, p: &Pending) -> Result<Vec<String>, String> {
     let mut diffs = Vec::new();
     for _ in 0..5 {
         let now = net::discover(r)?;
-        diffs = differences(saved, &now);
+        diffs = differences_within(saved, &now, Some(&p.bridges));
         if diffs.is_empty() {
             break;
         }
@@ -566,6 +583,14 @@ mod tests {
             d.iter().any(|l| l.contains("route") && l.contains("eth0")),
             "{d:?}"
         );
+        // A link that appeared counts only when it is one of the spec's bridges.
+        let mut c = a.clone();
+        c.links.insert("virbr0".into(), b.links["br0"].clone());
+        assert!(differences_within(&a, &c, Some(&[])).is_empty());
+        assert_eq!(
+            differences_within(&a, &c, Some(&["virbr0".to_string()])),
+            ["link virbr0 was not there"]
+        );
     }
 
     #[test]
@@ -578,6 +603,7 @@ mod tests {
             net: NetFacts::default(),
             files: BTreeMap::new(),
             timer: Timer::None,
+            bridges: vec![],
         };
         write_pending(dir.path(), &p).unwrap();
         assert_eq!(read_pending(dir.path()).unwrap(), Some(p.clone()));

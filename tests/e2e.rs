@@ -1220,17 +1220,17 @@ fn a_killed_apply_still_rolls_back() {
     let script = net_script(
         r#"
 S=tests/specs/e2e/net.yaml
-$H apply $S --auto-approve --confirm-within 8s >/tmp/apply.out 2>&1 &
+$H apply $S --auto-approve --confirm-within 30s >/tmp/apply.out 2>&1 &
 pid=$!
 until grep -q 'Waiting' /tmp/apply.out; do sleep 0.2; done
-ip -br addr show dev br0
+ip -br addr show dev br0 || true
 kill -9 $pid
 set +e
 wait $pid; echo "killed=$?"
 set -e
 cat /tmp/apply.out
 # The rollback waiter outlives the apply.
-for i in $(seq 1 150); do [ -e /run/hostform/result.json ] && break; sleep 0.2; done
+for i in $(seq 1 300); do [ -e /run/hostform/result.json ] && break; sleep 0.2; done
 cat /run/hostform/result.json
 cat /run/hostform/rollback.log
 state after

@@ -139,6 +139,21 @@ fn run_locked(
         rec.outcome = Journaled::NoChanges;
         return EXIT_OK;
     }
+    // A change waiting for confirmation would be rolled back over this one: finish it first.
+    match safe::read_pending(&safe::state_dir(Some(&args.dirs.state_dir))) {
+        Ok(None) => {}
+        Ok(Some(p)) => {
+            eprintln!(
+                "apply: change {} is still waiting for confirmation; nothing was changed\n  hint: run `hostform confirm` or `hostform rollback` first",
+                p.id
+            );
+            return EXIT_FAIL;
+        }
+        Err(e) => {
+            eprintln!("apply: {e}; nothing was changed");
+            return EXIT_FAIL;
+        }
+    }
     if !plan.connectivity.is_empty() && confirm_within.is_none() {
         eprintln!(
             "apply: this plan can cut this host off the network; nothing was changed\n  hint: apply it with --confirm-within 60s: it rolls back by itself unless `hostform confirm` follows"
@@ -177,7 +192,7 @@ fn run_locked(
     // The safe path: save, arm the rollback, and hold its lock while changing the host.
     let mut safe_run = None;
     if let Some(d) = confirm_within {
-        match arm(args, &plan, &facts, &runner, d) {
+        match arm(args, &loaded.spec, &plan, &facts, &runner, d) {
             Ok(s) => safe_run = Some(s),
             Err(e) => {
                 eprintln!("apply: {e}; nothing was changed");
@@ -336,6 +351,7 @@ struct SafeRun {
 /// anything changes.
 fn arm(
     args: &Args,
+    spec: &crate::spec::types::Spec,
     plan: &Plan,
     facts: &crate::discover::Facts,
     runner: &RealRunner,
@@ -373,6 +389,7 @@ fn arm(
         net: facts.net.clone(),
         files,
         timer: Timer::None,
+        bridges: spec.bridges.keys().map(|k| k.value.clone()).collect(),
     };
     safe::write_pending(&dir, &pending)?;
     if let Err(e) = safe::arm(&dir, &mut pending, runner) {

@@ -118,3 +118,21 @@ fn confirm_and_rollback_with_nothing_pending_fail_and_say_so() {
     let o = hostform(dir.path(), &["apply", "x.yaml", "--confirm-within", "soon"]);
     assert_ne!(code(&o), 0);
 }
+
+#[test]
+fn a_corrupt_pending_change_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("pending.json"), "{").unwrap();
+    let s = state.to_str().unwrap();
+    for cmd in ["confirm", "rollback"] {
+        let o = hostform(dir.path(), &[cmd, "--state-dir", s]);
+        assert_eq!(code(&o), 1, "{cmd}");
+        assert!(
+            stderr(&o).contains("not a pending change"),
+            "{cmd}: {}",
+            stderr(&o)
+        );
+    }
+}
