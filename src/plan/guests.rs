@@ -160,6 +160,14 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             });
             continue;
         }
+        if hv == Hypervisor::Xen && facts.guests.xen.is_none() {
+            plan.refusals.push(Refusal {
+                resource: res.clone(),
+                reason: "Xen could not be asked on this host (`xl list -l` failed)".into(),
+                hint: "run hostform in dom0 with the Xen toolstack running, then plan again".into(),
+            });
+            continue;
+        }
         let location = match hv {
             Hypervisor::Libvirt => uri.clone(),
             Hypervisor::Xen => xen_dir
@@ -751,6 +759,20 @@ vms:
         let p = plan(&spec(&g1), vec![], true);
         assert_eq!(ids(&p), ["76:guest:g1:destroy", "77:guest:g1:undefine"]);
         assert!(p.ops.iter().all(|o| o.risk == Risk::Destructive));
+    }
+
+    #[test]
+    fn without_a_hypervisor_to_ask_the_guests_are_refused() {
+        let s = spec(G1);
+        let mut p = Plan::default();
+        plan_into(
+            &mut p,
+            &s,
+            &Facts::default(),
+            &super::super::Options::default(),
+        );
+        assert!(p.ops.is_empty());
+        assert!(p.refusals[0].reason.contains("`virsh list --all` failed"));
     }
 
     #[test]
