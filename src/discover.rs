@@ -174,11 +174,13 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         net,
         guests: crate::kinds::guest::discover(r),
     };
-    let spec = to_spec(&host, &mut facts);
+    let spec = describe(&host, &mut facts);
     Ok(Discovered { spec, facts })
 }
 
-fn to_spec(host: &str, f: &mut Facts) -> Spec {
+/// The host these facts describe, in the spec language (what `hostform discover` prints);
+/// what it cannot express becomes a note in `f.notes`.
+pub fn describe(host: &str, f: &mut Facts) -> Spec {
     let mut spec = Spec {
         version: Some(1),
         host: Sp::bare(host.to_string()),

@@ -4,7 +4,7 @@
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub mod guests;
 pub mod net;
@@ -280,6 +280,12 @@ pub fn render(plan: &Plan, color: bool) -> String {
     if !plan.refusals.is_empty() {
         s.push('\n');
     }
+    // Each change's operations, in plan order: grouped once (a scan of every op per change
+    // made rendering quadratic: minutes for 50,000 LVs).
+    let mut ops_of: HashMap<&str, Vec<&Op>> = HashMap::new();
+    for o in &plan.ops {
+        ops_of.entry(o.resource.as_str()).or_default().push(o);
+    }
     for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
         let code = match c.action {
             Action::Create => "32",
@@ -294,7 +300,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             c.resource,
             c.reason
         );
-        for o in plan.ops.iter().filter(|o| o.resource == c.resource) {
+        for o in ops_of.get(c.resource.as_str()).into_iter().flatten() {
             let risk = if o.risk == Risk::Destructive {
                 paint("1;31", " [destructive]")
             } else {
