@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where executables are looked up, in order. `$PATH` is never consulted.
 pub const EXEC_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -105,6 +106,20 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Processes spawned by every `RealRunner` of this process, and the wall time spent waiting
+/// for them (nanoseconds): what `HOSTFORM_TIMINGS=1` reports as the host's share of a command.
+static SPAWNED_COUNT: AtomicU64 = AtomicU64::new(0);
+static SPAWNED_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How many processes this process has spawned through a [`RealRunner`], and the wall time
+/// it waited for them (side by side processes count each their own time).
+pub fn spawn_totals() -> (u64, std::time::Duration) {
+    (
+        SPAWNED_COUNT.load(Ordering::Relaxed),
+        std::time::Duration::from_nanos(SPAWNED_NANOS.load(Ordering::Relaxed)),
+    )
+}
+
 /// Runs real programs. Counts what it spawns, for the process budget of discovery.
 #[derive(Default)]
 pub struct RealRunner {
@@ -136,6 +151,7 @@ impl Runner for RealRunner {
             argv: show_argv(argv),
             source,
         };
+        let started = std::time::Instant::now();
         let mut child = std::process::Command::new(&path)
             .args(args)
             .env("LC_ALL", "C")
@@ -155,6 +171,11 @@ impl Runner for RealRunner {
             let _ = stdin.write_all(text.as_bytes());
         }
         let out = child.wait_with_output().map_err(spawn_err)?;
+        SPAWNED_COUNT.fetch_add(1, Ordering::Relaxed);
+        SPAWNED_NANOS.fetch_add(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(Output {
             status: out.status.code().unwrap_or(128),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -31,6 +31,13 @@ struct Snapshot<'a> {
 }
 
 pub fn run(args: Args) -> i32 {
+    let mut timings = super::timings::Timings::start();
+    let code = discover(args, &mut timings);
+    timings.report();
+    code
+}
+
+fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
     let runner = RealRunner::new();
     let found = match crate::discover::discover(&runner) {
         Ok(d) => d,
@@ -39,6 +46,7 @@ pub fn run(args: Args) -> i32 {
             return EXIT_FAIL;
         }
     };
+    timings.mark("host");
     match args.format {
         DiscoverFormat::Yaml => {
             let yaml = match serde_saphyr::to_string(&found.spec) {
@@ -77,6 +85,7 @@ pub fn run(args: Args) -> i32 {
             }
         }
     }
+    timings.mark("output");
     eprintln!(
         "discover: {} processes: {}",
         runner.spawned().len(),

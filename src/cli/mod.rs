@@ -21,6 +21,7 @@ mod show;
 mod shutdown;
 mod shutdown_order;
 mod timer;
+mod timings;
 mod validate;
 
 pub const EXIT_OK: i32 = 0;

@@ -49,6 +49,13 @@ struct JsonPlan<'a> {
 }
 
 pub fn run(args: Args, color: ColorChoice) -> i32 {
+    let mut timings = super::timings::Timings::start();
+    let code = plan(args, color, &mut timings);
+    timings.report();
+    code
+}
+
+fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -> i32 {
     let spec_path = args
         .spec
         .clone()
@@ -58,15 +65,22 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    timings.mark("spec");
     let (mut facts, against) = match facts_for(args.against.as_deref(), "plan") {
         Ok(f) => f,
         Err(code) => return code,
     };
     super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
+    timings.mark(if args.against.is_some() {
+        "snapshot"
+    } else {
+        "host"
+    });
     let opts = crate::plan::Options {
         allow_destroy: args.allow_destroy,
     };
     let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
+    timings.mark("plan");
     match args.format {
         Format::Text => {
             println!("{} against {against}:\n", loaded.label);
@@ -87,6 +101,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         }
     }
+    timings.mark("output");
     if let Some(out) = &args.out
         && let Err(code) = save(
             out,

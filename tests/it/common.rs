@@ -14,6 +14,7 @@ pub fn hostform(dir: &Path, args: &[&str]) -> Output {
         .env_remove("COLUMNS")
         .env_remove("HOSTFORM_STATE_DIR")
         .env_remove("HOSTFORM_LOCK_DIR")
+        .env_remove("HOSTFORM_TIMINGS")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE");
     cmd.output().expect("run hostform")

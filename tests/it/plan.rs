@@ -115,3 +115,47 @@ fn bad_snapshots_and_specs_are_errors() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("unknown key `bogus`"));
 }
+
+/// `HOSTFORM_TIMINGS=1` says where the time went, on stderr only; planning against a snapshot
+/// spawns no process at all.
+#[test]
+fn timings_say_where_the_time_went() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), SPEC).unwrap();
+    let snap = snapshot(dir.path(), "blank");
+    let run = |timings: Option<&str>| {
+        let mut cmd = assert_cmd::Command::cargo_bin("hostform").unwrap();
+        cmd.current_dir(dir.path())
+            .args(["plan", "lab.yaml", "--against", snap.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .env_remove("HOSTFORM_TIMINGS");
+        if let Some(v) = timings {
+            cmd.env("HOSTFORM_TIMINGS", v);
+        }
+        cmd.output().unwrap()
+    };
+    let quiet = run(None);
+    let timed = run(Some("1"));
+    assert_eq!(code(&timed), 0, "{}", stderr(&timed));
+    assert_eq!(
+        stdout(&quiet),
+        stdout(&timed),
+        "the plan itself is the same"
+    );
+    assert!(!stderr(&quiet).contains("timings:"), "{}", stderr(&quiet));
+    assert!(!stderr(&run(Some("0"))).contains("timings:"));
+    let err = stderr(&timed);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("timings: "))
+        .unwrap_or_else(|| panic!("no timings line in {err}"));
+    let stages: Vec<&str> = line["timings: ".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|s| s.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(stages, ["spec", "snapshot", "plan", "output"], "{line}");
+    assert!(line.ends_with("waiting for 0 processes"), "{line}");
+}
