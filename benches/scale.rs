@@ -17,6 +17,8 @@
 //! - in this process, by stage (load and validate the spec, read the snapshot, plan, render the
 //!   text), with the peak heap from a counting allocator.
 //!
+//! Also the executor's own cost over the create plan (its commands run by nothing).
+//!
 //! Budget (issue 8): linear growth up to 50,000 resources, 10,000 under 1 s.
 
 // A counting global allocator is the one place that needs `unsafe`: it only forwards to
@@ -176,6 +178,51 @@ fn write(dir: &Path, fixtures: &Path, sc: Scenario, resources: usize) -> Files {
     }
 }
 
+/// A runner that runs nothing and succeeds: the executor's own cost (scheduling, events) over a
+/// plan's operations, without the host. It imitates no tool: nothing reads its output.
+struct Nothing;
+
+impl hostform::runner::Runner for Nothing {
+    fn run_input(
+        &self,
+        _: &[&str],
+        _: Option<&str>,
+    ) -> Result<hostform::runner::Output, hostform::runner::RunError> {
+        Ok(hostform::runner::Output {
+            status: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+        })
+    }
+    fn read(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn list(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+    fn resolve_link(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn write_file(&self, _: &str, _: &str, _: u32) -> Result<(), hostform::runner::RunError> {
+        Ok(())
+    }
+}
+
+/// The executor over the create plan with [`Nothing`] for a host, at the default parallelism:
+/// seconds, and the operations it ran.
+fn executor(files: &Files) -> (f64, usize) {
+    let loaded = hostform::spec::load(&files.spec, None).expect("the spec is valid");
+    let text = std::fs::read_to_string(&files.snap).expect("read snapshot");
+    let mut d: hostform::discover::Discovered = serde_json::from_str(&text).expect("snapshot");
+    d.facts.blocks.index();
+    let plan = hostform::plan::plan_host(&loaded.spec, &d.facts, &Default::default());
+    let t = Instant::now();
+    let out = hostform::apply::execute(&plan, &Nothing, 4, &mut |_| {});
+    let dt = t.elapsed().as_secs_f64();
+    assert!(out.ok(), "{:?}", out.failed.first());
+    (dt, out.done.len())
+}
+
 /// The stages in this process, once: seconds for load, snapshot, plan, render; peak heap
 /// (bytes above what was allocated before); the number of operations.
 fn stages(files: &Files) -> ([f64; 4], usize, usize) {
@@ -214,6 +261,7 @@ fn main() {
     let mut binary_rows = Vec::new();
     let mut stage_rows = Vec::new();
     let mut growth_rows = Vec::new();
+    let mut executor_rows = Vec::new();
     for sc in [Scenario::Create, Scenario::Converged] {
         let mut medians = Vec::new();
         for &n in &SIZES {
@@ -269,6 +317,14 @@ fn main() {
                 mb(rss),
                 w.median * 1e6 / n as f64,
             ));
+            if sc == Scenario::Create {
+                let (t, n_ops) = executor(&files);
+                executor_rows.push(format!(
+                    "| {n} | {n_ops} | {:.0} ms | {:.1} µs |",
+                    t * 1e3,
+                    t * 1e6 / n_ops.max(1) as f64
+                ));
+            }
             stage_rows.push(format!(
                 "| {} | {n} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} MB |",
                 sc.name(),
@@ -298,6 +354,14 @@ fn main() {
     println!("| host | resources | load + validate | read snapshot | plan | render | peak heap |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for r in &stage_rows {
+        println!("{r}");
+    }
+    println!(
+        "\nThe executor over the create plan, its commands run by nothing (scheduling and events only; parallelism 4):\n"
+    );
+    println!("| resources | operations | executor | per operation |");
+    println!("|---:|---:|---:|---:|");
+    for r in &executor_rows {
         println!("{r}");
     }
     println!("\nGrowth of the binary's median time:\n");

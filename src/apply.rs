@@ -110,11 +110,17 @@ pub fn execute(
     out
 }
 
-/// The scheduler's shared state.
-struct Sched<'p> {
-    started: Vec<bool>,
-    ok: BTreeSet<&'p str>,
-    broken: BTreeSet<&'p str>,
+/// The scheduler's shared state. Operations are plan indices; `ready` holds those whose
+/// dependencies all succeeded, in plan order, so each pick is the first runnable operation of
+/// the plan without a scan of the whole plan (a scan per pick made large applies quadratic).
+struct Sched {
+    ready: BTreeSet<usize>,
+    /// Dependencies of each operation not yet succeeded.
+    waiting_on: Vec<usize>,
+    /// Operations that failed or were skipped.
+    broken: Vec<bool>,
+    /// Operations started (or skipped): settled or under way.
+    taken: Vec<bool>,
     pending: usize,
     completed: usize,
 }
@@ -126,12 +132,41 @@ fn run_graph(
     report: &mut (dyn FnMut(Event) + Send),
     out: &mut Outcome,
 ) {
-    let ids: BTreeSet<&str> = plan.ops.iter().map(|o| o.id.as_str()).collect();
     let total = plan.ops.len();
+    let index: std::collections::HashMap<&str, usize> = plan
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id.as_str(), i))
+        .collect();
+    // Each operation's dependencies inside this plan (in its `after` order, once each), and
+    // the operations that depend on it.
+    let deps: Vec<Vec<usize>> = plan
+        .ops
+        .iter()
+        .map(|op| {
+            let mut d: Vec<usize> = Vec::new();
+            for a in &op.after {
+                if let Some(&j) = index.get(a.as_str())
+                    && !d.contains(&j)
+                {
+                    d.push(j);
+                }
+            }
+            d
+        })
+        .collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); total];
+    for (i, d) in deps.iter().enumerate() {
+        for &j in d {
+            dependents[j].push(i);
+        }
+    }
     let state = Mutex::new(Sched {
-        started: vec![false; total],
-        ok: BTreeSet::new(),
-        broken: BTreeSet::new(),
+        ready: (0..total).filter(|&i| deps[i].is_empty()).collect(),
+        waiting_on: deps.iter().map(Vec::len).collect(),
+        broken: vec![false; total],
+        taken: vec![false; total],
         pending: total,
         completed: 0,
     });
@@ -143,48 +178,45 @@ fn run_graph(
             (*f)(e)
         }
     };
+    // After a failure: skip everything that depends on it, directly or not, in plan order,
+    // each naming the first of its dependencies that broke.
+    let skip_dependents = |st: &mut Sched, failed: usize| {
+        let mut todo: BTreeSet<usize> = dependents[failed].iter().copied().collect();
+        while let Some(i) = todo.pop_first() {
+            if st.taken[i] {
+                continue;
+            }
+            st.taken[i] = true;
+            st.broken[i] = true;
+            st.ready.remove(&i);
+            st.pending -= 1;
+            let because = deps[i]
+                .iter()
+                .find(|&&d| st.broken[d])
+                .map(|&d| plan.ops[d].id.as_str())
+                .unwrap_or_default();
+            if let Ok(mut o) = result.lock() {
+                o.skipped.push(plan.ops[i].id.clone());
+            }
+            emit(Event::Skipped {
+                op: &plan.ops[i],
+                because,
+            });
+            todo.extend(dependents[i].iter().copied());
+        }
+    };
     std::thread::scope(|scope| {
         for _ in 0..parallelism.min(total.max(1)) {
             scope.spawn(|| {
                 loop {
-                    // Pick the first operation, in plan order, whose dependencies are settled.
                     let mut st = match state.lock() {
                         Ok(g) => g,
                         Err(_) => return,
                     };
+                    // The first operation, in plan order, whose dependencies all succeeded.
                     let picked = loop {
-                        if st.pending == 0 {
-                            break None;
-                        }
-                        let mut found = None;
-                        for (i, op) in plan.ops.iter().enumerate() {
-                            if st.started[i] {
-                                continue;
-                            }
-                            let deps: Vec<&str> = op
-                                .after
-                                .iter()
-                                .map(String::as_str)
-                                .filter(|a| ids.contains(a))
-                                .collect();
-                            if let Some(dep) = deps.iter().find(|d| st.broken.contains(*d)) {
-                                st.started[i] = true;
-                                st.broken.insert(&op.id);
-                                st.pending -= 1;
-                                if let Ok(mut o) = result.lock() {
-                                    o.skipped.push(op.id.clone());
-                                }
-                                emit(Event::Skipped { op, because: dep });
-                                wake.notify_all();
-                                continue;
-                            }
-                            if deps.iter().all(|d| st.ok.contains(d)) {
-                                found = Some(i);
-                                break;
-                            }
-                        }
-                        if let Some(i) = found {
-                            st.started[i] = true;
+                        if let Some(i) = st.ready.pop_first() {
+                            st.taken[i] = true;
                             break Some(i);
                         }
                         if st.pending == 0 {
@@ -217,7 +249,12 @@ fn run_graph(
                     let n = st.completed;
                     match res {
                         Ok(()) => {
-                            st.ok.insert(&op.id);
+                            for &j in &dependents[i] {
+                                st.waiting_on[j] -= 1;
+                                if st.waiting_on[j] == 0 && !st.taken[j] {
+                                    st.ready.insert(j);
+                                }
+                            }
                             if let Ok(mut o) = result.lock() {
                                 o.done.push(op.id.clone());
                             }
@@ -229,11 +266,12 @@ fn run_graph(
                             });
                         }
                         Err(e) => {
-                            st.broken.insert(&op.id);
+                            st.broken[i] = true;
                             if let Ok(mut o) = result.lock() {
                                 o.failed.push((op.id.clone(), e.to_string()));
                             }
                             emit(Event::Failed { op, error: &e });
+                            skip_dependents(&mut st, i);
                         }
                     }
                     drop(st);
@@ -516,6 +554,40 @@ mod tests {
         let pos = |x: &str| ran.iter().position(|r| r == x).unwrap();
         assert!(pos("cmd d") < pos("cmd e"));
         assert!(!ran.contains(&"cmd b".to_string()));
+    }
+
+    /// One run at a time follows the plan's order; an operation with two dependencies is
+    /// skipped when one of them fails, naming it, and what depends on it names it in turn.
+    #[test]
+    fn skips_name_the_dependency_that_broke_and_one_at_a_time_keeps_plan_order() {
+        let plan = Plan {
+            ops: vec![
+                op("a", &[], false),
+                op("b", &[], false),
+                op("c", &["a", "b"], false),
+                op("d", &["c", "a"], false),
+                op("e", &[], false),
+                op("f", &["a"], false),
+            ],
+            ..Plan::default()
+        };
+        let r = Script {
+            fail: vec!["cmd b"],
+            ran: Mutex::new(Vec::new()),
+        };
+        let mut skips = Vec::new();
+        let out = execute(&plan, &r, 1, &mut |e| {
+            if let Event::Skipped { op, because } = e {
+                skips.push(format!("{} because {because}", op.id));
+            }
+        });
+        assert_eq!(skips, ["c because b", "d because c"]);
+        assert_eq!(out.skipped, ["c", "d"]);
+        assert_eq!(out.done, ["a", "e", "f"]);
+        assert_eq!(
+            r.ran.lock().unwrap().clone(),
+            ["cmd a", "cmd b", "cmd e", "cmd f"]
+        );
     }
 
     /// The full scenario with md0 stopped (as after `mdadm --stop`): its members still carry

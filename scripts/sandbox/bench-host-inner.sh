@@ -106,6 +106,8 @@ if has apply; then
 fi
 
 if has ansible; then
+  # Ansible refuses to run without a UTF-8 locale (hostform's runner gives its own commands C).
+  export LC_ALL=C.UTF-8
   export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
   export ANSIBLE_PYTHON_INTERPRETER=/usr/bin/python3 ANSIBLE_LOCAL_TEMP=/tmp/ansible-local
   export ANSIBLE_REMOTE_TEMP=/tmp/ansible-remote ANSIBLE_NOCOLOR=1
