@@ -249,11 +249,8 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     arrays(&mut c);
     volume_groups(&mut c);
     unmanaged(&mut c);
-    let ops = std::mem::take(&mut c.ops);
-    match super::order(ops) {
-        Ok(o) => c.plan.ops = o,
-        Err(e) => c.refuse("plan", e, "this is a bug in hostform; please report it"),
-    }
+    // Unordered: `plan_host` orders every room's operations together, once.
+    c.plan.ops = std::mem::take(&mut c.ops);
     c.plan
 }
 
