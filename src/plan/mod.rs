@@ -320,11 +320,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 }
                 continue;
             }
-            let _ = writeln!(
-                s,
-                "      $ {}",
-                crate::runner::show_argv(&o.argv.iter().map(String::as_str).collect::<Vec<_>>())
-            );
+            s.push_str("      $ ");
+            crate::runner::push_argv(&mut s, o.argv.iter().map(String::as_str));
+            s.push('\n');
             if let Some(input) = &o.stdin {
                 for l in input.lines() {
                     let _ = writeln!(s, "      < {l}");
