@@ -100,13 +100,15 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     {
         return code;
     }
-    if !plan.refusals.is_empty() {
+    let code = if !plan.refusals.is_empty() {
         EXIT_FAIL
     } else if args.detailed_exitcode && plan.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    }
+    };
+    super::left_to_exit((loaded, facts, plan));
+    code
 }
 
 /// The facts to plan against: a snapshot from `hostform discover --format json`, or this host;
