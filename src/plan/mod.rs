@@ -212,20 +212,21 @@ pub fn order(ops: Vec<Op>) -> Result<Vec<Op>, String> {
     let out = {
         // Each op's rank in id order, found by one sort: the ready set below compares ranks
         // rather than ids (100,000 ops at 50,000 resources, their ids sharing long prefixes).
-        let mut by_rank: Vec<usize> = (0..n).collect();
-        by_rank.sort_unstable_by(|&a, &b| ops[a].id.cmp(&ops[b].id));
-        if by_rank.windows(2).any(|w| ops[w[0]].id == ops[w[1]].id) {
-            return Err("two operations share an id".into());
-        }
-        let mut rank = vec![0; n];
-        for (r, &i) in by_rank.iter().enumerate() {
-            rank[i] = r;
-        }
-        let by_id: HashMap<&str, usize> = ops
+        let mut sorted: Vec<(&str, usize)> = ops
             .iter()
             .enumerate()
             .map(|(i, o)| (o.id.as_str(), i))
             .collect();
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err("two operations share an id".into());
+        }
+        let by_rank: Vec<usize> = sorted.iter().map(|&(_, i)| i).collect();
+        let mut rank = vec![0; n];
+        for (r, &i) in by_rank.iter().enumerate() {
+            rank[i] = r;
+        }
+        let by_id: HashMap<&str, usize> = sorted.into_iter().collect();
         // The edges, from each op to the ops waiting for it.
         let mut waiting: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut indeg = vec![0usize; n];
@@ -288,7 +289,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     // Each change's operations, in plan order: grouped once (a scan of every op per change
     // made rendering quadratic: minutes for 50,000 LVs).
-    let mut ops_of: HashMap<&str, Vec<&Op>> = HashMap::new();
+    let mut ops_of: HashMap<&str, Vec<&Op>> = HashMap::with_capacity(plan.changes.len());
     for o in &plan.ops {
         ops_of.entry(o.resource.as_str()).or_default().push(o);
     }
