@@ -1035,10 +1035,11 @@ fn volume_groups(c: &mut Ctx) {
                 c.change(&res, Action::NoOp, "exists");
                 continue;
             }
+            let origin = format!("lv {vgname}/{}", snap.origin);
             let after: Vec<String> = c
                 .ops
                 .iter()
-                .filter(|o| o.resource == format!("lv {vgname}/{}", snap.origin))
+                .filter(|o| o.resource == origin)
                 .map(|o| o.id.clone())
                 .chain(after_vg.iter().cloned())
                 .collect();
@@ -1553,7 +1554,8 @@ fn image_write_op(
         false,
         after,
     );
-    if let Some(o) = c.ops.iter_mut().find(|o| o.id == id) {
+    // The op just pushed (found without a scan of every op, once per image LV).
+    if let Some(o) = c.ops.last_mut() {
         // udev reads what the image put there (a partition table, a filesystem) once it is
         // written; the verification after apply sees it.
         o.settle = true;
