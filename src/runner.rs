@@ -41,19 +41,29 @@ pub enum RunError {
 
 /// A command line for messages: arguments quoted only where needed.
 pub fn show_argv(argv: &[&str]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-            {
-                a.to_string()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut s = String::new();
+    push_argv(&mut s, argv.iter().copied());
+    s
+}
+
+/// [`show_argv`], appended to `out` (a plan shows 100,000 commands at 50,000 resources: no
+/// string per word).
+pub fn push_argv<'a>(out: &mut String, argv: impl IntoIterator<Item = &'a str>) {
+    for (i, a) in argv.into_iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+        {
+            out.push_str(a);
+        } else {
+            out.push('\'');
+            out.push_str(&a.replace('\'', r"'\''"));
+            out.push('\'');
+        }
+    }
 }
 
 pub trait Runner: Send + Sync {

@@ -249,9 +249,8 @@ impl Order {
 /// How long `name` may take to stop cleanly.
 pub fn timeout_secs(spec: &Spec, name: &str) -> u64 {
     spec.vms
-        .iter()
-        .find(|(n, _)| n.value == name)
-        .and_then(|(_, vm)| vm.shutdown_timeout.as_ref())
+        .get(name)
+        .and_then(|vm| vm.shutdown_timeout.as_ref())
         .or(spec.shutdown.timeout.as_ref())
         .map(|d| d.value.0)
         .unwrap_or(DEFAULT_TIMEOUT_SECS)

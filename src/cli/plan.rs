@@ -115,13 +115,15 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
     {
         return code;
     }
-    if !plan.refusals.is_empty() {
+    let code = if !plan.refusals.is_empty() {
         EXIT_FAIL
     } else if args.detailed_exitcode && plan.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    }
+    };
+    super::left_to_exit((loaded, facts, plan));
+    code
 }
 
 /// The facts to plan against: a snapshot from `hostform discover --format json`, or this host;

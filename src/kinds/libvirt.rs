@@ -2,7 +2,9 @@
 //! parsing (tested on output captured from a real libvirtd in the sandbox,
 //! tests/fixtures/guests/), and the lifecycle (`start`, `shutdown`, `destroy`, `domstate`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -197,24 +199,38 @@ fn split_cmdline(c: &str) -> (Option<String>, Option<String>) {
     )
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
+/// `s` as XML text or attribute value; borrowed when nothing needs escaping (the usual case:
+/// names, paths, numbers).
+fn esc(s: &str) -> Cow<'_, str> {
+    if !s.contains(['&', '<', '>', '\'', '"']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// Render the domain XML hostform defines. `uuid` is the existing domain's, when redefining.
 /// `domain_type` is `kvm` on real hosts, `qemu` for software emulation.
 pub fn render_domain(c: &GuestConfig, uuid: Option<&str>, domain_type: &str) -> String {
-    let mut x = format!("<domain type='{}'>\n", esc(domain_type));
-    x += &format!("  <name>{}</name>\n", esc(&c.name));
+    // Written in place (`write!` into a String cannot fail): one buffer per domain.
+    let mut x = String::with_capacity(1024);
+    let _ = writeln!(x, "<domain type='{}'>", esc(domain_type));
+    let _ = writeln!(x, "  <name>{}</name>", esc(&c.name));
     if let Some(u) = uuid {
-        x += &format!("  <uuid>{}</uuid>\n", esc(u));
+        let _ = writeln!(x, "  <uuid>{}</uuid>", esc(u));
     }
-    x += &format!("  <memory unit='KiB'>{}</memory>\n", c.memory_kib);
-    x += &format!("  <vcpu>{}</vcpu>\n", c.vcpus);
+    let _ = writeln!(x, "  <memory unit='KiB'>{}</memory>", c.memory_kib);
+    let _ = writeln!(x, "  <vcpu>{}</vcpu>", c.vcpus);
     let efi = c
         .boot
         .as_ref()
@@ -232,9 +248,9 @@ pub fn render_domain(c: &GuestConfig, uuid: Option<&str>, domain_type: &str) -> 
         .and_then(|b| b.kernel.as_ref().map(|k| (b, k)))
     {
         Some((b, k)) => {
-            x += &format!("    <kernel>{}</kernel>\n", esc(&k.value));
+            let _ = writeln!(x, "    <kernel>{}</kernel>", esc(&k.value));
             if let Some(r) = &b.ramdisk {
-                x += &format!("    <initrd>{}</initrd>\n", esc(&r.value));
+                let _ = writeln!(x, "    <initrd>{}</initrd>", esc(&r.value));
             }
             let mut cmd = Vec::new();
             if let Some(r) = &b.root {
@@ -244,7 +260,7 @@ pub fn render_domain(c: &GuestConfig, uuid: Option<&str>, domain_type: &str) -> 
                 cmd.push(a.value.clone());
             }
             if !cmd.is_empty() {
-                x += &format!("    <cmdline>{}</cmdline>\n", esc(&cmd.join(" ")));
+                let _ = writeln!(x, "    <cmdline>{}</cmdline>", esc(&cmd.join(" ")));
             }
         }
         None => x += "    <boot dev='hd'/>\n",
@@ -252,10 +268,10 @@ pub fn render_domain(c: &GuestConfig, uuid: Option<&str>, domain_type: &str) -> 
     x += "  </os>\n  <features>\n    <acpi/>\n  </features>\n";
     x += "  <on_poweroff>destroy</on_poweroff>\n  <devices>\n";
     for d in &c.disks {
-        x += &disk_xml(d, "    ");
+        write_disk_xml(&mut x, d, "    ");
     }
     for n in &c.nics {
-        x += &nic_xml(n, "    ");
+        write_nic_xml(&mut x, n, "    ");
     }
     x += "  </devices>\n</domain>\n";
     x
@@ -273,30 +289,42 @@ fn bus_of(target: &str) -> &'static str {
 
 /// One `<disk>` element (also what `virsh attach-device` takes).
 pub fn disk_xml(d: &GuestDisk, ind: &str) -> String {
-    format!(
-        "{ind}<disk type='block' device='disk'>\n{ind}  <driver name='qemu' type='raw' cache='none'/>\n{ind}  <source dev='{}'/>\n{ind}  <target dev='{}' bus='{}'/>\n{}{ind}</disk>\n",
+    let mut x = String::new();
+    write_disk_xml(&mut x, d, ind);
+    x
+}
+
+fn write_disk_xml(x: &mut String, d: &GuestDisk, ind: &str) {
+    let _ = write!(
+        x,
+        "{ind}<disk type='block' device='disk'>\n{ind}  <driver name='qemu' type='raw' cache='none'/>\n{ind}  <source dev='{}'/>\n{ind}  <target dev='{}' bus='{}'/>\n",
         esc(&d.source),
         esc(&d.target),
         bus_of(&d.target),
-        if d.readonly {
-            format!("{ind}  <readonly/>\n")
-        } else {
-            String::new()
-        }
-    )
+    );
+    if d.readonly {
+        let _ = writeln!(x, "{ind}  <readonly/>");
+    }
+    let _ = writeln!(x, "{ind}</disk>");
 }
 
 /// One `<interface>` element on a bridge.
 pub fn nic_xml(n: &GuestNic, ind: &str) -> String {
-    let mac = n
-        .mac
-        .as_ref()
-        .map(|m| format!("{ind}  <mac address='{}'/>\n", esc(m)))
-        .unwrap_or_default();
-    format!(
-        "{ind}<interface type='bridge'>\n{mac}{ind}  <source bridge='{}'/>\n{ind}  <model type='virtio'/>\n{ind}</interface>\n",
+    let mut x = String::new();
+    write_nic_xml(&mut x, n, ind);
+    x
+}
+
+fn write_nic_xml(x: &mut String, n: &GuestNic, ind: &str) {
+    let _ = writeln!(x, "{ind}<interface type='bridge'>");
+    if let Some(m) = &n.mac {
+        let _ = writeln!(x, "{ind}  <mac address='{}'/>", esc(m));
+    }
+    let _ = write!(
+        x,
+        "{ind}  <source bridge='{}'/>\n{ind}  <model type='virtio'/>\n{ind}</interface>\n",
         esc(&n.bridge)
-    )
+    );
 }
 
 /// The libvirt backend: every command is `virsh -c URI ...`.

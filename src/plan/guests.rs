@@ -8,7 +8,7 @@
 //! `77:guest:N:undefine`. A guest starts after the storage ops of its LVs (`50:lv:VG/LV:*`,
 //! `52:`, `55:`, `57:`, `58:`) and after the guests it depends on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::{Action, Change, Op, Plan, Refusal, Risk};
 use crate::discover::Facts;
@@ -90,7 +90,13 @@ fn unified(old: &str, new: &str, path: &str) -> String {
 /// Plan the spec's guests. Ops of other rooms the guests depend on are in `plan` already:
 /// an LV grown under a running guest is made to wait for the guest's stop.
 pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Options) {
-    let existing: BTreeSet<String> = plan.ops.iter().map(|o| o.id.clone()).collect();
+    // LVs the storage room grows (`50:lv:VG/LV:extend`): a running guest on one is stopped.
+    let extended: BTreeSet<String> = plan
+        .ops
+        .iter()
+        .filter_map(|o| o.id.strip_prefix("50:lv:")?.strip_suffix(":extend"))
+        .map(str::to_string)
+        .collect();
     let mut new_ops: Vec<Op> = Vec::new();
     let mut stops_for_resize: Vec<(String, String)> = Vec::new(); // (extend op, stop op)
     let uri = spec
@@ -125,13 +131,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                     .libvirt
                     .as_ref()
                     .and_then(|l| l.domains.get(name));
+                let definition = seen.and_then(|d| d.definition.as_ref());
                 (
                     seen.is_some_and(|d| d.running()),
                     seen.is_some(),
-                    seen.and_then(|d| d.definition.as_ref())
-                        .map(|d| d.config.clone()),
-                    seen.and_then(|d| d.definition.as_ref())
-                        .and_then(|d| d.uuid.clone()),
+                    definition.map(|d| &d.config),
+                    definition.and_then(|d| d.uuid.as_deref()),
                     seen.is_some_and(|d| d.autostart),
                 )
             }
@@ -224,13 +229,17 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
         // Configuration.
         match hv {
             Hypervisor::Libvirt => {
-                // Compare what libvirt will store: our XML read back the way libvirt's is.
-                let xml = libvirt::render_domain(&want, uuid.as_deref(), domain_type);
-                let want_cmp = libvirt::parse_domain(&xml)
-                    .map(|d| d.config)
-                    .unwrap_or_else(|_| want.clone());
-                let changes = match &current {
-                    Some(cur) => classify(cur, &want_cmp),
+                // Compare what libvirt will store: our XML read back the way libvirt's is
+                // (read back only when there is a definition to compare it with).
+                let xml = libvirt::render_domain(&want, uuid, domain_type);
+                let compared = current.map(|cur| {
+                    let want_cmp = libvirt::parse_domain(&xml)
+                        .map(|d| d.config)
+                        .unwrap_or_else(|_| want.clone());
+                    (cur, want_cmp)
+                });
+                let changes = match &compared {
+                    Some((cur, want_cmp)) => classify(cur, want_cmp),
                     None if defined => {
                         vec![("definition could not be read".into(), ChangeClass::Restart)]
                     }
@@ -244,7 +253,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                             Some(cur) if defined => {
                                 // The difference in the fields hostform manages, both sides
                                 // rendered the same way.
-                                let now = libvirt::render_domain(cur, uuid.as_deref(), domain_type);
+                                let now = libvirt::render_domain(cur, uuid, domain_type);
                                 let diff = unified(&now, &xml, &format!("domain {name}"));
                                 format!(
                                     "redefine {name} (the same uuid)\n{}",
@@ -272,7 +281,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                             reasons.push(format!("{what}: {}", class_word(*class, running)));
                         }
                         // Added disks reach the running guest now.
-                        if running && let Some(cur) = &current {
+                        if running && let Some((cur, want_cmp)) = &compared {
                             for d in &want_cmp.disks {
                                 if !cur.disks.iter().any(|c| c.target == d.target) {
                                     let mut a = op(
@@ -349,7 +358,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
         let grown: Vec<String> = want
             .lvs()
             .into_iter()
-            .filter(|lv| existing.contains(&format!("50:lv:{lv}:extend")))
+            .filter(|lv| extended.contains(lv))
             .collect();
         let mut stop_id = None;
         if running && (!grown.is_empty() || want_state == VmState::Stopped) {
@@ -432,11 +441,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             // Shared VG: take the guest's LVs exclusively first.
             for lv in want.lvs() {
                 let vg = lv.split('/').next().unwrap_or("");
-                if spec
-                    .volume_groups
-                    .iter()
-                    .any(|(k, v)| k.value == vg && v.shared)
-                {
+                if spec.volume_groups.get(vg).is_some_and(|v| v.shared) {
                     let mut l = op(
                         format!("74:guest:{name}:lock:{lv}"),
                         &res,
@@ -503,9 +508,19 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             }
         }
     }
-    for (extend, stop) in stops_for_resize {
-        if let Some(o) = plan.ops.iter_mut().find(|o| o.id == extend) {
-            o.after.push(stop);
+    if !stops_for_resize.is_empty() {
+        // Each op by id (the first, should two share one), found once instead of by a scan
+        // per grown LV.
+        let mut at: HashMap<&str, usize> = HashMap::new();
+        for (i, o) in plan.ops.iter().enumerate() {
+            at.entry(o.id.as_str()).or_insert(i);
+        }
+        let pushes: Vec<(usize, String)> = stops_for_resize
+            .into_iter()
+            .filter_map(|(extend, stop)| Some((*at.get(extend.as_str())?, stop)))
+            .collect();
+        for (i, stop) in pushes {
+            plan.ops[i].after.push(stop);
         }
     }
     plan.ops.extend(new_ops);

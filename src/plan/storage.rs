@@ -249,11 +249,8 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     arrays(&mut c);
     volume_groups(&mut c);
     unmanaged(&mut c);
-    let ops = std::mem::take(&mut c.ops);
-    match super::order(ops) {
-        Ok(o) => c.plan.ops = o,
-        Err(e) => c.refuse("plan", e, "this is a bug in hostform; please report it"),
-    }
+    // Unordered: `plan_host` orders every room's operations together, once.
+    c.plan.ops = std::mem::take(&mut c.ops);
     c.plan
 }
 
@@ -1038,10 +1035,11 @@ fn volume_groups(c: &mut Ctx) {
                 c.change(&res, Action::NoOp, "exists");
                 continue;
             }
+            let origin = format!("lv {vgname}/{}", snap.origin);
             let after: Vec<String> = c
                 .ops
                 .iter()
-                .filter(|o| o.resource == format!("lv {vgname}/{}", snap.origin))
+                .filter(|o| o.resource == origin)
                 .map(|o| o.id.clone())
                 .chain(after_vg.iter().cloned())
                 .collect();
@@ -1556,7 +1554,8 @@ fn image_write_op(
         false,
         after,
     );
-    if let Some(o) = c.ops.iter_mut().find(|o| o.id == id) {
+    // The op just pushed (found without a scan of every op, once per image LV).
+    if let Some(o) = c.ops.last_mut() {
         // udev reads what the image put there (a partition table, a filesystem) once it is
         // written; the verification after apply sees it.
         o.settle = true;

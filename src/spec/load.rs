@@ -2,6 +2,7 @@
 //! reports every error), expand includes, templates and `like`, then validate.
 
 use indexmap::IndexMap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -496,13 +497,14 @@ fn push_rule(dec: &Decoder, msg: String, span: Span) {
     dec.push(Diagnostic::error(m).code("name").at(span).maybe_hint(h));
 }
 
-/// defaults ⊕ template chain ⊕ the VM's own fields.
-fn resolve_vm(
-    vm: &Node,
+/// defaults ⊕ template chain ⊕ the VM's own fields (the VM's node itself when there is
+/// nothing to merge it with).
+fn resolve_vm<'a>(
+    vm: &'a Node,
     defaults: Option<&Node>,
     templates: &BTreeMap<String, (Key, Node)>,
     dec: &Decoder,
-) -> Option<Node> {
+) -> Option<Cow<'a, Node>> {
     let mut chain: Vec<&Node> = vec![vm];
     let mut seen: Vec<String> = Vec::new();
     // A guest without its own `template` uses the one `vm-defaults` names, if any.
@@ -511,7 +513,7 @@ fn resolve_vm(
         .or_else(|| defaults.and_then(|d| d.get("template")));
     while let Some(t) = next {
         let Some(name) = t.as_str() else {
-            return Some(vm.clone()); // the decoder reports the type error
+            return Some(Cow::Borrowed(vm)); // the decoder reports the type error
         };
         if seen.iter().any(|s| s == name) {
             seen.push(name.to_string());
@@ -538,14 +540,15 @@ fn resolve_vm(
         chain.push(tnode);
         next = tnode.get("template");
     }
-    let mut acc: Option<Node> = defaults.cloned();
-    for n in chain.iter().rev() {
-        acc = Some(match acc {
-            Some(a) => a.merged_with(n),
-            None => (*n).clone(),
-        });
+    if defaults.is_none() && chain.len() == 1 {
+        return Some(Cow::Borrowed(vm));
     }
-    acc
+    let mut layers = defaults.into_iter().chain(chain.into_iter().rev());
+    let mut acc = layers.next()?.clone();
+    for n in layers {
+        acc.merge(n);
+    }
+    Some(Cow::Owned(acc))
 }
 
 fn volume_groups(

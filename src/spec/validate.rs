@@ -531,7 +531,7 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
         let mut free_users: Vec<Span> = Vec::new();
         for (lvname, lv) in &vg.lvs {
             c.rule(names::lv(lvname), lvname.span);
-            if let Some(other) = vg.snapshots.keys().find(|s| s.value == lvname.value) {
+            if let Some((other, _)) = vg.snapshots.get_key_value(lvname.value.as_str()) {
                 c.error(
                     "duplicate",
                     other.span,

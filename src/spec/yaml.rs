@@ -89,23 +89,27 @@ impl Node {
     /// replaced. Used for `vm-defaults` and templates. Each value keeps its own span, so an
     /// error in a value that came from a template points into the template.
     pub fn merged_with(&self, over: &Node) -> Node {
-        match (&self.kind, &over.kind) {
+        let mut out = self.clone();
+        out.merge(over);
+        out
+    }
+
+    /// [`Node::merged_with`] in place: what is overlaid is not copied again at each level of
+    /// a template chain.
+    pub fn merge(&mut self, over: &Node) {
+        match (&mut self.kind, &over.kind) {
             (NodeKind::Map(base), NodeKind::Map(top)) => {
-                let mut out: Vec<(Key, Node)> = base.clone();
                 for (k, v) in top {
-                    if let Some(slot) = out.iter_mut().find(|(bk, _)| bk.name == k.name) {
-                        slot.1 = slot.1.merged_with(v);
+                    if let Some(slot) = base.iter_mut().find(|(bk, _)| bk.name == k.name) {
+                        slot.1.merge(v);
                         slot.0 = k.clone();
                     } else {
-                        out.push((k.clone(), v.clone()));
+                        base.push((k.clone(), v.clone()));
                     }
                 }
-                Node {
-                    kind: NodeKind::Map(out),
-                    span: over.span,
-                }
+                self.span = over.span;
             }
-            _ => over.clone(),
+            _ => *self = over.clone(),
         }
     }
 }
