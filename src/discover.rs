@@ -4,7 +4,8 @@
 //!
 //! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
 //! disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
-//! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links.
+//! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links; `virsh` twice
+//! and `xl` once, whatever the number of guests. The rooms read side by side.
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -129,19 +130,46 @@ fn fs_of(fstype: Option<&str>) -> Filesystem {
     }
 }
 
+/// A room's reading, from its thread. A panic there is a bug: it goes on in this thread, to be
+/// reported as one (exit 255), as if the room had read here.
+fn joined<T>(h: std::thread::Result<Result<T, String>>) -> Result<T, String> {
+    h.unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+/// Read the host. The rooms' readings are independent, so they run side by side, each on its
+/// own thread: block devices (`lsblk`, then files), LVM (`pvs`, `vgs`, `lvs` side by side), the
+/// network (`ip`, three times) and the guests (`virsh`, `xl`). A plan then waits for the slowest
+/// tool, not for all of them one after another. The results are put together in a fixed order,
+/// so the facts (and the first error, if any) do not depend on which finished first.
 pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
-    let lsblk = r
-        .check(&["lsblk", "-J", "-b", "-O"])
-        .map_err(|e| format!("cannot list block devices: {e}"))?;
-    let blocks = Inventory::parse_lsblk(&lsblk.stdout)?;
-    let mut by_id = BTreeMap::new();
-    for name in r.list("/dev/disk/by-id") {
-        if let Some(target) = r.resolve_link(&format!("/dev/disk/by-id/{name}")) {
-            by_id.insert(name, target.trim_start_matches("/dev/").to_string());
-        }
-    }
-    let arrays = md::discover(r);
-    let lvm = Lvm::discover(r)?;
+    let (blocks, lvm, net, guests) = std::thread::scope(|s| {
+        let blocks = s.spawn(|| -> Result<_, String> {
+            let lsblk = r
+                .check(&["lsblk", "-J", "-b", "-O"])
+                .map_err(|e| format!("cannot list block devices: {e}"))?;
+            let blocks = Inventory::parse_lsblk(&lsblk.stdout)?;
+            let mut by_id = BTreeMap::new();
+            for name in r.list("/dev/disk/by-id") {
+                if let Some(target) = r.resolve_link(&format!("/dev/disk/by-id/{name}")) {
+                    by_id.insert(name, target.trim_start_matches("/dev/").to_string());
+                }
+            }
+            Ok((blocks, by_id, md::discover(r)))
+        });
+        let lvm = s.spawn(|| Lvm::discover(r));
+        let net = s.spawn(|| crate::kinds::net::discover(r));
+        let guests = s.spawn(|| crate::kinds::guest::discover(r));
+        (
+            joined(blocks.join()),
+            joined(lvm.join()),
+            joined(net.join()),
+            joined(guests.join().map(Ok)),
+        )
+    });
+    let (blocks, by_id, arrays) = blocks?;
+    let lvm = lvm?;
+    let net = net?;
+    let guests = guests?;
     let root_readonly = r
         .read("/proc/self/mounts")
         .and_then(|m| {
@@ -162,7 +190,6 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "discovered".into());
 
-    let net = crate::kinds::net::discover(r)?;
     let mut facts = Facts {
         blocks,
         arrays,
@@ -172,7 +199,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         notes: Vec::new(),
         images: BTreeMap::new(),
         net,
-        guests: crate::kinds::guest::discover(r),
+        guests,
     };
     let spec = describe(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -473,5 +500,67 @@ mod tests {
             "{:?}",
             d.facts.notes
         );
+    }
+
+    /// The captured host, except that `lsblk` answers last and fails, and `lvs` fails at once.
+    struct SlowFailing(crate::runner::ReplayRunner);
+
+    impl Runner for SlowFailing {
+        fn run_input(
+            &self,
+            argv: &[&str],
+            input: Option<&str>,
+        ) -> Result<crate::runner::Output, crate::runner::RunError> {
+            let failed = |argv: &[&str]| crate::runner::RunError::Failed {
+                argv: argv.join(" "),
+                status: 5,
+                stderr: "broken".into(),
+            };
+            match argv.first() {
+                Some(&"lsblk") => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    Err(failed(argv))
+                }
+                Some(&"lvs") => Err(failed(argv)),
+                _ => self.0.run_input(argv, input),
+            }
+        }
+        fn read(&self, path: &str) -> Option<String> {
+            self.0.read(path)
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            self.0.list(dir)
+        }
+        fn resolve_link(&self, path: &str) -> Option<String> {
+            self.0.resolve_link(path)
+        }
+    }
+
+    #[test]
+    fn rooms_read_side_by_side_but_the_first_error_is_always_the_same() {
+        // LVM fails first in time; the block devices' error is still the one reported, since
+        // the rooms are combined in a fixed order.
+        let r = SlowFailing(fx("full"));
+        let Err(e) = discover(&r) else {
+            panic!("lsblk failed, yet discovery succeeded")
+        };
+        assert!(e.starts_with("cannot list block devices: lsblk"), "{e}");
+        // And the rooms did read side by side: the others asked while lsblk was still running.
+        let asked = r.0.asked.lock().unwrap().clone();
+        assert!(asked.iter().any(|a| a.starts_with("pvs")), "{asked:?}");
+        assert!(asked.iter().any(|a| a.starts_with("virsh")), "{asked:?}");
+    }
+
+    #[test]
+    fn side_by_side_discovery_reads_the_same_facts_every_time() {
+        let first = discover(&fx("full")).expect("discovers");
+        let first = serde_saphyr::to_string(&first.spec).expect("serializes");
+        for _ in 0..20 {
+            let again = discover(&fx("full")).expect("discovers");
+            assert_eq!(
+                serde_saphyr::to_string(&again.spec).expect("serializes"),
+                first
+            );
+        }
     }
 }

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where executables are looked up, in order. `$PATH` is never consulted.
 pub const EXEC_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
@@ -116,18 +115,80 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Processes spawned by every `RealRunner` of this process, and the wall time spent waiting
-/// for them (nanoseconds): what `HOSTFORM_TIMINGS=1` reports as the host's share of a command.
-static SPAWNED_COUNT: AtomicU64 = AtomicU64::new(0);
-static SPAWNED_NANOS: AtomicU64 = AtomicU64::new(0);
+/// Processes spawned by every `RealRunner` of this process, and the wall time during which at
+/// least one of them ran: what `HOSTFORM_TIMINGS=1` reports as the host's share of a command.
+/// Discovery's rooms run their tools side by side, so the time is that of the union of their
+/// runs, not their sum: the rest of the total is hostform's own.
+struct Busy {
+    count: u64,
+    running: u32,
+    since: Option<std::time::Instant>,
+    total: std::time::Duration,
+}
+
+static BUSY: Mutex<Busy> = Mutex::new(Busy {
+    count: 0,
+    running: 0,
+    since: None,
+    total: std::time::Duration::ZERO,
+});
+
+fn busy_start() {
+    if let Ok(mut b) = BUSY.lock() {
+        if b.running == 0 {
+            b.since = Some(std::time::Instant::now());
+        }
+        b.running += 1;
+    }
+}
+
+fn busy_end() {
+    if let Ok(mut b) = BUSY.lock() {
+        b.count += 1;
+        b.running = b.running.saturating_sub(1);
+        if b.running == 0
+            && let Some(since) = b.since.take()
+        {
+            b.total += since.elapsed();
+        }
+    }
+}
 
 /// How many processes this process has spawned through a [`RealRunner`], and the wall time
-/// it waited for them (side by side processes count each their own time).
+/// during which at least one of them was running (processes side by side count once).
 pub fn spawn_totals() -> (u64, std::time::Duration) {
-    (
-        SPAWNED_COUNT.load(Ordering::Relaxed),
-        std::time::Duration::from_nanos(SPAWNED_NANOS.load(Ordering::Relaxed)),
-    )
+    BUSY.lock()
+        .map(|b| {
+            let running = b.since.map(|s| s.elapsed()).unwrap_or_default();
+            (b.count, b.total + running)
+        })
+        .unwrap_or_default()
+}
+
+/// Spawn `path` with `args`, feed it `input`, and collect its output.
+fn spawn_and_wait(
+    path: &Path,
+    args: &[&str],
+    input: Option<&str>,
+) -> std::io::Result<std::process::Output> {
+    let mut child = std::process::Command::new(path)
+        .args(args)
+        .env("LC_ALL", "C")
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        use std::io::Write;
+        // A program that exits without reading its input is reported by its status.
+        let _ = stdin.write_all(text.as_bytes());
+    }
+    child.wait_with_output()
 }
 
 /// Runs real programs. Counts what it spawns, for the process budget of discovery.
@@ -161,38 +222,16 @@ impl Runner for RealRunner {
             argv: show_argv(argv),
             source,
         };
-        let started = std::time::Instant::now();
-        let mut child = std::process::Command::new(&path)
-            .args(args)
-            .env("LC_ALL", "C")
-            .env("LVM_SUPPRESS_FD_WARNINGS", "1")
-            .stdin(if input.is_some() {
-                std::process::Stdio::piped()
-            } else {
-                std::process::Stdio::null()
-            })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(spawn_err)?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            use std::io::Write;
-            // A program that exits without reading its input is reported by its status.
-            let _ = stdin.write_all(text.as_bytes());
-        }
-        let out = child.wait_with_output().map_err(spawn_err)?;
-        SPAWNED_COUNT.fetch_add(1, Ordering::Relaxed);
-        SPAWNED_NANOS.fetch_add(
-            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        busy_start();
+        let out = spawn_and_wait(&path, args, input).map_err(spawn_err);
+        busy_end();
+        let out = out?;
         Ok(Output {
             status: out.status.code().unwrap_or(128),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
-
     fn read(&self, path: &str) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }

@@ -86,10 +86,13 @@ fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
         }
     }
     timings.mark("output");
+    // The rooms read side by side: sorted, the list is the same from one run to the next.
+    let mut spawned = runner.spawned();
+    spawned.sort();
     eprintln!(
         "discover: {} processes: {}",
-        runner.spawned().len(),
-        runner.spawned().join("; ")
+        spawned.len(),
+        spawned.join("; ")
     );
     EXIT_OK
 }

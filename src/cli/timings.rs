@@ -1,6 +1,6 @@
 //! `HOSTFORM_TIMINGS=1`: where a command's time went, as one line on stderr, e.g.
 //! `timings: spec 2.1 ms, host 912.4 ms, plan 0.6 ms, output 0.3 ms; total 915.7 ms, of which
-//! 880.2 ms waiting for 9 processes`. For an operator asking why a plan or an hourly drift check
+//! 880.2 ms waiting for 9 processes` (the wall time during which at least one ran). For an operator asking why a plan or an hourly drift check
 //! is slow, and for the benchmarks, which compare hostform's own cost with its tools'.
 
 use std::time::{Duration, Instant};

@@ -246,11 +246,18 @@ impl Lvm {
                 Err(e) => Err(e.to_string()),
             }
         };
-        let mut lvm = Lvm::parse(
-            &run("pvs", PV_FIELDS)?,
-            &run("vgs", VG_FIELDS)?,
-            &run("lvs", LV_FIELDS)?,
-        )?;
+        // The three reports side by side (each scans the devices on its own; they only read).
+        let (pvs, vgs, lvs) = std::thread::scope(|s| {
+            let pvs = s.spawn(|| run("pvs", PV_FIELDS));
+            let vgs = s.spawn(|| run("vgs", VG_FIELDS));
+            let lvs = run("lvs", LV_FIELDS);
+            // A panic in a report's thread is a bug: it goes on here.
+            let joined = |h: std::thread::ScopedJoinHandle<'_, Result<String, String>>| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            };
+            (joined(pvs), joined(vgs), lvs)
+        });
+        let mut lvm = Lvm::parse(&pvs?, &vgs?, &lvs?)?;
         lvm.lockd = lockd_running(r);
         Ok(lvm)
     }
