@@ -2,7 +2,8 @@
 # Benchmarks on a real kernel: the sandbox host of docs/performance.md (2 disks, RAID1, vg0 with
 # 50 ext4 LVs, 2 bridges, 10 libvirt guests), built by hostform itself, then:
 #   floor    `hostform plan` and `hostform discover` against the floor: the discovery commands
-#            hostform runs (as it reports them), run directly one after another; processes
+#            hostform runs (as it reports them), run directly one after another, and all at
+#            once (the strictest floor, as hostform reads side by side); processes
 #   apply    apply of 20 independent LV creations (lvcreate + mkfs.ext4 each) and of 10
 #            independent guest starts, at --parallelism 1 against the default (4)
 #   ansible  the Ansible check-mode playbook an operator would write instead (community.general
@@ -76,6 +77,8 @@ m = {k: statistics.median(v) for k, v in r.items()}
 print()
 if "floor" in m:
     print(f"- plan / floor: {m['plan'] / m['floor']:.2f}x (budget 1.5x); discover / floor: {m['discover'] / m['floor']:.2f}x")
+    if "floor-together" in m:
+        print(f"- plan / floor with the commands all at once: {m['plan'] / m['floor-together']:.2f}x; discover: {m['discover'] / m['floor-together']:.2f}x")
 for what in ("lvs", "guests"):
     if f"{what}-p1" in m:
         print(f"- {what}: parallelism 1 / default (4): {m[f'{what}-p1'] / m[f'{what}-p4']:.2f}x")
