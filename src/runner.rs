@@ -133,24 +133,34 @@ static BUSY: Mutex<Busy> = Mutex::new(Busy {
     total: std::time::Duration::ZERO,
 });
 
+impl Busy {
+    fn start(&mut self, now: std::time::Instant) {
+        if self.running == 0 {
+            self.since = Some(now);
+        }
+        self.running += 1;
+    }
+
+    fn end(&mut self, now: std::time::Instant) {
+        self.count += 1;
+        self.running = self.running.saturating_sub(1);
+        if self.running == 0
+            && let Some(since) = self.since.take()
+        {
+            self.total += now.saturating_duration_since(since);
+        }
+    }
+}
+
 fn busy_start() {
     if let Ok(mut b) = BUSY.lock() {
-        if b.running == 0 {
-            b.since = Some(std::time::Instant::now());
-        }
-        b.running += 1;
+        b.start(std::time::Instant::now());
     }
 }
 
 fn busy_end() {
     if let Ok(mut b) = BUSY.lock() {
-        b.count += 1;
-        b.running = b.running.saturating_sub(1);
-        if b.running == 0
-            && let Some(since) = b.since.take()
-        {
-            b.total += since.elapsed();
-        }
+        b.end(std::time::Instant::now());
     }
 }
 
@@ -232,6 +242,7 @@ impl Runner for RealRunner {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
     }
+
     fn read(&self, path: &str) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }
@@ -623,6 +634,29 @@ mod tests {
         assert!(err.contains("exited with status 2: boom"), "{err}");
         // The missing program spawned nothing.
         assert_eq!(r.spawned().len(), 2);
+    }
+
+    #[test]
+    fn tools_side_by_side_count_their_wall_time_once() {
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let mut b = Busy {
+            count: 0,
+            running: 0,
+            since: None,
+            total: std::time::Duration::ZERO,
+        };
+        // Two overlapping runs, 0–10 and 5–20: 20 ms, not 25.
+        b.start(at(0));
+        b.start(at(5));
+        b.end(at(10));
+        b.end(at(20));
+        assert_eq!(b.total, std::time::Duration::from_millis(20));
+        // A later one alone, 30–40: the gap between them is not counted.
+        b.start(at(30));
+        b.end(at(40));
+        assert_eq!(b.total, std::time::Duration::from_millis(30));
+        assert_eq!((b.count, b.running), (3, 0));
     }
 }
 
