@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use crate::kinds::block::{BlockDev, Inventory};
 use crate::kinds::lvm::Lvm;
 use crate::kinds::md::{self, MdArray};
-use crate::runner::Runner;
+use crate::runner::{Runner, joined};
 use crate::spec::de::Sp;
 use crate::spec::types::*;
 use crate::spec::units::{LvSize, MIB, PartSize, Size};
@@ -130,12 +130,6 @@ fn fs_of(fstype: Option<&str>) -> Filesystem {
     }
 }
 
-/// A room's reading, from its thread. A panic there is a bug: it goes on in this thread, to be
-/// reported as one (exit 255), as if the room had read here.
-fn joined<T>(h: std::thread::Result<Result<T, String>>) -> Result<T, String> {
-    h.unwrap_or_else(|p| std::panic::resume_unwind(p))
-}
-
 /// Read the host. The rooms' readings are independent, so they run side by side, each on its
 /// own thread: block devices (`lsblk`, then files), LVM (`pvs`, `vgs`, `lvs` side by side), the
 /// network (`ip`, three times) and the guests (`virsh`, `xl`). A plan then waits for the slowest
@@ -159,17 +153,11 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         let lvm = s.spawn(|| Lvm::discover(r));
         let net = s.spawn(|| crate::kinds::net::discover(r));
         let guests = s.spawn(|| crate::kinds::guest::discover(r));
-        (
-            joined(blocks.join()),
-            joined(lvm.join()),
-            joined(net.join()),
-            joined(guests.join().map(Ok)),
-        )
+        (joined(blocks), joined(lvm), joined(net), joined(guests))
     });
     let (blocks, by_id, arrays) = blocks?;
     let lvm = lvm?;
     let net = net?;
-    let guests = guests?;
     let root_readonly = r
         .read("/proc/self/mounts")
         .and_then(|m| {

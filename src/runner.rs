@@ -175,6 +175,13 @@ pub fn spawn_totals() -> (u64, std::time::Duration) {
         .unwrap_or_default()
 }
 
+/// The result of a reading done on its own thread (the rooms read side by side). A panic there
+/// is a bug: it goes on in the joining thread, to be reported as one, as if the reading had
+/// been done there.
+pub fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
 /// Spawn `path` with `args`, feed it `input`, and collect its output.
 fn spawn_and_wait(
     path: &Path,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use crate::runner::{RunError, Runner};
+use crate::runner::{RunError, Runner, joined};
 
 pub const PV_FIELDS: &str = "pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count";
 pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_tags";
@@ -251,10 +251,6 @@ impl Lvm {
             let pvs = s.spawn(|| run("pvs", PV_FIELDS));
             let vgs = s.spawn(|| run("vgs", VG_FIELDS));
             let lvs = run("lvs", LV_FIELDS);
-            // A panic in a report's thread is a bug: it goes on here.
-            let joined = |h: std::thread::ScopedJoinHandle<'_, Result<String, String>>| {
-                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-            };
             (joined(pvs), joined(vgs), lvs)
         });
         let mut lvm = Lvm::parse(&pvs?, &vgs?, &lvs?)?;
