@@ -383,6 +383,7 @@ mod tests {
             writes_root: root,
             after: after.iter().map(|s| s.to_string()).collect(),
             settle: false,
+            writes: Vec::new(),
             write: None,
         }
     }

@@ -249,6 +249,7 @@ mod tests {
             writes_root: false,
             after: Vec::new(),
             settle: false,
+            writes: Vec::new(),
             write: None,
         }
     }

@@ -31,6 +31,7 @@ fn op(id: String, resource: &str, summary: String, argv: Vec<String>) -> Op {
         writes_root: false,
         after: Vec::new(),
         settle: false,
+        writes: Vec::new(),
         write: None,
     }
 }
@@ -685,6 +686,7 @@ vms:
             writes_root: true,
             after: vec![],
             settle: true,
+            writes: Vec::new(),
             write: None,
         };
         let p = plan(&spec(&format!("{G1}{G2}")), vec![extend], false);

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 pub mod guests;
 pub mod net;
+pub mod safety;
 pub mod storage;
 
 use crate::discover::Facts;
@@ -31,6 +32,7 @@ pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
 
     // After every room: the last lock on destruction, then one order for all ops.
     guard_destruction(&mut plan, opts);
+    safety::guard(&mut plan, facts, opts);
     let ops = std::mem::take(&mut plan.ops);
     match order(ops) {
         Ok(o) => plan.ops = o,
@@ -137,6 +139,10 @@ pub struct Op {
     /// as a unified diff.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub write: Option<FileWrite>,
+    /// Block devices the command writes (`/dev/disk/by-id/…`, `/dev/md0`, `/dev/vg0/lv`):
+    /// each must pass the one write rule (`safety::check`) or the op is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<String>,
 }
 
 /// A configuration file an operation writes (atomically), with the diff the plan shows.
@@ -411,6 +417,7 @@ mod tests {
             writes_root: false,
             after: after.iter().map(|s| s.to_string()).collect(),
             settle: false,
+            writes: Vec::new(),
             write: None,
         }
     }

@@ -80,6 +80,7 @@ impl Ctx<'_> {
             writes_root: false,
             after,
             settle: false,
+            writes: Vec::new(),
             write: None,
         });
     }
@@ -738,6 +739,7 @@ fn persistence(c: &mut Ctx, spec: &Spec) {
             writes_root: false,
             after: vec![],
             settle: false,
+            writes: Vec::new(),
             write: Some(FileWrite {
                 path: path.clone(),
                 content: content.clone(),
@@ -763,6 +765,7 @@ fn persistence(c: &mut Ctx, spec: &Spec) {
                     writes_root: false,
                     after: vec![],
                     settle: false,
+                    writes: Vec::new(),
                     write: None,
                 });
             }

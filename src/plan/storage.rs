@@ -145,6 +145,7 @@ impl<'a> Ctx<'a> {
         writes_root: bool,
         after: Vec<String>,
     ) -> String {
+        let writes = super::safety::writes_of(&argv);
         self.ops.push(Op {
             id: id.clone(),
             resource: resource.into(),
@@ -157,6 +158,7 @@ impl<'a> Ctx<'a> {
             // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
             settle: true,
             write: None,
+            writes,
         });
         id
     }
@@ -1845,6 +1847,7 @@ mod tests {
         for p in &mut facts.lvm.pvs {
             p.vg.clear();
         }
+        facts.blocks.devices.retain(|_, b| b.kind != "lvm");
         let p = super::super::plan_host(&d.spec, &facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert!(

@@ -1,0 +1,293 @@
+//! The one write rule: a command may write a block device only if the device is provably
+//! blank, made by this plan, already what the spec says (it only adds to it), or the write is
+//! shown destructive and `--allow-destroy` was given. Every storage operation declares the
+//! devices it writes ([`Op::writes`](super::Op::writes)); [`guard`] asks [`check`] about each
+//! of them, after every room planned, whatever the room decided itself.
+
+use std::collections::BTreeSet;
+
+use super::{Op, Options, Plan, Refusal, Risk};
+use crate::discover::Facts;
+use crate::kinds::block::BlockDev;
+
+/// What the rule says about one device written by one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not on the host yet: an earlier operation of this plan makes it.
+    MadeByPlan,
+    /// No signature, no table, no partition, no holder, not in use.
+    Blank,
+    /// Already what the spec says; the write only adds to it (a partition in a GPT's free space).
+    Belongs,
+    /// Carries data, but the write is shown destructive and `--allow-destroy` was given.
+    DestructiveAllowed,
+    /// Never written: the signature or use found.
+    Refused(String),
+}
+
+impl Verdict {
+    pub fn allowed(&self) -> bool {
+        !matches!(self, Verdict::Refused(_))
+    }
+}
+
+/// What the plan around a write says.
+pub struct Context<'a> {
+    pub allow_destroy: bool,
+    /// The operation is destructive (shown so in the plan).
+    pub destructive: bool,
+    /// The operation only appends partitions to an existing GPT.
+    pub appends_to_gpt: bool,
+    /// The op builds a VG on its devices (`vgcreate`, `vgextend`): an orphan PV is its own.
+    pub takes_pv: bool,
+    /// The op adds its device back to this array (`mdadm /dev/md0 --add`): a member of that
+    /// same array is its own.
+    pub readds_to: Option<String>,
+    /// Kernel names an allowed destructive operation of this plan erases first.
+    pub wiped: &'a BTreeSet<String>,
+}
+
+/// The devices an argv writes: the rule's input, derived once from the command itself so that
+/// no operation can leave it out. Reading commands (`lvs`, `partx`, `mdadm --assemble`) and
+/// those writing only inside what they manage (`lvcreate` in free extents) write nothing here.
+pub fn writes_of(argv: &[String]) -> Vec<String> {
+    let Some(prog) = argv.first() else {
+        return Vec::new();
+    };
+    let devs = |from: usize| -> Vec<String> {
+        argv.iter()
+            .skip(from)
+            .filter(|a| a.starts_with("/dev/"))
+            .cloned()
+            .collect()
+    };
+    match prog.as_str() {
+        "sfdisk" | "wipefs" | "mkswap" | "pvcreate" => devs(1),
+        p if p.starts_with("mkfs") => devs(1),
+        "vgcreate" | "vgextend" => devs(2),
+        "qemu-img" if argv.get(1).is_some_and(|a| a == "convert") => {
+            argv.last().filter(|a| a.starts_with("/dev/")).cloned().into_iter().collect()
+        }
+        "mdadm" if argv.iter().any(|a| a == "--create") => devs(3),
+        "mdadm" if argv.iter().any(|a| a == "--add") => {
+            // `mdadm /dev/md0 --add DEV`: the array is not written, the new member is.
+            let at = argv.iter().position(|a| a == "--add").unwrap_or(0);
+            devs(at + 1)
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Resolve a written path to what discovery found there, if anything.
+pub fn resolve<'f>(path: &str, facts: &'f Facts) -> Option<&'f BlockDev> {
+    if let Some(alias) = path.strip_prefix("/dev/disk/by-id/") {
+        return facts.blocks.get(facts.by_id.get(alias)?);
+    }
+    if let Some(b) = facts.blocks.by_path(path) {
+        return Some(b);
+    }
+    // `/dev/VG/LV` and `/dev/mapper/VG-LV`.
+    let rest = path.strip_prefix("/dev/")?;
+    let dm = rest
+        .strip_prefix("mapper/")
+        .map(str::to_string)
+        .or_else(|| {
+            let (vg, lv) = rest.split_once('/')?;
+            (vg != "md").then(|| format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--")))
+        })?;
+    facts.blocks.by_name(&dm)
+}
+
+/// Every signature source that says a device holds something, in words; empty when blank.
+pub fn signatures(b: &BlockDev, facts: &Facts) -> Vec<String> {
+    let mut found = Vec::new();
+    // lsblk shows a partition its disk's table type: only a table inside the device counts.
+    if let Some(t) = b.pttype.as_ref().filter(|_| !b.is_partition()) {
+        found.push(format!("a {t} partition table"));
+    }
+    if let Some(f) = &b.fstype {
+        found.push(format!("a {f} signature"));
+    }
+    let parts: Vec<&str> = facts
+        .blocks
+        .children(&b.kname)
+        .filter(|c| c.is_partition())
+        .map(|c| c.kname.as_str())
+        .collect();
+    if !parts.is_empty() {
+        found.push(format!("partition(s) {}", parts.join(", ")));
+    }
+    let holders: Vec<&str> = facts
+        .blocks
+        .children(&b.kname)
+        .filter(|c| !c.is_partition())
+        .map(|c| c.kname.as_str())
+        .collect();
+    if !holders.is_empty() {
+        found.push(format!("holder(s) {}", holders.join(", ")));
+    }
+    if let Some(a) = facts
+        .arrays
+        .values()
+        .find(|a| a.members.iter().any(|m| m.kname == b.kname))
+    {
+        found.push(format!("membership of the array {}", a.kname));
+    }
+    if let Some(v) = facts
+        .lvm
+        .pvs
+        .iter()
+        .find(|v| facts.blocks.by_path(&v.device).map(|x| &x.kname) == Some(&b.kname))
+    {
+        found.push(if v.vg.is_empty() {
+            "an LVM physical volume".to_string()
+        } else {
+            format!("an LVM physical volume of {}", v.vg)
+        });
+    }
+    found
+}
+
+/// Why the device is in use (mounted, swap, something on it mounted, an LV held open by a
+/// guest): never written, whatever the flags.
+pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
+    if b.mountpoints.iter().any(|m| m == "[SWAP]") {
+        return Some(format!("{} is active swap", b.kname));
+    }
+    if !b.mountpoints.is_empty() {
+        return Some(format!("{} is mounted on {}", b.kname, b.mountpoints.join(", ")));
+    }
+    if facts.blocks.busy(&b.kname) {
+        return Some(format!("{} holds something mounted or used as swap", b.kname));
+    }
+    facts
+        .lvm
+        .lvs
+        .iter()
+        .find(|(_, lv)| {
+            lv.open && facts.blocks.by_name(&dm_name(&lv.vg, &lv.name)).map(|x| &x.kname) == Some(&b.kname)
+        })
+        .map(|(key, _)| format!("{key} is open (mounted, or attached to a running guest)"))
+}
+
+fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
+/// The rule itself.
+pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
+    let Some(b) = resolve(path, facts) else {
+        return Verdict::MadeByPlan;
+    };
+    if let Some(why) = in_use(b, facts) {
+        return Verdict::Refused(format!("{path} is in use ({why})"));
+    }
+    if ctx.wiped.contains(&b.kname) && ctx.allow_destroy {
+        return Verdict::DestructiveAllowed;
+    }
+    let found = signatures(b, facts);
+    if found.is_empty() {
+        return Verdict::Blank;
+    }
+    if ctx.appends_to_gpt
+        && b.pttype.as_deref() == Some("gpt")
+        && b.fstype.is_none()
+        && found.iter().all(|f| f.starts_with("a gpt") || f.starts_with("partition"))
+    {
+        return Verdict::Belongs;
+    }
+    let orphan_pv = b.fstype.as_deref() == Some("LVM2_member")
+        && found.len() == 2
+        && found.iter().any(|f| f == "an LVM physical volume");
+    if ctx.takes_pv && orphan_pv {
+        return Verdict::Belongs;
+    }
+    if let Some(array) = &ctx.readds_to {
+        let own = facts.arrays.get(array.as_str()).is_some_and(|a| {
+            a.members.iter().any(|m| m.kname == b.kname)
+        });
+        let ours = found.iter().all(|f| {
+            f == "a linux_raid_member signature"
+                || f == &format!("membership of the array {array}")
+                || f == &format!("holder(s) {array}")
+        });
+        if own && ours {
+            return Verdict::Belongs;
+        }
+    }
+    if ctx.destructive && ctx.allow_destroy {
+        return Verdict::DestructiveAllowed;
+    }
+    Verdict::Refused(format!("{path} holds {}", found.join(", ")))
+}
+
+/// After every room: each device an operation writes must pass [`check`]. A refused write
+/// becomes a refusal, and the operation (with what waits for it) leaves the plan.
+pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
+    let wiped: BTreeSet<String> = plan
+        .ops
+        .iter()
+        .filter(|o| o.risk == Risk::Destructive && o.argv.first().is_some_and(|p| p == "wipefs"))
+        .flat_map(|o| o.writes.iter())
+        .filter_map(|p| resolve(p, facts))
+        .map(|b| b.kname.clone())
+        .collect();
+    // A wiped disk's partitions go with its table.
+    let wiped: BTreeSet<String> = wiped
+        .iter()
+        .flat_map(|k| {
+            std::iter::once(k.clone()).chain(facts.blocks.children(k).map(|c| c.kname.clone()))
+        })
+        .collect();
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    for o in &plan.ops {
+        let ctx = Context {
+            allow_destroy: opts.allow_destroy,
+            destructive: o.risk == Risk::Destructive,
+            appends_to_gpt: is_append(o),
+            takes_pv: o.argv.first().is_some_and(|p| p == "vgcreate" || p == "vgextend"),
+            readds_to: readds_to(o),
+            wiped: &wiped,
+        };
+        for w in &o.writes {
+            if let Verdict::Refused(why) = check(w, facts, &ctx) {
+                plan.refusals.push(Refusal {
+                    resource: o.resource.clone(),
+                    reason: format!("`{}` would write over data: {why}", o.summary),
+                    hint: "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device".into(),
+                });
+                dropped.insert(o.id.clone());
+            }
+        }
+    }
+    if dropped.is_empty() {
+        return;
+    }
+    // What waits for a dropped operation goes too.
+    loop {
+        let more: Vec<String> = plan
+            .ops
+            .iter()
+            .filter(|o| !dropped.contains(&o.id) && o.after.iter().any(|a| dropped.contains(a)))
+            .map(|o| o.id.clone())
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        dropped.extend(more);
+    }
+    plan.ops.retain(|o| !dropped.contains(&o.id));
+}
+
+fn is_append(o: &Op) -> bool {
+    o.argv.first().is_some_and(|p| p == "sfdisk") && o.argv.iter().any(|a| a == "--append")
+}
+
+fn readds_to(o: &Op) -> Option<String> {
+    if o.argv.first()? != "mdadm" || !o.argv.iter().any(|a| a == "--add") {
+        return None;
+    }
+    let md = o.argv.iter().find(|a| a.starts_with("/dev/md"))?;
+    let name = md.trim_start_matches("/dev/").trim_start_matches("md/");
+    Some(name.to_string())
+}
