@@ -276,6 +276,24 @@ fn disks(c: &mut Ctx) {
             c.refuse(&res, format!("not found on this host ({})", d.id.as_ref().or(d.serial.as_ref()).map(|x| x.value.clone()).unwrap_or_default()), "check `ls -l /dev/disk/by-id` and `lsblk -o NAME,SERIAL`; kernel names like sda can change");
             continue;
         };
+        if let Some((other, _)) = c.disks.iter().find(|(_, k)| **k == kname) {
+            c.refuse(
+                &res,
+                format!("resolves to {kname}, the same device as disk {other}"),
+                "each spec disk must name a different device: check `id` and `serial`",
+            );
+            continue;
+        }
+        if let Some(dev) = c.block(&kname)
+            && !dev.is_disk()
+        {
+            c.refuse(
+                &res,
+                format!("resolves to {kname}, a {}, not a whole disk", dev.kind),
+                "`id` and `serial` must name a whole disk (no `-partN` alias); name the partition in the disk's `partitions` instead",
+            );
+            continue;
+        }
         c.disks.insert(name.value.clone(), kname.clone());
         let Some(dev) = c.block(&kname) else { continue };
         if let Some(min) = d.size
@@ -332,6 +350,10 @@ fn disks(c: &mut Ctx) {
                     Action::NoOp,
                     "absent, as the spec says",
                 );
+            }
+            if let Some(why) = does_not_fit(&present, dev.size.saturating_sub(2 * MIB)) {
+                c.refuse(&res, format!("{kname}: {why}"), "fix the partition sizes, or check that this is the right disk");
+                continue;
             }
             new_table(c, name, &kname, &path, &present, Vec::new());
             c.change(
@@ -471,6 +493,22 @@ fn disks(c: &mut Ctx) {
                 .find(|x| x.partlabel.as_deref() == Some(p.name.value.as_str()));
             teardown::remove_partition(c, name, &path, p, found);
         }
+        let used_end = parts
+            .iter()
+            .map(|x| x.start.unwrap_or(0) * 512 + x.size)
+            .max()
+            .unwrap_or(MIB);
+        let free = dev.size.saturating_sub(used_end).saturating_sub(2 * MIB);
+        if !missing.is_empty()
+            && let Some(why) = does_not_fit(&missing, free)
+        {
+            c.refuse(
+                &res,
+                format!("{kname}: {why} (the free space after its last partition)"),
+                "fix the partition sizes, or check that this is the right disk",
+            );
+            continue;
+        }
         if missing.is_empty() {
             c.change(
                 &res,
@@ -543,6 +581,23 @@ fn disks(c: &mut Ctx) {
             );
         }
     }
+}
+
+const MIB: u64 = 1 << 20;
+
+/// Why these partitions cannot fit in `room` bytes (sfdisk aligns each to 1 MiB; a `rest`
+/// partition needs at least 1 MiB), or `None`.
+fn does_not_fit(ps: &[&Partition], room: u64) -> Option<String> {
+    let mut need: u64 = 0;
+    for p in ps {
+        need = need.saturating_add(match p.size.value {
+            PartSize::Bytes(b) => b.0.div_ceil(MIB).saturating_mul(MIB),
+            PartSize::Rest => MIB,
+        });
+    }
+    (need > room).then(|| {
+        format!("the spec's partitions need {need} bytes, and only {room} are available: they cannot fit")
+    })
 }
 
 fn script_parts(ps: &[&Partition]) -> Vec<(String, Option<u64>, &'static str)> {
@@ -683,6 +738,35 @@ fn arrays(c: &mut Ctx) {
         };
         let now: Vec<Option<&BlockDev>> = refs.iter().map(|r| c.device_now(r)).collect();
         let knames: Vec<&str> = now.iter().flatten().map(|b| b.kname.as_str()).collect();
+        // The same device twice (two references, or a disk and one of its partitions).
+        let twice = paths
+            .iter()
+            .enumerate()
+            .find(|(i, p)| paths[..*i].contains(p))
+            .map(|(_, p)| p.clone())
+            .or_else(|| {
+                knames
+                    .iter()
+                    .enumerate()
+                    .find(|(i, k)| knames[..*i].contains(k))
+                    .map(|(_, k)| k.to_string())
+            })
+            .or_else(|| {
+                now.iter().flatten().find_map(|b| {
+                    now.iter()
+                        .flatten()
+                        .find(|o| b.parents.contains(&o.kname))
+                        .map(|o| format!("{} and its partition {}", o.kname, b.kname))
+                })
+            });
+        if let Some(dup) = twice {
+            c.refuse(
+                &res,
+                format!("names the same device twice: {dup}"),
+                "each member must be a different device",
+            );
+            continue;
+        }
         // An array already running on these members?
         let running = c
             .facts
@@ -710,8 +794,46 @@ fn arrays(c: &mut Ctx) {
                 let x = x.clone();
                 repair::degraded(c, name, &refs, &now, &paths, &x);
             } else {
-                c.change(&res, Action::NoOp, "running with the spec's members");
+                let spec_set: BTreeSet<&str> = knames.iter().copied().collect();
+                let host_set: BTreeSet<&str> =
+                    x.members.iter().map(|m| m.kname.as_str()).collect();
+                let missing: Vec<&str> = spec_set.difference(&host_set).copied().collect();
+                let extra: Vec<&str> = host_set.difference(&spec_set).copied().collect();
+                if missing.is_empty() && extra.is_empty() {
+                    c.change(&res, Action::NoOp, "running with the spec's members");
+                } else {
+                    c.refuse(
+                        &res,
+                        format!(
+                            "{} is running with members that differ from the spec: not in the array {}; in the array, not in the spec {}",
+                            x.kname,
+                            if missing.is_empty() { "(none)".into() } else { missing.join(", ") },
+                            if extra.is_empty() { "(none)".into() } else { extra.join(", ") },
+                        ),
+                        "check which devices are the array's members (`mdadm --detail`), and fix the spec; hostform does not move members between devices",
+                    );
+                }
             }
+            continue;
+        }
+        // Its name is taken by a running array on other members.
+        if let Some(x) = c.facts.arrays.values().find(|x| {
+            x.kname == name.value
+                || c.facts.blocks.get(&x.kname).is_some_and(|b| b.name == name.value)
+        }) {
+            c.refuse(
+                &res,
+                format!(
+                    "the name is taken by the running array {} on other members ({})",
+                    x.kname,
+                    x.members
+                        .iter()
+                        .map(|m| m.kname.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "check which disks the spec names: they are not that array's members",
+            );
             continue;
         }
         // Not running: members either carry its superblock (assemble) or are blank (create).

@@ -127,7 +127,9 @@ fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<String>) -> Option<St
     if !c.may_destroy(res, "marked `state: absent`: removing it deletes its data") {
         return None;
     }
-    let stage = if cur.origin.is_some() {
+    // The spec's kind names the stage (and so the label), not what the host reports: a plain
+    // LV the spec marks absent is never shown as a snapshot.
+    let stage = if res.starts_with("snapshot ") {
         "04:snapshot"
     } else {
         "05:lv"
