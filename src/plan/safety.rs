@@ -65,9 +65,12 @@ pub fn writes_of(argv: &[String]) -> Vec<String> {
         "sfdisk" | "wipefs" | "mkswap" | "pvcreate" => devs(1),
         p if p.starts_with("mkfs") => devs(1),
         "vgcreate" | "vgextend" => devs(2),
-        "qemu-img" if argv.get(1).is_some_and(|a| a == "convert") => {
-            argv.last().filter(|a| a.starts_with("/dev/")).cloned().into_iter().collect()
-        }
+        "qemu-img" if argv.get(1).is_some_and(|a| a == "convert") => argv
+            .last()
+            .filter(|a| a.starts_with("/dev/"))
+            .cloned()
+            .into_iter()
+            .collect(),
         "mdadm" if argv.iter().any(|a| a == "--create") => devs(3),
         "mdadm" if argv.iter().any(|a| a == "--add") => {
             // `mdadm /dev/md0 --add DEV`: the array is not written, the new member is.
@@ -155,17 +158,29 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
         return Some(format!("{} is active swap", b.kname));
     }
     if !b.mountpoints.is_empty() {
-        return Some(format!("{} is mounted on {}", b.kname, b.mountpoints.join(", ")));
+        return Some(format!(
+            "{} is mounted on {}",
+            b.kname,
+            b.mountpoints.join(", ")
+        ));
     }
     if facts.blocks.busy(&b.kname) {
-        return Some(format!("{} holds something mounted or used as swap", b.kname));
+        return Some(format!(
+            "{} holds something mounted or used as swap",
+            b.kname
+        ));
     }
     facts
         .lvm
         .lvs
         .iter()
         .find(|(_, lv)| {
-            lv.open && facts.blocks.by_name(&dm_name(&lv.vg, &lv.name)).map(|x| &x.kname) == Some(&b.kname)
+            lv.open
+                && facts
+                    .blocks
+                    .by_name(&dm_name(&lv.vg, &lv.name))
+                    .map(|x| &x.kname)
+                    == Some(&b.kname)
         })
         .map(|(key, _)| format!("{key} is open (mounted, or attached to a running guest)"))
 }
@@ -192,7 +207,9 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     if ctx.appends_to_gpt
         && b.pttype.as_deref() == Some("gpt")
         && b.fstype.is_none()
-        && found.iter().all(|f| f.starts_with("a gpt") || f.starts_with("partition"))
+        && found
+            .iter()
+            .all(|f| f.starts_with("a gpt") || f.starts_with("partition"))
     {
         return Verdict::Belongs;
     }
@@ -203,9 +220,10 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
         return Verdict::Belongs;
     }
     if let Some(array) = &ctx.readds_to {
-        let own = facts.arrays.get(array.as_str()).is_some_and(|a| {
-            a.members.iter().any(|m| m.kname == b.kname)
-        });
+        let own = facts
+            .arrays
+            .get(array.as_str())
+            .is_some_and(|a| a.members.iter().any(|m| m.kname == b.kname));
         let ours = found.iter().all(|f| {
             f == "a linux_raid_member signature"
                 || f == &format!("membership of the array {array}")
@@ -221,11 +239,9 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     Verdict::Refused(format!("{path} holds {}", found.join(", ")))
 }
 
-/// After every room: each device an operation writes must pass [`check`]. A refused write
-/// becomes a refusal, and the operation (with what waits for it) leaves the plan.
-pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
-    let wiped: BTreeSet<String> = plan
-        .ops
+/// What the rule says about every device every operation writes: (op id, device, verdict).
+pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, String, Verdict)> {
+    let wiped: BTreeSet<String> = ops
         .iter()
         .filter(|o| o.risk == Risk::Destructive && o.argv.first().is_some_and(|p| p == "wipefs"))
         .flat_map(|o| o.writes.iter())
@@ -239,25 +255,43 @@ pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
             std::iter::once(k.clone()).chain(facts.blocks.children(k).map(|c| c.kname.clone()))
         })
         .collect();
-    let mut dropped: BTreeSet<String> = BTreeSet::new();
-    for o in &plan.ops {
+    let mut out = Vec::new();
+    for o in ops {
         let ctx = Context {
             allow_destroy: opts.allow_destroy,
             destructive: o.risk == Risk::Destructive,
             appends_to_gpt: is_append(o),
-            takes_pv: o.argv.first().is_some_and(|p| p == "vgcreate" || p == "vgextend"),
+            takes_pv: o
+                .argv
+                .first()
+                .is_some_and(|p| p == "vgcreate" || p == "vgextend"),
             readds_to: readds_to(o),
             wiped: &wiped,
         };
         for w in &o.writes {
-            if let Verdict::Refused(why) = check(w, facts, &ctx) {
-                plan.refusals.push(Refusal {
-                    resource: o.resource.clone(),
-                    reason: format!("`{}` would write over data: {why}", o.summary),
-                    hint: "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device".into(),
-                });
-                dropped.insert(o.id.clone());
-            }
+            out.push((o.id.clone(), w.clone(), check(w, facts, &ctx)));
+        }
+    }
+    out
+}
+
+/// After every room: each device an operation writes must pass [`check`]. A refused write
+/// becomes a refusal, and the operation (with what waits for it) leaves the plan.
+pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    for (id, _, v) in verdicts(&plan.ops, facts, opts) {
+        if let Verdict::Refused(why) = v {
+            let o = plan
+                .ops
+                .iter()
+                .find(|o| o.id == id)
+                .expect("op of this plan");
+            plan.refusals.push(Refusal {
+                resource: o.resource.clone(),
+                reason: format!("`{}` would write over data: {why}", o.summary),
+                hint: "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device".into(),
+            });
+            dropped.insert(id);
         }
     }
     if dropped.is_empty() {

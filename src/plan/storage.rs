@@ -352,7 +352,11 @@ fn disks(c: &mut Ctx) {
                 );
             }
             if let Some(why) = does_not_fit(&present, dev.size.saturating_sub(2 * MIB)) {
-                c.refuse(&res, format!("{kname}: {why}"), "fix the partition sizes, or check that this is the right disk");
+                c.refuse(
+                    &res,
+                    format!("{kname}: {why}"),
+                    "fix the partition sizes, or check that this is the right disk",
+                );
                 continue;
             }
             new_table(c, name, &kname, &path, &present, Vec::new());
@@ -795,8 +799,7 @@ fn arrays(c: &mut Ctx) {
                 repair::degraded(c, name, &refs, &now, &paths, &x);
             } else {
                 let spec_set: BTreeSet<&str> = knames.iter().copied().collect();
-                let host_set: BTreeSet<&str> =
-                    x.members.iter().map(|m| m.kname.as_str()).collect();
+                let host_set: BTreeSet<&str> = x.members.iter().map(|m| m.kname.as_str()).collect();
                 let missing: Vec<&str> = spec_set.difference(&host_set).copied().collect();
                 let extra: Vec<&str> = host_set.difference(&spec_set).copied().collect();
                 if missing.is_empty() && extra.is_empty() {
@@ -819,7 +822,10 @@ fn arrays(c: &mut Ctx) {
         // Its name is taken by a running array on other members.
         if let Some(x) = c.facts.arrays.values().find(|x| {
             x.kname == name.value
-                || c.facts.blocks.get(&x.kname).is_some_and(|b| b.name == name.value)
+                || c.facts
+                    .blocks
+                    .get(&x.kname)
+                    .is_some_and(|b| b.name == name.value)
         }) {
             c.refuse(
                 &res,

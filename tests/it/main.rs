@@ -6,6 +6,7 @@ mod git;
 mod net;
 mod plan;
 mod plan_format;
+mod safety;
 mod schema;
 mod shutdown;
 mod spec_fuzz;

@@ -1,0 +1,439 @@
+//! The one write rule, attacked offline: host snapshots crafted from real captures
+//! (tests/fixtures), each altered the way an unlucky host could be, under specs that name the
+//! wrong thing. No plan may write a device that is not blank, made by this plan, already the
+//! spec's, or an allowed destruction.
+
+use crate::common::*;
+use hostform::discover::{Discovered, Facts};
+use hostform::kinds::block::BlockDev;
+use hostform::plan::{Options, Plan, plan_host, safety};
+use hostform::spec::types::Spec;
+use proptest::prelude::*;
+
+fn captured(scenario: &str) -> Discovered {
+    let r =
+        hostform::runner::ReplayRunner::open(root().join("tests/fixtures").join(scenario)).unwrap();
+    hostform::discover::discover(&r).unwrap()
+}
+
+fn spec(text: &str) -> Spec {
+    match hostform::spec::load::load_str("t.yaml", text) {
+        Ok(l) => l.spec,
+        Err(_) => panic!("the test spec is invalid:\n{text}"),
+    }
+}
+
+fn argvs(p: &Plan) -> Vec<String> {
+    p.ops.iter().map(|o| o.argv.join(" ")).collect()
+}
+
+fn refusals(p: &Plan) -> String {
+    p.refusals
+        .iter()
+        .map(|r| format!("{}: {}", r.resource, r.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A partition with ext4 on it, as lsblk shows one on a GPT disk.
+fn add_data_partition(f: &mut Facts, disk: &str) {
+    let d = f.blocks.devices.get_mut(disk).unwrap();
+    d.pttype = Some("gpt".into());
+    let part = BlockDev {
+        kname: format!("{disk}1"),
+        name: format!("{disk}1"),
+        path: format!("/dev/{disk}1"),
+        kind: "part".into(),
+        size: 1 << 30,
+        fstype: Some("ext4".into()),
+        uuid: Some("0b1c2d3e-0000-4000-8000-000000000001".into()),
+        pttype: Some("gpt".into()),
+        start: Some(2048),
+        mountpoints: Vec::new(),
+        parents: vec![disk.into()],
+        ..Default::default()
+    };
+    f.blocks.devices.insert(part.kname.clone(), part);
+    f.blocks.index();
+}
+
+/// A blank disk next to the captured ones.
+fn add_blank_disk(f: &mut Facts, kname: &str, serial: &str) {
+    let d = BlockDev {
+        kname: kname.into(),
+        name: kname.into(),
+        path: format!("/dev/{kname}"),
+        kind: "disk".into(),
+        size: 2 << 30,
+        serial: Some(serial.into()),
+        ..Default::default()
+    };
+    f.blocks.devices.insert(kname.into(), d);
+    f.by_id.insert(format!("virtio-{serial}"), kname.into());
+    f.blocks.index();
+}
+
+const WHOLE_MIRROR: &str = "host: lab
+disks:
+  a: { serial: HF-DISK-A }
+  b: { serial: HF-DISK-B }
+arrays:
+  md0: { level: 1, devices: [a, b] }
+";
+
+#[test]
+fn a_disk_with_a_data_partition_named_whole_as_a_member_is_never_written() {
+    let mut f = captured("blank").facts;
+    add_data_partition(&mut f, "vda");
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(WHOLE_MIRROR), &f, &Options { allow_destroy });
+        assert!(
+            !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
+            "{:#?}",
+            p.ops
+        );
+        assert!(refusals(&p).contains("vda1"), "{}", refusals(&p));
+    }
+}
+
+#[test]
+fn a_disk_with_a_data_partition_named_whole_as_a_pv_is_never_written() {
+    let mut f = captured("blank").facts;
+    add_data_partition(&mut f, "vda");
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A }
+volume-groups:
+  vg0: { pvs: [a], lvs: { x: { size: 64MiB, fs: ext4 } } }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(
+        !argvs(&p)
+            .iter()
+            .any(|a| a.starts_with("pvcreate") || a.starts_with("vgcreate")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(refusals(&p).contains("vda1"), "{}", refusals(&p));
+}
+
+#[test]
+fn a_mounted_disk_named_whole_is_never_written_even_with_allow_destroy() {
+    let mut f = captured("blank").facts;
+    f.blocks.devices.get_mut("vda").unwrap().mountpoints = vec!["/".into()];
+    let p = plan_host(
+        &spec(WHOLE_MIRROR),
+        &f,
+        &Options {
+            allow_destroy: true,
+        },
+    );
+    assert!(!argvs(&p).iter().any(|a| a.contains("mdadm --create")));
+    assert!(refusals(&p).contains("mounted on /"), "{}", refusals(&p));
+}
+
+/// The full capture's spec, with guest1_iso (an LV without a filesystem) asked as ext4.
+fn iso_as_ext4() -> (Spec, Facts) {
+    let d = captured("full");
+    let mut s = d.spec;
+    let vg = s.volume_groups.values_mut().next().unwrap();
+    let lv = vg
+        .lvs
+        .iter_mut()
+        .find(|(k, _)| k.as_str() == "guest1_iso")
+        .unwrap()
+        .1;
+    lv.fs = hostform::spec::types::Filesystem::Ext4;
+    (s, d.facts)
+}
+
+#[test]
+fn an_lv_holding_a_guests_partition_table_gets_no_mkfs() {
+    let (s, mut f) = iso_as_ext4();
+    // On the unaltered capture the LV is blank, and mkfs is planned.
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(
+        argvs(&p).iter().any(|a| a.starts_with("mkfs.ext4")),
+        "{:#?}",
+        p
+    );
+    f.blocks.devices.get_mut("dm-5").unwrap().pttype = Some("dos".into());
+    for allow_destroy in [false, true] {
+        let p = plan_host(&s, &f, &Options { allow_destroy });
+        assert!(
+            !argvs(&p).iter().any(|a| a.starts_with("mkfs")),
+            "{:#?}",
+            p.ops
+        );
+        assert!(
+            refusals(&p).contains("dos partition table"),
+            "{}",
+            refusals(&p)
+        );
+    }
+}
+
+#[test]
+fn an_lv_held_open_by_a_guest_gets_no_mkfs() {
+    let (s, mut f) = iso_as_ext4();
+    f.lvm.lvs.get_mut("vg0/guest1_iso").unwrap().open = true;
+    let p = plan_host(
+        &s,
+        &f,
+        &Options {
+            allow_destroy: true,
+        },
+    );
+    assert!(
+        !argvs(&p).iter().any(|a| a.starts_with("mkfs")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(refusals(&p).contains("is open"), "{}", refusals(&p));
+}
+
+#[test]
+fn two_spec_disks_on_one_device_are_refused() {
+    let f = captured("blank").facts;
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A, partitions: [{ name: x, size: 64MiB, type: linux }] }
+  b: { id: /dev/disk/by-id/virtio-HF-DISK-A, partitions: [{ name: y, size: 64MiB, type: linux }] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert_eq!(
+        argvs(&p).iter().filter(|a| a.starts_with("sfdisk")).count(),
+        1,
+        "{:#?}",
+        p.ops
+    );
+    assert!(
+        refusals(&p).contains("the same device as disk a"),
+        "{}",
+        refusals(&p)
+    );
+}
+
+#[test]
+fn an_id_naming_a_partition_is_not_a_disk() {
+    let f = captured("full").facts;
+    let s = spec("host: lab
+disks:
+  a: { id: /dev/disk/by-id/virtio-HF-DISK-A-part2, partitions: [{ name: x, size: 64MiB, type: linux }] }
+");
+    let p = plan_host(
+        &s,
+        &f,
+        &Options {
+            allow_destroy: true,
+        },
+    );
+    assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    assert!(
+        refusals(&p).contains("not a whole disk"),
+        "{}",
+        refusals(&p)
+    );
+}
+
+#[test]
+fn an_array_over_one_device_twice_is_refused() {
+    let f = captured("blank").facts;
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A }
+  b: { id: /dev/disk/by-id/virtio-HF-DISK-A }
+arrays:
+  md0: { level: 1, devices: [a, b] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(
+        !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(!p.refusals.is_empty());
+}
+
+#[test]
+fn an_array_name_taken_by_a_running_array_is_not_created_again() {
+    let mut f = captured("full").facts;
+    add_blank_disk(&mut f, "vdc", "HF-DISK-C");
+    add_blank_disk(&mut f, "vdd", "HF-DISK-D");
+    let s = spec(
+        "host: lab
+disks:
+  c: { serial: HF-DISK-C }
+  d: { serial: HF-DISK-D }
+arrays:
+  md0: { level: 1, devices: [c, d] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(
+        !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(
+        refusals(&p).contains("name is taken by the running array md0"),
+        "{}",
+        refusals(&p)
+    );
+}
+
+#[test]
+fn a_running_array_with_another_member_is_not_reported_as_the_specs() {
+    let mut f = captured("full").facts;
+    add_blank_disk(&mut f, "vdc", "HF-DISK-C");
+    let s = spec(
+        "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios_grub, size: 2MiB, type: bios-boot }
+      - { name: raid_md0, size: rest, type: linux-raid }
+  c: { serial: HF-DISK-C }
+arrays:
+  md0: { level: 1, devices: [a/raid_md0, c] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(
+        !p.changes
+            .iter()
+            .any(|c| c.reason.contains("with the spec's members")),
+        "{:#?}",
+        p.changes
+    );
+    let r = refusals(&p);
+    assert!(r.contains("vdc") && r.contains("vdb2"), "{r}");
+}
+
+#[test]
+fn partitions_that_cannot_fit_the_disk_are_refused() {
+    let f = captured("blank").facts;
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A, partitions: [{ name: x, size: 3GiB, type: linux }] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(p.ops.is_empty(), "{:#?}", p.ops);
+    assert!(refusals(&p).contains("cannot fit"), "{}", refusals(&p));
+}
+
+#[test]
+fn an_absent_lv_is_labelled_by_the_specs_kind() {
+    let d = captured("full");
+    let mut s = d.spec;
+    let vg = s.volume_groups.values_mut().next().unwrap();
+    // The host's guest1_root_snap is a snapshot; here the spec lists it as a plain LV.
+    let key = vg
+        .snapshots
+        .keys()
+        .find(|k| k.as_str() == "guest1_root_snap")
+        .unwrap()
+        .clone();
+    vg.snapshots.shift_remove(&key);
+    let mut lv = vg.lvs.values().next().unwrap().clone();
+    lv.state = hostform::spec::types::Presence::Absent;
+    vg.lvs.insert(key, lv);
+    let p = plan_host(
+        &s,
+        &d.facts,
+        &Options {
+            allow_destroy: true,
+        },
+    );
+    let op = p
+        .ops
+        .iter()
+        .find(|o| o.argv.first().is_some_and(|a| a == "lvremove"));
+    if let Some(op) = op {
+        assert!(!op.id.contains("snapshot"), "{op:#?}");
+        assert_eq!(op.resource, "lv vg0/guest1_root_snap");
+    }
+}
+
+const SPECS: [&str; 4] = [
+    WHOLE_MIRROR,
+    "host: lab
+disks:
+  a: { serial: HF-DISK-A }
+volume-groups:
+  vg0: { pvs: [a], lvs: { x: { size: 64MiB, fs: ext4 } } }
+",
+    "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios, size: 2MiB, type: bios-boot }
+      - { name: raid, size: rest, type: linux-raid }
+  b: { serial: HF-DISK-B, like: a }
+arrays:
+  md0: { level: 1, devices: [a/raid, b/raid] }
+volume-groups:
+  vg0: { pvs: [md0], lvs: { x: { size: 64MiB, fs: ext4 } } }
+",
+    "host: lab
+disks:
+  a: { serial: HF-DISK-A, wipe: true, partitions: [{ name: x, size: 64MiB, type: linux }] }
+  b: { serial: HF-DISK-B }
+arrays:
+  md0: { level: 1, devices: [a/x, b], wipe: true }
+",
+];
+
+/// One alteration of a captured blank disk.
+fn alter(f: &mut Facts, disk: &str, how: u8) {
+    match how {
+        0 => {}
+        1 => add_data_partition(f, disk),
+        2 => f.blocks.devices.get_mut(disk).unwrap().pttype = Some("dos".into()),
+        3 => f.blocks.devices.get_mut(disk).unwrap().fstype = Some("ext4".into()),
+        4 => f.blocks.devices.get_mut(disk).unwrap().mountpoints = vec!["/".into()],
+        _ => {
+            add_data_partition(f, disk);
+            let p = format!("{disk}1");
+            f.blocks.devices.get_mut(&p).unwrap().mountpoints = vec!["[SWAP]".into()];
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn no_op_writes_a_device_that_fails_the_rule(
+        a in 0u8..6, b in 0u8..6, which in 0usize..SPECS.len(), allow_destroy: bool
+    ) {
+        let mut f = captured("blank").facts;
+        alter(&mut f, "vda", a);
+        alter(&mut f, "vdb", b);
+        let opts = Options { allow_destroy };
+        let p = plan_host(&spec(SPECS[which]), &f, &opts);
+        for (id, dev, v) in safety::verdicts(&p.ops, &f, &opts) {
+            prop_assert!(v.allowed(), "{id} writes {dev}: {v:?}");
+            // A device in use is never written, whatever the flags.
+            if let Some(b) = safety::resolve(&dev, &f) {
+                prop_assert!(safety::in_use(b, &f).is_none(), "{id} writes {dev}, in use");
+            }
+        }
+        // Every op that runs a writing tool says what it writes.
+        for o in &p.ops {
+            let writer = ["sfdisk", "wipefs", "mkswap", "pvcreate", "vgcreate"].contains(&o.argv[0].as_str())
+                || o.argv[0].starts_with("mkfs")
+                || (o.argv[0] == "mdadm" && o.argv.iter().any(|x| x == "--create" || x == "--add"));
+            prop_assert!(!writer || !o.writes.is_empty(), "{o:#?}");
+        }
+    }
+}
