@@ -431,7 +431,17 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
 #[test]
 fn plan_on_blank_disks_of_a_real_kernel() {
     let Some(_vm) = vm() else { return };
-    let script = "$HOSTFORM plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan-exit=$?; lsblk -no PTTYPE /dev/vda | grep -c gpt || true"
+    // Then the data-safety attack: a partition with ext4 and a file on one disk, both disks
+    // named whole as RAID1 members; apply must refuse and leave the disk's bytes as they were
+    // (hashed inside the VM: the first 80 MiB hold the table and the whole partition).
+    let script = "$HOSTFORM plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan-exit=$?; lsblk -no PTTYPE /dev/vda | grep -c gpt || true
+D=/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234
+printf 'label: gpt\\n,64MiB\\n' | sfdisk -q $D && udevadm settle && mkfs.ext4 -q ${D}-part1 && mkdir -p /mnt/d && mount ${D}-part1 /mnt/d && echo precious > /mnt/d/data && umount /mnt/d
+before=$(head -c 80M $D | sha256sum)
+$HOSTFORM apply tests/specs/e2e/whole-mirror.yaml --auto-approve; echo apply-exit=$?
+after=$(head -c 80M $D | sha256sum)
+[ \"$before\" = \"$after\" ] && echo disk-unchanged
+test -e /dev/md0 && echo md0-exists"
         .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
     let o = hostform(
         &root(),
@@ -462,9 +472,13 @@ fn plan_on_blank_disks_of_a_real_kernel() {
     );
     assert!(out.contains("Plan: 7 to create"), "{out}");
     assert!(
-        out.trim_end().ends_with('0'),
+        out.contains("plan-exit=2\n0\n"),
         "plan wrote a partition table: {out}"
     );
+    assert!(out.contains("would write over data"), "{out}");
+    assert!(!out.contains("apply-exit=0"), "{out}");
+    assert!(out.contains("disk-unchanged"), "{out}");
+    assert!(!out.contains("md0-exists"), "{out}");
 }
 
 /// Day 2 on a real kernel, in one VM: an apply killed with SIGKILL midway converges when run
