@@ -858,7 +858,8 @@ fn a_resealed_plan_runs_only_what_hostform_itself_produces() {
     std::fs::write(dir.join("same.plan"), reseal(&text, |_| {})).unwrap();
     assert_eq!(code(&hf(dir, &["show", "same.plan"])), 0);
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "shell",
             Box::new(|b| {
