@@ -24,6 +24,10 @@ pub struct Output {
 pub enum RunError {
     #[error("{program}: not installed (looked in {})", EXEC_DIRS.join(", "))]
     NotFound { program: String },
+    /// A program name with a `/`: programs are looked up by name in the fixed directories
+    /// only, never by a path (`../../tmp/x` would leave them).
+    #[error("{program}: not a program name (a name has no '/'); refused")]
+    NotAName { program: String },
     #[error("{argv}: {source}")]
     Spawn {
         argv: String,
@@ -229,6 +233,11 @@ impl Runner for RealRunner {
         let (prog, args) = argv.split_first().ok_or_else(|| RunError::NotFound {
             program: String::new(),
         })?;
+        if prog.contains('/') {
+            return Err(RunError::NotAName {
+                program: prog.to_string(),
+            });
+        }
         let path = find_program(prog).ok_or_else(|| RunError::NotFound {
             program: prog.to_string(),
         })?;
@@ -671,6 +680,17 @@ mod tests {
 mod write_tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_program_given_as_a_path_is_refused_before_anything_runs() {
+        let r = RealRunner::new();
+        for prog in ["../../tmp/x", "/bin/true", "./true"] {
+            let e = r.run(&[prog]).unwrap_err();
+            assert!(matches!(e, RunError::NotAName { .. }), "{prog}: {e}");
+            assert!(e.to_string().contains("not a program name"), "{e}");
+        }
+        assert!(r.spawned.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn files_are_replaced_whole_with_their_mode_and_no_temporary_left() {

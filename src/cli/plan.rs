@@ -60,10 +60,19 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
         .spec
         .clone()
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match super::load_spec(&spec_path, args.rev.as_deref(), color, "no plan was made")
-    {
+    let loaded = match crate::spec::load(&spec_path, args.rev.as_deref()) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(f) => {
+            for d in &f.diagnostics {
+                eprint!("{}", crate::diag::render(d, &f.sources, color.stderr()));
+            }
+            eprintln!("{} is not valid; no plan was made", f.label);
+            // JSON readers get the diagnostics `validate --format json` gives.
+            if args.format == Format::Json {
+                super::validate::print_json_failure(&spec_path, &f);
+            }
+            return EXIT_FAIL;
+        }
     };
     timings.mark("spec");
     let (mut facts, against) = match facts_for(args.against.as_deref(), "plan") {

@@ -104,6 +104,35 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     if all_valid { EXIT_OK } else { EXIT_FAIL }
 }
 
+/// `plan --format json` on a spec that is not valid: the report `validate --format json`
+/// prints for it, on standard output.
+pub(crate) fn print_json_failure(path: &std::path::Path, f: &crate::spec::Failed) {
+    let (errors, warnings): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        f.diagnostics.iter().partition(|d| d.is_error());
+    let report = JsonReport {
+        format_version: 1,
+        valid: false,
+        specs: vec![JsonSpec {
+            path: path.display().to_string(),
+            source: f.label.clone(),
+            commit: f.commit.clone(),
+            valid: false,
+            errors: errors
+                .iter()
+                .map(|d| diag::to_json(d, &f.sources))
+                .collect(),
+            warnings: warnings
+                .iter()
+                .map(|d| diag::to_json(d, &f.sources))
+                .collect(),
+        }],
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+}
+
 fn render_plain(d: &Diagnostic, sources: &Sources, style: diag::Style) -> String {
     let mut s = diag::render(d, sources, style);
     s.push('\n');

@@ -89,6 +89,21 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
     let main = reader
         .read(&rel)
         .map_err(|m| fail(shown.clone(), m.replacen(&rel, &shown, 1)))?;
+    // A plan saved by `plan --out` given where a spec is expected: say so, not YAML errors.
+    if crate::workflow::saved::looks_saved(&main.text) {
+        return Err(Failed {
+            label: shown.clone(),
+            commit: reader.commit(),
+            sources: Sources::default(),
+            diagnostics: vec![
+                Diagnostic::error("this is a saved plan: use show or apply")
+                    .code("saved-plan")
+                    .hint(format!(
+                        "`hostform show {shown}` prints it, `hostform apply {shown}` runs it"
+                    )),
+            ],
+        });
+    }
     // In a repository, files are shown from its root; elsewhere as the user typed them.
     let display = if reader.in_git() {
         main.rel.clone()

@@ -25,7 +25,9 @@ pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Tar
     match saved::read_if_saved(path) {
         Ok(None) => Ok(Target::Spec(path.to_path_buf())),
         Ok(Some(p)) => {
-            if rev.is_some() || allow_destroy {
+            // --allow-destroy is given again at apply for a plan made with it (its destructive
+            // operations are approved now, too); a plan made without it cannot gain it.
+            if rev.is_some() || (allow_destroy && !p.allow_destroy) {
                 eprintln!(
                     "apply: {} is a saved plan: it is applied with the spec revision and options it was made with (--rev and --allow-destroy belong to `hostform plan --out`)",
                     path.display()
@@ -192,9 +194,39 @@ pub fn prepare(
                     ),
                 ));
             }
+            // Plan again, from the spec at the plan's commit and the host as read now: only
+            // that plan can run, and only if it is the one saved (and approved).
+            let again = crate::plan::plan_host(&loaded.spec, &facts, &opts);
+            if let Err(why) = saved::check_replan(plan, &again) {
+                return Err(refuse(
+                    rec,
+                    format!(
+                        "{why}\n  make a new plan: hostform plan {} --out FILE",
+                        replan_args(plan)
+                    ),
+                ));
+            }
+            // The risk classes against the flags given now: a destructive operation runs only
+            // when this apply, too, says --allow-destroy.
+            if let Some(op) = again
+                .ops
+                .iter()
+                .find(|o| o.risk == crate::plan::Risk::Destructive)
+                .filter(|_| !a.allow_destroy)
+            {
+                return Err(refuse(
+                    rec,
+                    format!(
+                        "operation {}: `{}` is destructive, and this apply was not given --allow-destroy\n  hint: a plan made with --allow-destroy is applied with it: hostform apply {} --allow-destroy",
+                        op.id,
+                        op.summary,
+                        crate::runner::show_argv(&[&rec.plan_file.clone().unwrap_or_default()])
+                    ),
+                ));
+            }
             Ok(Ready {
                 loaded,
-                plan: plan.plan.clone(),
+                plan: again,
                 opts,
                 saved: true,
                 facts,

@@ -9,6 +9,7 @@ pub mod lock;
 pub mod saved;
 pub mod signing;
 pub mod timer;
+pub mod trust;
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;

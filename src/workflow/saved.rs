@@ -251,7 +251,49 @@ pub fn decode(text: &str) -> Result<SavedPlan, String> {
                 .into(),
         );
     }
-    serde_json::from_str(body).map_err(|e| format!("the plan inside is not readable: {e}"))
+    let saved: SavedPlan =
+        serde_json::from_str(body).map_err(|e| format!("the plan inside is not readable: {e}"))?;
+    // The checksum is no signature: check that every operation is one hostform produces.
+    super::trust::check_ops(&saved.plan.ops, saved.allow_destroy)?;
+    Ok(saved)
+}
+
+/// The plan made again now, from the spec at its recorded commit and the host as read now,
+/// must be the saved one exactly: the saved plan is an approval of that plan, and runs only
+/// when it is still what hostform would do.
+pub fn check_replan(saved: &SavedPlan, now: &Plan) -> Result<(), String> {
+    if saved.plan == *now {
+        return Ok(());
+    }
+    let was = &saved.plan;
+    let mut what: Vec<String> = Vec::new();
+    let ids = |p: &Plan| -> BTreeMap<String, crate::plan::Op> {
+        p.ops.iter().map(|o| (o.id.clone(), o.clone())).collect()
+    };
+    let (a, b) = (ids(was), ids(now));
+    for (id, o) in &a {
+        match b.get(id) {
+            None => what.push(format!("operation {id} is not in the plan made now")),
+            Some(n) if n != o => what.push(format!(
+                "operation {id} differs: saved `{}`, now `{}`",
+                crate::runner::show_argv(&o.argv.iter().map(String::as_str).collect::<Vec<_>>()),
+                crate::runner::show_argv(&n.argv.iter().map(String::as_str).collect::<Vec<_>>())
+            )),
+            _ => {}
+        }
+    }
+    for id in b.keys().filter(|k| !a.contains_key(*k)) {
+        what.push(format!("operation {id} is new in the plan made now"));
+    }
+    if what.is_empty() {
+        what.push(
+            "the plan made now differs from the saved one (its changes, refusals or order)".into(),
+        );
+    }
+    Err(format!(
+        "the saved plan is not the plan hostform makes now from the same spec and host: {}",
+        what.join("; ")
+    ))
 }
 
 /// Read a saved plan from a file: `Ok(None)` when the file is not one (it is a spec).

@@ -159,3 +159,65 @@ fn timings_say_where_the_time_went() {
     assert_eq!(stages, ["spec", "snapshot", "plan", "output"], "{line}");
     assert!(line.ends_with("waiting for 0 processes"), "{line}");
 }
+
+#[test]
+fn plan_json_on_an_invalid_spec_prints_the_diagnostics_validate_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = SPEC.replace(
+        "root: { readonly: true }",
+        "root: { readonly: true }\nbogus: 1",
+    );
+    std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
+    let snap = snapshot(dir.path(), "blank");
+    let o = hostform(
+        dir.path(),
+        &[
+            "plan",
+            "bad.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    let val = hostform(dir.path(), &["validate", "bad.yaml", "--format", "json"]);
+    let w: serde_json::Value = serde_json::from_str(&stdout(&val)).unwrap();
+    assert_eq!(v, w);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["specs"][0]["errors"][0]["code"], "unknown-key");
+    assert_eq!(v["specs"][0]["errors"][0]["line"], 3);
+    assert!(stderr(&o).contains("bad.yaml is not valid; no plan was made"));
+}
+
+#[test]
+fn plan_given_a_saved_plan_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), SPEC).unwrap();
+    let snap = snapshot(dir.path(), "blank");
+    let snap = snap.to_str().unwrap();
+    let o = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--out", "p.plan"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = hostform(dir.path(), &["plan", "p.plan", "--against", snap]);
+    assert_eq!(code(&o), 1);
+    let e = stderr(&o);
+    assert!(
+        e.starts_with("error[saved-plan]: this is a saved plan: use show or apply\n"),
+        "{e}"
+    );
+    assert!(e.contains("hostform show p.plan"), "{e}");
+    assert!(
+        !e.contains("yaml") && !e.contains("YAML"),
+        "no YAML errors: {e}"
+    );
+    let o = hostform(
+        dir.path(),
+        &["plan", "p.plan", "--against", snap, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
+    assert_eq!(v["specs"][0]["errors"][0]["code"], "saved-plan");
+}

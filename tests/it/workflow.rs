@@ -820,3 +820,161 @@ fn unwritable_journal_plan_file_and_unreadable_journal_are_errors() {
         stderr(&o)
     );
 }
+
+/// A saved plan edited and sealed again: the checksum recomputed, as anyone can.
+fn reseal(text: &str, edit: impl Fn(&mut serde_json::Value)) -> String {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap();
+    let mut body = v["plan"].clone();
+    edit(&mut body);
+    let body = serde_json::to_string_pretty(&body).unwrap();
+    format!(
+        "{{\"hostform-saved-plan\": 1,\n\"sha256\": \"{}\",\n\"plan\": {body}\n}}\n",
+        hostform::workflow::sha256_hex(body.as_bytes())
+    )
+}
+
+fn first_op(body: &mut serde_json::Value) -> &mut serde_json::Value {
+    &mut body["plan"]["ops"][0]
+}
+
+#[test]
+fn a_resealed_plan_runs_only_what_hostform_itself_produces() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    let o = hf(
+        dir,
+        &[
+            "plan",
+            "lab.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--out",
+            "p.plan",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("p.plan")).unwrap();
+    // Sealing again unedited is accepted: the test edits only what it names.
+    std::fs::write(dir.join("same.plan"), reseal(&text, |_| {})).unwrap();
+    assert_eq!(code(&hf(dir, &["show", "same.plan"])), 0);
+
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "shell",
+            Box::new(|b| {
+                first_op(b)["argv"] = serde_json::json!(["sh", "-c", "touch /tmp/hf-owned"])
+            }),
+            "sh is not a program hostform runs",
+        ),
+        (
+            "path",
+            Box::new(|b| first_op(b)["argv"] = serde_json::json!(["../../tmp/x"])),
+            "the program ../../tmp/x is a path",
+        ),
+        (
+            "wipefs",
+            Box::new(|b| {
+                let op = first_op(b);
+                op["argv"] = serde_json::json!(["wipefs", "-a", "/dev/vda"]);
+                op["risk"] = serde_json::json!("destructive");
+            }),
+            "is destructive, and the plan was made without --allow-destroy",
+        ),
+        (
+            "wipefs-safe",
+            Box::new(|b| first_op(b)["argv"] = serde_json::json!(["wipefs", "-a", "/dev/vda"])),
+            "is destructive, and the plan marks it safe",
+        ),
+        (
+            "write",
+            Box::new(|b| {
+                let op = first_op(b);
+                op["argv"] = serde_json::json!([]);
+                op["write"] = serde_json::json!({
+                    "path": "/etc/cron.d/hf", "content": "* * * * * root id\n",
+                    "mode": 420, "diff": ""});
+            }),
+            "it writes /etc/cron.d/hf, which is not a file hostform manages",
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let file = format!("{name}.plan");
+        std::fs::write(dir.join(&file), reseal(&text, edit)).unwrap();
+        for cmd in ["show", "apply"] {
+            let o = hf(
+                dir,
+                &[cmd, &file, "--auto-approve"][..if cmd == "show" { 2 } else { 3 }],
+            );
+            assert_eq!(code(&o), 1, "{name} {cmd}: {}", stdout(&o));
+            let e = stderr(&o);
+            assert!(
+                e.contains("is not a usable saved plan"),
+                "{name} {cmd}: {e}"
+            );
+            assert!(
+                e.contains("operation "),
+                "{name} {cmd}: the op is named: {e}"
+            );
+            assert!(e.contains(says), "{name} {cmd}: {e}");
+            assert!(stdout(&o).is_empty(), "{name} {cmd}: nothing shown");
+        }
+    }
+    assert!(!Path::new("/tmp/hf-owned").exists());
+    // Refused when loaded: nothing got as far as the journal.
+    assert!(journal(dir).is_empty());
+}
+
+#[test]
+fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
+    let (d, _) = setup();
+    let dir = d.path();
+    // This host, with a spec that changes nothing here: the state and spec checks pass.
+    let o = hf(dir, &["plan", "t.yaml", "--out", "t.plan"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("t.plan")).unwrap();
+    let o = hf(dir, &["apply", "t.plan"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // An operation hostform could produce, added by hand: the plan made now has none.
+    let added = reseal(&text, |b| {
+        b["plan"]["ops"] = serde_json::json!([{
+            "id": "50:lv:vg0/x:create", "resource": "lv vg0/x", "summary": "create lv vg0/x",
+            "argv": ["lvcreate", "--yes", "-n", "x", "-L", "8m", "vg0"], "risk": "safe",
+            "writes_root": false, "after": [], "settle": false}]);
+        b["empty"] = serde_json::json!(false);
+        b["operations"] = serde_json::json!(1);
+    });
+    std::fs::write(dir.join("added.plan"), added).unwrap();
+    // It is something hostform can produce: show prints it.
+    assert_eq!(code(&hf(dir, &["show", "added.plan"])), 0);
+    let o = hf(dir, &["apply", "added.plan", "--auto-approve"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("the saved plan is not the plan hostform makes now from the same spec and host")
+            && e.contains("operation 50:lv:vg0/x:create is not in the plan made now")
+            && e.contains("make a new plan: hostform plan"),
+        "{e}"
+    );
+    assert!(!stdout(&o).contains("lvcreate"), "{}", stdout(&o));
+    let j = journal(dir);
+    assert_eq!(j.last().unwrap()["outcome"], "refused", "{j:?}");
+}
+
+#[test]
+fn a_plan_made_with_allow_destroy_is_applied_with_it() {
+    let (d, _) = setup();
+    let dir = d.path();
+    let o = hf(dir, &["plan", "t.yaml", "--out", "t.plan"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // Made without it: it cannot gain it at apply.
+    let o = hf(dir, &["apply", "t.plan", "--allow-destroy"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let o = hf(
+        dir,
+        &["plan", "t.yaml", "--allow-destroy", "--out", "d.plan"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = hf(dir, &["apply", "d.plan", "--allow-destroy"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}

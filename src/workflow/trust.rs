@@ -1,0 +1,288 @@
+//! What a saved plan may contain: only what hostform itself produces. A saved plan is an
+//! approval of a plan, not a program: its checksum is unkeyed (anyone can recompute it), so
+//! `show` and `apply` check every operation when the file is loaded, before printing or running
+//! anything, and `apply` then plans again and requires the same plan ([`super::saved::check_replan`]).
+//!
+//! The load-time check refuses, naming the operation:
+//! - a program that is not one hostform runs ([`PROGRAMS`]), or one given as a path (a `/`);
+//! - a destructive operation in a plan made without `--allow-destroy`, whether the plan marks it
+//!   destructive or an edit marked it safe ([`DESTRUCTIVE`]);
+//! - a file written or removed outside the files hostform manages ([`allowed_write`]).
+
+use crate::kinds::{net::NETWORKD_DIR, netconf};
+use crate::plan::{Op, Risk};
+
+/// Every program an operation of a plan can run, as the planners build them
+/// (`src/plan/{storage,storage/teardown,net,guests}.rs`). `hostform-stop-guest` is run
+/// in-process by `apply`.
+pub const PROGRAMS: &[&str] = &[
+    "hostform-stop-guest",
+    "ip",
+    "lvchange",
+    "lvcreate",
+    "lvextend",
+    "lvreduce",
+    "lvremove",
+    "mdadm",
+    "mkfs.ext4",
+    "mkfs.xfs",
+    "mkswap",
+    "partx",
+    "pvcreate",
+    "pvremove",
+    "qemu-img",
+    "rm",
+    "sfdisk",
+    "vgchange",
+    "vgcreate",
+    "vgextend",
+    "vgremove",
+    "virsh",
+    "wipefs",
+    "xl",
+];
+
+/// Programs hostform only ever runs as a destructive operation: they erase signatures or
+/// remove or shrink storage. One of these in a plan made without `--allow-destroy` was put
+/// there by hand, whatever risk the file gives it.
+pub const DESTRUCTIVE: &[&str] = &["lvreduce", "lvremove", "pvremove", "vgremove", "wipefs"];
+
+/// Whether hostform writes or removes the file `path`: its ifupdown file, its networkd files
+/// (`10-hostform-*`), or a guest's xl config `NAME.xl` for the op's guest `NAME`. The path must
+/// be absolute and plain (no `.` or `..` components, no empty ones).
+pub fn allowed_write(path: &str, op: &Op) -> bool {
+    if !path.starts_with('/')
+        || path[1..]
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return false;
+    }
+    if path == netconf::IFUPDOWN_FILE {
+        return true;
+    }
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    if dir == NETWORKD_DIR && netconf::is_networkd_name(path) {
+        return true;
+    }
+    // A guest's xl config: the config directory is the spec's (`xen: config-dir:`), and the
+    // re-plan at apply checks it is the spec's; here, the file must be that guest's.
+    op.resource
+        .strip_prefix("guest ")
+        .is_some_and(|g| file == format!("{g}.xl"))
+}
+
+/// Check every operation of a saved plan against what hostform produces, for a plan made
+/// with `allow_destroy` or not. The error names the offending operation.
+pub fn check_ops(ops: &[Op], allow_destroy: bool) -> Result<(), String> {
+    for op in ops {
+        check_op(op, allow_destroy).map_err(|why| format!("operation {}: {why}", op.id))?;
+    }
+    Ok(())
+}
+
+fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
+    let shown =
+        || crate::runner::show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>());
+    if let Some(w) = &op.write {
+        if !op.argv.is_empty() {
+            return Err("it both writes a file and runs a command".into());
+        }
+        if !allowed_write(&w.path, op) {
+            return Err(format!(
+                "it writes {}, which is not a file hostform manages",
+                w.path
+            ));
+        }
+    } else {
+        let Some(prog) = op.argv.first() else {
+            return Err("it runs nothing".into());
+        };
+        if prog.contains('/') {
+            return Err(format!(
+                "`{}`: the program {prog} is a path, and hostform runs programs by name only",
+                shown()
+            ));
+        }
+        if !PROGRAMS.contains(&prog.as_str()) {
+            return Err(format!(
+                "`{}`: {prog} is not a program hostform runs",
+                shown()
+            ));
+        }
+        if prog == "rm" {
+            // `rm -f -- PATH`: the networkd files of bridges gone from the spec.
+            let ok = op.argv.len() == 4
+                && op.argv[1] == "-f"
+                && op.argv[2] == "--"
+                && allowed_write(&op.argv[3], op);
+            if !ok {
+                return Err(format!(
+                    "`{}`: hostform removes only the files it manages",
+                    shown()
+                ));
+            }
+        }
+        if DESTRUCTIVE.contains(&prog.as_str()) && op.risk != Risk::Destructive {
+            return Err(format!(
+                "`{}` is destructive, and the plan marks it safe",
+                shown()
+            ));
+        }
+    }
+    if op.risk == Risk::Destructive && !allow_destroy {
+        return Err(format!(
+            "`{}` is destructive, and the plan was made without --allow-destroy",
+            op.summary
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Options;
+    use std::collections::BTreeSet;
+
+    /// Every spec of the tests that validates, planned against every captured host, with and
+    /// without `--allow-destroy`: each program is in [`PROGRAMS`], and each plan passes the
+    /// load-time check (a real plan is never refused).
+    #[test]
+    fn the_programs_cover_every_plan_of_the_fixtures() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let mut specs = Vec::new();
+        for dir in ["tests/specs/e2e", "tests/specs/plan-format", "examples"] {
+            let Ok(rd) = std::fs::read_dir(format!("{root}/{dir}")) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.extension().is_some_and(|x| x == "yaml") {
+                    specs.push(p);
+                }
+            }
+        }
+        specs.sort();
+        let mut scenarios: Vec<String> = std::fs::read_dir(format!("{root}/tests/fixtures"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().join("COMMANDS").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        scenarios.sort();
+        let facts: Vec<_> = scenarios
+            .iter()
+            .filter_map(|s| {
+                crate::discover::discover(&crate::runner::fixtures::runner(s))
+                    .ok()
+                    .map(|d| d.facts)
+            })
+            .collect();
+        assert!(facts.len() >= 5, "{} of {scenarios:?}", facts.len());
+        let mut seen = BTreeSet::new();
+        let mut destructive_seen = BTreeSet::new();
+        let mut planned = 0;
+        for path in &specs {
+            let Ok(loaded) = crate::spec::load(path, None) else {
+                continue;
+            };
+            for f in &facts {
+                for allow_destroy in [false, true] {
+                    let plan = crate::plan::plan_host(&loaded.spec, f, &Options { allow_destroy });
+                    for op in &plan.ops {
+                        if let Some(p) = op.argv.first() {
+                            seen.insert(p.clone());
+                            if op.risk == Risk::Destructive {
+                                destructive_seen.insert(p.clone());
+                            }
+                        }
+                    }
+                    planned += plan.ops.len();
+                    if let Err(e) = check_ops(&plan.ops, allow_destroy) {
+                        panic!("{} refused: {e}", path.display());
+                    }
+                }
+            }
+        }
+        assert!(planned > 100, "{planned}");
+        for p in &seen {
+            assert!(PROGRAMS.contains(&p.as_str()), "{p} is not in PROGRAMS");
+        }
+        // The fixtures exercise the destructive programs, and the common ones.
+        for p in ["lvremove", "sfdisk", "mdadm", "lvcreate", "mkfs.ext4"] {
+            assert!(seen.contains(p), "no plan runs {p}: {seen:?}");
+        }
+        assert!(
+            destructive_seen.contains("lvremove"),
+            "{destructive_seen:?}"
+        );
+    }
+
+    fn op(argv: &[&str], risk: Risk) -> Op {
+        Op {
+            id: "x".into(),
+            resource: "lv vg0/data".into(),
+            summary: argv.join(" "),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            stdin: None,
+            risk,
+            writes_root: false,
+            after: vec![],
+            settle: false,
+            write: None,
+        }
+    }
+
+    #[test]
+    fn what_hostform_does_not_produce_is_refused_by_name() {
+        let refused = |o: Op, allow: bool| check_ops(&[o], allow).unwrap_err();
+        let e = refused(op(&["sh", "-c", "id"], Risk::Safe), true);
+        assert!(
+            e.contains("operation x") && e.contains("sh is not a program"),
+            "{e}"
+        );
+        let e = refused(op(&["../../tmp/x"], Risk::Safe), true);
+        assert!(e.contains("is a path"), "{e}");
+        let e = refused(
+            op(&["/usr/sbin/wipefs", "-a", "/dev/vda"], Risk::Destructive),
+            true,
+        );
+        assert!(e.contains("is a path"), "{e}");
+        let e = refused(op(&["wipefs", "-a", "/dev/vda"], Risk::Destructive), false);
+        assert!(e.contains("without --allow-destroy"), "{e}");
+        let e = refused(op(&["wipefs", "-a", "/dev/vda"], Risk::Safe), true);
+        assert!(e.contains("marks it safe"), "{e}");
+        let e = refused(op(&["rm", "-f", "--", "/etc/shadow"], Risk::Safe), true);
+        assert!(e.contains("only the files it manages"), "{e}");
+        let mut w = op(&[], Risk::Safe);
+        w.write = Some(crate::plan::FileWrite {
+            path: "/etc/sudoers.d/x".into(),
+            content: String::new(),
+            mode: 0o644,
+            diff: String::new(),
+        });
+        let e = refused(w.clone(), true);
+        assert!(e.contains("/etc/sudoers.d/x"), "{e}");
+        for p in [
+            "/etc/xen/../sudoers.d/g1.xl",
+            "/etc/systemd/network/../../cron.d/10-hostform-br0.network",
+        ] {
+            let mut g = w.clone();
+            g.resource = "guest g1".into();
+            g.write.as_mut().unwrap().path = p.into();
+            assert!(check_ops(&[g], true).is_err(), "{p}");
+        }
+        // What hostform writes passes.
+        let mut g = w.clone();
+        g.resource = "guest g1".into();
+        g.write.as_mut().unwrap().path = "/etc/xen/g1.xl".into();
+        check_ops(&[g], false).unwrap();
+        check_ops(&[op(&["lvcreate", "-n", "data", "vg0"], Risk::Safe)], false).unwrap();
+        check_ops(
+            &[op(&["wipefs", "-a", "/dev/vda"], Risk::Destructive)],
+            true,
+        )
+        .unwrap();
+    }
+}
