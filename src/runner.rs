@@ -295,9 +295,14 @@ impl Runner for RealRunner {
 
 /// Write `bytes` to `path` so that a reader sees the old content or the new, never a part:
 /// a temporary file beside it, fsync, rename, fsync of the directory.
+///
+/// The temporary file gets a name nobody can predict and is created with `O_EXCL|O_NOFOLLOW`,
+/// mode 0600, so a file or symlink placed there beforehand (in a directory others can write)
+/// is never opened, followed or truncated; the final mode is set on the open file before the
+/// rename.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -307,15 +312,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hostform-{}", std::process::id()));
+    let mut attempt = 0u32;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.hostform-{}", temp_suffix()));
+        match create_temp(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
         f.write_all(bytes)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -327,6 +337,36 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Create a new file only: never an existing file, never through a symlink (`O_EXCL`,
+/// `O_NOFOLLOW`), readable by its owner only until its content is complete.
+fn create_temp(tmp: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(tmp)
+}
+
+/// A temporary name's suffix nobody can guess in advance: the process id, a per-process
+/// counter, and bits from the clock mixed with the kernel's address-space randomisation (std's
+/// `RandomState` keys, seeded from the OS's random source).
+fn temp_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{}-{:016x}", std::process::id(), h.finish())
 }
 
 /// Answers from a fixture directory captured on a real host (see scripts/capture-fixtures.sh).
@@ -692,5 +732,40 @@ mod write_tests {
         r.remove_file(p).unwrap();
         assert!(!path.exists());
         assert!(r.spawned().is_empty(), "writing spawns no process");
+    }
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_file_never_opens_a_pre_placed_symlink_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let link = dir.path().join(".br0.hostform-1");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(create_temp(&link).is_err(), "a symlink is not followed");
+        let plain = dir.path().join(".br0.hostform-2");
+        std::fs::write(&plain, "someone else's\n").unwrap();
+        assert!(create_temp(&plain).is_err(), "an existing file is not reused");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "someone else's\n");
+        // Two names in a row differ: nobody can place the next one in advance.
+        assert_ne!(temp_suffix(), temp_suffix());
+    }
+
+    #[test]
+    fn writing_over_a_symlink_replaces_the_link_not_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = dir.path().join("br0.network");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomically(&path, b"new\n", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
     }
 }
