@@ -268,7 +268,7 @@ fn run_graph(
                         Err(e) => {
                             st.broken[i] = true;
                             if let Ok(mut o) = result.lock() {
-                                o.failed.push((op.id.clone(), e.to_string()));
+                                o.failed.push((op.id.clone(), e.brief()));
                             }
                             emit(Event::Failed { op, error: &e });
                             skip_dependents(&mut st, i);

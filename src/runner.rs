@@ -49,6 +49,119 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The error for an operator: the command, its status, and only the tool's own error
+    /// lines, never a usage text of dozens of lines (mkfs.xfs prints its whole usage when a
+    /// device is too small).
+    pub fn brief(&self) -> String {
+        match self {
+            RunError::Failed {
+                argv,
+                status,
+                stderr,
+            } => {
+                let lines = error_lines(stderr);
+                if lines.is_empty() {
+                    format!("{argv} exited with status {status}")
+                } else {
+                    format!("{argv} exited with status {status}: {}", lines.join("\n  "))
+                }
+            }
+            RunError::TimedOut {
+                argv,
+                kind,
+                limit,
+                elapsed,
+                stderr,
+            } => format!(
+                "{argv}: no answer after {}s (limit {}s for {}, {}): killed{}",
+                elapsed.as_secs(),
+                limit.as_secs(),
+                kind.name(),
+                kind.env(),
+                match error_lines(stderr) {
+                    l if l.is_empty() => String::new(),
+                    l => format!("; stderr so far: {}", l.join("\n  ")),
+                }
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// At most this many of a tool's lines are shown for a failure.
+const BRIEF_LINES: usize = 6;
+
+/// The lines of a tool's stderr that say what went wrong: those naming an error, and
+/// otherwise the first few; a usage text is replaced by one line that says it was left out.
+pub fn error_lines(stderr: &str) -> Vec<String> {
+    const WORDS: &[&str] = &[
+        "error",
+        "fatal",
+        "invalid",
+        "cannot",
+        "can't",
+        "could not",
+        "couldn't",
+        "not enough",
+        "failed",
+        "no such",
+        "denied",
+        "too small",
+        "too large",
+        "too big",
+        "must be",
+        "unknown",
+        "illegal",
+        "refus",
+        "not found",
+        "exists",
+        "in use",
+        "busy",
+        "minimum",
+    ];
+    let mut usage = 0usize;
+    let mut in_usage = false;
+    let mut picked = Vec::new();
+    let mut plain = Vec::new();
+    for line in stderr.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            in_usage = false;
+            continue;
+        }
+        let lower = t.to_ascii_lowercase();
+        if lower.starts_with("usage:") {
+            in_usage = true;
+            usage += 1;
+            continue;
+        }
+        if in_usage && (line.starts_with([' ', '\t']) || t.starts_with(['[', '-', '/'])) {
+            usage += 1;
+            continue;
+        }
+        in_usage = false;
+        let shown: String = t.chars().filter(|c| !c.is_control()).take(300).collect();
+        if WORDS.iter().any(|w| lower.contains(w)) {
+            picked.push(shown);
+        } else {
+            plain.push(shown);
+        }
+    }
+    if picked.is_empty() {
+        picked = plain;
+    }
+    let more = picked.len().saturating_sub(BRIEF_LINES);
+    picked.truncate(BRIEF_LINES);
+    if more > 0 {
+        picked.push(format!("(and {more} more lines)"));
+    }
+    if usage > 0 {
+        picked.push(format!("(its usage text, {usage} lines, left out)"));
+    }
+    picked
+}
+
 /// A command line for messages: arguments quoted only where needed.
 pub fn show_argv(argv: &[&str]) -> String {
     let mut s = String::new();
@@ -1127,5 +1240,62 @@ mod timeout_tests {
             e.contains("HOSTFORM_TIMEOUT_READ") && e.contains("dead path"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod brief_tests {
+    use super::*;
+
+    /// A failure as the runner reports it, from a capture in tests/fixtures/tool-errors.
+    fn captured(name: &str) -> RunError {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tool-errors");
+        let read = |ext: &str| std::fs::read_to_string(format!("{dir}/{name}.{ext}")).unwrap();
+        RunError::Failed {
+            argv: read("cmd").trim().to_string(),
+            status: read("status").trim().parse().unwrap(),
+            stderr: read("stderr").trim().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_usage_flood_is_cut_to_the_tools_error_line() {
+        let e = captured("mkfs-ext4-bad-option");
+        let full = e.to_string();
+        assert!(
+            full.contains("[-jnqvDFSV]"),
+            "the capture holds the usage text"
+        );
+        let b = e.brief();
+        assert!(b.contains("invalid option"), "{b}");
+        assert!(b.contains("exited with status 1"), "{b}");
+        assert!(
+            !b.contains("[-jnqvDFSV]") && !b.contains("block-size"),
+            "{b}"
+        );
+        assert!(b.contains("usage text, 8 lines, left out"), "{b}");
+    }
+
+    #[test]
+    fn a_plain_error_is_kept_whole() {
+        for (name, needle) in [
+            (
+                "mkfs-ext4-too-small",
+                "Not enough space to build proposed filesystem",
+            ),
+            ("qemu-img-convert-missing", "No such file or directory"),
+        ] {
+            let b = captured(name).brief();
+            assert!(b.contains(needle), "{name}: {b}");
+            assert_eq!(b.lines().count(), 1, "{name}: {b}");
+        }
+    }
+
+    #[test]
+    fn many_error_lines_are_capped() {
+        let stderr = (0..40).map(|i| format!("error {i}\n")).collect::<String>();
+        let lines = error_lines(&stderr);
+        assert_eq!(lines.len(), BRIEF_LINES + 1);
+        assert_eq!(lines.last().unwrap(), "(and 34 more lines)");
     }
 }
