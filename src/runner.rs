@@ -331,11 +331,10 @@ impl Kind {
             return Kind::Copy;
         }
         let read = match prog {
-            "lsblk" | "blkid" | "lvs" | "vgs" | "pvs" | "findmnt" | "swapon" | "udevadm"
-            | "cat" | "readlink" | "stat" | "hostname" | "uname" | "id" => {
-                !(prog == "swapon" && !has("--show") && !has("-s"))
-                    && !(prog == "udevadm" && !has("info"))
-            }
+            "lsblk" | "blkid" | "lvs" | "vgs" | "pvs" | "findmnt" | "cat" | "readlink" | "stat"
+            | "hostname" | "uname" | "id" => true,
+            "swapon" => has("--show") || has("-s"),
+            "udevadm" => has("info"),
             "mdadm" => has("--detail") || has("-D") || has("--examine") || has("-E"),
             "sfdisk" => has("--dump") || has("-d") || has("--json") || has("-J") || has("-l"),
             "qemu-img" => has("info"),
