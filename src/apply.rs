@@ -41,6 +41,8 @@ pub struct Outcome {
     pub done: Vec<String>,
     pub failed: Vec<(String, String)>,
     pub skipped: Vec<String>,
+    /// When each operation that ran started and finished.
+    pub times: std::collections::BTreeMap<String, (String, String)>,
 }
 
 impl Outcome {
@@ -215,6 +217,10 @@ fn run_graph(
                     };
                     // The first operation, in plan order, whose dependencies all succeeded.
                     let picked = loop {
+                        // Interrupted: start nothing new; what runs finishes.
+                        if crate::interrupt::requested().is_some() {
+                            break None;
+                        }
                         if let Some(i) = st.ready.pop_first() {
                             st.taken[i] = true;
                             break Some(i);
@@ -239,7 +245,12 @@ fn run_graph(
                         op,
                     });
                     let t = Instant::now();
+                    let began = crate::workflow::now();
                     let res = run_op(r, op);
+                    if let Ok(mut o) = result.lock() {
+                        o.times
+                            .insert(op.id.clone(), (began, crate::workflow::now()));
+                    }
                     let mut st = match state.lock() {
                         Ok(g) => g,
                         Err(_) => return,
@@ -268,7 +279,7 @@ fn run_graph(
                         Err(e) => {
                             st.broken[i] = true;
                             if let Ok(mut o) = result.lock() {
-                                o.failed.push((op.id.clone(), e.to_string()));
+                                o.failed.push((op.id.clone(), e.brief()));
                             }
                             emit(Event::Failed { op, error: &e });
                             skip_dependents(&mut st, i);
@@ -284,6 +295,7 @@ fn run_graph(
     out.done.extend(r.done);
     out.failed.extend(r.failed);
     out.skipped.extend(r.skipped);
+    out.times.extend(r.times);
 }
 
 /// How many follow-up rounds apply runs after the first, at most, for what the first plan

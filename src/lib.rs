@@ -3,6 +3,7 @@ pub mod apply;
 pub mod cli;
 pub mod diag;
 pub mod discover;
+pub mod interrupt;
 pub mod kinds;
 pub mod plan;
 pub mod progress;

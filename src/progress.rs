@@ -178,9 +178,10 @@ impl Progress {
                 st.finished += 1;
                 self.line(&mut st, &format!("[FAILED] {}", op.summary));
                 eprintln!(
-                    "apply: {} failed\n  command: {}\n  {error}",
+                    "apply: {} failed\n  command: {}\n  {}",
                     op.summary,
-                    show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>())
+                    show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>()),
+                    error.brief()
                 );
             }
             Event::Skipped { op, because } => {

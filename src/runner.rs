@@ -34,12 +34,136 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{argv}: no answer after {}s (limit {}s for {kind}, {env}): killed; stderr so far: {stderr}",
+        elapsed.as_secs(), limit.as_secs(), kind = kind.name(), env = kind.env()
+    )]
+    TimedOut {
+        argv: String,
+        kind: Kind,
+        limit: std::time::Duration,
+        elapsed: std::time::Duration,
+        stderr: String,
+    },
     #[error("{argv} exited with status {status}: {stderr}")]
     Failed {
         argv: String,
         status: i32,
         stderr: String,
     },
+}
+
+impl RunError {
+    /// The error for an operator: the command, its status, and only the tool's own error
+    /// lines, never a usage text of dozens of lines (mkfs.xfs prints its whole usage when a
+    /// device is too small).
+    pub fn brief(&self) -> String {
+        match self {
+            RunError::Failed {
+                argv,
+                status,
+                stderr,
+            } => {
+                let lines = error_lines(stderr);
+                if lines.is_empty() {
+                    format!("{argv} exited with status {status}")
+                } else {
+                    format!("{argv} exited with status {status}: {}", lines.join("\n  "))
+                }
+            }
+            RunError::TimedOut {
+                argv,
+                kind,
+                limit,
+                elapsed,
+                stderr,
+            } => format!(
+                "{argv}: no answer after {}s (limit {}s for {}, {}): killed{}",
+                elapsed.as_secs(),
+                limit.as_secs(),
+                kind.name(),
+                kind.env(),
+                match error_lines(stderr) {
+                    l if l.is_empty() => String::new(),
+                    l => format!("; stderr so far: {}", l.join("\n  ")),
+                }
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// At most this many of a tool's lines are shown for a failure.
+const BRIEF_LINES: usize = 6;
+
+/// The lines of a tool's stderr that say what went wrong: those naming an error, and
+/// otherwise the first few; a usage text is replaced by one line that says it was left out.
+pub fn error_lines(stderr: &str) -> Vec<String> {
+    const WORDS: &[&str] = &[
+        "error",
+        "fatal",
+        "invalid",
+        "cannot",
+        "can't",
+        "could not",
+        "couldn't",
+        "not enough",
+        "failed",
+        "no such",
+        "denied",
+        "too small",
+        "too large",
+        "too big",
+        "must be",
+        "unknown",
+        "illegal",
+        "refus",
+        "not found",
+        "exists",
+        "in use",
+        "busy",
+        "minimum",
+    ];
+    let mut usage = 0usize;
+    let mut in_usage = false;
+    let mut picked = Vec::new();
+    let mut plain = Vec::new();
+    for line in stderr.lines() {
+        let t = line.trim();
+        if t.is_empty() {
+            in_usage = false;
+            continue;
+        }
+        let lower = t.to_ascii_lowercase();
+        if lower.starts_with("usage:") {
+            in_usage = true;
+            usage += 1;
+            continue;
+        }
+        if in_usage && (line.starts_with([' ', '\t']) || t.starts_with(['[', '-', '/'])) {
+            usage += 1;
+            continue;
+        }
+        in_usage = false;
+        let shown: String = t.chars().filter(|c| !c.is_control()).take(300).collect();
+        if WORDS.iter().any(|w| lower.contains(w)) {
+            picked.push(shown);
+        } else {
+            plain.push(shown);
+        }
+    }
+    if picked.is_empty() {
+        picked = plain;
+    }
+    let more = picked.len().saturating_sub(BRIEF_LINES);
+    picked.truncate(BRIEF_LINES);
+    if more > 0 {
+        picked.push(format!("(and {more} more lines)"));
+    }
+    if usage > 0 {
+        picked.push(format!("(its usage text, {usage} lines, left out)"));
+    }
+    picked
 }
 
 /// A command line for messages: arguments quoted only where needed.
@@ -186,16 +310,160 @@ pub fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
     h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
-/// Spawn `path` with `args`, feed it `input`, and collect its output.
+/// What a command does, which decides how long it may take before it is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Discovery: a reading of the host's state (lsblk, lvs, mdadm --detail ...).
+    Read,
+    /// A change that takes seconds on a healthy host (lvcreate, sfdisk, ip link ...).
+    Change,
+    /// Making a filesystem or swap, or wiping: proportional to the device's size.
+    Format,
+    /// Copying or converting a guest image: proportional to the data.
+    Copy,
+}
+
+impl Kind {
+    /// The command's kind, from its program and arguments.
+    pub fn of(argv: &[&str]) -> Kind {
+        let prog = argv.first().copied().unwrap_or_default();
+        let has = |a: &str| argv.iter().skip(1).any(|x| *x == a);
+        if prog.starts_with("mkfs") || prog == "mkswap" || prog == "wipefs" {
+            return Kind::Format;
+        }
+        if (prog == "qemu-img" && (has("convert") || has("dd"))) || prog == "dd" || prog == "cp" {
+            return Kind::Copy;
+        }
+        let read = match prog {
+            "lsblk" | "blkid" | "lvs" | "vgs" | "pvs" | "findmnt" | "cat" | "readlink" | "stat"
+            | "hostname" | "uname" | "id" => true,
+            "swapon" => has("--show") || has("-s"),
+            "udevadm" => has("info"),
+            "mdadm" => has("--detail") || has("-D") || has("--examine") || has("-E"),
+            "sfdisk" => has("--dump") || has("-d") || has("--json") || has("-J") || has("-l"),
+            "qemu-img" => has("info"),
+            "xl" => matches!(argv.get(1), Some(&("list" | "info" | "vcpu-list"))),
+            "virsh" => argv
+                .iter()
+                .skip(1)
+                .find(|a| !a.starts_with('-') && !a.contains("://"))
+                .is_some_and(|a| {
+                    a.starts_with("list")
+                        || a.starts_with("dom") && !matches!(*a, "domrename")
+                        || a.ends_with("dumpxml")
+                        || *a == "version"
+                        || *a == "capabilities"
+                }),
+            "ip" | "bridge" => !argv
+                .iter()
+                .any(|a| matches!(*a, "add" | "del" | "delete" | "set" | "flush" | "replace")),
+            "systemctl" => argv
+                .iter()
+                .any(|a| matches!(*a, "is-active" | "is-enabled" | "show" | "status" | "cat")),
+            "networkctl" => !has("reload") && !has("reconfigure"),
+            _ => false,
+        };
+        if read { Kind::Read } else { Kind::Change }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Read => "a reading",
+            Kind::Change => "a change",
+            Kind::Format => "a format",
+            Kind::Copy => "a copy",
+        }
+    }
+
+    /// The environment variable that overrides this kind's limit (seconds).
+    pub fn env(self) -> &'static str {
+        match self {
+            Kind::Read => "HOSTFORM_TIMEOUT_READ",
+            Kind::Change => "HOSTFORM_TIMEOUT_CHANGE",
+            Kind::Format => "HOSTFORM_TIMEOUT_FORMAT",
+            Kind::Copy => "HOSTFORM_TIMEOUT_COPY",
+        }
+    }
+
+    fn default_secs(self) -> u64 {
+        match self {
+            Kind::Read => 60,
+            Kind::Change => 10 * 60,
+            Kind::Format => 2 * 3600,
+            Kind::Copy => 12 * 3600,
+        }
+    }
+
+    /// How long a command of this kind may run: the environment's override (whole seconds,
+    /// above zero) or the default.
+    pub fn limit(self) -> std::time::Duration {
+        self.limit_from(std::env::var(self.env()).ok().as_deref())
+    }
+
+    fn limit_from(self, var: Option<&str>) -> std::time::Duration {
+        let secs = var
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(self.default_secs());
+        std::time::Duration::from_secs(secs)
+    }
+}
+
+/// Process groups of the children running now (each child leads its own): what a second
+/// interrupt kills.
+static RUNNING: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Kill every running child's process group (SIGKILL). Returns how many were signalled.
+pub fn kill_running() -> usize {
+    let groups = RUNNING.lock().map(|v| v.clone()).unwrap_or_default();
+    for g in &groups {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(*g),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    groups.len()
+}
+
+fn running_add(pid: i32) {
+    if let Ok(mut v) = RUNNING.lock() {
+        v.push(pid);
+    }
+}
+
+fn running_remove(pid: i32) {
+    if let Ok(mut v) = RUNNING.lock() {
+        v.retain(|p| *p != pid);
+    }
+}
+
+/// How one spawned command ended.
+enum Ended {
+    Done(std::process::Output),
+    TimedOut {
+        elapsed: std::time::Duration,
+        stderr: Vec<u8>,
+    },
+}
+
+/// Spawn `path` with `args` in a process group of its own (a Ctrl-C on the terminal reaches
+/// hostform, which decides, not the tool mid-write), feed it `input`, and collect its output.
+/// Past `limit` the whole group is killed and what it wrote on stderr so far is kept.
 fn spawn_and_wait(
     path: &Path,
     args: &[&str],
     input: Option<&str>,
-) -> std::io::Result<std::process::Output> {
+    limit: std::time::Duration,
+) -> std::io::Result<Ended> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    use std::sync::Arc;
+    let start = std::time::Instant::now();
     let mut child = std::process::Command::new(path)
         .args(args)
         .env("LC_ALL", "C")
         .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .process_group(0)
         .stdin(if input.is_some() {
             std::process::Stdio::piped()
         } else {
@@ -204,12 +472,74 @@ fn spawn_and_wait(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()?;
-    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-        use std::io::Write;
-        // A program that exits without reading its input is reported by its status.
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    child.wait_with_output()
+    let pid = child.id() as i32;
+    running_add(pid);
+    let stdin = child.stdin.take();
+    let text = input.map(str::to_string);
+    let feeder = std::thread::spawn(move || {
+        if let (Some(text), Some(mut stdin)) = (text, stdin) {
+            use std::io::Write;
+            // A program that exits without reading its input is reported by its status.
+            let _ = stdin.write_all(text.as_bytes());
+        }
+    });
+    let mut out_pipe = child.stdout.take();
+    let stdout = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err_buf = Arc::new(Mutex::new(Vec::new()));
+    let mut err_pipe = child.stderr.take();
+    let err_sink = Arc::clone(&err_buf);
+    let stderr = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Some(p) = err_pipe.as_mut() {
+            match p.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut b) = err_sink.lock() {
+                        b.extend_from_slice(&chunk[..n]);
+                    }
+                }
+            }
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let status = match rx.recv_timeout(limit) {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            // Reap it; a grandchild that left the group may hold the pipes, so they are not
+            // waited for.
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(5));
+            running_remove(pid);
+            let stderr = err_buf.lock().map(|b| b.clone()).unwrap_or_default();
+            return Ok(Ended::TimedOut {
+                elapsed: start.elapsed(),
+                stderr,
+            });
+        }
+    };
+    running_remove(pid);
+    let status = status?;
+    let _ = feeder.join();
+    let stdout = stdout.join().unwrap_or_default();
+    let _ = stderr.join();
+    let stderr = err_buf.lock().map(|b| b.clone()).unwrap_or_default();
+    Ok(Ended::Done(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 /// Runs real programs. Counts what it spawns, for the process budget of discovery.
@@ -248,10 +578,23 @@ impl Runner for RealRunner {
             argv: show_argv(argv),
             source,
         };
+        let kind = Kind::of(argv);
+        let limit = kind.limit();
         busy_start();
-        let out = spawn_and_wait(&path, args, input).map_err(spawn_err);
+        let out = spawn_and_wait(&path, args, input, limit).map_err(spawn_err);
         busy_end();
-        let out = out?;
+        let out = match out? {
+            Ended::Done(out) => out,
+            Ended::TimedOut { elapsed, stderr } => {
+                return Err(RunError::TimedOut {
+                    argv: show_argv(argv),
+                    kind,
+                    limit,
+                    elapsed,
+                    stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+                });
+            }
+        };
         Ok(Output {
             status: out.status.code().unwrap_or(128),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -304,9 +647,14 @@ impl Runner for RealRunner {
 
 /// Write `bytes` to `path` so that a reader sees the old content or the new, never a part:
 /// a temporary file beside it, fsync, rename, fsync of the directory.
+///
+/// The temporary file gets a name nobody can predict and is created with `O_EXCL|O_NOFOLLOW`,
+/// mode 0600, so a file or symlink placed there beforehand (in a directory others can write)
+/// is never opened, followed or truncated; the final mode is set on the open file before the
+/// rename.
 pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -316,15 +664,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hostform-{}", std::process::id()));
+    let mut attempt = 0u32;
+    let (tmp, mut f) = loop {
+        let tmp = dir.join(format!(".{name}.hostform-{}", temp_suffix()));
+        match create_temp(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
         f.write_all(bytes)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
         if let Ok(d) = std::fs::File::open(dir) {
@@ -336,6 +689,36 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Create a new file only: never an existing file, never through a symlink (`O_EXCL`,
+/// `O_NOFOLLOW`), readable by its owner only until its content is complete.
+fn create_temp(tmp: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(tmp)
+}
+
+/// A temporary name's suffix nobody can guess in advance: the process id, a per-process
+/// counter, and bits from the clock mixed with the kernel's address-space randomisation (std's
+/// `RandomState` keys, seeded from the OS's random source).
+fn temp_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(n);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    format!("{}-{:016x}", std::process::id(), h.finish())
 }
 
 /// Answers from a fixture directory captured on a real host (see scripts/capture-fixtures.sh).
@@ -712,5 +1095,226 @@ mod write_tests {
         r.remove_file(p).unwrap();
         assert!(!path.exists());
         assert!(r.spawned().is_empty(), "writing spawns no process");
+    }
+}
+
+#[cfg(test)]
+mod temp_tests {
+    use super::*;
+
+    #[test]
+    fn a_temporary_file_never_opens_a_pre_placed_symlink_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let link = dir.path().join(".br0.hostform-1");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(create_temp(&link).is_err(), "a symlink is not followed");
+        let plain = dir.path().join(".br0.hostform-2");
+        std::fs::write(&plain, "someone else's\n").unwrap();
+        assert!(
+            create_temp(&plain).is_err(),
+            "an existing file is not reused"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "someone else's\n");
+        // Two names in a row differ: nobody can place the next one in advance.
+        assert_ne!(temp_suffix(), temp_suffix());
+    }
+
+    #[test]
+    fn writing_over_a_symlink_replaces_the_link_not_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = dir.path().join("br0.network");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        write_atomically(&path, b"new\n", 0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pgrp_of_stat(stat: &str) -> i32 {
+        let after = &stat[stat.rfind(')').expect("comm") + 2..];
+        after.split_whitespace().nth(2).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_child_leads_a_process_group_of_its_own() {
+        let sh = find_program("sh").unwrap();
+        let Ended::Done(out) = spawn_and_wait(
+            &sh,
+            &["-c", "echo $$; cat /proc/self/stat"],
+            None,
+            Duration::from_secs(60),
+        )
+        .unwrap() else {
+            panic!("timed out")
+        };
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (pid, stat) = text.split_once('\n').unwrap();
+        let pid: i32 = pid.parse().unwrap();
+        assert_eq!(
+            pgrp_of_stat(stat),
+            pid,
+            "the shell leads the group its children share"
+        );
+        let ours = pgrp_of_stat(&std::fs::read_to_string("/proc/self/stat").unwrap());
+        assert_ne!(
+            pgrp_of_stat(stat),
+            ours,
+            "not the group a terminal's Ctrl-C reaches"
+        );
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_with_its_group_and_its_stderr_kept() {
+        let sh = find_program("sh").unwrap();
+        let Ended::TimedOut { elapsed, stderr } = spawn_and_wait(
+            &sh,
+            &["-c", "sleep 300 & echo \"partial $!\" >&2; wait"],
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap() else {
+            panic!("a 300 s sleep finished within its limit")
+        };
+        let stderr = String::from_utf8(stderr).unwrap();
+        let sleeper: i32 = stderr
+            .trim()
+            .strip_prefix("partial ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(elapsed < Duration::from_secs(60), "{elapsed:?}");
+        // The grandchild went with the group: gone, or a zombie awaiting its reaper.
+        let dead = (0..100).any(|_| {
+            let gone = std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+                .map(|s| s[s.rfind(')').unwrap() + 2..].starts_with('Z'))
+                .unwrap_or(true);
+            if !gone {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            gone
+        });
+        assert!(dead, "sleep {sleeper} survived its group's kill");
+    }
+
+    #[test]
+    fn kinds_and_their_limits() {
+        assert_eq!(Kind::of(&["lsblk", "-J", "-b"]), Kind::Read);
+        assert_eq!(Kind::of(&["lvs", "--reportformat", "json"]), Kind::Read);
+        assert_eq!(Kind::of(&["mdadm", "--detail", "/dev/md0"]), Kind::Read);
+        assert_eq!(Kind::of(&["mdadm", "--create", "/dev/md0"]), Kind::Change);
+        assert_eq!(Kind::of(&["sfdisk", "--dump", "/dev/vda"]), Kind::Read);
+        assert_eq!(Kind::of(&["sfdisk", "/dev/vda"]), Kind::Change);
+        assert_eq!(Kind::of(&["ip", "-j", "link", "show"]), Kind::Read);
+        assert_eq!(Kind::of(&["ip", "link", "add", "br0"]), Kind::Change);
+        assert_eq!(Kind::of(&["mkfs.xfs", "-q", "/dev/vg0/a"]), Kind::Format);
+        assert_eq!(
+            Kind::of(&["qemu-img", "info", "--output=json", "x"]),
+            Kind::Read
+        );
+        assert_eq!(Kind::of(&["qemu-img", "convert", "-O", "raw"]), Kind::Copy);
+        assert_eq!(
+            Kind::of(&["virsh", "-c", "qemu:///system", "dumpxml", "g"]),
+            Kind::Read
+        );
+        assert_eq!(
+            Kind::of(&["virsh", "-c", "qemu:///system", "define", "x"]),
+            Kind::Change
+        );
+        assert_eq!(Kind::Read.limit_from(None), Duration::from_secs(60));
+        assert_eq!(Kind::Copy.limit_from(Some("5")), Duration::from_secs(5));
+        assert_eq!(
+            Kind::Format.limit_from(Some("0")),
+            Duration::from_secs(7200)
+        );
+        assert_eq!(
+            Kind::Change.limit_from(Some("ten")),
+            Duration::from_secs(600)
+        );
+    }
+
+    #[test]
+    fn a_timeout_names_argv_elapsed_limit_and_override() {
+        let e = RunError::TimedOut {
+            argv: "lvs --reportformat json".into(),
+            kind: Kind::Read,
+            limit: Duration::from_secs(60),
+            elapsed: Duration::from_secs(61),
+            stderr: "WARNING: dead path".into(),
+        }
+        .to_string();
+        assert!(e.contains("lvs --reportformat json"), "{e}");
+        assert!(e.contains("61s") && e.contains("60s"), "{e}");
+        assert!(
+            e.contains("HOSTFORM_TIMEOUT_READ") && e.contains("dead path"),
+            "{e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod brief_tests {
+    use super::*;
+
+    /// A failure as the runner reports it, from a capture in tests/fixtures/tool-errors.
+    fn captured(name: &str) -> RunError {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tool-errors");
+        let read = |ext: &str| std::fs::read_to_string(format!("{dir}/{name}.{ext}")).unwrap();
+        RunError::Failed {
+            argv: read("cmd").trim().to_string(),
+            status: read("status").trim().parse().unwrap(),
+            stderr: read("stderr").trim().to_string(),
+        }
+    }
+
+    #[test]
+    fn a_usage_flood_is_cut_to_the_tools_error_line() {
+        let e = captured("mkfs-ext4-bad-option");
+        let full = e.to_string();
+        assert!(
+            full.contains("[-jnqvDFSV]"),
+            "the capture holds the usage text"
+        );
+        let b = e.brief();
+        assert!(b.contains("invalid option"), "{b}");
+        assert!(b.contains("exited with status 1"), "{b}");
+        assert!(
+            !b.contains("[-jnqvDFSV]") && !b.contains("block-size"),
+            "{b}"
+        );
+        assert!(b.contains("usage text, 8 lines, left out"), "{b}");
+    }
+
+    #[test]
+    fn a_plain_error_is_kept_whole() {
+        for (name, needle) in [
+            (
+                "mkfs-ext4-too-small",
+                "Not enough space to build proposed filesystem",
+            ),
+            ("qemu-img-convert-missing", "No such file or directory"),
+        ] {
+            let b = captured(name).brief();
+            assert!(b.contains(needle), "{name}: {b}");
+            assert_eq!(b.lines().count(), 1, "{name}: {b}");
+        }
+    }
+
+    #[test]
+    fn many_error_lines_are_capped() {
+        let stderr = (0..40).map(|i| format!("error {i}\n")).collect::<String>();
+        let lines = error_lines(&stderr);
+        assert_eq!(lines.len(), BRIEF_LINES + 1);
+        assert_eq!(lines.last().unwrap(), "(and 34 more lines)");
     }
 }

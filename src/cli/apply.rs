@@ -61,6 +61,10 @@ pub struct Args {
 const VERIFY_TRIES: u32 = 5;
 
 pub fn run(args: Args, color: ColorChoice) -> i32 {
+    if let Err(e) = crate::interrupt::install() {
+        eprintln!("apply: cannot take over SIGINT/SIGTERM/SIGHUP: {e}");
+        return EXIT_FAIL;
+    }
     let spec_path = args
         .spec
         .clone()
@@ -203,11 +207,18 @@ fn run_locked(
     }
     let progress = Progress::new(tty);
     progress.begin(plan.ops.len());
+    crate::interrupt::set_applying(true);
     let outcome = execute(&plan, &runner, parallelism(args), &mut |e| {
         progress.event(e)
     });
     rec.results(&plan, Some(&outcome));
     rec.outcome = Journaled::Failed;
+    if let Some(signo) = crate::interrupt::requested() {
+        progress.finish();
+        return interrupted(
+            signo, &plan, &outcome, &loaded, &opts, &runner, rec, safe_run,
+        );
+    }
     if !outcome.ok() {
         progress.finish();
         if let Some(s) = safe_run {
@@ -269,6 +280,50 @@ fn run_locked(
         }
     }
     EXIT_FAIL
+}
+
+/// The apply was interrupted by `signo`: the running operations finished (or were killed),
+/// nothing new started. Say what ran and what did not, read the host again to say whether it
+/// matches the spec, journal it as `interrupted`, and exit 128 + the signal's number.
+#[allow(clippy::too_many_arguments)]
+fn interrupted(
+    signo: i32,
+    plan: &Plan,
+    outcome: &Outcome,
+    loaded: &crate::spec::Loaded,
+    opts: &crate::plan::Options,
+    runner: &RealRunner,
+    rec: &mut Record,
+    safe_run: Option<SafeRun>,
+) -> i32 {
+    let not_run =
+        plan.ops.len() - outcome.done.len() - outcome.failed.len() - outcome.skipped.len();
+    let verdict = match super::read_host(loaded, runner)
+        .map(|f| crate::plan::plan_host(&loaded.spec, &f, opts))
+    {
+        Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
+            "the host matches the spec".to_string()
+        }
+        Ok(p) => format!(
+            "the host still differs from the spec ({} operations remain)",
+            p.ops.len()
+        ),
+        Err(e) => format!("the host could not be read again: {e}"),
+    };
+    eprintln!(
+        "apply: interrupted by signal {signo}: {} done, {} failed, {} skipped, {not_run} not started; {verdict}\n  run `hostform apply` again to converge; `hostform history` shows what ran",
+        outcome.done.len(),
+        outcome.failed.len(),
+        outcome.skipped.len(),
+    );
+    if let Some(s) = safe_run {
+        roll_back_now(s, runner, "the apply was interrupted");
+    }
+    rec.outcome = Journaled::Interrupted;
+    rec.message = Some(format!(
+        "signal {signo}; {not_run} operations not started; {verdict}"
+    ));
+    crate::interrupt::exit_code(signo)
 }
 
 fn parallelism(args: &Args) -> usize {

@@ -85,12 +85,30 @@ fn line(r: &journal::Record, verbose: bool) -> String {
             .unwrap_or_default(),
         ops
     );
+    if verbose {
+        let who = [
+            r.user.as_deref().map(|u| format!("by {u}")),
+            r.sudo_user.as_deref().map(|u| format!("via sudo from {u}")),
+            r.ssh_client
+                .as_deref()
+                .and_then(|c| c.split_whitespace().next())
+                .map(|ip| format!("over ssh from {ip}")),
+        ];
+        let who: Vec<String> = who.into_iter().flatten().collect();
+        if !who.is_empty() {
+            out.push_str(&format!("    {}\n", who.join(", ")));
+        }
+    }
     if let Some(m) = &r.message {
         out.push_str(&format!("    {}\n", m.lines().next().unwrap_or_default()));
     }
     if verbose {
         for o in &r.operations {
-            out.push_str(&format!("    [{}] {}\n", o.result, o.summary));
+            let when = match (&o.started, &o.finished) {
+                (Some(a), Some(b)) => format!("  ({a} .. {b})"),
+                _ => String::new(),
+            };
+            out.push_str(&format!("    [{}] {}{when}\n", o.result, o.summary));
             if let Some(e) = &o.error {
                 out.push_str(&format!("        {e}\n"));
             }

@@ -58,6 +58,11 @@ pub struct OpResult {
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When it started and finished (absent for operations that did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<String>,
 }
 
 /// One apply.
@@ -69,6 +74,13 @@ pub struct Record {
     pub hostform_version: String,
     pub pid: u32,
     pub command: Vec<String>,
+    /// Who ran it: the user, the user behind sudo, and the SSH connection it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_client: Option<String>,
     /// The spec's label (`hosts/dom0.yaml @ 1a2b3c4`).
     #[serde(default)]
     pub spec: Option<String>,
@@ -96,6 +108,13 @@ impl Record {
             hostform_version: env!("CARGO_PKG_VERSION").into(),
             pid: std::process::id(),
             command: std::env::args().collect(),
+            user: nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .or_else(|| Some(nix::unistd::getuid().to_string())),
+            sudo_user: std::env::var("SUDO_USER").ok().filter(|v| !v.is_empty()),
+            ssh_client: std::env::var("SSH_CLIENT").ok().filter(|v| !v.is_empty()),
             spec: None,
             commit: None,
             spec_sha256: None,
@@ -127,6 +146,12 @@ impl Record {
                     argv: op.argv.clone(),
                     result: result.into(),
                     error: failed.map(|(_, e)| e.clone()),
+                    started: outcome
+                        .and_then(|o| o.times.get(&op.id))
+                        .map(|t| t.0.clone()),
+                    finished: outcome
+                        .and_then(|o| o.times.get(&op.id))
+                        .map(|t| t.1.clone()),
                 }
             })
             .collect();
@@ -285,12 +310,26 @@ mod tests {
             done: vec![plan.ops[0].id.clone()],
             failed: vec![(plan.ops[1].id.clone(), "exit 5".into())],
             skipped: vec![plan.ops[2].id.clone()],
+            times: [(
+                plan.ops[0].id.clone(),
+                ("2026-01-01T00:00:00Z".into(), "2026-01-01T00:00:02Z".into()),
+            )]
+            .into(),
         };
         let mut r = Record::begin();
         r.results(&plan, Some(&out));
         let res: Vec<&str> = r.operations.iter().map(|o| o.result.as_str()).collect();
         assert_eq!(&res[..3], ["done", "failed", "skipped"]);
         assert_eq!(r.operations[1].error.as_deref(), Some("exit 5"));
+        assert_eq!(
+            r.operations[0].finished.as_deref(),
+            Some("2026-01-01T00:00:02Z")
+        );
+        assert_eq!(r.operations[1].started, None, "no time for what has none");
+        assert!(r.user.is_some(), "who ran it is recorded");
+        let line = serde_json::to_string(&r).unwrap();
+        let back: Record = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, r);
         r.results(&plan, None);
         assert!(r.operations.iter().all(|o| o.result == "not-run"));
     }
