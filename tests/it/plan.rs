@@ -159,3 +159,66 @@ fn timings_say_where_the_time_went() {
     assert_eq!(stages, ["spec", "snapshot", "plan", "output"], "{line}");
     assert!(line.ends_with("waiting for 0 processes"), "{line}");
 }
+
+/// The captured `tapped` host: br0 carries eth0 (in the spec), two running guests' tap devices
+/// (vnet0, vnet1: `tun` links in tap mode) and veth0, a port nobody manages.
+const TAPPED: &str = "host: lab
+network: { manager: ifupdown }
+bridges:
+  br0:
+    ports: [eth0]
+    addresses: [192.0.2.10/24]
+    gateway: 192.0.2.1
+";
+
+#[test]
+fn guest_taps_are_summarised_not_listed_as_unmanaged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), TAPPED).unwrap();
+    // The blank disks' snapshot, with the network as captured on the tapped host.
+    let blank = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/blank")).unwrap();
+    let mut d = hostform::discover::discover(&blank).unwrap();
+    let r = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/tapped")).unwrap();
+    d.facts.net = hostform::kinds::net::discover(&r).unwrap();
+    let snap = dir.path().join("tapped.json");
+    std::fs::write(&snap, serde_json::to_string(&d).unwrap()).unwrap();
+    let snap = snap.to_str().unwrap();
+    let out = stdout(&hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap],
+    ));
+    assert!(!out.contains("link vnet0"), "{out}");
+    assert!(!out.contains("link vnet1"), "{out}");
+    assert!(
+        out.contains(
+            "· guest ports on br0: 2 (vnet0, vnet1)  (the guests' interfaces: left alone)"
+        ),
+        "{out}"
+    );
+    // A port that is not a guest's is still reported, once, in one phrase.
+    assert!(
+        out.contains("? link veth0, port of br0  (not in the spec: left alone)\n"),
+        "{out}"
+    );
+    assert!(!out.contains("not in the spec)"), "{out}");
+    let j = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    let unmanaged: Vec<&str> = v["unmanaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .filter(|u| u.starts_with("link "))
+        .collect();
+    assert_eq!(
+        unmanaged,
+        ["link eth0p", "link veth0, port of br0", "link veth0p"]
+    );
+    assert_eq!(
+        v["guest_ports"],
+        serde_json::json!({"br0": ["vnet0", "vnet1"]})
+    );
+}
