@@ -9,6 +9,8 @@
 #   eth0 up with 192.0.2.10/24 and the default route via 192.0.2.1, plus an
 #   unmanaged dummy0 (down, no address).
 #
+# tapped/: see the scenario below.
+#
 # Run from the build machine with scripts/capture-net-fixtures.sh.
 set -euo pipefail
 
@@ -60,6 +62,31 @@ act ip link add dummy0 type dummy
 act ip addr add 192.0.2.10/24 dev eth0
 act ip link set dev eth0 up
 act ip route add default via 192.0.2.1 dev eth0
+cap ip-d-link.json ip -j -d link
+cap ip-addr.json ip -j addr
+cap ip-route.json ip -j route
+
+# tapped/: a bridge carrying running guests, as libvirt (KVM) leaves it: br0 holds
+#   eth0's address and two tap devices (vnet0, vnet1: tun driver, tap mode, vnet_hdr,
+#   as libvirt opens them), plus veth0, a port nobody manages that is not a guest's.
+scenario tapped
+# Outside the sandbox (`unshare -n`: a fresh network namespace, no dummy module) there is
+# no eth0: one end of a veth pair stands in for the NIC.
+ip link show dev eth0 >/dev/null 2>&1 || act ip link add eth0 type veth peer name eth0p
+act ip link add br0 type bridge
+act ip link set dev eth0 master br0
+act ip link set dev eth0 up
+act ip addr add 192.0.2.10/24 dev br0
+act ip link set dev br0 up
+act ip route add default via 192.0.2.1 dev br0
+act ip tuntap add dev vnet0 mode tap vnet_hdr
+act ip tuntap add dev vnet1 mode tap vnet_hdr
+act ip link set dev vnet0 master br0
+act ip link set dev vnet1 master br0
+act ip link set dev vnet0 up
+act ip link set dev vnet1 up
+act ip link add veth0 type veth peer name veth0p
+act ip link set dev veth0 master br0
 cap ip-d-link.json ip -j -d link
 cap ip-addr.json ip -j addr
 cap ip-route.json ip -j route

@@ -37,11 +37,25 @@ pub struct Link {
     /// Bridges only: spanning tree on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stp: Option<bool>,
+    /// tun links only: `tap` or `tun` (`linkinfo.info_data.type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tun_type: Option<String>,
+    /// The bus of the device behind the link (`parentbus`): `xen-backend` for a Xen guest's
+    /// `vifD.N`, `pci`, `virtio`… for a NIC; `None` for software links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parentbus: Option<String>,
 }
 
 impl Link {
     pub fn is_bridge(&self) -> bool {
         self.kind.as_deref() == Some("bridge")
+    }
+    /// A running guest's end of its network interface, as the hypervisor creates it: a tap
+    /// device (libvirt's `vnetN`, Xen HVM's `vifD.N-emu`, any `tapN`) or a Xen backend vif.
+    /// Told by what the kernel reports, not by the name.
+    pub fn is_guest_nic(&self) -> bool {
+        (self.kind.as_deref() == Some("tun") && self.tun_type.as_deref() == Some("tap"))
+            || self.parentbus.as_deref() == Some("xen-backend")
     }
 }
 
@@ -137,6 +151,8 @@ struct RawLink {
     link_type: String,
     #[serde(default)]
     linkinfo: Option<RawLinkInfo>,
+    #[serde(default)]
+    parentbus: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -173,6 +189,14 @@ pub fn parse_links(link_json: &str, addr_json: &str) -> Result<BTreeMap<String, 
     };
     let mut out = BTreeMap::new();
     for l in raw {
+        let tun_type = l
+            .linkinfo
+            .as_ref()
+            .filter(|i| i.info_kind.as_deref() == Some("tun"))
+            .and_then(|i| i.info_data.as_ref())
+            .and_then(|d| d.get("type"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         let (kind, stp) = match &l.linkinfo {
             Some(i) => {
                 let stp = if i.info_kind.as_deref() == Some("bridge") {
@@ -199,6 +223,8 @@ pub fn parse_links(link_json: &str, addr_json: &str) -> Result<BTreeMap<String, 
                 link_type: l.link_type,
                 addresses: Vec::new(),
                 stp,
+                tun_type,
+                parentbus: l.parentbus,
             },
         );
     }
@@ -277,6 +303,8 @@ impl NetFacts {
                 .links
                 .values()
                 .filter(|p| p.master.as_deref() == Some(name))
+                // A running guest's tap or vif is the hypervisor's, gone when the guest stops.
+                .filter(|p| !p.is_guest_nic())
                 .map(|p| Sp::bare(p.name.clone()))
                 .collect();
             let gateway = gw
@@ -398,6 +426,25 @@ mod tests {
         );
         assert!(br.stp);
         assert_eq!(br.mtu.map(|m| m.value), Some(1400));
+    }
+
+    #[test]
+    fn guest_taps_are_told_by_their_kind_and_left_out_of_discovered_bridges() {
+        // Captured: br0 with eth0, two tap devices as libvirt opens them, and a veth.
+        let f = discover(&fx("tapped")).unwrap();
+        for n in ["vnet0", "vnet1"] {
+            let l = &f.links[n];
+            assert_eq!(l.kind.as_deref(), Some("tun"));
+            assert_eq!(l.tun_type.as_deref(), Some("tap"));
+            assert_eq!(l.master.as_deref(), Some("br0"));
+            assert!(l.is_guest_nic(), "{l:?}");
+        }
+        for n in ["eth0", "veth0", "br0", "lo"] {
+            assert!(!f.links[n].is_guest_nic(), "{n}");
+        }
+        let b = f.bridges();
+        let ports: Vec<&str> = b["br0"].ports.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(ports, ["eth0", "veth0"]);
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub fn merge(into: &mut Plan, part: Plan) {
     into.ops.extend(part.ops);
     into.refusals.extend(part.refusals);
     into.unmanaged.extend(part.unmanaged);
+    for (br, ports) in part.guest_ports {
+        into.guest_ports.entry(br).or_default().extend(ports);
+    }
     into.deferred.extend(part.deferred);
     into.remount_root |= part.remount_root;
     into.connectivity.extend(part.connectivity);
@@ -192,6 +195,11 @@ pub struct Plan {
     pub refusals: Vec<Refusal>,
     /// On the host, not in the spec: reported, never touched.
     pub unmanaged: Vec<String>,
+    /// Running guests' interfaces (tap devices, Xen vifs) on the spec's bridges: bridge →
+    /// ports. The hypervisor makes and removes them; left alone, summarised, not listed as
+    /// unmanaged resources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub guest_ports: BTreeMap<String, Vec<String>>,
     /// Planned once what they sit on is assembled and read again (a follow-up round of apply).
     #[serde(default)]
     pub deferred: Vec<Deferred>,
@@ -280,15 +288,28 @@ pub fn render(plan: &Plan, color: bool) -> String {
         }
     };
     let mut s = String::new();
+    // Refusals with the same reason and hint are one line naming every object they concern.
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
     for r in &plan.refusals {
+        let key = (r.reason.as_str(), r.hint.as_str());
+        match group_of.get(&key) {
+            Some(&i) => groups[i].2.push(&r.resource),
+            None => {
+                group_of.insert(key, groups.len());
+                groups.push((key.0, key.1, vec![&r.resource]));
+            }
+        }
+    }
+    for (reason, hint, resources) in &groups {
         let _ = writeln!(
             s,
             "{} {}: {}",
             paint("1;31", "refused"),
-            r.resource,
-            r.reason
+            resources.join(", "),
+            reason
         );
-        let _ = writeln!(s, "        hint: {}", r.hint);
+        let _ = writeln!(s, "        hint: {hint}");
     }
     if !plan.refusals.is_empty() {
         s.push('\n');
@@ -352,6 +373,15 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     for u in &plan.unmanaged {
         let _ = writeln!(s, "{} {u}  (not in the spec: left alone)", paint("2", "?"));
+    }
+    for (br, ports) in &plan.guest_ports {
+        let _ = writeln!(
+            s,
+            "{} guest ports on {br}: {} ({})  (the guests' interfaces: left alone)",
+            paint("2", "·"),
+            ports.len(),
+            ports.join(", ")
+        );
     }
     if !plan.connectivity.is_empty() && plan.has_changes() {
         let _ = writeln!(

@@ -216,10 +216,16 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
             continue;
         }
         match &l.master {
-            Some(m) if managed.contains(m.as_str()) => c
+            // A running guest's tap or vif on one of the spec's bridges: the hypervisor's.
+            Some(m) if managed.contains(m.as_str()) && l.is_guest_nic() => c
                 .plan
-                .unmanaged
-                .push(format!("link {n} (port of {m}, not in the spec)")),
+                .guest_ports
+                .entry(m.clone())
+                .or_default()
+                .push(n.clone()),
+            Some(m) if managed.contains(m.as_str()) => {
+                c.plan.unmanaged.push(format!("link {n}, port of {m}"))
+            }
             _ if l.is_bridge() => c.plan.unmanaged.push(format!("bridge {n}")),
             _ => c.plan.unmanaged.push(format!("link {n}")),
         }
@@ -915,7 +921,7 @@ bridges:
                 "write /etc/network/interfaces.d/hostform",
             ]
         );
-        assert_eq!(p.unmanaged, ["link dummy0 (port of br0, not in the spec)"]);
+        assert_eq!(p.unmanaged, ["link dummy0, port of br0"]);
         // dummy0 stays enslaved: no `nomaster` anywhere.
         assert!(!argvs(&p).iter().any(|a| a.contains("nomaster")));
         assert!(!p.connectivity.is_empty(), "br0 carries the default route");

@@ -231,6 +231,7 @@ mod tests {
             after: vec![],
             settle: false,
             write: None,
+            writes: vec![],
         }
     }
 

@@ -221,3 +221,122 @@ fn plan_given_a_saved_plan_says_what_it_is() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON on stdout");
     assert_eq!(v["specs"][0]["errors"][0]["code"], "saved-plan");
 }
+
+/// The captured `tapped` host: br0 carries eth0 (in the spec), two running guests' tap devices
+/// (vnet0, vnet1: `tun` links in tap mode) and veth0, a port nobody manages.
+const TAPPED: &str = "host: lab
+network: { manager: ifupdown }
+bridges:
+  br0:
+    ports: [eth0]
+    addresses: [192.0.2.10/24]
+    gateway: 192.0.2.1
+";
+
+#[test]
+fn guest_taps_are_summarised_not_listed_as_unmanaged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), TAPPED).unwrap();
+    // The blank disks' snapshot, with the network as captured on the tapped host.
+    let blank = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/blank")).unwrap();
+    let mut d = hostform::discover::discover(&blank).unwrap();
+    let r = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/tapped")).unwrap();
+    d.facts.net = hostform::kinds::net::discover(&r).unwrap();
+    let snap = dir.path().join("tapped.json");
+    std::fs::write(&snap, serde_json::to_string(&d).unwrap()).unwrap();
+    let snap = snap.to_str().unwrap();
+    let out = stdout(&hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap],
+    ));
+    assert!(!out.contains("link vnet0"), "{out}");
+    assert!(!out.contains("link vnet1"), "{out}");
+    assert!(
+        out.contains(
+            "· guest ports on br0: 2 (vnet0, vnet1)  (the guests' interfaces: left alone)"
+        ),
+        "{out}"
+    );
+    // A port that is not a guest's is still reported, once, in one phrase.
+    assert!(
+        out.contains("? link veth0, port of br0  (not in the spec: left alone)\n"),
+        "{out}"
+    );
+    assert!(!out.contains("not in the spec)"), "{out}");
+    let j = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    let unmanaged: Vec<&str> = v["unmanaged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .filter(|u| u.starts_with("link "))
+        .collect();
+    assert_eq!(
+        unmanaged,
+        ["link eth0p", "link veth0, port of br0", "link veth0p"]
+    );
+    assert_eq!(
+        v["guest_ports"],
+        serde_json::json!({"br0": ["vnet0", "vnet1"]})
+    );
+}
+
+/// The full scenario's stack, its LVs' filesystems all changed to xfs in the spec.
+const XFS: &str = "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios_grub, size: 2MiB, type: bios-boot }
+      - { name: raid_md0, size: rest, type: linux-raid }
+  b: { serial: HF-DISK-B, like: a }
+arrays:
+  md0: { level: 1, devices: [a/raid_md0, b/raid_md0] }
+volume-groups:
+  vg0:
+    pvs: [md0]
+    lvs:
+      dom0_root: { size: 512MiB, fs: xfs }
+      dom0_swap: { size: 128MiB, fs: xfs }
+      guest1_iso: { size: 64MiB, readonly: true }
+      guest1_root: { size: 384MiB, fs: xfs }
+      guest1_swap: { size: 64MiB, fs: xfs }
+      guest1_var: { size: 128MiB, fs: xfs }
+";
+
+#[test]
+fn identical_refusals_are_one_line_naming_every_object() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), XFS).unwrap();
+    let snap = snapshot(dir.path(), "full");
+    let snap = snap.to_str().unwrap();
+    let o = hostform(dir.path(), &["plan", "lab.yaml", "--against", snap]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "refused lv vg0/dom0_root, lv vg0/guest1_root, lv vg0/guest1_var: holds ext4, the spec says xfs\n        hint: "
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "refused lv vg0/dom0_swap, lv vg0/guest1_swap: holds swap, the spec says xfs\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(out.matches("refused ").count(), 2, "{out}");
+    assert_eq!(out.matches("hint: ").count(), 2, "{out}");
+    // The count is of objects refused, and JSON keeps one refusal per object.
+    assert!(out.contains(", 5 refused."), "{out}");
+    let j = hostform(
+        dir.path(),
+        &["plan", "lab.yaml", "--against", snap, "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&j)).unwrap();
+    assert_eq!(v["refusals"].as_array().unwrap().len(), 5, "{v}");
+}
