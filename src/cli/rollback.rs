@@ -19,12 +19,12 @@ pub struct Args {
     pub state_dir: Option<PathBuf>,
     /// Detach from the terminal and session, wait for the change's deadline, and roll back
     /// only if it was not confirmed by then (how apply arms it when systemd is not PID 1).
-    #[arg(long, conflicts_with = "wait")]
+    #[arg(long)]
     pub wait: bool,
     /// At boot (hostform-rollback-at-boot.service): roll back the pending change only if it
     /// was applied in an earlier boot (it was never confirmed, and its timer died with that
     /// boot). The files come back before the network services read them.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "wait")]
     pub at_boot: bool,
 }
 
