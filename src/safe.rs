@@ -23,8 +23,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::kinds::net::{self, Link, NetFacts, Route};
 use crate::runner::{RunError, Runner};
 
-/// Default state directory (a tmpfs: a reboot forgets the pending change, and a reboot
-/// reads the persisted configuration anyway).
+/// Default state directory: on disk (/var/lib), so a pending change survives a reboot and
+/// is rolled back at boot (see [`BOOT_UNIT`]).
 pub const DEFAULT_STATE_DIR: &str = crate::workflow::DEFAULT_STATE_DIR;
 
 /// The state directory: `--state-dir`, else `$HOSTFORM_STATE_DIR`, else /var/lib/hostform.
@@ -73,6 +73,103 @@ pub struct Pending {
     /// of these (a bridge libvirt made meanwhile is not hostform's to remove).
     #[serde(default)]
     pub bridges: Vec<String>,
+    /// The boot the change was applied in (/proc/sys/kernel/random/boot_id): a pending
+    /// change of another boot was never confirmed, and its timer died with that boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+}
+
+/// The current boot's id, if the kernel says.
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Whether `p` was applied in a boot other than `now`: the host rebooted before it was
+/// confirmed.
+pub fn from_another_boot(p: &Pending, now: Option<&str>) -> bool {
+    matches!((&p.boot_id, now), (Some(b), Some(n)) if b != n)
+}
+
+/// Why a pending change blocks, in an operator's words.
+pub fn explain_pending(p: &Pending, now: Option<&str>) -> String {
+    if from_another_boot(p, now) {
+        format!(
+            "change {} was applied before the last reboot and never confirmed; its rollback timer did not survive the reboot (`hostform rollback` restores the files from before it, `hostform confirm` keeps it)",
+            p.id
+        )
+    } else {
+        format!(
+            "change {} is still waiting for confirmation (`hostform confirm` or `hostform rollback` first)",
+            p.id
+        )
+    }
+}
+
+/// The unit that rolls back, early at boot, a change that was never confirmed before a
+/// reboot: before network-pre.target, so the network services read the old files.
+pub const BOOT_UNIT: &str = "hostform-rollback-at-boot.service";
+
+/// The text of [`BOOT_UNIT`].
+pub fn boot_unit(exe: &str, dir: &Path) -> String {
+    let pending = pending_path(dir);
+    format!(
+        "[Unit]\n\
+         Description=Roll back a hostform network change not confirmed before the reboot\n\
+         DefaultDependencies=no\n\
+         After=local-fs.target\n\
+         Before=network-pre.target\n\
+         Wants=network-pre.target\n\
+         RequiresMountsFor={dir}\n\
+         ConditionPathExists={pending}\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart={exe} rollback --at-boot --state-dir {dir}\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        dir = dir.display(),
+        pending = pending.display(),
+    )
+}
+
+/// Install and enable [`BOOT_UNIT`] (systemd hosts): written with the runner, enabled with
+/// `systemctl enable` (a link; nothing starts now).
+pub fn install_boot_unit(dir: &Path, exe: &str, r: &dyn Runner) -> Result<(), String> {
+    let path = format!("/etc/systemd/system/{BOOT_UNIT}");
+    r.write_file(&path, &boot_unit(exe, dir), 0o644)
+        .map_err(|e| format!("cannot install {BOOT_UNIT}: {e}"))?;
+    r.check(&["systemctl", "--quiet", "enable", BOOT_UNIT])
+        .map_err(|e| format!("cannot enable {BOOT_UNIT}: {e}"))?;
+    Ok(())
+}
+
+/// Put back the files of `p` only (at boot: the running network is the one the boot made
+/// from the files, nothing to undo at runtime). Returns the steps done.
+pub fn restore_files(r: &dyn Runner, p: &Pending) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for (path, old) in &p.files {
+        let res = match old {
+            Some(c) => r.write_file(path, c, 0o644),
+            None => r.remove_file(path),
+        };
+        done.push(format!(
+            "{} {path}",
+            if old.is_some() { "restore" } else { "remove" }
+        ));
+        if let Err(e) = res {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        Ok(done)
+    } else {
+        Err(errors.join("\n"))
+    }
 }
 
 /// What became of a pending change (result.json).
@@ -131,6 +228,19 @@ pub fn read_outcome(dir: &Path) -> Option<Outcome> {
         .and_then(|t| serde_json::from_str(&t).ok())
 }
 
+/// Record what became of change `id` (result.json).
+pub fn record_outcome(dir: &Path, id: &str, outcome: &str, by: &str, detail: &str) {
+    write_outcome(
+        dir,
+        &Outcome {
+            id: id.into(),
+            outcome: outcome.into(),
+            by: by.into(),
+            detail: detail.into(),
+        },
+    );
+}
+
 fn write_outcome(dir: &Path, o: &Outcome) {
     if let Ok(t) = serde_json::to_string_pretty(o) {
         let _ = crate::runner::write_atomically(&result_path(dir), t.as_bytes(), 0o600);
@@ -179,6 +289,8 @@ pub fn arm(dir: &Path, pending: &mut Pending, r: &dyn Runner) -> Result<(), Stri
     let state = pending_path(dir).to_string_lossy().into_owned();
     let secs = pending.deadline_ms.saturating_sub(now_ms()).div_ceil(1000);
     if systemd_is_init() {
+        // A reboot before the deadline kills the timer: the boot unit rolls back instead.
+        install_boot_unit(dir, &exe, r)?;
         let unit = format!("hostform-rollback-{}", pending.id);
         let argv = systemd_run_argv(&unit, secs, &exe, &state);
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -503,18 +615,9 @@ pub fn restore(r: &dyn Runner, p: &Pending) -> Result<Vec<String>, String> {
         step(r, &argv, &mut errors, &mut done);
     }
     // Files.
-    for (path, old) in &p.files {
-        let res = match old {
-            Some(c) => r.write_file(path, c, 0o644),
-            None => r.remove_file(path),
-        };
-        done.push(format!(
-            "{} {path}",
-            if old.is_some() { "restore" } else { "remove" }
-        ));
-        if let Err(e) = res {
-            errors.push(e.to_string());
-        }
+    match restore_files(r, p) {
+        Ok(d) => done.extend(d),
+        Err(e) => errors.push(e),
     }
     // Verify.
     let mut diffs = Vec::new();
@@ -594,6 +697,55 @@ mod tests {
     }
 
     #[test]
+    fn a_change_of_an_earlier_boot_is_told_apart_and_explained() {
+        let p = Pending {
+            format_version: 1,
+            id: "1-2".into(),
+            deadline_ms: 0,
+            net: NetFacts::default(),
+            files: BTreeMap::new(),
+            timer: Timer::None,
+            bridges: vec![],
+            boot_id: Some("b1".into()),
+        };
+        assert!(!from_another_boot(&p, Some("b1")));
+        assert!(from_another_boot(&p, Some("b2")));
+        assert!(
+            !from_another_boot(&p, None),
+            "no boot id: never guessed stale"
+        );
+        let old = Pending {
+            boot_id: None,
+            ..p.clone()
+        };
+        assert!(!from_another_boot(&old, Some("b2")));
+        assert!(
+            explain_pending(&p, Some("b2"))
+                .contains("applied before the last reboot and never confirmed")
+        );
+        assert!(explain_pending(&p, Some("b1")).contains("still waiting for confirmation"));
+        // A pending.json written before boot ids were recorded still reads.
+        let j = serde_json::to_string(&old).unwrap();
+        assert!(!j.contains("boot_id"));
+        assert_eq!(serde_json::from_str::<Pending>(&j).unwrap(), old);
+    }
+
+    #[test]
+    fn the_boot_unit_runs_before_the_network_reads_its_files() {
+        let u = boot_unit("/usr/bin/hostform", Path::new("/var/lib/hostform"));
+        for line in [
+            "Before=network-pre.target",
+            "Wants=network-pre.target",
+            "DefaultDependencies=no",
+            "ConditionPathExists=/var/lib/hostform/pending.json",
+            "ExecStart=/usr/bin/hostform rollback --at-boot --state-dir /var/lib/hostform",
+            "WantedBy=multi-user.target",
+        ] {
+            assert!(u.lines().any(|l| l == line), "{line}: {u}");
+        }
+    }
+
+    #[test]
     fn pending_changes_are_taken_once() {
         let dir = tempfile::tempdir().unwrap();
         let p = Pending {
@@ -604,6 +756,7 @@ mod tests {
             files: BTreeMap::new(),
             timer: Timer::None,
             bridges: vec![],
+            boot_id: Some("b1".into()),
         };
         write_pending(dir.path(), &p).unwrap();
         assert_eq!(read_pending(dir.path()).unwrap(), Some(p.clone()));

@@ -819,6 +819,8 @@ volume-groups:
 /// qemu-img; the plan sizes each LV from its image (10 MiB, rounded up to 12 MiB: 4 MiB
 /// extents), apply fills them with `qemu-img convert`, and each LV then holds exactly the
 /// image's raw content. The second plan is empty: the LVs are adopted, not written again.
+/// A hostile image, a VMDK descriptor whose extent is the host's disk, is refused: no LV is
+/// made and nothing is read from that disk.
 #[test]
 fn lvs_are_created_from_images_and_hold_their_content() {
     let Some(_vm) = vm() else { return };
@@ -840,6 +842,17 @@ fn lvs_are_created_from_images_and_hold_their_content() {
     sh(
         "truncate -s 10M app.raw && mkfs.ext4 -q -F -L appliance app.raw && qemu-img convert -f raw -O vmdk app.raw images/appliance.vmdk",
     );
+    // The CVE-2022-47951 class: a descriptor anyone can write, naming a host block device.
+    fs::write(
+        dir.path().join("images/stolen.vmdk"),
+        "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\nRW 2048 FLAT \"/dev/disk/by-id/virtio-HF-IMAGE-A\" 0\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("hostile.yaml"),
+        format!("{IMAGE_SPEC}      stolen: {{ image: images/stolen.vmdk }}\n"),
+    )
+    .unwrap();
     let script = r#"
 H=$HOSTFORM
 $H apply lab.yaml --auto-approve; echo apply=$?
@@ -847,6 +860,8 @@ $H plan lab.yaml --detailed-exitcode > /tmp/second.log; echo second=$?
 tail -1 /tmp/second.log
 cmp fw.raw /dev/vg0/fw && echo FW-CONTENT-OK
 cmp app.raw /dev/vg0/appliance && echo APPLIANCE-CONTENT-OK
+$H apply hostile.yaml --auto-approve > /tmp/hostile.log 2>&1; echo hostile=$?
+grep -o 'image images/stolen.vmdk is refused: it names another file: [^ ]* [^ ,)]*' /tmp/hostile.log
 lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
 "#
     .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
@@ -869,7 +884,7 @@ lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
     let abs = dir.path().canonicalize().unwrap();
     assert!(
         out.contains(&format!(
-            "$ qemu-img convert -n -t none -f vmdk -O raw {}/images/appliance.vmdk /dev/vg0/appliance",
+            r#"$ qemu-img convert -n -t none -O raw 'json:{{"backing":null,"driver":"vmdk","file":{{"driver":"file","filename":"{}/images/appliance.vmdk"}}}}' /dev/vg0/appliance"#,
             abs.display()
         )),
         "{out}"
@@ -888,6 +903,12 @@ lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
     );
     assert!(out.contains(" fw 12582912B -wi-a"), "{out}");
     assert!(out.contains(" appliance 12582912B -ri-a"), "{out}");
+    assert!(!out.contains("hostile=0"), "{out}");
+    assert!(
+        out.contains("image images/stolen.vmdk is refused: it names another file: file /dev/"),
+        "{out}"
+    );
+    assert!(!out.contains(" stolen "), "{out}");
 }
 
 /// Destruction on a real kernel, in one VM: `prevent-destroy: true` tags dom0_var on the host;

@@ -415,10 +415,7 @@ fn arm(
     let dir = safe::state_dir(Some(&args.dirs.state_dir));
     let held = safe::hold(&dir)?;
     if let Some(p) = safe::read_pending(&dir)? {
-        return Err(format!(
-            "change {} is still waiting for confirmation (`hostform confirm` or `hostform rollback` first)",
-            p.id
-        ));
+        return Err(safe::explain_pending(&p, safe::boot_id().as_deref()));
     }
     let mut files = std::collections::BTreeMap::new();
     for o in &plan.ops {
@@ -445,6 +442,7 @@ fn arm(
         files,
         timer: Timer::None,
         bridges: spec.bridges.keys().map(|k| k.value.clone()).collect(),
+        boot_id: safe::boot_id(),
     };
     safe::write_pending(&dir, &pending)?;
     if let Err(e) = safe::arm(&dir, &mut pending, runner) {

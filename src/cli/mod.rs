@@ -180,15 +180,7 @@ pub(crate) fn read_images(
             .parent()
             .unwrap_or(std::path::Path::new("")),
     );
-    let resolve = |img: &str| -> Result<String, String> {
-        let p = std::fs::canonicalize(dir.join(img)).map_err(|e| format!("{img}: {e}"))?;
-        if !p.starts_with(&root) {
-            return Err(format!("{img} leads outside {}", root.display()));
-        }
-        p.to_str()
-            .map(str::to_string)
-            .ok_or_else(|| format!("{img}: the path is not UTF-8"))
-    };
+    let resolve = |img: &str| crate::kinds::image::resolve(&root, &dir, img);
     facts.images = crate::kinds::image::inspect_spec(&loaded.spec, runner, &resolve);
 }
 

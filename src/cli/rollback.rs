@@ -21,6 +21,11 @@ pub struct Args {
     /// only if it was not confirmed by then (how apply arms it when systemd is not PID 1).
     #[arg(long)]
     pub wait: bool,
+    /// At boot (hostform-rollback-at-boot.service): roll back the pending change only if it
+    /// was applied in an earlier boot (it was never confirmed, and its timer died with that
+    /// boot). The files come back before the network services read them.
+    #[arg(long, conflicts_with = "wait")]
+    pub at_boot: bool,
 }
 
 pub fn run(args: Args) -> i32 {
@@ -31,6 +36,9 @@ pub fn run(args: Args) -> i32 {
             .unwrap_or_else(|| PathBuf::from(".")),
         None => safe::state_dir(args.state_dir.as_deref()),
     };
+    if args.at_boot {
+        return at_boot(&dir);
+    }
     let mut id = None;
     if args.wait {
         safe::detach();
@@ -90,6 +98,54 @@ pub fn run(args: Args) -> i32 {
         Ok(done) => {
             println!(
                 "Rolled back change {} ({} steps); the network is as it was before.",
+                p.id,
+                done.len()
+            );
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!(
+                "rollback: change {} could not be fully rolled back:\n{e}",
+                p.id
+            );
+            EXIT_FAIL
+        }
+    }
+}
+
+/// `rollback --at-boot`: a change of an earlier boot goes (its files only: this boot's
+/// network is made from the files, after this); one of this boot is left to its timer.
+fn at_boot(dir: &std::path::Path) -> i32 {
+    let now = safe::boot_id();
+    let p = match safe::read_pending(dir) {
+        Ok(Some(p)) if safe::from_another_boot(&p, now.as_deref()) => p,
+        Ok(_) => return EXIT_OK,
+        Err(e) => {
+            eprintln!("rollback: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let p = match safe::take(dir, Some(&p.id)) {
+        Ok(Some(p)) => p,
+        Ok(None) => return EXIT_OK,
+        Err(e) => {
+            eprintln!("rollback: {e}");
+            return EXIT_FAIL;
+        }
+    };
+    let by = "reboot before confirmation (hostform-rollback-at-boot.service)";
+    safe::log(dir, &format!("{}: rolling back ({by})", p.id));
+    let res = safe::restore_files(&RealRunner::new(), &p);
+    let (outcome, detail) = match &res {
+        Ok(done) => ("rolled-back", done.join("; ")),
+        Err(e) => ("rollback-failed", e.clone()),
+    };
+    safe::log(dir, &format!("{}: {outcome}: {detail}", p.id));
+    safe::record_outcome(dir, &p.id, outcome, by, &detail);
+    match res {
+        Ok(done) => {
+            println!(
+                "Rolled back change {} ({} files): it was not confirmed before the reboot.",
                 p.id,
                 done.len()
             );

@@ -1549,17 +1549,17 @@ fn image_lv_size<'f>(
     let img = lv.image.as_ref()?;
     let facts: &'f Facts = c.facts;
     match facts.images.get(&img.value) {
-        Some(ImageFact::Read(i)) if i.backing_file.is_none() => {
+        Some(ImageFact::Read(i)) if i.unsafe_because.is_none() => {
             Some((i, i.virtual_size.div_ceil(extent) * extent))
         }
         Some(ImageFact::Read(i)) => {
             c.refuse(
                 res,
                 format!(
-                    "image {img} is an overlay of {}",
-                    i.backing_file.as_deref().unwrap_or("another file")
+                    "image {img} is refused: {}",
+                    i.unsafe_because.as_deref().unwrap_or("")
                 ),
-                "import a self-contained image: `qemu-img convert -O qcow2` the overlay into a new file",
+                "import one self-contained file of the repository (raw, qcow2 without backing or data file, a monolithic vmdk…): `qemu-img convert -O qcow2` what you have into a new file, after checking what it names",
             );
             None
         }
@@ -1653,8 +1653,9 @@ fn image_lv_create(
 }
 
 /// `qemu-img convert` of the image into the LV: raw, over the existing device (`-n`: it is
-/// not created), with the image's format given (`-f`: never probed), writing through to the
-/// device (`-t none`: no page cache, so the data is on the LV when it exits).
+/// not created), the source given as `json:` with its driver and file and no backing (never
+/// probed, and nothing the image names is followed), writing through to the device (`-t
+/// none`: no page cache, so the data is on the LV when it exits).
 fn image_write_op(
     c: &mut Ctx,
     res: &str,
@@ -1673,11 +1674,9 @@ fn image_write_op(
             s("-n"),
             s("-t"),
             s("none"),
-            s("-f"),
-            info.format.clone(),
             s("-O"),
             s("raw"),
-            info.path.clone(),
+            crate::kinds::image::convert_source(info),
             format!("/dev/{key}"),
         ],
         None,
