@@ -73,5 +73,5 @@ vms:
         dir.path(),
         &["shutdown-order", "c.yaml", "--format", "yaml"],
     );
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 64);
 }
