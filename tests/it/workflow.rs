@@ -494,10 +494,7 @@ fn drift_exit_codes_and_reports() {
     assert_eq!(code(&o), 1);
     // A bad flag is a usage error (64), never read as drift (2).
     assert_eq!(code(&hf(dir, &["drift", "--bogus"])), 64);
-    assert_eq!(
-        code(&hf(dir, &["drift", "t.yaml", "--agains", snap])),
-        64
-    );
+    assert_eq!(code(&hf(dir, &["drift", "t.yaml", "--agains", snap])), 64);
 }
 
 /// `systemd-analyze verify` on the written units, where systemd is installed; CI installs it
