@@ -188,11 +188,7 @@ fn pci_of(sys_path: &str) -> Option<String> {
                 .enumerate()
                 .all(|(i, ch)| [4, 7, 10].contains(&i) || ch.is_ascii_hexdigit())
     };
-    sys_path
-        .split('/')
-        .filter(|c| is_pci(c))
-        .last()
-        .map(str::to_string)
+    sys_path.rsplit('/').find(|c| is_pci(c)).map(str::to_string)
 }
 
 pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
