@@ -27,6 +27,11 @@ pub struct Facts {
     pub lvm: Lvm,
     /// `/dev/disk/by-id/` names → kernel names.
     pub by_id: BTreeMap<String, String>,
+    /// `/dev/disk/by-path/` names → kernel names, for disks that have no by-id name (a virtio
+    /// disk without a serial). Where udev made no links, derived from the disk's PCI address in
+    /// sysfs as udev names it (`pci-0000:00:02.0`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_path: BTreeMap<String, String>,
     pub root_readonly: bool,
     /// What discovery could not express in the spec language.
     pub notes: Vec<String>,
@@ -135,6 +140,57 @@ fn fs_of(fstype: Option<&str>) -> Filesystem {
 /// network (`ip`, three times) and the guests (`virsh`, `xl`). A plan then waits for the slowest
 /// tool, not for all of them one after another. The results are put together in a fixed order,
 /// so the facts (and the first error, if any) do not depend on which finished first.
+/// The by-path names of the disks that have neither a by-id name nor a serial nor a WWN: udev's
+/// links, or where there are none (no udev in a container), the PCI address of the disk's
+/// controller in sysfs, as udev's `path_id` writes it for virtio (`pci-0000:00:02.0`).
+fn by_path(
+    r: &dyn Runner,
+    blocks: &Inventory,
+    by_id: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for name in r.list("/dev/disk/by-path") {
+        if name.contains("-part") {
+            continue;
+        }
+        if let Some(target) = r.resolve_link(&format!("/dev/disk/by-path/{name}")) {
+            out.insert(name, target.trim_start_matches("/dev/").to_string());
+        }
+    }
+    for d in blocks.devices.values().filter(|d| d.is_disk()) {
+        let named = by_id.values().any(|k| *k == d.kname)
+            || out.values().any(|k| *k == d.kname)
+            || d.serial.is_some()
+            || d.wwn.is_some();
+        if named || !d.kname.starts_with("vd") {
+            continue;
+        }
+        if let Some(pci) = r
+            .resolve_link(&format!("/sys/block/{}", d.kname))
+            .and_then(|p| pci_of(&p))
+        {
+            out.insert(format!("pci-{pci}"), d.kname.clone());
+        }
+    }
+    out
+}
+
+/// The PCI address of the last PCI device on a sysfs path
+/// (`/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda` → `0000:00:02.0`).
+fn pci_of(sys_path: &str) -> Option<String> {
+    let is_pci = |c: &str| {
+        let b = c.as_bytes();
+        b.len() == 12
+            && b[4] == b':'
+            && b[7] == b':'
+            && b[10] == b'.'
+            && c.chars()
+                .enumerate()
+                .all(|(i, ch)| [4, 7, 10].contains(&i) || ch.is_ascii_hexdigit())
+    };
+    sys_path.rsplit('/').find(|c| is_pci(c)).map(str::to_string)
+}
+
 pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
     let (blocks, lvm, net, guests) = std::thread::scope(|s| {
         let blocks = s.spawn(|| -> Result<_, String> {
@@ -148,14 +204,15 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
                     by_id.insert(name, target.trim_start_matches("/dev/").to_string());
                 }
             }
-            Ok((blocks, by_id, md::discover(r)))
+            let by_path = by_path(r, &blocks, &by_id);
+            Ok((blocks, by_id, by_path, md::discover(r)))
         });
         let lvm = s.spawn(|| Lvm::discover(r));
         let net = s.spawn(|| crate::kinds::net::discover(r));
         let guests = s.spawn(|| crate::kinds::guest::discover(r));
         (joined(blocks), joined(lvm), joined(net), joined(guests))
     });
-    let (blocks, by_id, arrays) = blocks?;
+    let (blocks, by_id, by_path, arrays) = blocks?;
     let lvm = lvm?;
     let net = net?;
     let root_readonly = r
@@ -183,6 +240,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         arrays,
         lvm,
         by_id,
+        by_path,
         root_readonly,
         notes: Vec::new(),
         images: BTreeMap::new(),
@@ -225,7 +283,24 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
             .filter(|(_, k)| **k == d.kname)
             .map(|(n, _)| n)
             .collect();
-        let id = preferred_id(names.into_iter()).map(|n| Sp::bare(format!("/dev/disk/by-id/{n}")));
+        // By-id first; else the WWN (its by-id name, also where udev made no link); else
+        // by-path (a virtio disk without a serial).
+        let id = preferred_id(names.into_iter())
+            .map(|n| format!("/dev/disk/by-id/{n}"))
+            .or_else(|| {
+                if d.serial.is_some() {
+                    return None;
+                }
+                if let Some(w) = &d.wwn {
+                    return Some(format!("/dev/disk/by-id/wwn-{w}"));
+                }
+                f.by_path
+                    .iter()
+                    .filter(|(_, k)| **k == d.kname)
+                    .map(|(n, _)| format!("/dev/disk/by-path/{n}"))
+                    .next()
+            })
+            .map(Sp::bare);
         let mut parts: Vec<&BlockDev> = f
             .blocks
             .children(&d.kname)
@@ -251,7 +326,7 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
         }
         if id.is_none() && d.serial.is_none() {
             f.notes.push(format!(
-                "{}: no /dev/disk/by-id name and no serial; give it a stable `id` before adopting this spec",
+                "{}: no /dev/disk/by-id or by-path name and no serial; give it a stable `id` before adopting this spec",
                 d.kname
             ));
         }
@@ -406,6 +481,49 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pci_addresses_come_from_the_sysfs_path() {
+        assert_eq!(
+            pci_of("/sys/devices/pci0000:00/0000:00:02.0/virtio1/block/vda").as_deref(),
+            Some("0000:00:02.0")
+        );
+        assert_eq!(
+            pci_of("/sys/devices/pci0000:00/0000:00:1c.0/0000:01:00.0/virtio3/block/vdb")
+                .as_deref(),
+            Some("0000:01:00.0")
+        );
+        assert_eq!(pci_of("/sys/devices/virtual/block/vda"), None);
+    }
+
+    /// `hostform discover` on the machine that runs the tests (whatever its disks: here a
+    /// virtio disk without a serial and no /dev/disk links), read back by `validate`: an
+    /// adopted spec must be valid as printed, on every host.
+    #[test]
+    fn discover_round_trips_through_validate_on_this_machine() {
+        let d = match discover(&crate::runner::RealRunner::new()) {
+            Ok(d) => d,
+            Err(e) if e.contains("cannot list block devices") => return, // no lsblk here
+            Err(e) => panic!("{e}"),
+        };
+        let yaml = serde_saphyr::to_string(&d.spec).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        if let Err(f) = crate::spec::load(&path, None) {
+            let msgs: Vec<String> = f.diagnostics.iter().map(|d| d.message.clone()).collect();
+            panic!("discover's output does not validate: {msgs:?}\n{yaml}");
+        }
+        // Every disk it printed resolves back to the disk it was read from.
+        for (name, disk) in &d.spec.disks {
+            if let Some(id) = &disk.id {
+                assert!(
+                    crate::plan::storage::resolve_id(&d.facts, &id.value).is_some(),
+                    "{name}: {id} does not resolve"
+                );
+            }
+        }
+    }
+
     use super::*;
 
     use crate::runner::fixtures::runner as fx;

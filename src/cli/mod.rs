@@ -1,8 +1,10 @@
 //! Command-line interface: one file per subcommand, exit codes by outcome.
 //!
 //! Exit codes are an API (docs/operations.md lists them for every command):
-//! 0 success / valid / no changes, 1 invalid input or failure, 2 usage error
-//! (or "changes present" for commands with `--detailed-exitcode`), 255 internal error.
+//! 0 success / valid / no changes, 1 invalid input or failure, 2 "changes present" (for
+//! `drift` and the commands with `--detailed-exitcode`), 64 usage error (EX_USAGE: an unknown
+//! flag or a bad value, so that a typo in a CI step or a timer is never read as drift),
+//! 255 internal error.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -34,7 +36,8 @@ fn left_to_exit<T>(values: T) {
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAIL: i32 = 1;
-pub const EXIT_USAGE: i32 = 2;
+/// EX_USAGE (sysexits.h): an unknown flag, a bad value. Distinct from 2 (changes, drift).
+pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_INTERNAL: i32 = 255;
 
 #[derive(Parser, Debug)]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
 use crate::kinds::xen::Xl;
 use crate::runner::RealRunner;
 use crate::shutdown;
@@ -31,7 +31,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: OrderFormat,
-    /// With `--format systemd`: the hostform the unit runs (this executable by default).
+    /// With `--format systemd`: the absolute path of the hostform the unit runs (by default this
+    /// executable when installed, /usr/bin/hostform when it runs from a build tree).
     #[arg(long, value_name = "PATH")]
     pub exe: Option<String>,
 }
@@ -73,17 +74,26 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         }
         OrderFormat::Systemd => {
             let exe = args.exe.clone().unwrap_or_else(|| {
-                std::env::current_exe()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|_| "/usr/local/bin/hostform".into())
+                shutdown::installed_exe(std::env::current_exe().ok().as_deref())
             });
-            let spec_path = std::fs::canonicalize(&path)
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|_| path.display().to_string());
-            print!(
-                "{}",
-                shutdown::render_systemd(spec, &order, &exe, &spec_path)
-            );
+            if !exe.starts_with('/') {
+                eprintln!("--exe {exe:?}: give hostform's absolute path");
+                return EXIT_USAGE;
+            }
+            let spec_path = match std::fs::canonicalize(&path) {
+                Ok(p) => p.display().to_string(),
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return EXIT_FAIL;
+                }
+            };
+            match shutdown::render_systemd(spec, &order, &exe, &spec_path) {
+                Ok(unit) => print!("{unit}"),
+                Err(e) => {
+                    eprintln!("cannot write a systemd unit: {e}");
+                    return EXIT_FAIL;
+                }
+            }
         }
     }
     EXIT_OK

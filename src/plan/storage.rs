@@ -189,7 +189,7 @@ impl<'a> Ctx<'a> {
             let disk = self.spec.disks.get(d)?;
             let n = disk.partitions.iter().position(|x| x.name.value == p)? + 1;
             let base = self.disk_path(d);
-            return Some(if base.starts_with("/dev/disk/by-id/") {
+            return Some(if base.starts_with("/dev/disk/by-") {
                 format!("{base}-part{n}")
             } else if base.chars().last().is_some_and(|c| c.is_ascii_digit()) {
                 format!("{base}p{n}")
@@ -256,13 +256,30 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     c.plan
 }
 
+/// The kernel name of a spec disk `id`: a by-id name (a `wwn-` name also by the WWN lsblk
+/// reports, where udev made no link) or a by-path name.
+pub(crate) fn resolve_id(facts: &crate::discover::Facts, id: &str) -> Option<String> {
+    if let Some(alias) = id.strip_prefix("/dev/disk/by-id/") {
+        return facts.by_id.get(alias).cloned().or_else(|| {
+            let wwn = alias.strip_prefix("wwn-")?;
+            facts
+                .blocks
+                .devices
+                .values()
+                .find(|b| b.is_disk() && b.wwn.as_deref() == Some(wwn))
+                .map(|b| b.kname.clone())
+        });
+    }
+    let alias = id.strip_prefix("/dev/disk/by-path/")?;
+    facts.by_path.get(alias).cloned()
+}
+
 fn disks(c: &mut Ctx) {
     for (name, d) in &c.spec.disks {
         let res = format!("disk {name}");
         let found =
             d.id.as_ref()
-                .and_then(|id| id.value.strip_prefix("/dev/disk/by-id/"))
-                .and_then(|alias| c.facts.by_id.get(alias).cloned())
+                .and_then(|id| resolve_id(c.facts, &id.value))
                 .or_else(|| {
                     let serial = d.serial.as_ref()?;
                     c.facts

@@ -129,7 +129,9 @@ fn is_present(p: &Presence) -> bool {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Disk {
-    /// Stable path under /dev/disk/by-id/. Give `id` or `serial`.
+    /// Stable path: a name under /dev/disk/by-id/ (a WWN as `wwn-0x…`), or under
+    /// /dev/disk/by-path/ for a disk with neither serial nor WWN (a virtio disk without a
+    /// serial). Give `id` or `serial`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<Name>,
     /// The disk's serial number, as `lsblk -o SERIAL` shows it. Give `id` or `serial`.

@@ -281,6 +281,20 @@ fn protection_conflicts(c: &mut Ctx) {
     }
 }
 
+/// A disk `id`: one name (no `/`, not `.` or `..`) directly under /dev/disk/by-id/ or
+/// /dev/disk/by-path/.
+fn disk_id_ok(id: &str) -> bool {
+    ["/dev/disk/by-id/", "/dev/disk/by-path/"].iter().any(|p| {
+        id.strip_prefix(p).is_some_and(|n| {
+            !n.is_empty()
+                && n != "."
+                && n != ".."
+                && !n.contains('/')
+                && n.chars().all(|c| c.is_ascii_graphic())
+        })
+    })
+}
+
 fn disks(c: &mut Ctx) {
     let mut ids: BTreeMap<String, Span> = BTreeMap::new();
     for (name, disk) in &c.spec.disks {
@@ -290,14 +304,14 @@ fn disks(c: &mut Ctx) {
                 c.error("identity", name.span, format!("disk `{name}` has neither `id` nor `serial`")).hint =
                     Some("identify disks by a stable id (/dev/disk/by-id/…) or serial: kernel names like sda can change between boots".into());
             }
-            (Some(id), _) if !id.value.starts_with("/dev/disk/by-id/") => {
+            (Some(id), _) if !disk_id_ok(&id.value) => {
                 c.error(
                     "identity",
                     id.span,
-                    format!("disk id `{id}` is not under /dev/disk/by-id/"),
+                    format!("disk id `{id}` is not a name under /dev/disk/by-id/ or /dev/disk/by-path/"),
                 )
                 .hint = Some(
-                    "use the disk's /dev/disk/by-id/ path (ls -l /dev/disk/by-id), or `serial:`"
+                    "use the disk's /dev/disk/by-id/ path (ls -l /dev/disk/by-id; a WWN as /dev/disk/by-id/wwn-0x…), its /dev/disk/by-path/ path, or `serial:`"
                         .into(),
                 );
             }

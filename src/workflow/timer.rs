@@ -59,6 +59,11 @@ pub fn quote(arg: &str) -> Result<String, String> {
     }
 }
 
+/// How long one drift run may take before systemd stops it (and the unit fails).
+pub const TIMEOUT_START: &str = "15min";
+/// The timer's jitter.
+pub const RANDOM_DELAY: &str = "5min";
+
 /// The two units' text.
 pub struct Units {
     pub service: String,
@@ -96,11 +101,21 @@ After=local-fs.target\n\
 \n\
 [Service]\n\
 Type=oneshot\n\
-# Exit status 0: in sync; 2: drift; 1: error. Drift leaves the unit failed, so\n\
+# Exit status 0: in sync; 2: drift; 1: error; 64: usage error. Drift leaves the unit failed, so\n\
 # `systemctl --failed` and OnFailure= see it; the report is in the journal.\n\
 ExecStart={exec}\n\
+# A hung read (an `lvs` on a dead iSCSI path) must not hold the unit forever: a timer does\n\
+# not start a unit that is still running, so drift would never be checked again.\n\
+TimeoutStartSec={TIMEOUT_START}\n\
 Nice=10\n\
-IOSchedulingClass=idle\n"
+IOSchedulingClass=idle\n\
+# Read-only check: the file system is read-only to it, except the state directory and the\n\
+# lock directories LVM and mdadm take while reading (missing ones are skipped).\n\
+ProtectSystem=strict\n\
+ReadWritePaths=-{state} -/run/lock -/run/lvm -/run/mdadm\n\
+PrivateTmp=true\n\
+NoNewPrivileges=true\n",
+        state = crate::workflow::DEFAULT_STATE_DIR,
     );
     let timer = format!(
         "# Written by `hostform timer install`; `hostform timer remove` removes it.\n\
@@ -110,6 +125,8 @@ Description=Run {name}.service (hostform drift detection) on a schedule\n\
 [Timer]\n\
 OnCalendar={on_calendar}\n\
 Persistent=true\n\
+# Spread the hosts of a fleet, so that they do not all read their disks at the same second.\n\
+RandomizedDelaySec={RANDOM_DELAY}\n\
 Unit={name}.service\n\
 \n\
 [Install]\n\
@@ -163,6 +180,33 @@ mod tests {
         assert_eq!(quote("50%").unwrap(), "50%%");
         assert_eq!(quote("a\"b").unwrap(), "\"a\\\"b\"");
         assert!(quote("a\nb").is_err());
+    }
+
+    #[test]
+    fn the_drift_unit_is_bounded_and_hardened() {
+        let u = units(
+            "hostform-drift",
+            Path::new("/usr/bin/hostform"),
+            Path::new("/srv/specs/dom0.yaml"),
+            None,
+            "hourly",
+        )
+        .unwrap();
+        let lines: Vec<&str> = u.service.lines().collect();
+        for want in [
+            "TimeoutStartSec=15min",
+            "ProtectSystem=strict",
+            "ReadWritePaths=-/var/lib/hostform -/run/lock -/run/lvm -/run/mdadm",
+            "PrivateTmp=true",
+            "NoNewPrivileges=true",
+        ] {
+            assert!(lines.contains(&want), "{want} missing:\n{}", u.service);
+        }
+        assert!(
+            u.timer.lines().any(|l| l == "RandomizedDelaySec=5min"),
+            "{}",
+            u.timer
+        );
     }
 
     #[test]

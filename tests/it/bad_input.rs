@@ -131,3 +131,37 @@ fn anchors_and_merge_keys_of_normal_size_work() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("3 LVs"));
 }
+
+/// A disk `id` is one name under /dev/disk/by-id/ or /dev/disk/by-path/: nothing else, and no
+/// way out of those directories.
+#[test]
+fn disk_ids_by_id_by_path_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    for good in [
+        "/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234",
+        "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4",
+        "/dev/disk/by-path/pci-0000:00:02.0",
+    ] {
+        std::fs::write(
+            dir.path().join("g.yaml"),
+            format!("host: h\ndisks:\n  a:\n    id: \"{good}\"\n"),
+        )
+        .unwrap();
+        let o = hostform(dir.path(), &["validate", "g.yaml"]);
+        assert_eq!(code(&o), 0, "{good}: {}", stderr(&o));
+    }
+    for bad in [
+        "/dev/sda",
+        "/dev/disk/by-path/",
+        "/dev/disk/by-path/..",
+        "/dev/disk/by-path/../../sda",
+        "/dev/disk/by-id/x/y",
+        "/dev/disk/by-uuid/1234",
+    ] {
+        check(
+            "b.yaml",
+            format!("host: h\ndisks:\n  a:\n    id: \"{bad}\"\n").as_bytes(),
+            "error[identity]",
+        );
+    }
+}

@@ -116,7 +116,7 @@ fn confirm_and_rollback_with_nothing_pending_fail_and_say_so() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // A bad duration is a usage error, before anything is read.
     let o = hostform(dir.path(), &["apply", "x.yaml", "--confirm-within", "soon"]);
-    assert_ne!(code(&o), 0);
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
 }
 
 #[test]

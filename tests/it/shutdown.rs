@@ -43,7 +43,76 @@ fn dom0_order_as_text_json_and_systemd() {
     );
     // Five batches of 120 s plus the first guest's, and 30 s of margin per batch and one more.
     assert!(unit.contains("TimeoutStopSec=900\n"), "{unit}");
-    assert!(unit.contains("After=network-online.target lvm2-monitor.service xen.service"));
+    assert!(
+        unit.contains("After=network-online.target lvm2-monitor.service libvirt-guests.service")
+    );
+    assert!(!unit.contains("KillMode=none"), "{unit}");
+
+    // Without --exe, a hostform run from a build tree writes the installed path, not its own.
+    let o = hostform(
+        &dir,
+        &["shutdown-order", "specs/dom0.yaml", "--format", "systemd"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let unit = stdout(&o);
+    assert!(
+        unit.contains("ExecStop=/usr/bin/hostform shutdown "),
+        "{unit}"
+    );
+    assert!(!unit.contains("/target/"), "{unit}");
+    let o = hostform(
+        &dir,
+        &[
+            "shutdown-order",
+            "specs/dom0.yaml",
+            "--format",
+            "systemd",
+            "--exe",
+            "hostform",
+        ],
+    );
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+}
+
+/// The unit passes `systemd-analyze verify` without a single warning, where systemd is
+/// installed (CI installs it).
+#[test]
+fn the_shutdown_unit_verifies_silently() {
+    let Some(sa) = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
+    else {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "systemd-analyze is missing: install the systemd package (scripts/lib.sh does)"
+        );
+        return;
+    };
+    let dir = root();
+    let exe = env!("CARGO_BIN_EXE_hostform");
+    let o = hostform(
+        &dir,
+        &[
+            "shutdown-order",
+            "specs/dom0.yaml",
+            "--format",
+            "systemd",
+            "--exe",
+            exe,
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let units = tempfile::tempdir().unwrap();
+    let path = units.path().join("hostform-shutdown.service");
+    std::fs::write(&path, stdout(&o)).unwrap();
+    let v = std::process::Command::new(sa)
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    assert_eq!(String::from_utf8_lossy(&v.stderr), "", "no warnings");
 }
 
 #[test]
@@ -73,5 +142,5 @@ vms:
         dir.path(),
         &["shutdown-order", "c.yaml", "--format", "yaml"],
     );
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 64);
 }

@@ -166,8 +166,8 @@ fn json_and_text_agree_and_exit_codes_are_stable() {
     assert_eq!(code(&mixed), 1);
     assert!(stdout(&mixed).contains("specs/minimal.yaml"));
     // Usage errors are 2.
-    assert_eq!(code(&hostform(&dir, &["validate", "--format", "yaml"])), 2);
-    assert_eq!(code(&hostform(&dir, &["frobnicate"])), 2);
+    assert_eq!(code(&hostform(&dir, &["validate", "--format", "yaml"])), 64);
+    assert_eq!(code(&hostform(&dir, &["frobnicate"])), 64);
     assert_eq!(code(&hostform(&dir, &["--help"])), 0);
 }
 

@@ -235,12 +235,12 @@ fn apply_refuses_a_tampered_or_truncated_plan_and_bad_options() {
     insta::assert_snapshot!("apply_truncated", stderr(&o));
 
     let o = hf(dir, &["apply", "p.plan", "--allow-destroy"]);
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 64);
     assert!(stderr(&o).contains(
         "is a saved plan: it is applied with the spec revision and options it was made with"
     ));
     let o = hf(dir, &["apply", "p.plan", "--lock-timeout", "soon"]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
     // Nothing got as far as the journal.
     assert!(journal(dir).is_empty());
 }
@@ -492,7 +492,9 @@ fn drift_exit_codes_and_reports() {
         ],
     );
     assert_eq!(code(&o), 1);
-    assert_eq!(code(&hf(dir, &["drift", "--bogus"])), 2);
+    // A bad flag is a usage error (64), never read as drift (2).
+    assert_eq!(code(&hf(dir, &["drift", "--bogus"])), 64);
+    assert_eq!(code(&hf(dir, &["drift", "t.yaml", "--agains", snap])), 64);
 }
 
 /// `systemd-analyze verify` on the written units, where systemd is installed; CI installs it
@@ -568,7 +570,7 @@ fn timer_units_are_written_verified_and_removed() {
                 u,
             ],
         );
-        assert_eq!(code(&o), 2);
+        assert_eq!(code(&o), 64);
         assert!(
             stderr(&o).contains("--on-calendar \"Mon..Fri 25:00\""),
             "{}",
@@ -606,7 +608,7 @@ fn timer_units_are_written_verified_and_removed() {
             u,
         ],
     );
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 64);
     assert!(stderr(&o).contains("minutes must divide an hour evenly"));
     // The units written first are still there, unchanged.
     assert_eq!(
