@@ -160,6 +160,14 @@ fn finish(
     for d in early {
         dec.push(d);
     }
+    let mut cc = Vec::new();
+    control_chars(&root, &mut cc);
+    for (_, f) in &fragments {
+        control_chars(f, &mut cc);
+    }
+    for d in cc {
+        dec.push(d);
+    }
     let mut broken = Broken::default();
     let spec = decode(&root, &fragments, &dec, &mut broken);
     if let (Some(spec), Some(reader)) = (&spec, reader) {
@@ -193,6 +201,37 @@ fn finish(
             sources,
             diagnostics: errors.into_iter().chain(warnings).collect(),
         }),
+    }
+}
+
+/// Control characters (ESC, CR, tab, newline and the rest of C0 and C1, DEL) in any key or
+/// string of the spec: they reach plan text, diagnostics and config files, where they can hide
+/// lines from a reviewer's terminal or add lines to a config. Refused everywhere.
+fn control_chars(n: &Node, out: &mut Vec<Diagnostic>) {
+    let bad = |s: &str, span: Span, out: &mut Vec<Diagnostic>| {
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            out.push(
+                Diagnostic::error(format!(
+                    "`{}` contains the control character {}",
+                    crate::diag::visible(s),
+                    c.escape_default()
+                ))
+                .code("control-char")
+                .at(span)
+                .hint("remove it: spec strings are printed in plans and written to config files"),
+            );
+        }
+    };
+    match &n.kind {
+        NodeKind::Str(s) => bad(s, n.span, out),
+        NodeKind::Seq(items) => items.iter().for_each(|i| control_chars(i, out)),
+        NodeKind::Map(entries) => {
+            for (k, v) in entries {
+                bad(&k.name, k.span, out);
+                control_chars(v, out);
+            }
+        }
+        _ => {}
     }
 }
 

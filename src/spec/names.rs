@@ -51,6 +51,8 @@ pub fn lv(name: &str) -> Result<(), String> {
 }
 
 /// Linux network interface names (dev_valid_name): 1–15 bytes, no `/`, `:` or whitespace.
+/// hostform also refuses the characters that change meaning where the name lands: networkd
+/// match globs (`*?[]`, so `e*` would match every interface) and xl vif keys (`,=` and quotes).
 pub fn interface(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err(format!("`{name}` is not a valid interface name"));
@@ -66,10 +68,56 @@ pub fn interface(name: &str) -> Result<(), String> {
         .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
     {
         return Err(format!(
-            "interface name `{name}` contains {c:?}, which Linux forbids"
+            "interface name `{}` contains {c:?}, which Linux forbids",
+            crate::diag::visible(name)
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '*' | '?' | '[' | ']' | ',' | '=' | '\'' | '"' | '\\' | '!' | '$'))
+    {
+        return Err(format!(
+            "interface name `{name}` contains `{c}`, which is a pattern or separator in networkd and xl configs\nhint: use letters, digits, `-`, `_` and `.`"
         ));
     }
     Ok(())
+}
+
+/// Disk target names a guest sees, per hypervisor. xl: `xvdX`, `hdX`, `sdX` with up to three
+/// letters and, for PV guests, a partition number 1–15 (`xvda1`), as xen-vbd-interface(7)
+/// reads them; libvirt: `vdX`, `sdX`, `hdX` (whole disks only).
+pub fn disk_target(name: &str, xen: bool) -> Result<(), String> {
+    let prefixes: &[&str] = if xen {
+        &["xvd", "hd", "sd"]
+    } else {
+        &["vd", "sd", "hd"]
+    };
+    let ok = prefixes.iter().any(|p| {
+        name.strip_prefix(p).is_some_and(|rest| {
+            let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            let digits = &rest[letters.len()..];
+            (1..=3).contains(&letters.len())
+                && letters.chars().all(|c| c.is_ascii_lowercase())
+                && (digits.is_empty()
+                    || (xen
+                        && !digits.starts_with('0')
+                        && digits.parse::<u32>().is_ok_and(|n| (1..=15).contains(&n))))
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        let forms = if xen {
+            "xvda, hda or sda (xvdX, hdX, sdX)"
+        } else {
+            "vda, sda or hda (vdX, sdX, hdX)"
+        };
+        Err(format!(
+            "`{}` is not a valid {} disk target\nhint: use a name such as {forms}",
+            crate::diag::visible(name),
+            if xen { "xl" } else { "libvirt" }
+        ))
+    }
 }
 
 /// Guest names: what both xl and libvirt accept, and safe as a file name.
@@ -172,6 +220,19 @@ mod tests {
         );
         assert!(interface("eth0:1").is_err());
         assert!(interface("a/b").is_err());
+        assert!(interface("e*").is_err());
+        assert!(interface("br0,script=x").is_err());
+        assert!(interface("br'0").is_err());
+        assert!(interface("..").is_err());
+        assert!(disk_target("xvda", true).is_ok());
+        assert!(disk_target("xvdaa", true).is_ok());
+        assert!(disk_target("vda", true).is_err());
+        assert!(disk_target("vda", false).is_ok());
+        assert!(disk_target("xvda\",w\ndisk=x", true).is_err());
+        assert!(disk_target("xvd", true).is_err());
+        assert!(disk_target("xvda1", true).is_ok());
+        assert!(disk_target("vda1", false).is_err());
+        assert!(disk_target("xvda0", true).is_err());
     }
 
     #[test]

@@ -240,9 +240,90 @@ pub fn validate(spec: &Spec, broken: &Broken) -> Vec<Diagnostic> {
     whole_disks(&mut c, &consumers);
     bridges(&mut c);
     vms(&mut c);
+    settings(&mut c);
     shutdown(&mut c);
     protection_conflicts(&mut c);
     c.out
+}
+
+/// The URIs `libvirt.uri` may name: local daemons only. Remote transports (`ssh`, `tls`,
+/// `tcp`, `libssh`) act on another host than the one this spec describes, and `ext` runs an
+/// arbitrary program.
+pub const LOCAL_LIBVIRT_URIS: [&str; 3] = ["qemu:///system", "qemu:///session", "xen:///system"];
+
+/// Directories other software reads as its own configuration: `xen.config-dir` may not be one
+/// of them (nor inside the network or systemd ones), or the xl configs written there would be
+/// read as that software's configuration.
+const FOREIGN_DIRS: [&str; 16] = [
+    "/", "/etc", "/etc/default", "/etc/network", "/etc/systemd", "/etc/libvirt",
+    "/etc/NetworkManager", "/etc/netplan", "/etc/modprobe.d", "/etc/sysctl.d", "/etc/udev",
+    "/etc/cron.d", "/etc/sudoers.d", "/etc/profile.d", "/etc/apt", "/etc/lvm",
+];
+
+/// `xen.config-dir`: absolute, normalized, and not another tool's directory.
+pub fn config_dir(dir: &str) -> Result<(), String> {
+    let shown = crate::diag::visible(dir);
+    if !dir.starts_with('/') {
+        return Err(format!(
+            "`{shown}` is not an absolute path\nhint: xl configs are written there by apply; give an absolute directory such as /etc/xen/guests"
+        ));
+    }
+    let trimmed = dir.trim_end_matches('/');
+    if trimmed.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(format!(
+            "`{shown}` is not a normalized path\nhint: write it without `.`, `..` or `//`, e.g. /etc/xen/guests"
+        ));
+    }
+    let norm = if trimmed.is_empty() { "/" } else { trimmed };
+    let foreign = FOREIGN_DIRS.iter().find(|f| {
+        **f == norm
+            || (matches!(**f, "/etc/network" | "/etc/systemd" | "/etc/libvirt" | "/etc/NetworkManager" | "/etc/netplan" | "/etc/udev" | "/etc/lvm" | "/etc/apt")
+                && norm.starts_with(&format!("{f}/")))
+    });
+    let foreign = foreign.copied().or_else(|| {
+        ["/etc/network", "/etc/systemd"]
+            .into_iter()
+            .find(|f| norm.starts_with(f))
+    });
+    if let Some(f) = foreign {
+        return Err(format!(
+            "`{shown}` is {}, which other software reads\nhint: use /etc/xen or a directory of its own, e.g. /etc/xen/guests",
+            if f == norm { "a directory".to_string() } else { format!("inside {f}") }
+        ));
+    }
+    for p in ["/proc", "/sys", "/dev", "/run", "/boot"] {
+        if norm == p || norm.starts_with(&format!("{p}/")) {
+            return Err(format!(
+                "`{shown}` is under {p}, not a place for configuration\nhint: use /etc/xen or a directory of its own, e.g. /etc/xen/guests"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn settings(c: &mut Ctx) {
+    if let Some(u) = &c.spec.libvirt.uri
+        && !LOCAL_LIBVIRT_URIS.contains(&u.value.as_str())
+    {
+        c.error(
+            "uri",
+            u.span,
+            format!(
+                "`{}` is not a local libvirt URI",
+                crate::diag::visible(&u.value)
+            ),
+        )
+        .hint = Some(format!(
+            "hostform manages this host only: use one of {}",
+            LOCAL_LIBVIRT_URIS.join(", ")
+        ));
+    }
+    if let Some(d) = &c.spec.xen.config_dir
+        && let Err(m) = config_dir(&d.value)
+    {
+        let (m, h) = split_rule(m);
+        c.error("path", d.span, format!("xen.config-dir {m}")).hint = h;
+    }
 }
 
 /// `prevent-destroy` and `state: absent` on one resource contradict each other.
@@ -802,6 +883,10 @@ fn vms(c: &mut Ctx) {
         }
         let mut targets: BTreeMap<&str, Span> = BTreeMap::new();
         for d in &vm.disks {
+            c.rule(
+                names::disk_target(&d.target, hv.value == Hypervisor::Xen),
+                d.target.span,
+            );
             if let Some(prev) = targets.insert(d.target.value.as_str(), d.target.span) {
                 c.error(
                     "duplicate",
@@ -888,6 +973,7 @@ fn vms(c: &mut Ctx) {
             }
         }
         for n in &vm.nics {
+            c.rule(names::interface(&n.bridge), n.bridge.span);
             if !c.spec.bridges.contains_key(n.bridge.value.as_str())
                 && !c.broken.bridges.contains(&n.bridge.value)
             {

@@ -9,5 +9,6 @@ mod plan_format;
 mod schema;
 mod shutdown;
 mod spec_fuzz;
+mod strings;
 mod validate;
 mod workflow;

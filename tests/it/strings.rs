@@ -1,0 +1,121 @@
+//! Spec strings that reach configs, argv, paths and terminals: each is held to the grammar of
+//! the place it lands, and refused with file:line:column when it breaks it.
+
+use crate::common::*;
+
+/// A spec with one Xen guest on bridge br0, with `xen`/`vm` text spliced in.
+fn spec(target: &str, bridge_ref: &str, extra: &str) -> String {
+    format!(
+        "host: lab
+disks:
+  data: {{ serial: HF-DATA-01, size: 20GiB }}
+volume-groups:
+  vg0:
+    pvs: [data]
+    lvs:
+      g1: {{ size: 4GiB }}
+bridges:
+  br0: {{}}
+{extra}vms:
+  g1:
+    hypervisor: xen
+    memory: 1GiB
+    disks: [{{ lv: vg0/g1, target: {target} }}]
+    nics: [{{ bridge: {bridge_ref} }}]
+"
+    )
+}
+
+fn validate(text: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.yaml"), text).unwrap();
+    let o = hostform(dir.path(), &["validate", "s.yaml"]);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "panicked:\n{err}");
+    (code(&o), err)
+}
+
+fn refused(text: &str, expect: &[&str]) {
+    let (c, err) = validate(text);
+    assert_eq!(c, 1, "expected a refusal, got exit {c}:\n{err}");
+    for e in expect {
+        assert!(err.contains(e), "expected `{e}` in:\n{err}");
+    }
+}
+
+#[test]
+fn the_base_spec_is_valid() {
+    let (c, err) = validate(&spec("xvda", "br0", ""));
+    assert_eq!(c, 0, "{err}");
+}
+
+#[test]
+fn xen_disk_targets_that_would_add_config_lines_are_refused() {
+    refused(
+        &spec("\"xvda',w'\\nextra='x\"", "br0", ""),
+        &["s.yaml:", "not a valid xl disk target", "hint:"],
+    );
+    refused(&spec("vda", "br0", ""), &["not a valid xl disk target"]);
+    refused(&spec("\"xvda,w\"", "br0", ""), &["not a valid xl disk target"]);
+}
+
+#[test]
+fn bridge_names_that_add_vif_keys_or_globs_are_refused() {
+    let t = spec("xvda", "\"b,script=x\"", "").replace(
+        "bridges:\n  br0: {}",
+        "bridges:\n  br0: {}\n  \"b,script=x\": {}",
+    );
+    refused(&t, &["separator", "script=x"]);
+    let t = spec("xvda", "br0", "").replace("bridges:\n  br0: {}", "bridges:\n  br0: {}\n  \"e*\": {}");
+    refused(&t, &["`e*`", "pattern"]);
+}
+
+#[test]
+fn libvirt_uris_must_be_local() {
+    for bad in ["ext:///system?command=/bin/sh", "qemu+ssh://root@other/system", "qemu:///system?x"] {
+        refused(
+            &spec("xvda", "br0", &format!("libvirt:\n  uri: \"{bad}\"\n")),
+            &["not a local libvirt URI", "qemu:///system"],
+        );
+    }
+    let (c, err) = validate(&spec("xvda", "br0", "libvirt:\n  uri: qemu:///session\n"));
+    assert_eq!(c, 0, "{err}");
+}
+
+#[test]
+fn control_characters_are_refused_and_never_printed_raw() {
+    let t = spec("xvda", "br0", "").replace("host: lab", "host: \"lab\\e[2K\\rok\"");
+    let (c, err) = validate(&t);
+    assert_eq!(c, 1, "{err}");
+    assert!(err.contains("error[control-char]"), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "raw control character in:\n{err:?}");
+    assert!(err.contains("\\u{1b}"), "{err}");
+    // Also in values deep in the spec, and in keys.
+    let t = spec("xvda", "br0", "").replace("memory: 1GiB", "memory: 1GiB\n    boot: { args: \"console=hvc0\\nx\" }");
+    refused(&t, &["error[control-char]", "\\n"]);
+}
+
+#[test]
+fn xen_config_dir_is_absolute_normalized_and_its_own() {
+    for bad in [
+        "\"\"",
+        "etc/xen",
+        "/etc/xen/../network",
+        "/etc//xen",
+        "/etc/network/interfaces.d",
+        "/etc/systemd/network",
+        "/etc",
+        "/",
+        "/etc/default",
+        "/etc/libvirt/qemu",
+    ] {
+        refused(
+            &spec("xvda", "br0", &format!("xen:\n  config-dir: {bad}\n")),
+            &["xen.config-dir", "hint:"],
+        );
+    }
+    for good in ["/etc/xen", "/etc/xen/guests", "/srv/xen/"] {
+        let (c, err) = validate(&spec("xvda", "br0", &format!("xen:\n  config-dir: {good}\n")));
+        assert_eq!(c, 0, "{good}: {err}");
+    }
+}
