@@ -108,7 +108,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
     };
-    let (mut facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift") {
+    let (mut facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift", &loaded.spec) {
         Ok(f) => f,
         Err(code) => {
             log(
