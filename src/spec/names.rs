@@ -155,10 +155,26 @@ pub fn array(name: &str) -> Result<(), String> {
     simple(name, "array", 32)
 }
 
+/// The device path of the spec's array `name`: `/dev/mdN` for a numbered array, `/dev/md/NAME`
+/// for a named one (mdadm creates the named node there, with /dev/mdNNN behind it). The one
+/// place this choice is made; every argv naming an array uses it.
+pub fn array_path(name: &str) -> String {
+    let numbered = name
+        .strip_prefix("md")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if numbered {
+        format!("/dev/{name}")
+    } else {
+        format!("/dev/md/{name}")
+    }
+}
+
 /// Labels chosen by the operator (disks, partitions, templates): 1–`max` characters of
 /// a-z A-Z 0-9 - _ . (no `/`, which separates `DISK/PART` in references).
 pub fn simple(name: &str, what: &str, max: usize) -> Result<(), String> {
     if name.is_empty()
+        || name == "."
+        || name == ".."
         || name.len() > max
         || !name
             .chars()
@@ -242,6 +258,11 @@ mod tests {
         assert!(array("md0").is_ok());
         assert!(array("md128").is_err());
         assert!(array("boot").is_ok());
+        assert!(array("..").is_err());
+        assert!(array(".").is_err());
+        assert_eq!(array_path("md0"), "/dev/md0");
+        assert_eq!(array_path("boot"), "/dev/md/boot");
+        assert_eq!(array_path("md"), "/dev/md/md");
         assert!(host("dom0").is_ok());
         assert!(host("dom0.example.org").is_ok());
         assert!(host("dom_0").is_err());

@@ -119,3 +119,15 @@ fn xen_config_dir_is_absolute_normalized_and_its_own() {
         assert_eq!(c, 0, "{good}: {err}");
     }
 }
+
+#[test]
+fn an_array_named_dot_dot_is_refused() {
+    let t = "host: lab
+disks:
+  a: { serial: A1, size: 20GiB }
+  b: { serial: B1, size: 20GiB }
+arrays:
+  \"..\": { level: 1, devices: [a, b] }
+";
+    refused(t, &["s.yaml:6:3", "not a valid array name"]);
+}
