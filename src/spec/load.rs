@@ -130,7 +130,7 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
                     continue;
                 }
             };
-            match reader.read(&target) {
+            match reader.read_include(&target) {
                 Ok(t) => {
                     let id = sources.add(t.rel.clone(), t.text);
                     match yaml::parse(&sources.files[id as usize].text, id) {
@@ -138,7 +138,18 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
                         Err(d) => early.push(d),
                     }
                 }
-                Err(m) => early.push(Diagnostic::error(m).code("include").at(item.span)),
+                Err(m) => {
+                    let (m, h) = match m.split_once("\nhint: ") {
+                        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                        None => (m, None),
+                    };
+                    early.push(
+                        Diagnostic::error(m)
+                            .code("include")
+                            .at(item.span)
+                            .maybe_hint(h),
+                    )
+                }
             }
         }
     }

@@ -131,3 +131,36 @@ arrays:
 ";
     refused(t, &["s.yaml:6:3", "not a valid array name"]);
 }
+
+#[test]
+fn an_include_through_a_symlink_out_of_the_repository_is_refused_unread() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret.yaml");
+    std::fs::write(&secret, "root:SECRET-HASH-LINE:19000:0:99999:7:::\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&secret, dir.path().join("common.yaml")).unwrap();
+    std::fs::write(dir.path().join("s.yaml"), "host: lab\ninclude: [common.yaml]\n").unwrap();
+    let o = hostform(dir.path(), &["validate", "s.yaml"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("outside the repository"), "{err}");
+    assert!(err.contains("s.yaml:2:"), "{err}");
+    assert!(!err.contains("SECRET-HASH-LINE"), "content of a refused file printed:\n{err}");
+}
+
+#[test]
+fn a_symlink_inside_the_repository_is_still_not_followed_blindly_and_a_fifo_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.yaml");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    std::fs::write(dir.path().join("s.yaml"), "host: lab\ninclude: [fifo.yaml]\n").unwrap();
+    // Without the fix, this never returns: the FIFO has no writer.
+    let o = hostform(dir.path(), &["validate", "s.yaml"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    // The main spec as a FIFO too.
+    let o = hostform(dir.path(), &["validate", "fifo.yaml"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
+}
