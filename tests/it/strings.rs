@@ -164,3 +164,36 @@ fn a_symlink_inside_the_repository_is_still_not_followed_blindly_and_a_fifo_does
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("not a regular file"), "{}", stderr(&o));
 }
+
+/// 10,000 templates, each naming the next, shared by 100 guests: each template is resolved
+/// once, so the chain is accepted (its work is far below the budget); a chain whose every
+/// level adds a key (so each merge copies a growing node) is refused by the work budget, not
+/// worked through. Neither is timed: before, the first took 28 s.
+#[test]
+fn a_deep_template_chain_shared_by_many_guests_is_resolved_once() {
+    let deep = |grow: bool| {
+        let mut t = String::from("host: lab\nvm-templates:\n");
+        for i in 0..10_000 {
+            if i + 1 < 10_000 {
+                t += &format!("  t{i}: {{ template: t{} ", i + 1);
+            } else {
+                t += &format!("  t{i}: {{ hypervisor: xen, memory: 1GiB ");
+            }
+            if grow {
+                t += &format!(", x{i}: 1 ");
+            }
+            t += "}\n";
+        }
+        t += "vms:\n";
+        for g in 0..100 {
+            t += &format!("  g{g}: {{ template: t0 }}\n");
+        }
+        t
+    };
+    let (c, err) = validate(&deep(false));
+    assert_eq!(c, 0, "{}", &err[..err.len().min(2000)]);
+    let (c, err) = validate(&deep(true));
+    assert_eq!(c, 1);
+    assert!(err.contains("error[limit]"), "{}", &err[..err.len().min(2000)]);
+    assert!(err.contains("4000000 steps"), "{}", &err[..err.len().min(2000)]);
+}
