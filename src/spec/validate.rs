@@ -246,6 +246,28 @@ pub fn validate(spec: &Spec, broken: &Broken) -> Vec<Diagnostic> {
     c.out
 }
 
+/// The smallest device each filesystem's tool formats: mkfs.xfs (xfsprogs 5.19 and later)
+/// refuses filesystems under 300 MiB; mkfs.ext4 cannot lay out a superblock in 32 KiB and
+/// formats 64 KiB (measured on this project's build machine, e2fsprogs); mkswap needs 40 KiB
+/// ("swap area needs to be at least 40 KiB", util-linux).
+pub fn fs_minimum(fs: Filesystem) -> Option<(&'static str, u64, &'static str)> {
+    match fs {
+        Filesystem::Xfs => Some(("mkfs.xfs", 300 * MIB, "300MiB")),
+        Filesystem::Ext4 => Some(("mkfs.ext4", 64 * 1024, "64KiB")),
+        Filesystem::Swap => Some(("mkswap", 40 * 1024, "40KiB")),
+        Filesystem::None => None,
+    }
+}
+
+fn fs_name(fs: Filesystem) -> &'static str {
+    match fs {
+        Filesystem::Xfs => "xfs",
+        Filesystem::Ext4 => "ext4",
+        Filesystem::Swap => "swap",
+        Filesystem::None => "none",
+    }
+}
+
 /// The URIs `libvirt.uri` may name: local daemons only. Remote transports (`ssh`, `tls`,
 /// `tcp`, `libssh`) act on another host than the one this spec describes, and `ext` runs an
 /// arbitrary program.
@@ -655,8 +677,24 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                 Some((LvSize::Bytes(b), span)) if b.0 == 0 => {
                     c.error("size", span, "a logical volume cannot be empty");
                 }
-                Some((LvSize::Bytes(b), _)) => {
-                    fixed = fixed.saturating_add(b.0.div_ceil(extent) * extent)
+                Some((LvSize::Bytes(b), span)) => {
+                    let rounded = b.0.div_ceil(extent) * extent;
+                    if let Some((tool, min, shown)) = fs_minimum(lv.fs)
+                        && rounded < min
+                    {
+                        c.error(
+                            "size",
+                            span,
+                            format!(
+                                "`{vgname}/{lvname}` is {b} with `fs: {}`, below {tool}'s minimum of {shown}",
+                                fs_name(lv.fs)
+                            ),
+                        )
+                        .hint = Some(format!(
+                            "{tool} refuses it at apply; give at least {shown}"
+                        ));
+                    }
+                    fixed = fixed.saturating_add(rounded)
                 }
                 Some((LvSize::PercentVg(p), _)) => pct_vg += u32::from(p),
                 Some((LvSize::PercentFree(_), span)) => free_users.push(span),

@@ -197,3 +197,27 @@ fn a_deep_template_chain_shared_by_many_guests_is_resolved_once() {
     assert!(err.contains("error[limit]"), "{}", &err[..err.len().min(2000)]);
     assert!(err.contains("4000000 steps"), "{}", &err[..err.len().min(2000)]);
 }
+
+#[test]
+fn a_filesystem_below_its_tools_minimum_is_refused_at_validate() {
+    let lv = |size: &str, fs: &str| {
+        format!(
+            "host: lab
+disks:
+  data: {{ serial: HF-DATA-01, size: 20GiB }}
+volume-groups:
+  vg0:
+    pvs: [data]
+    lvs:
+      small: {{ size: {size}, fs: {fs} }}
+"
+        )
+    };
+    refused(&lv("256MiB", "xfs"), &["s.yaml:8:", "mkfs.xfs", "300MiB", "hint:"]);
+    let (c, err) = validate(&lv("300MiB", "xfs"));
+    assert_eq!(c, 0, "{err}");
+    let (c, err) = validate(&lv("4MiB", "ext4"));
+    assert_eq!(c, 0, "{err}");
+    let (c, err) = validate(&lv("1MiB", "swap"));
+    assert_eq!(c, 0, "{err}");
+}
