@@ -469,13 +469,10 @@ mod discover_tests {
         let mut f = discover(&r);
         let keys: Vec<&str> = f.xl_configs.keys().map(String::as_str).collect();
         assert_eq!(keys, ["/etc/xen/a.xl", "/etc/xen/guest/b.cfg"]);
-        let spec = crate::spec::load_str(
-            "s.yaml",
-            "host: lab\nxen:\n  config-dir: /srv/xen\n",
-        )
-        .map_err(|e| format!("{:?}", e.diagnostics))
-        .unwrap()
-        .spec;
+        let spec = crate::spec::load_str("s.yaml", "host: lab\nxen:\n  config-dir: /srv/xen\n")
+            .map_err(|e| format!("{:?}", e.diagnostics))
+            .unwrap()
+            .spec;
         read_spec_xl_configs(&r, &spec, &mut f);
         assert!(f.xl_configs.contains_key("/srv/xen/c.xl"));
         assert!(f.xl_configs.contains_key("/srv/xen/deep/d.xl"));

@@ -72,10 +72,12 @@ pub fn interface(name: &str) -> Result<(), String> {
             crate::diag::visible(name)
         ));
     }
-    if let Some(c) = name
-        .chars()
-        .find(|c| matches!(c, '*' | '?' | '[' | ']' | ',' | '=' | '\'' | '"' | '\\' | '!' | '$'))
-    {
+    if let Some(c) = name.chars().find(|c| {
+        matches!(
+            c,
+            '*' | '?' | '[' | ']' | ',' | '=' | '\'' | '"' | '\\' | '!' | '$'
+        )
+    }) {
         return Err(format!(
             "interface name `{name}` contains `{c}`, which is a pattern or separator in networkd and xl configs\nhint: use letters, digits, `-`, `_` and `.`"
         ));

@@ -277,9 +277,22 @@ pub const LOCAL_LIBVIRT_URIS: [&str; 3] = ["qemu:///system", "qemu:///session", 
 /// of them (nor inside the network or systemd ones), or the xl configs written there would be
 /// read as that software's configuration.
 const FOREIGN_DIRS: [&str; 16] = [
-    "/", "/etc", "/etc/default", "/etc/network", "/etc/systemd", "/etc/libvirt",
-    "/etc/NetworkManager", "/etc/netplan", "/etc/modprobe.d", "/etc/sysctl.d", "/etc/udev",
-    "/etc/cron.d", "/etc/sudoers.d", "/etc/profile.d", "/etc/apt", "/etc/lvm",
+    "/",
+    "/etc",
+    "/etc/default",
+    "/etc/network",
+    "/etc/systemd",
+    "/etc/libvirt",
+    "/etc/NetworkManager",
+    "/etc/netplan",
+    "/etc/modprobe.d",
+    "/etc/sysctl.d",
+    "/etc/udev",
+    "/etc/cron.d",
+    "/etc/sudoers.d",
+    "/etc/profile.d",
+    "/etc/apt",
+    "/etc/lvm",
 ];
 
 /// `xen.config-dir`: absolute, normalized, and not another tool's directory.
@@ -291,7 +304,11 @@ pub fn config_dir(dir: &str) -> Result<(), String> {
         ));
     }
     let trimmed = dir.trim_end_matches('/');
-    if trimmed.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(format!(
             "`{shown}` is not a normalized path\nhint: write it without `.`, `..` or `//`, e.g. /etc/xen/guests"
         ));
@@ -299,8 +316,17 @@ pub fn config_dir(dir: &str) -> Result<(), String> {
     let norm = if trimmed.is_empty() { "/" } else { trimmed };
     let foreign = FOREIGN_DIRS.iter().find(|f| {
         **f == norm
-            || (matches!(**f, "/etc/network" | "/etc/systemd" | "/etc/libvirt" | "/etc/NetworkManager" | "/etc/netplan" | "/etc/udev" | "/etc/lvm" | "/etc/apt")
-                && norm.starts_with(&format!("{f}/")))
+            || (matches!(
+                **f,
+                "/etc/network"
+                    | "/etc/systemd"
+                    | "/etc/libvirt"
+                    | "/etc/NetworkManager"
+                    | "/etc/netplan"
+                    | "/etc/udev"
+                    | "/etc/lvm"
+                    | "/etc/apt"
+            ) && norm.starts_with(&format!("{f}/")))
     });
     let foreign = foreign.copied().or_else(|| {
         ["/etc/network", "/etc/systemd"]
@@ -310,7 +336,11 @@ pub fn config_dir(dir: &str) -> Result<(), String> {
     if let Some(f) = foreign {
         return Err(format!(
             "`{shown}` is {}, which other software reads\nhint: use /etc/xen or a directory of its own, e.g. /etc/xen/guests",
-            if f == norm { "a directory".to_string() } else { format!("inside {f}") }
+            if f == norm {
+                "a directory".to_string()
+            } else {
+                format!("inside {f}")
+            }
         ));
     }
     for p in ["/proc", "/sys", "/dev", "/run", "/boot"] {

@@ -56,7 +56,10 @@ fn xen_disk_targets_that_would_add_config_lines_are_refused() {
         &["s.yaml:", "not a valid xl disk target", "hint:"],
     );
     refused(&spec("vda", "br0", ""), &["not a valid xl disk target"]);
-    refused(&spec("\"xvda,w\"", "br0", ""), &["not a valid xl disk target"]);
+    refused(
+        &spec("\"xvda,w\"", "br0", ""),
+        &["not a valid xl disk target"],
+    );
 }
 
 #[test]
@@ -66,13 +69,18 @@ fn bridge_names_that_add_vif_keys_or_globs_are_refused() {
         "bridges:\n  br0: {}\n  \"b,script=x\": {}",
     );
     refused(&t, &["separator", "script=x"]);
-    let t = spec("xvda", "br0", "").replace("bridges:\n  br0: {}", "bridges:\n  br0: {}\n  \"e*\": {}");
+    let t =
+        spec("xvda", "br0", "").replace("bridges:\n  br0: {}", "bridges:\n  br0: {}\n  \"e*\": {}");
     refused(&t, &["`e*`", "pattern"]);
 }
 
 #[test]
 fn libvirt_uris_must_be_local() {
-    for bad in ["ext:///system?command=/bin/sh", "qemu+ssh://root@other/system", "qemu:///system?x"] {
+    for bad in [
+        "ext:///system?command=/bin/sh",
+        "qemu+ssh://root@other/system",
+        "qemu:///system?x",
+    ] {
         refused(
             &spec("xvda", "br0", &format!("libvirt:\n  uri: \"{bad}\"\n")),
             &["not a local libvirt URI", "qemu:///system"],
@@ -88,10 +96,16 @@ fn control_characters_are_refused_and_never_printed_raw() {
     let (c, err) = validate(&t);
     assert_eq!(c, 1, "{err}");
     assert!(err.contains("error[control-char]"), "{err}");
-    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "raw control character in:\n{err:?}");
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\r'),
+        "raw control character in:\n{err:?}"
+    );
     assert!(err.contains("\\u{1b}"), "{err}");
     // Also in values deep in the spec, and in keys.
-    let t = spec("xvda", "br0", "").replace("memory: 1GiB", "memory: 1GiB\n    boot: { args: \"console=hvc0\\nx\" }");
+    let t = spec("xvda", "br0", "").replace(
+        "memory: 1GiB",
+        "memory: 1GiB\n    boot: { args: \"console=hvc0\\nx\" }",
+    );
     refused(&t, &["error[control-char]", "\\n"]);
 }
 
@@ -115,7 +129,11 @@ fn xen_config_dir_is_absolute_normalized_and_its_own() {
         );
     }
     for good in ["/etc/xen", "/etc/xen/guests", "/srv/xen/"] {
-        let (c, err) = validate(&spec("xvda", "br0", &format!("xen:\n  config-dir: {good}\n")));
+        let (c, err) = validate(&spec(
+            "xvda",
+            "br0",
+            &format!("xen:\n  config-dir: {good}\n"),
+        ));
         assert_eq!(c, 0, "{good}: {err}");
     }
 }
@@ -139,13 +157,20 @@ fn an_include_through_a_symlink_out_of_the_repository_is_refused_unread() {
     std::fs::write(&secret, "root:SECRET-HASH-LINE:19000:0:99999:7:::\n").unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(&secret, dir.path().join("common.yaml")).unwrap();
-    std::fs::write(dir.path().join("s.yaml"), "host: lab\ninclude: [common.yaml]\n").unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "host: lab\ninclude: [common.yaml]\n",
+    )
+    .unwrap();
     let o = hostform(dir.path(), &["validate", "s.yaml"]);
     let err = stderr(&o);
     assert_eq!(code(&o), 1, "{err}");
     assert!(err.contains("outside the repository"), "{err}");
     assert!(err.contains("s.yaml:2:"), "{err}");
-    assert!(!err.contains("SECRET-HASH-LINE"), "content of a refused file printed:\n{err}");
+    assert!(
+        !err.contains("SECRET-HASH-LINE"),
+        "content of a refused file printed:\n{err}"
+    );
 }
 
 #[test]
@@ -153,7 +178,11 @@ fn a_symlink_inside_the_repository_is_still_not_followed_blindly_and_a_fifo_does
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo.yaml");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    std::fs::write(dir.path().join("s.yaml"), "host: lab\ninclude: [fifo.yaml]\n").unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "host: lab\ninclude: [fifo.yaml]\n",
+    )
+    .unwrap();
     // Without the fix, this never returns: the FIFO has no writer.
     let o = hostform(dir.path(), &["validate", "s.yaml"]);
     let err = stderr(&o);
@@ -194,8 +223,16 @@ fn a_deep_template_chain_shared_by_many_guests_is_resolved_once() {
     assert_eq!(c, 0, "{}", &err[..err.len().min(2000)]);
     let (c, err) = validate(&deep(true));
     assert_eq!(c, 1);
-    assert!(err.contains("error[limit]"), "{}", &err[..err.len().min(2000)]);
-    assert!(err.contains("4000000 steps"), "{}", &err[..err.len().min(2000)]);
+    assert!(
+        err.contains("error[limit]"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(
+        err.contains("4000000 steps"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
 }
 
 #[test]
@@ -213,7 +250,10 @@ volume-groups:
 "
         )
     };
-    refused(&lv("256MiB", "xfs"), &["s.yaml:8:", "mkfs.xfs", "300MiB", "hint:"]);
+    refused(
+        &lv("256MiB", "xfs"),
+        &["s.yaml:8:", "mkfs.xfs", "300MiB", "hint:"],
+    );
     let (c, err) = validate(&lv("300MiB", "xfs"));
     assert_eq!(c, 0, "{err}");
     let (c, err) = validate(&lv("4MiB", "ext4"));
