@@ -59,7 +59,7 @@ pub fn push_argv<'a>(out: &mut String, argv: impl IntoIterator<Item = &'a str>) 
             out.push_str(a);
         } else {
             out.push('\'');
-            out.push_str(&a.replace('\'', r"'\''"));
+            out.push_str(&crate::diag::visible(a).replace('\'', r"'\''"));
             out.push('\'');
         }
     }
