@@ -315,7 +315,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
             } else {
                 String::new()
             };
-            let _ = writeln!(s, "    {}{risk}", v(&o.summary));
+            // A summary may hold a diff: its lines stay lines.
+            let summary: Vec<_> = o.summary.split('\n').map(v).collect();
+            let _ = writeln!(s, "    {}{risk}", summary.join("\n"));
             if let Some(w) = &o.write {
                 let _ = writeln!(s, "      writes {}", v(&w.path));
                 for l in w.diff.lines() {
