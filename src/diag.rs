@@ -192,6 +192,25 @@ pub struct Style {
     pub color: bool,
 }
 
+/// A string as it may reach a terminal: control characters (ESC, CR, the other C0 and C1
+/// codes, DEL) are shown escaped (`\u{1b}`), so that a spec or host string cannot move the
+/// cursor, recolour or hide lines of a plan or a diagnostic. Tabs and newlines are escaped too:
+/// every caller prints one value on one line.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn paint(style: Style, code: &str, s: &str) -> String {
     if style.color {
         format!("\x1b[{code}m{s}\x1b[0m")
@@ -212,7 +231,7 @@ pub fn render(d: &Diagnostic, sources: &Sources, style: Style) -> String {
         "{}{} {}",
         paint(style, colour, &format!("{word}[{}]", d.code)),
         paint(style, "1", ":"),
-        paint(style, "1", &d.message)
+        paint(style, "1", &visible(&d.message))
     );
     if let Some(span) = d.span {
         snippet(&mut out, sources, span, None, style);
@@ -226,7 +245,13 @@ pub fn render(d: &Diagnostic, sources: &Sources, style: Style) -> String {
             .and_then(|s| sources.locate(s))
             .map(|l| l.line.to_string().len())
             .unwrap_or(1);
-        let _ = writeln!(out, "{:width$} = {} {h}", "", paint(style, "1;36", "hint:"));
+        let _ = writeln!(
+            out,
+            "{:width$} = {} {}",
+            "",
+            paint(style, "1;36", "hint:"),
+            visible(h)
+        );
     }
     out
 }
@@ -265,7 +290,7 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         out,
         "{} {bar} {}",
         paint(style, "1;34", &line.to_string()),
-        text.replace('\t', " ")
+        visible(&text.replace('\t', " "))
     );
     let covered = sources.text(span);
     let caret_len = covered
@@ -280,7 +305,7 @@ fn snippet(out: &mut String, sources: &Sources, span: Span, note: Option<&str>, 
         "",
         "",
         paint(style, "1;31", &"^".repeat(caret_len)),
-        note.map(|n| format!(" {n}")).unwrap_or_default(),
+        note.map(|n| format!(" {}", visible(n))).unwrap_or_default(),
         pad = caret_col - 1
     );
 }

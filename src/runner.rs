@@ -187,7 +187,7 @@ pub fn push_argv<'a>(out: &mut String, argv: impl IntoIterator<Item = &'a str>) 
             out.push_str(a);
         } else {
             out.push('\'');
-            out.push_str(&a.replace('\'', r"'\''"));
+            out.push_str(&crate::diag::visible(a).replace('\'', r"'\''"));
             out.push('\'');
         }
     }
@@ -947,8 +947,19 @@ impl Runner for ScriptedRunner {
     fn read(&self, path: &str) -> Option<String> {
         self.files.get(path).cloned()
     }
-    fn list(&self, _dir: &str) -> Vec<String> {
-        Vec::new()
+    /// The entries of `dir` among the files given with `with_file` (files and the
+    /// subdirectories holding them), sorted.
+    fn list(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        let names: std::collections::BTreeSet<String> = self
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| rest.split('/').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        names.into_iter().collect()
     }
     fn resolve_link(&self, _path: &str) -> Option<String> {
         None

@@ -108,18 +108,19 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
     };
-    let (mut facts, against) = match super::plan::facts_for(args.against.as_deref(), "drift") {
-        Ok(f) => f,
-        Err(code) => {
-            log(
-                &runner,
-                args.log,
-                "err",
-                &format!("drift: {}: the host could not be read", loaded.label),
-            );
-            return code;
-        }
-    };
+    let (mut facts, against) =
+        match super::plan::facts_for(args.against.as_deref(), "drift", &loaded.spec) {
+            Ok(f) => f,
+            Err(code) => {
+                log(
+                    &runner,
+                    args.log,
+                    "err",
+                    &format!("drift: {}: the host could not be read", loaded.label),
+                );
+                return code;
+            }
+        };
     super::read_images(&loaded, &mut facts, &runner);
     // What is allowed does not change what differs: plan as if destroying were allowed, so a
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.

@@ -168,6 +168,7 @@ pub(crate) fn read_host(
     runner: &dyn crate::runner::Runner,
 ) -> Result<crate::discover::Facts, String> {
     let mut facts = crate::discover::discover(runner)?.facts;
+    crate::kinds::guest::read_spec_xl_configs(runner, &loaded.spec, &mut facts.guests);
     read_images(loaded, &mut facts, runner);
     Ok(facts)
 }

@@ -75,7 +75,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
         }
     };
     timings.mark("spec");
-    let (mut facts, against) = match facts_for(args.against.as_deref(), "plan") {
+    let (mut facts, against) = match facts_for(args.against.as_deref(), "plan", &loaded.spec) {
         Ok(f) => f,
         Err(code) => return code,
     };
@@ -140,6 +140,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
 pub(crate) fn facts_for(
     against: Option<&std::path::Path>,
     cmd: &str,
+    spec: &crate::spec::Spec,
 ) -> Result<(crate::discover::Facts, String), i32> {
     match against {
         Some(p) => {
@@ -162,7 +163,14 @@ pub(crate) fn facts_for(
             }
         }
         None => match crate::discover::discover(&crate::runner::RealRunner::new()) {
-            Ok(d) => Ok((d.facts, "this host".to_string())),
+            Ok(mut d) => {
+                crate::kinds::guest::read_spec_xl_configs(
+                    &crate::runner::RealRunner::new(),
+                    spec,
+                    &mut d.facts.guests,
+                );
+                Ok((d.facts, "this host".to_string()))
+            }
             Err(e) => {
                 eprintln!("{cmd}: {e}");
                 Err(EXIT_FAIL)

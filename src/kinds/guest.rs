@@ -303,11 +303,24 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
             running: doms.into_iter().map(|d| (d.name, d.domid)).collect(),
         });
     }
-    // xl configs: /etc/xen/*.xl|*.cfg and one level of subdirectories (/etc/xen/guest/).
-    let mut dirs = vec![super::xen::DEFAULT_CONFIG_DIR.to_string()];
-    for e in r.list(super::xen::DEFAULT_CONFIG_DIR) {
+    read_xl_configs(r, super::xen::DEFAULT_CONFIG_DIR, &mut f.xl_configs);
+    f
+}
+
+/// xl configs: `DIR/*.xl|*.cfg` and one level of subdirectories (/etc/xen/guest/). Called
+/// for /etc/xen by discovery, and for the spec's `xen.config-dir` when it is elsewhere, so that
+/// a plan compares with the files apply wrote (see [`read_spec_xl_configs`]).
+pub fn read_xl_configs(
+    r: &dyn crate::runner::Runner,
+    dir: &str,
+    into: &mut std::collections::BTreeMap<String, String>,
+) {
+    let dir = dir.trim_end_matches('/');
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let mut dirs = vec![dir.to_string()];
+    for e in r.list(dir) {
         if !e.contains('.') {
-            dirs.push(format!("{}/{e}", super::xen::DEFAULT_CONFIG_DIR));
+            dirs.push(format!("{dir}/{e}"));
         }
     }
     for d in dirs {
@@ -315,12 +328,32 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
             if e.ends_with(".xl") || e.ends_with(".cfg") {
                 let p = format!("{d}/{e}");
                 if let Some(t) = r.read(&p) {
-                    f.xl_configs.insert(p, t);
+                    into.entry(p).or_insert(t);
                 }
             }
         }
     }
-    f
+}
+
+/// The spec's `xen.config-dir`, read into the facts when discovery did not already cover it.
+pub fn read_spec_xl_configs(
+    r: &dyn crate::runner::Runner,
+    spec: &crate::spec::Spec,
+    f: &mut GuestFacts,
+) {
+    if let Some(d) = &spec.xen.config_dir {
+        let dir = d.value.trim_end_matches('/');
+        let def = super::xen::DEFAULT_CONFIG_DIR;
+        // /etc/xen and its direct subdirectories are read already.
+        let covered = dir == def
+            || dir
+                .strip_prefix(def)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| !rest.contains('/') && !rest.contains('.'));
+        if !covered {
+            read_xl_configs(r, dir, &mut f.xl_configs);
+        }
+    }
 }
 
 /// The guests discovery saw, in the spec language (for `hostform discover`): libvirt domains
@@ -424,5 +457,24 @@ mod discover_tests {
         assert_eq!(g1.autostart, None);
         let g2 = vms.iter().find(|(k, _)| k.value == "g2").unwrap().1;
         assert_eq!(g2.state, Some(crate::spec::types::VmState::Stopped));
+    }
+
+    #[test]
+    fn xl_configs_are_read_from_the_spec_config_dir() {
+        let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file("/etc/xen/a.xl", "name = \"a\"\n")
+            .with_file("/etc/xen/guest/b.cfg", "name = \"b\"\n")
+            .with_file("/srv/xen/c.xl", "name = \"c\"\n")
+            .with_file("/srv/xen/deep/d.xl", "name = \"d\"\n");
+        let mut f = discover(&r);
+        let keys: Vec<&str> = f.xl_configs.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["/etc/xen/a.xl", "/etc/xen/guest/b.cfg"]);
+        let spec = crate::spec::load_str("s.yaml", "host: lab\nxen:\n  config-dir: /srv/xen\n")
+            .map_err(|e| format!("{:?}", e.diagnostics))
+            .unwrap()
+            .spec;
+        read_spec_xl_configs(&r, &spec, &mut f);
+        assert!(f.xl_configs.contains_key("/srv/xen/c.xl"));
+        assert!(f.xl_configs.contains_key("/srv/xen/deep/d.xl"));
     }
 }

@@ -26,6 +26,56 @@ fn q(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// A string that is one field of an xl list item (`'phy:SRC,TARGET,rw'`, `'bridge=BR'`): xl
+/// splits those on `,` and `=` with no escape, so a field holding one of them, a quote, a
+/// backslash or a control character would add keys or lines. Refused, never rewritten.
+fn field_ok(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| matches!(c, ',' | '=' | '\'' | '"' | '\\') || c.is_control())
+}
+
+/// Whether `c` can be written as an xl config that means exactly what it says. The spec
+/// validator already refuses such strings; this is the renderer's own check, so a config is
+/// never written from a string that escaped validation.
+pub fn check_config(c: &GuestConfig) -> Result<(), String> {
+    for d in &c.disks {
+        for (what, v) in [("disk source", &d.source), ("disk target", &d.target)] {
+            if !field_ok(v) {
+                return Err(format!(
+                    "{what} `{}` holds a character xl reads as a separator",
+                    crate::diag::visible(v)
+                ));
+            }
+        }
+    }
+    for n in &c.nics {
+        if !field_ok(&n.bridge) || n.mac.as_deref().is_some_and(|m| !field_ok(m)) {
+            return Err(format!(
+                "bridge `{}` holds a character xl reads as a separator",
+                crate::diag::visible(&n.bridge)
+            ));
+        }
+    }
+    let mut quoted = vec![c.name.as_str()];
+    if let Some(b) = &c.boot {
+        quoted.extend(
+            [&b.kernel, &b.ramdisk, &b.root, &b.args]
+                .into_iter()
+                .flatten()
+                .map(|v| v.value.as_str()),
+        );
+    }
+    if let Some(v) = quoted.iter().find(|v| v.chars().any(char::is_control)) {
+        return Err(format!(
+            "`{}` holds a control character",
+            crate::diag::visible(v)
+        ));
+    }
+    Ok(())
+}
+
 /// Render a guest's xl config file.
 pub fn render_config(c: &GuestConfig) -> String {
     let mut x = String::from(
@@ -244,6 +294,34 @@ mod tests {
             nics: vec![],
         };
         assert!(render_config(&c).contains("'phy:/dev/vg0/data,xvdb,r',"));
+        assert!(check_config(&c).is_ok());
+    }
+
+    #[test]
+    fn strings_xl_would_split_are_refused_by_the_renderer_check() {
+        let mut c = GuestConfig {
+            name: "g".into(),
+            memory_kib: 512 * 1024,
+            vcpus: 1,
+            boot: None,
+            disks: vec![super::super::guest::GuestDisk {
+                source: "/dev/vg0/data".into(),
+                target: "xvdb',\n'phy:/dev/sda,xvdc,w".into(),
+                readonly: true,
+            }],
+            nics: vec![],
+        };
+        assert!(check_config(&c).unwrap_err().contains("disk target"));
+        c.disks[0].target = "xvdb".into();
+        c.nics.push(super::super::guest::GuestNic {
+            bridge: "br0,script=/tmp/x".into(),
+            mac: None,
+        });
+        assert!(check_config(&c).unwrap_err().contains("bridge"));
+        c.nics.clear();
+        c.name = "g\u{1b}[2K".into();
+        let e = check_config(&c).unwrap_err();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}"), "{e}");
     }
 
     // Shaped as tools/xl/xl_info.c prints it (printf_info_one_json); not a captured output,

@@ -324,6 +324,14 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             }
             Hypervisor::Xen => {
                 let path = xen::config_path(xen_dir.as_deref(), name);
+                if let Err(e) = xen::check_config(&want) {
+                    plan.refusals.push(super::Refusal {
+                        resource: res.clone(),
+                        reason: format!("cannot write {path}: {e}"),
+                        hint: "fix the spec; `hostform validate` names the string".into(),
+                    });
+                    continue;
+                }
                 let content = xen::render_config(&want);
                 let now = facts.guests.xl_configs.get(&path);
                 if now.map(String::as_str) != Some(content.as_str()) {

@@ -287,6 +287,8 @@ pub fn render(plan: &Plan, color: bool) -> String {
             s.to_string()
         }
     };
+    // Spec and host strings are shown with control characters escaped.
+    let v = crate::diag::visible;
     let mut s = String::new();
     // Refusals with the same reason and hint are one line naming every object they concern.
     let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
@@ -306,10 +308,10 @@ pub fn render(plan: &Plan, color: bool) -> String {
             s,
             "{} {}: {}",
             paint("1;31", "refused"),
-            resources.join(", "),
-            reason
+            v(&resources.join(", ")),
+            v(reason)
         );
-        let _ = writeln!(s, "        hint: {hint}");
+        let _ = writeln!(s, "        hint: {}", v(hint));
     }
     if !plan.refusals.is_empty() {
         s.push('\n');
@@ -331,8 +333,8 @@ pub fn render(plan: &Plan, color: bool) -> String {
             s,
             "{} {}  ({})",
             paint(code, c.action.symbol()),
-            c.resource,
-            c.reason
+            v(&c.resource),
+            v(&c.reason)
         );
         for o in ops_of.get(c.resource.as_str()).into_iter().flatten() {
             let risk = if o.risk == Risk::Destructive {
@@ -340,11 +342,13 @@ pub fn render(plan: &Plan, color: bool) -> String {
             } else {
                 String::new()
             };
-            let _ = writeln!(s, "    {}{risk}", o.summary);
+            // A summary may hold a diff: its lines stay lines.
+            let summary: Vec<_> = o.summary.split('\n').map(v).collect();
+            let _ = writeln!(s, "    {}{risk}", summary.join("\n"));
             if let Some(w) = &o.write {
-                let _ = writeln!(s, "      writes {}", w.path);
+                let _ = writeln!(s, "      writes {}", v(&w.path));
                 for l in w.diff.lines() {
-                    let _ = writeln!(s, "      {l}");
+                    let _ = writeln!(s, "      {}", v(l));
                 }
                 continue;
             }
@@ -353,7 +357,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             s.push('\n');
             if let Some(input) = &o.stdin {
                 for l in input.lines() {
-                    let _ = writeln!(s, "      < {l}");
+                    let _ = writeln!(s, "      < {}", v(l));
                 }
             }
         }
@@ -366,13 +370,20 @@ pub fn render(plan: &Plan, color: bool) -> String {
         for r in res {
             let _ = writeln!(
                 s,
-                "{} {r}  (will be planned once {dev} is assembled and read)",
-                paint("36", "…")
+                "{} {}  (will be planned once {} is assembled and read)",
+                paint("36", "…"),
+                v(r),
+                v(dev)
             );
         }
     }
     for u in &plan.unmanaged {
-        let _ = writeln!(s, "{} {u}  (not in the spec: left alone)", paint("2", "?"));
+        let _ = writeln!(
+            s,
+            "{} {}  (not in the spec: left alone)",
+            paint("2", "?"),
+            v(u)
+        );
     }
     for (br, ports) in &plan.guest_ports {
         let _ = writeln!(
@@ -390,7 +401,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             paint("1;33", "connectivity risk:")
         );
         for c in &plan.connectivity {
-            let _ = writeln!(s, "    {c}");
+            let _ = writeln!(s, "    {}", v(c));
         }
         let _ = writeln!(
             s,
@@ -493,5 +504,26 @@ mod tests {
     fn cycles_and_duplicate_ids_are_errors() {
         assert!(order(vec![op("a", &["b"]), op("b", &["a"])]).is_err());
         assert!(order(vec![op("a", &[]), op("a", &[])]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod visible_tests {
+    use super::*;
+
+    #[test]
+    fn host_and_spec_strings_reach_the_plan_text_with_control_characters_escaped() {
+        let plan = Plan {
+            unmanaged: vec!["link eth0\u{1b}[1A\u{1b}[2K\rok".into()],
+            refusals: vec![Refusal {
+                resource: "guest g\u{1b}]0;x\u{7}".into(),
+                reason: "r\r".into(),
+                hint: "h\u{1b}".into(),
+            }],
+            ..Plan::default()
+        };
+        let t = render(&plan, false);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains("eth0\\u{1b}[1A"), "{t}");
     }
 }

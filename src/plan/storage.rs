@@ -198,11 +198,7 @@ impl<'a> Ctx<'a> {
             });
         }
         if self.spec.arrays.contains_key(r) {
-            return Some(if r.starts_with("md") {
-                format!("/dev/{r}")
-            } else {
-                format!("/dev/md/{r}")
-            });
+            return Some(crate::spec::names::array_path(r));
         }
         self.spec.disks.contains_key(r).then(|| self.disk_path(r))
     }
@@ -952,7 +948,11 @@ fn arrays(c: &mut Ctx) {
                 );
                 continue;
             }
-            let mut argv = vec![s("mdadm"), s("--assemble"), format!("/dev/{name}")];
+            let mut argv = vec![
+                s("mdadm"),
+                s("--assemble"),
+                crate::spec::names::array_path(name),
+            ];
             argv.extend(paths.iter().cloned());
             c.op(
                 format!("20:array:{name}:assemble"),
@@ -975,7 +975,7 @@ fn arrays(c: &mut Ctx) {
         let mut argv = vec![
             s("mdadm"),
             s("--create"),
-            format!("/dev/{name}"),
+            crate::spec::names::array_path(name),
             s("--run"),
             format!("--level={}", u8::from(a.level.value)),
             format!("--raid-devices={n}"),

@@ -145,7 +145,7 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
                     continue;
                 }
             };
-            match reader.read(&target) {
+            match reader.read_include(&target) {
                 Ok(t) => {
                     let id = sources.add(t.rel.clone(), t.text);
                     match yaml::parse(&sources.files[id as usize].text, id) {
@@ -153,7 +153,18 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
                         Err(d) => early.push(d),
                     }
                 }
-                Err(m) => early.push(Diagnostic::error(m).code("include").at(item.span)),
+                Err(m) => {
+                    let (m, h) = match m.split_once("\nhint: ") {
+                        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                        None => (m, None),
+                    };
+                    early.push(
+                        Diagnostic::error(m)
+                            .code("include")
+                            .at(item.span)
+                            .maybe_hint(h),
+                    )
+                }
             }
         }
     }
@@ -173,6 +184,14 @@ fn finish(
 ) -> Result<Loaded, Failed> {
     let dec = Decoder::new(&sources);
     for d in early {
+        dec.push(d);
+    }
+    let mut cc = Vec::new();
+    control_chars(&root, &mut cc);
+    for (_, f) in &fragments {
+        control_chars(f, &mut cc);
+    }
+    for d in cc {
         dec.push(d);
     }
     let mut broken = Broken::default();
@@ -208,6 +227,37 @@ fn finish(
             sources,
             diagnostics: errors.into_iter().chain(warnings).collect(),
         }),
+    }
+}
+
+/// Control characters (ESC, CR, tab, newline and the rest of C0 and C1, DEL) in any key or
+/// string of the spec: they reach plan text, diagnostics and config files, where they can hide
+/// lines from a reviewer's terminal or add lines to a config. Refused everywhere.
+fn control_chars(n: &Node, out: &mut Vec<Diagnostic>) {
+    let bad = |s: &str, span: Span, out: &mut Vec<Diagnostic>| {
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            out.push(
+                Diagnostic::error(format!(
+                    "`{}` contains the control character {}",
+                    crate::diag::visible(s),
+                    c.escape_default()
+                ))
+                .code("control-char")
+                .at(span)
+                .hint("remove it: spec strings are printed in plans and written to config files"),
+            );
+        }
+    };
+    match &n.kind {
+        NodeKind::Str(s) => bad(s, n.span, out),
+        NodeKind::Seq(items) => items.iter().for_each(|i| control_chars(i, out)),
+        NodeKind::Map(entries) => {
+            for (k, v) in entries {
+                bad(&k.name, k.span, out);
+                control_chars(v, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -475,10 +525,12 @@ fn decode(
         }
     }
     if let Some(vms) = vms {
+        let mut resolver = Templates::new(defaults.as_ref(), &all_templates);
         match vms.as_map() {
             Some(m) => {
                 for (k, v) in m {
-                    let vm = resolve_vm(v, defaults.as_ref(), &all_templates, dec)
+                    let vm = resolver
+                        .vm(v, dec)
                         .and_then(|merged| dec.decode::<Vm>(&merged));
                     match vm {
                         Some(vm) => {
@@ -514,56 +566,176 @@ fn push_rule(dec: &Decoder, msg: String, span: Span) {
 
 /// defaults ⊕ template chain ⊕ the VM's own fields (the VM's node itself when there is
 /// nothing to merge it with).
-fn resolve_vm<'a>(
-    vm: &'a Node,
-    defaults: Option<&Node>,
-    templates: &BTreeMap<String, (Key, Node)>,
-    dec: &Decoder,
-) -> Option<Cow<'a, Node>> {
-    let mut chain: Vec<&Node> = vec![vm];
-    let mut seen: Vec<String> = Vec::new();
-    // A guest without its own `template` uses the one `vm-defaults` names, if any.
-    let mut next = vm
-        .get("template")
-        .or_else(|| defaults.and_then(|d| d.get("template")));
-    while let Some(t) = next {
-        let Some(name) = t.as_str() else {
-            return Some(Cow::Borrowed(vm)); // the decoder reports the type error
+/// Most work (template steps walked plus YAML nodes copied while merging) spent resolving the
+/// guests' templates of one spec. Each template's chain is resolved once and shared by every
+/// guest that uses it, so a legitimate spec needs a small fraction of this; a deep chain with a
+/// growing template at each level is refused instead of taking minutes.
+pub const MAX_TEMPLATE_WORK: usize = 4_000_000;
+
+/// Resolves guests' templates: each template (merged over `vm-defaults` and its ancestors)
+/// is computed once, and the total work is bounded by [`MAX_TEMPLATE_WORK`].
+struct Templates<'a> {
+    defaults: Option<&'a Node>,
+    templates: &'a BTreeMap<String, (Key, Node)>,
+    /// `None`: the chain is broken (its error is reported once).
+    memo: std::collections::HashMap<String, Option<Node>>,
+    work: usize,
+    over_budget: bool,
+}
+
+fn weight(n: &Node) -> usize {
+    match &n.kind {
+        NodeKind::Seq(items) => 1 + items.iter().map(weight).sum::<usize>(),
+        NodeKind::Map(entries) => 1 + entries.iter().map(|(_, v)| weight(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+impl<'a> Templates<'a> {
+    fn new(defaults: Option<&'a Node>, templates: &'a BTreeMap<String, (Key, Node)>) -> Self {
+        Templates {
+            defaults,
+            templates,
+            memo: std::collections::HashMap::new(),
+            work: 0,
+            over_budget: false,
+        }
+    }
+
+    fn spend(&mut self, n: usize, at: Span, dec: &Decoder) -> bool {
+        self.work = self.work.saturating_add(n);
+        if self.work > MAX_TEMPLATE_WORK {
+            if !self.over_budget {
+                self.over_budget = true;
+                dec.push(
+                    Diagnostic::error(format!(
+                        "resolving the guests' templates takes more than {MAX_TEMPLATE_WORK} steps"
+                    ))
+                    .code("limit")
+                    .at(at)
+                    .hint("shorten the template chains: a few levels are enough"),
+                );
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Template `name` merged over `vm-defaults` and its ancestors, from the farthest.
+    fn resolve(&mut self, name: &str, at: Span, dec: &Decoder) -> Option<Node> {
+        if let Some(r) = self.memo.get(name) {
+            return r.clone();
+        }
+        // Walk up to a template already resolved, the end of the chain, or a cycle.
+        let mut walk: Vec<String> = Vec::new();
+        let mut on_walk: BTreeSet<String> = BTreeSet::new();
+        let mut cur = name.to_string();
+        let mut cur_span = at;
+        let base: Option<Node> = loop {
+            if self.over_budget || !self.spend(1, cur_span, dec) {
+                for w in &walk {
+                    self.memo.insert(w.clone(), None);
+                }
+                return None;
+            }
+            if let Some(r) = self.memo.get(&cur) {
+                match r {
+                    Some(n) => break Some(n.clone()),
+                    None => {
+                        for w in &walk {
+                            self.memo.insert(w.clone(), None);
+                        }
+                        return None;
+                    }
+                }
+            }
+            if !on_walk.insert(cur.clone()) {
+                let from = walk.iter().position(|w| *w == cur).unwrap_or(0);
+                let mut shown: Vec<&str> = walk[from..].iter().map(String::as_str).collect();
+                shown.push(&cur);
+                dec.push(
+                    Diagnostic::error(format!("templates form a cycle: {}", shown.join(" → ")))
+                        .code("cycle")
+                        .at(cur_span),
+                );
+                for w in &walk {
+                    self.memo.insert(w.clone(), None);
+                }
+                return None;
+            }
+            let Some((_, tnode)) = self.templates.get(&cur) else {
+                dec.push(
+                    Diagnostic::error(format!("unknown template `{cur}`"))
+                        .code("dangling")
+                        .at(cur_span)
+                        .hint(
+                            did_you_mean(&cur, self.templates.keys().map(String::as_str))
+                                .unwrap_or_else(|| "define it under `vm-templates`".to_string()),
+                        ),
+                );
+                for w in &walk {
+                    self.memo.insert(w.clone(), None);
+                }
+                return None;
+            };
+            walk.push(cur.clone());
+            match tnode.get("template") {
+                Some(t) => match t.as_str() {
+                    Some(n) => {
+                        cur = n.to_string();
+                        cur_span = t.span;
+                    }
+                    // The decoder reports the type error.
+                    None => break self.defaults.cloned(),
+                },
+                None => break self.defaults.cloned(),
+            }
         };
-        if seen.iter().any(|s| s == name) {
-            seen.push(name.to_string());
-            dec.push(
-                Diagnostic::error(format!("templates form a cycle: {}", seen.join(" → ")))
-                    .code("cycle")
-                    .at(t.span),
-            );
+        // Merge back down, from the farthest ancestor, remembering each template.
+        let mut acc = base;
+        for w in walk.iter().rev() {
+            let tnode = &self.templates[w].1;
+            let merged = match acc {
+                Some(mut a) => {
+                    a.merge(tnode);
+                    a
+                }
+                None => tnode.clone(),
+            };
+            if !self.spend(weight(&merged), at, dec) {
+                for w in &walk {
+                    self.memo.insert(w.clone(), None);
+                }
+                return None;
+            }
+            self.memo.insert(w.clone(), Some(merged.clone()));
+            acc = Some(merged);
+        }
+        acc
+    }
+
+    /// A guest merged over its template chain and `vm-defaults`.
+    fn vm<'n>(&mut self, vm: &'n Node, dec: &Decoder) -> Option<Cow<'n, Node>> {
+        // A guest without its own `template` uses the one `vm-defaults` names, if any.
+        let next = vm
+            .get("template")
+            .or_else(|| self.defaults.and_then(|d| d.get("template")));
+        let base = match next {
+            Some(t) => match t.as_str() {
+                Some(name) => Some(self.resolve(name, t.span, dec)?),
+                None => return Some(Cow::Borrowed(vm)), // the decoder reports the type error
+            },
+            None => self.defaults.cloned(),
+        };
+        let Some(mut acc) = base else {
+            return Some(Cow::Borrowed(vm));
+        };
+        if !self.spend(weight(vm), vm.span, dec) {
             return None;
         }
-        seen.push(name.to_string());
-        let Some((_, tnode)) = templates.get(name) else {
-            dec.push(
-                Diagnostic::error(format!("unknown template `{name}`"))
-                    .code("dangling")
-                    .at(t.span)
-                    .hint(
-                        did_you_mean(name, templates.keys().map(String::as_str))
-                            .unwrap_or_else(|| "define it under `vm-templates`".to_string()),
-                    ),
-            );
-            return None;
-        };
-        chain.push(tnode);
-        next = tnode.get("template");
+        acc.merge(vm);
+        Some(Cow::Owned(acc))
     }
-    if defaults.is_none() && chain.len() == 1 {
-        return Some(Cow::Borrowed(vm));
-    }
-    let mut layers = defaults.into_iter().chain(chain.into_iter().rev());
-    let mut acc = layers.next()?.clone();
-    for n in layers {
-        acc.merge(n);
-    }
-    Some(Cow::Owned(acc))
 }
 
 fn volume_groups(

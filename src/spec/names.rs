@@ -51,6 +51,8 @@ pub fn lv(name: &str) -> Result<(), String> {
 }
 
 /// Linux network interface names (dev_valid_name): 1–15 bytes, no `/`, `:` or whitespace.
+/// hostform also refuses the characters that change meaning where the name lands: networkd
+/// match globs (`*?[]`, so `e*` would match every interface) and xl vif keys (`,=` and quotes).
 pub fn interface(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err(format!("`{name}` is not a valid interface name"));
@@ -66,10 +68,58 @@ pub fn interface(name: &str) -> Result<(), String> {
         .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || c.is_control())
     {
         return Err(format!(
-            "interface name `{name}` contains {c:?}, which Linux forbids"
+            "interface name `{}` contains {c:?}, which Linux forbids",
+            crate::diag::visible(name)
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| {
+        matches!(
+            c,
+            '*' | '?' | '[' | ']' | ',' | '=' | '\'' | '"' | '\\' | '!' | '$'
+        )
+    }) {
+        return Err(format!(
+            "interface name `{name}` contains `{c}`, which is a pattern or separator in networkd and xl configs\nhint: use letters, digits, `-`, `_` and `.`"
         ));
     }
     Ok(())
+}
+
+/// Disk target names a guest sees, per hypervisor. xl: `xvdX`, `hdX`, `sdX` with up to three
+/// letters and, for PV guests, a partition number 1–15 (`xvda1`), as xen-vbd-interface(7)
+/// reads them; libvirt: `vdX`, `sdX`, `hdX` (whole disks only).
+pub fn disk_target(name: &str, xen: bool) -> Result<(), String> {
+    let prefixes: &[&str] = if xen {
+        &["xvd", "hd", "sd"]
+    } else {
+        &["vd", "sd", "hd"]
+    };
+    let ok = prefixes.iter().any(|p| {
+        name.strip_prefix(p).is_some_and(|rest| {
+            let letters = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+            let digits = &rest[letters.len()..];
+            (1..=3).contains(&letters.len())
+                && letters.chars().all(|c| c.is_ascii_lowercase())
+                && (digits.is_empty()
+                    || (xen
+                        && !digits.starts_with('0')
+                        && digits.parse::<u32>().is_ok_and(|n| (1..=15).contains(&n))))
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        let forms = if xen {
+            "xvda, hda or sda (xvdX, hdX, sdX)"
+        } else {
+            "vda, sda or hda (vdX, sdX, hdX)"
+        };
+        Err(format!(
+            "`{}` is not a valid {} disk target\nhint: use a name such as {forms}",
+            crate::diag::visible(name),
+            if xen { "xl" } else { "libvirt" }
+        ))
+    }
 }
 
 /// Guest names: what both xl and libvirt accept, and safe as a file name.
@@ -107,10 +157,26 @@ pub fn array(name: &str) -> Result<(), String> {
     simple(name, "array", 32)
 }
 
+/// The device path of the spec's array `name`: `/dev/mdN` for a numbered array, `/dev/md/NAME`
+/// for a named one (mdadm creates the named node there, with /dev/mdNNN behind it). The one
+/// place this choice is made; every argv naming an array uses it.
+pub fn array_path(name: &str) -> String {
+    let numbered = name
+        .strip_prefix("md")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    if numbered {
+        format!("/dev/{name}")
+    } else {
+        format!("/dev/md/{name}")
+    }
+}
+
 /// Labels chosen by the operator (disks, partitions, templates): 1–`max` characters of
 /// a-z A-Z 0-9 - _ . (no `/`, which separates `DISK/PART` in references).
 pub fn simple(name: &str, what: &str, max: usize) -> Result<(), String> {
     if name.is_empty()
+        || name == "."
+        || name == ".."
         || name.len() > max
         || !name
             .chars()
@@ -172,6 +238,19 @@ mod tests {
         );
         assert!(interface("eth0:1").is_err());
         assert!(interface("a/b").is_err());
+        assert!(interface("e*").is_err());
+        assert!(interface("br0,script=x").is_err());
+        assert!(interface("br'0").is_err());
+        assert!(interface("..").is_err());
+        assert!(disk_target("xvda", true).is_ok());
+        assert!(disk_target("xvdaa", true).is_ok());
+        assert!(disk_target("vda", true).is_err());
+        assert!(disk_target("vda", false).is_ok());
+        assert!(disk_target("xvda\",w\ndisk=x", true).is_err());
+        assert!(disk_target("xvd", true).is_err());
+        assert!(disk_target("xvda1", true).is_ok());
+        assert!(disk_target("vda1", false).is_err());
+        assert!(disk_target("xvda0", true).is_err());
     }
 
     #[test]
@@ -181,6 +260,11 @@ mod tests {
         assert!(array("md0").is_ok());
         assert!(array("md128").is_err());
         assert!(array("boot").is_ok());
+        assert!(array("..").is_err());
+        assert!(array(".").is_err());
+        assert_eq!(array_path("md0"), "/dev/md0");
+        assert_eq!(array_path("boot"), "/dev/md/boot");
+        assert_eq!(array_path("md"), "/dev/md/md");
         assert!(host("dom0").is_ok());
         assert!(host("dom0.example.org").is_ok());
         assert!(host("dom_0").is_err());

@@ -200,6 +200,68 @@ impl Reader {
     }
 
     /// Whether the spec lives in a git repository with at least one commit.
+    /// Read an included file `rel` (already joined lexically by [`Reader::join`]). In the work
+    /// tree its path is canonicalized (symlinks resolved, as for images) and must stay inside
+    /// the repository; the file is then opened without following a symlink, and must be a
+    /// regular file. At a revision, a symlink blob is refused. A refused file is never read,
+    /// so its content cannot reach a diagnostic.
+    pub fn read_include(&self, rel: &str) -> Result<Text, String> {
+        match &self.git {
+            Some(g) if g.from_tree => {
+                let commit = g
+                    .repo
+                    .find_commit(g.commit)
+                    .map_err(|e| e.message().to_string())?;
+                let tree = commit.tree().map_err(|e| e.message().to_string())?;
+                if let Ok(entry) = tree.get_path(Path::new(rel))
+                    && entry.filemode() == 0o120000
+                {
+                    return Err(format!(
+                        "{rel} is a symbolic link at that revision\nhint: include regular files of the repository"
+                    ));
+                }
+                self.read(rel)
+            }
+            _ => {
+                let root = self
+                    .root
+                    .canonicalize()
+                    .unwrap_or_else(|_| self.root.clone());
+                let path = self.work_path(rel);
+                let real = path.canonicalize().map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => format!("{rel}: no such file"),
+                    _ => format!("{rel}: {e}"),
+                })?;
+                if !real.starts_with(&root) || real == root {
+                    return Err(format!(
+                        "{rel} leads outside the repository (through a symbolic link)\nhint: include regular files of the repository"
+                    ));
+                }
+                let bytes = read_file_with(&real, rel, true)?;
+                let text = decode_text(&bytes, rel)?;
+                let mut t = self.read_text_suffix(rel, &bytes);
+                t.text = text;
+                Ok(t)
+            }
+        }
+    }
+
+    fn read_text_suffix(&self, rel: &str, bytes: &[u8]) -> Text {
+        let suffix = match &self.git {
+            None => String::new(),
+            Some(g) => {
+                let short = short_id(&g.repo, g.commit);
+                let modified = self.blob(g, rel).ok().flatten().as_deref() != Some(bytes);
+                format!(" @ {short}{}", if modified { " (modified)" } else { "" })
+            }
+        };
+        Text {
+            rel: rel.to_string(),
+            text: String::new(),
+            suffix,
+        }
+    }
+
     pub fn in_git(&self) -> bool {
         self.git.is_some()
     }
@@ -239,13 +301,39 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
 }
 
 fn read_file(path: &Path, shown: &str) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{shown}: no such file"),
-        std::io::ErrorKind::PermissionDenied => format!("{shown}: permission denied"),
-        _ => format!("{shown}: {e}"),
-    })?;
+    read_file_with(path, shown, false)
+}
+
+/// Read a spec file: opened non-blocking (a FIFO must not hang `validate`) and, for includes,
+/// without following a symlink; only a regular file is read, checked on the opened file.
+fn read_file_with(path: &Path, shown: &str, nofollow: bool) -> Result<Vec<u8>, String> {
+    use nix::fcntl::OFlag;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = OFlag::O_NONBLOCK;
+    if nofollow {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{shown}: no such file"),
+            std::io::ErrorKind::PermissionDenied => format!("{shown}: permission denied"),
+            _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                format!("{shown} is a symbolic link, not a regular file")
+            }
+            _ => format!("{shown}: {e}"),
+        })?;
+    let meta = file.metadata().map_err(|e| format!("{shown}: {e}"))?;
     if meta.is_dir() {
         return Err(format!("{shown} is a directory, not a spec file"));
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "{shown} is not a regular file (a FIFO, socket or device)\nhint: a spec and its includes are regular files"
+        ));
     }
     if meta.len() > MAX_SPEC_BYTES as u64 {
         return Err(format!(
@@ -253,10 +341,9 @@ fn read_file(path: &Path, shown: &str) -> Result<Vec<u8>, String> {
             meta.len()
         ));
     }
-    use std::io::Read;
     let mut buf = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_SPEC_BYTES as u64 + 1).read_to_end(&mut buf))
+    file.take(MAX_SPEC_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
         .map_err(|e| format!("{shown}: {e}"))?;
     if buf.len() > MAX_SPEC_BYTES {
         return Err(format!("{shown} is larger than {MAX_SPEC_BYTES} bytes"));

@@ -240,9 +240,142 @@ pub fn validate(spec: &Spec, broken: &Broken) -> Vec<Diagnostic> {
     whole_disks(&mut c, &consumers);
     bridges(&mut c);
     vms(&mut c);
+    settings(&mut c);
     shutdown(&mut c);
     protection_conflicts(&mut c);
     c.out
+}
+
+/// The smallest device each filesystem's tool formats: mkfs.xfs (xfsprogs 5.19 and later)
+/// refuses filesystems under 300 MiB; mkfs.ext4 cannot lay out a superblock in 32 KiB and
+/// formats 64 KiB (measured on this project's build machine, e2fsprogs); mkswap needs 40 KiB
+/// ("swap area needs to be at least 40 KiB", util-linux).
+pub fn fs_minimum(fs: Filesystem) -> Option<(&'static str, u64, &'static str)> {
+    match fs {
+        Filesystem::Xfs => Some(("mkfs.xfs", 300 * MIB, "300MiB")),
+        Filesystem::Ext4 => Some(("mkfs.ext4", 64 * 1024, "64KiB")),
+        Filesystem::Swap => Some(("mkswap", 40 * 1024, "40KiB")),
+        Filesystem::None => None,
+    }
+}
+
+fn fs_name(fs: Filesystem) -> &'static str {
+    match fs {
+        Filesystem::Xfs => "xfs",
+        Filesystem::Ext4 => "ext4",
+        Filesystem::Swap => "swap",
+        Filesystem::None => "none",
+    }
+}
+
+/// The URIs `libvirt.uri` may name: local daemons only. Remote transports (`ssh`, `tls`,
+/// `tcp`, `libssh`) act on another host than the one this spec describes, and `ext` runs an
+/// arbitrary program.
+pub const LOCAL_LIBVIRT_URIS: [&str; 3] = ["qemu:///system", "qemu:///session", "xen:///system"];
+
+/// Directories other software reads as its own configuration: `xen.config-dir` may not be one
+/// of them (nor inside the network or systemd ones), or the xl configs written there would be
+/// read as that software's configuration.
+const FOREIGN_DIRS: [&str; 16] = [
+    "/",
+    "/etc",
+    "/etc/default",
+    "/etc/network",
+    "/etc/systemd",
+    "/etc/libvirt",
+    "/etc/NetworkManager",
+    "/etc/netplan",
+    "/etc/modprobe.d",
+    "/etc/sysctl.d",
+    "/etc/udev",
+    "/etc/cron.d",
+    "/etc/sudoers.d",
+    "/etc/profile.d",
+    "/etc/apt",
+    "/etc/lvm",
+];
+
+/// `xen.config-dir`: absolute, normalized, and not another tool's directory.
+pub fn config_dir(dir: &str) -> Result<(), String> {
+    let shown = crate::diag::visible(dir);
+    if !dir.starts_with('/') {
+        return Err(format!(
+            "`{shown}` is not an absolute path\nhint: xl configs are written there by apply; give an absolute directory such as /etc/xen/guests"
+        ));
+    }
+    let trimmed = dir.trim_end_matches('/');
+    if trimmed
+        .split('/')
+        .skip(1)
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(format!(
+            "`{shown}` is not a normalized path\nhint: write it without `.`, `..` or `//`, e.g. /etc/xen/guests"
+        ));
+    }
+    let norm = if trimmed.is_empty() { "/" } else { trimmed };
+    let foreign = FOREIGN_DIRS.iter().find(|f| {
+        **f == norm
+            || (matches!(
+                **f,
+                "/etc/network"
+                    | "/etc/systemd"
+                    | "/etc/libvirt"
+                    | "/etc/NetworkManager"
+                    | "/etc/netplan"
+                    | "/etc/udev"
+                    | "/etc/lvm"
+                    | "/etc/apt"
+            ) && norm.starts_with(&format!("{f}/")))
+    });
+    let foreign = foreign.copied().or_else(|| {
+        ["/etc/network", "/etc/systemd"]
+            .into_iter()
+            .find(|f| norm.starts_with(f))
+    });
+    if let Some(f) = foreign {
+        return Err(format!(
+            "`{shown}` is {}, which other software reads\nhint: use /etc/xen or a directory of its own, e.g. /etc/xen/guests",
+            if f == norm {
+                "a directory".to_string()
+            } else {
+                format!("inside {f}")
+            }
+        ));
+    }
+    for p in ["/proc", "/sys", "/dev", "/run", "/boot"] {
+        if norm == p || norm.starts_with(&format!("{p}/")) {
+            return Err(format!(
+                "`{shown}` is under {p}, not a place for configuration\nhint: use /etc/xen or a directory of its own, e.g. /etc/xen/guests"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn settings(c: &mut Ctx) {
+    if let Some(u) = &c.spec.libvirt.uri
+        && !LOCAL_LIBVIRT_URIS.contains(&u.value.as_str())
+    {
+        c.error(
+            "uri",
+            u.span,
+            format!(
+                "`{}` is not a local libvirt URI",
+                crate::diag::visible(&u.value)
+            ),
+        )
+        .hint = Some(format!(
+            "hostform manages this host only: use one of {}",
+            LOCAL_LIBVIRT_URIS.join(", ")
+        ));
+    }
+    if let Some(d) = &c.spec.xen.config_dir
+        && let Err(m) = config_dir(&d.value)
+    {
+        let (m, h) = split_rule(m);
+        c.error("path", d.span, format!("xen.config-dir {m}")).hint = h;
+    }
 }
 
 /// `prevent-destroy` and `state: absent` on one resource contradict each other.
@@ -588,8 +721,24 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                 Some((LvSize::Bytes(b), span)) if b.0 == 0 => {
                     c.error("size", span, "a logical volume cannot be empty");
                 }
-                Some((LvSize::Bytes(b), _)) => {
-                    fixed = fixed.saturating_add(b.0.div_ceil(extent) * extent)
+                Some((LvSize::Bytes(b), span)) => {
+                    let rounded = b.0.div_ceil(extent) * extent;
+                    if let Some((tool, min, shown)) = fs_minimum(lv.fs)
+                        && rounded < min
+                    {
+                        c.error(
+                            "size",
+                            span,
+                            format!(
+                                "`{vgname}/{lvname}` is {b} with `fs: {}`, below {tool}'s minimum of {shown}",
+                                fs_name(lv.fs)
+                            ),
+                        )
+                        .hint = Some(format!(
+                            "{tool} refuses it at apply; give at least {shown}"
+                        ));
+                    }
+                    fixed = fixed.saturating_add(rounded)
                 }
                 Some((LvSize::PercentVg(p), _)) => pct_vg += u32::from(p),
                 Some((LvSize::PercentFree(_), span)) => free_users.push(span),
@@ -816,6 +965,10 @@ fn vms(c: &mut Ctx) {
         }
         let mut targets: BTreeMap<&str, Span> = BTreeMap::new();
         for d in &vm.disks {
+            c.rule(
+                names::disk_target(&d.target, hv.value == Hypervisor::Xen),
+                d.target.span,
+            );
             if let Some(prev) = targets.insert(d.target.value.as_str(), d.target.span) {
                 c.error(
                     "duplicate",
@@ -902,6 +1055,7 @@ fn vms(c: &mut Ctx) {
             }
         }
         for n in &vm.nics {
+            c.rule(names::interface(&n.bridge), n.bridge.span);
             if !c.spec.bridges.contains_key(n.bridge.value.as_str())
                 && !c.broken.bridges.contains(&n.bridge.value)
             {

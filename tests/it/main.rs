@@ -10,5 +10,6 @@ mod safety;
 mod schema;
 mod shutdown;
 mod spec_fuzz;
+mod strings;
 mod validate;
 mod workflow;

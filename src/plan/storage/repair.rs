@@ -69,7 +69,7 @@ pub(super) fn degraded(
             vec![
                 s("mdadm"),
                 s("--manage"),
-                format!("/dev/{name}"),
+                crate::spec::names::array_path(name),
                 s("--remove"),
                 dev,
             ],
@@ -159,7 +159,7 @@ pub(super) fn degraded(
             vec![
                 s("mdadm"),
                 s("--manage"),
-                format!("/dev/{name}"),
+                crate::spec::names::array_path(name),
                 s("--add"),
                 path.clone(),
             ],

@@ -349,7 +349,11 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         format!("08:array:{name}:stop"),
         &res,
         format!("stop {name}"),
-        vec![s("mdadm"), s("--stop"), format!("/dev/{name}")],
+        vec![
+            s("mdadm"),
+            s("--stop"),
+            crate::spec::names::array_path(name),
+        ],
         false,
         after,
     );
