@@ -285,8 +285,8 @@ fn guest_taps_are_summarised_not_listed_as_unmanaged() {
     );
 }
 
-/// The full scenario's stack, its LVs' filesystems all changed to xfs in the spec.
-const XFS: &str = "host: lab
+/// The full scenario's stack, its LVs' filesystems swapped in the spec (ext4 to swap, swap to ext4).
+const SWAPPED_FS: &str = "host: lab
 disks:
   a:
     serial: HF-DISK-A
@@ -300,32 +300,32 @@ volume-groups:
   vg0:
     pvs: [md0]
     lvs:
-      dom0_root: { size: 512MiB, fs: xfs }
-      dom0_swap: { size: 128MiB, fs: xfs }
+      dom0_root: { size: 512MiB, fs: swap }
+      dom0_swap: { size: 128MiB, fs: ext4 }
       guest1_iso: { size: 64MiB, readonly: true }
-      guest1_root: { size: 384MiB, fs: xfs }
-      guest1_swap: { size: 64MiB, fs: xfs }
-      guest1_var: { size: 128MiB, fs: xfs }
+      guest1_root: { size: 384MiB, fs: swap }
+      guest1_swap: { size: 64MiB, fs: ext4 }
+      guest1_var: { size: 128MiB, fs: swap }
 ";
 
 #[test]
 fn identical_refusals_are_one_line_naming_every_object() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lab.yaml"), XFS).unwrap();
+    std::fs::write(dir.path().join("lab.yaml"), SWAPPED_FS).unwrap();
     let snap = snapshot(dir.path(), "full");
     let snap = snap.to_str().unwrap();
     let o = hostform(dir.path(), &["plan", "lab.yaml", "--against", snap]);
-    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(
         out.contains(
-            "refused lv vg0/dom0_root, lv vg0/guest1_root, lv vg0/guest1_var: holds ext4, the spec says xfs\n        hint: "
+            "refused lv vg0/dom0_root, lv vg0/guest1_root, lv vg0/guest1_var: holds ext4, the spec says swap\n        hint: "
         ),
         "{out}"
     );
     assert!(
         out.contains(
-            "refused lv vg0/dom0_swap, lv vg0/guest1_swap: holds swap, the spec says xfs\n"
+            "refused lv vg0/dom0_swap, lv vg0/guest1_swap: holds swap, the spec says ext4\n"
         ),
         "{out}"
     );

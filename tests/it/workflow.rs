@@ -971,7 +971,7 @@ fn a_plan_made_with_allow_destroy_is_applied_with_it() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // Made without it: it cannot gain it at apply.
     let o = hf(dir, &["apply", "t.plan", "--allow-destroy"]);
-    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
     let o = hf(
         dir,
         &["plan", "t.yaml", "--allow-destroy", "--out", "d.plan"],
