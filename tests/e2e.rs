@@ -441,7 +441,7 @@ before=$(head -c 80M $D | sha256sum)
 $HOSTFORM apply tests/specs/e2e/whole-mirror.yaml --auto-approve; echo apply-exit=$?
 after=$(head -c 80M $D | sha256sum)
 [ \"$before\" = \"$after\" ] && echo disk-unchanged
-test -e /dev/md0 && echo md0-exists"
+if test -e /dev/md0; then echo md0-exists; fi"
         .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
     let o = hostform(
         &root(),
