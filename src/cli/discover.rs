@@ -58,14 +58,15 @@ fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
             };
             println!(
                 "# The host `{}` as `hostform discover` found it.",
-                found.spec.host
+                crate::diag::visible(&found.spec.host)
             );
             println!("# Review it, name things as you like (keep ids and serials), add what the");
             println!(
                 "# spec should protect (prevent-destroy), then commit it as this host's spec."
             );
+            // A note quotes host strings (device names, labels): escaped, on one comment line.
             for n in &found.facts.notes {
-                println!("# note: {n}");
+                println!("# note: {}", crate::diag::visible(n));
             }
             print!("{yaml}");
         }

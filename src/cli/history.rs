@@ -61,6 +61,9 @@ pub fn run(args: Args) -> i32 {
 }
 
 fn line(r: &journal::Record, verbose: bool) -> String {
+    // The journal holds strings from specs, hosts and tools' stderr: each is shown with control
+    // characters escaped, so that a crafted name cannot rewrite the operator's terminal.
+    let v = |s: &str| crate::diag::visible(s).into_owned();
     let count = |what: &str| r.operations.iter().filter(|o| o.result == what).count();
     let ops = if r.operations.is_empty() {
         String::new()
@@ -76,23 +79,25 @@ fn line(r: &journal::Record, verbose: bool) -> String {
     };
     let mut out = format!(
         "{}  {:<10}  {}{}{}\n",
-        r.started,
+        v(&r.started),
         r.outcome.as_str(),
-        r.spec.as_deref().unwrap_or("(spec not read)"),
+        v(r.spec.as_deref().unwrap_or("(spec not read)")),
         r.plan_file
             .as_ref()
-            .map(|p| format!("  (plan {p})"))
+            .map(|p| format!("  (plan {})", v(p)))
             .unwrap_or_default(),
         ops
     );
     if verbose {
         let who = [
-            r.user.as_deref().map(|u| format!("by {u}")),
-            r.sudo_user.as_deref().map(|u| format!("via sudo from {u}")),
+            r.user.as_deref().map(|u| format!("by {}", v(u))),
+            r.sudo_user
+                .as_deref()
+                .map(|u| format!("via sudo from {}", v(u))),
             r.ssh_client
                 .as_deref()
                 .and_then(|c| c.split_whitespace().next())
-                .map(|ip| format!("over ssh from {ip}")),
+                .map(|ip| format!("over ssh from {}", v(ip))),
         ];
         let who: Vec<String> = who.into_iter().flatten().collect();
         if !who.is_empty() {
@@ -100,17 +105,22 @@ fn line(r: &journal::Record, verbose: bool) -> String {
         }
     }
     if let Some(m) = &r.message {
-        out.push_str(&format!("    {}\n", m.lines().next().unwrap_or_default()));
+        out.push_str(&format!(
+            "    {}\n",
+            v(m.lines().next().unwrap_or_default())
+        ));
     }
     if verbose {
         for o in &r.operations {
             let when = match (&o.started, &o.finished) {
-                (Some(a), Some(b)) => format!("  ({a} .. {b})"),
+                (Some(a), Some(b)) => format!("  ({} .. {})", v(a), v(b)),
                 _ => String::new(),
             };
-            out.push_str(&format!("    [{}] {}{when}\n", o.result, o.summary));
+            out.push_str(&format!("    [{}] {}{when}\n", v(&o.result), v(&o.summary)));
             if let Some(e) = &o.error {
-                out.push_str(&format!("        {e}\n"));
+                for l in e.lines() {
+                    out.push_str(&format!("        {}\n", v(l)));
+                }
             }
         }
     }

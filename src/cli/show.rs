@@ -65,21 +65,29 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
 
 /// The human view: where the plan came from, the plan, and whether it is empty.
 pub fn render(s: &saved::SavedPlan, color: bool) -> String {
+    // The file's strings are shown with control characters escaped: a saved plan travels
+    // (CI artifacts), and its text must not move a reviewer's cursor or hide lines.
+    let v = crate::diag::visible;
     let mut out = String::new();
     out.push_str(&format!(
         "Saved plan of {} against {}\n",
-        s.spec.label, s.state.against
+        v(&s.spec.label),
+        v(&s.state.against)
     ));
     if let Some(c) = &s.spec.commit {
-        out.push_str(&format!("  commit:      {c}\n"));
+        out.push_str(&format!("  commit:      {}\n", v(c)));
     }
     if let Some(r) = &s.spec.rev {
-        out.push_str(&format!("  revision:    {r}\n"));
+        out.push_str(&format!("  revision:    {}\n", v(r)));
     }
-    out.push_str(&format!("  spec file:   {}\n", s.spec.path.display()));
+    out.push_str(&format!(
+        "  spec file:   {}\n",
+        v(&s.spec.path.display().to_string())
+    ));
     out.push_str(&format!(
         "  made:        {} by hostform {}\n",
-        s.created, s.hostform_version
+        v(&s.created),
+        v(&s.hostform_version)
     ));
     out.push_str(&format!(
         "  host state:  {}\n",

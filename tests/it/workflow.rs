@@ -980,3 +980,68 @@ fn a_plan_made_with_allow_destroy_is_applied_with_it() {
     let o = hf(dir, &["apply", "d.plan", "--allow-destroy"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
+
+/// A journal line holding control characters (a hand-edited journal, or a tool's stderr with
+/// escape sequences) is shown escaped by `history`: it cannot recolour or rewrite the terminal.
+#[test]
+fn history_escapes_control_characters_from_the_journal() {
+    let (d, _) = setup();
+    let dir = d.path();
+    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let path = dir.join("state/journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last_mut().unwrap();
+    last["spec"] = serde_json::json!("t.yaml\u{1b}[2K\rall good");
+    last["message"] = serde_json::json!("\u{1b}]0;owned\u{7}done");
+    let out: String = lines
+        .iter()
+        .map(|l| format!("{}\n", serde_json::to_string(l).unwrap()))
+        .collect();
+    std::fs::write(&path, out).unwrap();
+    let h = hf(dir, &["history", "--verbose"]);
+    assert_eq!(code(&h), 0, "{}", stderr(&h));
+    let s = stdout(&h);
+    assert!(
+        !s.contains('\u{1b}') && !s.contains('\r') && !s.contains('\u{7}'),
+        "{s:?}"
+    );
+    assert!(s.contains("t.yaml\\u{1b}[2K\\rall good"), "{s}");
+    assert!(s.contains("\\u{1b}]0;owned\\u{7}done"), "{s}");
+}
+
+/// A resealed saved plan whose strings hold escape sequences is shown escaped by `show`: the
+/// reviewer of a plan artifact sees every byte, and nothing can hide a line.
+#[test]
+fn show_escapes_control_characters_of_a_saved_plan() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    let o = hf(
+        dir,
+        &[
+            "plan",
+            "lab.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--out",
+            "p.plan",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("p.plan")).unwrap();
+    let edited = reseal(&text, |b| {
+        b["spec"]["label"] = serde_json::json!("lab.yaml\u{1b}[1A\u{1b}[2Kclean");
+        b["plan"]["ops"][0]["summary"] = serde_json::json!("write\rnothing");
+    });
+    std::fs::write(dir.join("e.plan"), edited).unwrap();
+    let o = hf(dir, &["show", "e.plan"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(!s.contains('\u{1b}') && !s.contains('\r'), "{s:?}");
+    assert!(s.contains("lab.yaml\\u{1b}[1A\\u{1b}[2Kclean"), "{s}");
+    assert!(s.contains("write\\rnothing"), "{s}");
+}
