@@ -208,9 +208,13 @@ fn run_locked(
     let progress = Progress::new(tty);
     progress.begin(plan.ops.len());
     crate::interrupt::set_applying(true);
-    let outcome = execute(&plan, &runner, parallelism(args), &mut |e| {
-        progress.event(e)
-    });
+    let base = rec.clone();
+    let outcome = execute(
+        &plan,
+        &runner,
+        parallelism(args),
+        &mut journaled(&args.dirs.state_dir, &base, &progress),
+    );
     rec.results(&plan, Some(&outcome));
     rec.outcome = Journaled::Failed;
     if let Some(signo) = crate::interrupt::requested() {
@@ -228,7 +232,7 @@ fn run_locked(
     }
     let mut applied = outcome.done.len();
     if !plan.deferred.is_empty() {
-        match follow_up(&plan, &loaded, &opts, &runner, args, &progress) {
+        match follow_up(&plan, &loaded, &opts, &runner, args, &progress, &base) {
             Ok(n) => applied += n,
             Err(code) => {
                 progress.finish();
@@ -340,6 +344,37 @@ fn failed(outcome: &Outcome) -> i32 {
     EXIT_FAIL
 }
 
+/// Show each event, and journal each operation as it starts and as it ends: an apply killed
+/// midway leaves in the journal what it ran (see `journal::read`). A journal that cannot be
+/// written is said once; the operations already under way go on.
+fn journaled<'a>(
+    state_dir: &'a std::path::Path,
+    base: &'a Record,
+    progress: &'a Progress,
+) -> impl FnMut(crate::apply::Event) + Send + 'a {
+    use crate::apply::Event;
+    let mut warned = false;
+    move |e: Event| {
+        let line = match &e {
+            Event::Start { op, .. } => Some(base.operation(op, "running", None)),
+            Event::Done { op, .. } => Some(base.operation(op, "done", None)),
+            Event::Failed { op, error } => Some(base.operation(op, "failed", Some(error.brief()))),
+            Event::Skipped { op, because } => {
+                Some(base.operation(op, "skipped", Some(format!("not run: {because} failed"))))
+            }
+            Event::Note(_) => None,
+        };
+        if let Some(line) = line
+            && let Err(err) = crate::workflow::journal::append(state_dir, &line)
+            && !warned
+        {
+            warned = true;
+            eprintln!("apply: WARNING: {err}; the final record is still attempted");
+        }
+        progress.event(e)
+    }
+}
+
 /// The approved plan deferred resources until an array it assembles is read: read the host
 /// again and run what they need, only if it is safe and only on those resources
 /// (`follow_up_allowed`), for a few rounds. Returns how many operations ran.
@@ -350,6 +385,7 @@ fn follow_up(
     runner: &RealRunner,
     args: &Args,
     progress: &Progress,
+    base: &Record,
 ) -> Result<usize, i32> {
     let mut ran = 0;
     for round in 1..=FOLLOW_UP_ROUNDS {
@@ -376,7 +412,12 @@ fn follow_up(
             crate::plan::render(&next, false).trim_end()
         )));
         progress.begin(next.ops.len());
-        let outcome = execute(&next, runner, parallelism(args), &mut |e| progress.event(e));
+        let outcome = execute(
+            &next,
+            runner,
+            parallelism(args),
+            &mut journaled(&args.dirs.state_dir, base, progress),
+        );
         if !outcome.ok() {
             return Err(failed(&outcome));
         }

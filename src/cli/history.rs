@@ -69,7 +69,7 @@ fn line(r: &journal::Record, verbose: bool) -> String {
         String::new()
     } else {
         let mut s = format!("  {} ops", r.operations.len());
-        for what in ["done", "failed", "skipped", "not-run"] {
+        for what in ["done", "failed", "skipped", "not-run", "running"] {
             let n = count(what);
             if n > 0 {
                 s.push_str(&format!(", {n} {what}"));

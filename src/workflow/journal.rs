@@ -3,6 +3,11 @@
 //! Each line is written with a single `write(2)` on a file opened with `O_APPEND` (under the
 //! apply lock), then synced, so lines never interleave and a crash leaves at most the last
 //! line incomplete; readers skip lines they cannot parse and say how many.
+//!
+//! An apply writes a `started` line when it takes the lock, one `operation` line when each
+//! operation starts and one when it ends (done, failed or skipped), and its final record. So
+//! an apply killed with SIGKILL, or on a machine that lost power, still shows in `history`
+//! exactly which operations ran, which one was running, and how each ended.
 
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -19,6 +24,10 @@ pub enum Outcome {
     Started,
     /// A `started` record with no final record after it: the apply was killed.
     Interrupted,
+    /// One operation of the apply whose `started` line it follows began or ended: its
+    /// `operations` holds that one operation (result `running`, `done`, `failed` or
+    /// `skipped`). Folded into the apply when read.
+    Operation,
     /// Operations ran and the host was verified to match the spec.
     Applied,
     /// The host already matched the spec.
@@ -38,6 +47,7 @@ impl Outcome {
         match self {
             Outcome::Started => "started",
             Outcome::Interrupted => "interrupted",
+            Outcome::Operation => "operation",
             Outcome::Applied => "applied",
             Outcome::NoChanges => "no-changes",
             Outcome::Refused => "refused",
@@ -54,7 +64,8 @@ pub struct OpResult {
     pub id: String,
     pub summary: String,
     pub argv: Vec<String>,
-    /// `done`, `failed`, `skipped` or `not-run`.
+    /// `done`, `failed`, `skipped` or `not-run` (`running` in an `operation` line written as
+    /// it starts, and in an interrupted apply for the operation that never ended).
     pub result: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -156,6 +167,31 @@ impl Record {
             })
             .collect();
     }
+
+    /// The `operation` line for one operation of this apply: it begins (`running`, with its
+    /// start time) or ends (`done`, `failed` or `skipped`, with its end time and error).
+    pub fn operation(&self, op: &crate::plan::Op, result: &str, error: Option<String>) -> Self {
+        let now = super::now();
+        let (started, finished) = if result == "running" {
+            (Some(now), None)
+        } else {
+            (None, Some(now))
+        };
+        Record {
+            outcome: Outcome::Operation,
+            message: None,
+            operations: vec![OpResult {
+                id: op.id.clone(),
+                summary: op.summary.clone(),
+                argv: op.argv.clone(),
+                result: result.into(),
+                error,
+                started,
+                finished,
+            }],
+            ..self.clone()
+        }
+    }
 }
 
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -181,27 +217,48 @@ pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
 }
 
 /// The applies, oldest first (a `started` record followed by its final record is one apply; a
-/// `started` record alone is an `interrupted` one), and how many lines could not be read.
+/// `started` record alone is an `interrupted` one, whose operations are what its `operation`
+/// lines say), and how many lines could not be read.
 pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
     let (raw, bad) = read_raw(state_dir)?;
     let mut out: Vec<Record> = Vec::with_capacity(raw.len());
     let mut it = raw.into_iter().peekable();
+    let same = |a: &Record, b: &Record| a.pid == b.pid && a.started == b.started;
     while let Some(r) = it.next() {
-        if r.outcome != Outcome::Started {
-            out.push(r);
-            continue;
+        match r.outcome {
+            Outcome::Started => {}
+            // An operation line without its apply's `started` line (cut by hand): skipped.
+            Outcome::Operation => continue,
+            _ => {
+                out.push(r);
+                continue;
+            }
+        }
+        // The apply's operation lines, folded: each operation once, where it first appears,
+        // with its latest state and both its times.
+        let mut ops: Vec<OpResult> = Vec::new();
+        while let Some(next) = it.next_if(|n| n.outcome == Outcome::Operation && same(n, &r)) {
+            for o in next.operations {
+                match ops.iter_mut().find(|x| x.id == o.id) {
+                    Some(x) => {
+                        x.result = o.result;
+                        x.error = o.error.or(x.error.take());
+                        x.started = x.started.take().or(o.started);
+                        x.finished = o.finished.or(x.finished.take());
+                    }
+                    None => ops.push(o),
+                }
+            }
         }
         match it.peek() {
-            Some(next)
-                if next.pid == r.pid
-                    && next.started == r.started
-                    && next.outcome != Outcome::Started => {}
+            Some(next) if same(next, &r) && next.outcome != Outcome::Started => {}
             _ => out.push(Record {
                 outcome: Outcome::Interrupted,
                 message: Some(
                     "the apply ended without a final record (killed, or the machine went down)"
                         .into(),
                 ),
+                operations: ops,
                 ..r
             }),
         }
@@ -292,6 +349,70 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_killed_apply_shows_the_operations_its_lines_recorded() {
+        let loaded = crate::spec::load_str(
+            "a.yaml",
+            "host: a\ndisks:\n  a: { serial: HF-DISK-A }\nvolume-groups:\n  vg0:\n    pvs: [a]\n    lvs:\n      x: { size: 8MiB }\n",
+        )
+        .unwrap();
+        let facts = crate::discover::discover(&crate::runner::fixtures::runner("blank"))
+            .unwrap()
+            .facts;
+        let plan = crate::plan::plan_host(&loaded.spec, &facts, &Default::default());
+        let d = tempfile::tempdir().unwrap();
+        let mut started = Record::begin();
+        started.outcome = Outcome::Started;
+        append(d.path(), &started).unwrap();
+        // The first operation ran; the second started, then the process was killed.
+        for (op, result) in [
+            (&plan.ops[0], "running"),
+            (&plan.ops[0], "done"),
+            (&plan.ops[1], "running"),
+        ] {
+            append(d.path(), &started.operation(op, result, None)).unwrap();
+        }
+        // The next apply ran to its end, its operation lines folded into it too.
+        let mut next = Record::begin();
+        next.pid += 1;
+        next.outcome = Outcome::Started;
+        append(d.path(), &next).unwrap();
+        append(d.path(), &next.operation(&plan.ops[0], "running", None)).unwrap();
+        append(
+            d.path(),
+            &next.operation(&plan.ops[0], "failed", Some("exit 5".into())),
+        )
+        .unwrap();
+        let mut end = next.clone();
+        end.outcome = Outcome::Failed;
+        append(d.path(), &end).unwrap();
+        let (recs, bad) = read(d.path()).unwrap();
+        assert_eq!(bad, 0);
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert_eq!(recs[0].outcome, Outcome::Interrupted);
+        let ops: Vec<(&str, &str)> = recs[0]
+            .operations
+            .iter()
+            .map(|o| (o.id.as_str(), o.result.as_str()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                (plan.ops[0].id.as_str(), "done"),
+                (plan.ops[1].id.as_str(), "running")
+            ]
+        );
+        let first = &recs[0].operations[0];
+        assert!(
+            first.started.is_some() && first.finished.is_some(),
+            "{first:?}"
+        );
+        assert!(first.started <= first.finished);
+        assert!(recs[0].operations[1].finished.is_none());
+        assert_eq!(recs[1].outcome, Outcome::Failed);
+        assert_eq!(read_raw(d.path()).unwrap().0.len(), 8);
     }
 
     #[test]
