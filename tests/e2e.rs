@@ -495,6 +495,7 @@ pid=$!
 for i in $(seq 1 600); do grep -q '\[4/11\]' /tmp/first.log && break; sleep 0.1; done
 kill -9 $pid; wait $pid 2>/dev/null
 echo "killed after: $(grep -c ' ok (' /tmp/first.log) ops"
+$H history -n 1 --verbose > /tmp/history.log; sed 's/^/history: /' /tmp/history.log
 $H apply $S/lab.yaml --auto-approve | tail -1
 $H plan $S/lab.yaml --detailed-exitcode > /dev/null; echo converged=$?
 mkdir -p /mnt/root && mount /dev/vg0/dom0_root /mnt/root
@@ -535,6 +536,20 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
     assert!(
         killed_after < 11,
         "the kill came too late to test anything: {out}"
+    );
+    // The journal's operation lines tell what the killed apply ran, and what was running.
+    let history: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("history: "))
+        .collect();
+    assert!(history[0].contains("  interrupted  "), "{out}");
+    let done = history
+        .iter()
+        .filter(|l| l.trim_start().starts_with("[done] "))
+        .count();
+    assert!(
+        done >= killed_after && done <= killed_after + 1,
+        "{killed_after} ops reported done, {done} journaled done: {out}"
     );
     assert!(out.contains("Verified: the host matches the spec"), "{out}");
     assert!(out.contains("converged=0"), "{out}");

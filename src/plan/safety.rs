@@ -45,6 +45,8 @@ pub struct Context<'a> {
     pub readds_to: Option<String>,
     /// Kernel names an allowed destructive operation of this plan erases first.
     pub wiped: &'a BTreeSet<String>,
+    /// An operation of this plan makes the device (see [`made_by`]).
+    pub made: bool,
 }
 
 /// The devices an argv writes: the rule's input, derived once from the command itself so that
@@ -189,10 +191,61 @@ fn dm_name(vg: &str, lv: &str) -> String {
     format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
 }
 
-/// The rule itself.
+/// Whether an operation of the plan makes `path`: `lvcreate -n LV … VG` makes `/dev/VG/LV`,
+/// `mdadm --create PATH` makes PATH, and `sfdisk DISK` makes DISK's partitions
+/// (`DISK-partN`, `DISKN`, `DISKpN`).
+pub fn made_by(path: &str, ops: &[Op]) -> bool {
+    ops.iter().any(|o| {
+        let a = &o.argv;
+        match a.first().map(String::as_str) {
+            Some("lvcreate") => {
+                let Some(rest) = path.strip_prefix("/dev/") else {
+                    return false;
+                };
+                let Some((vg, lv)) = rest.split_once('/') else {
+                    return false;
+                };
+                let named = a.windows(2).any(|w| w[0] == "-n" && w[1] == lv);
+                let in_vg = a
+                    .iter()
+                    .skip(1)
+                    .any(|x| x == vg || x.starts_with(&format!("{vg}/")));
+                named && in_vg
+            }
+            Some("mdadm") => a
+                .iter()
+                .position(|x| x == "--create")
+                .and_then(|i| a.get(i + 1))
+                .is_some_and(|made| made == path),
+            Some("sfdisk") => a
+                .iter()
+                .skip(1)
+                .filter(|x| x.starts_with("/dev/"))
+                .any(|disk| {
+                    path.strip_prefix(disk.as_str()).is_some_and(|n| {
+                        let n = n
+                            .strip_prefix("-part")
+                            .or_else(|| n.strip_prefix('p'))
+                            .unwrap_or(n);
+                        !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())
+                    })
+                }),
+            _ => false,
+        }
+    })
+}
+
+/// The rule itself. `path` is not on the host: it is written only if `made` (an operation of
+/// this plan makes it), since a device discovery did not see has unknown content.
 pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     let Some(b) = resolve(path, facts) else {
-        return Verdict::MadeByPlan;
+        return if ctx.made {
+            Verdict::MadeByPlan
+        } else {
+            Verdict::Refused(format!(
+                "{path} was not found on this host, and no operation of this plan makes it: its content is unknown"
+            ))
+        };
     };
     if let Some(why) = in_use(b, facts) {
         return Verdict::Refused(format!("{path} is in use ({why})"));
@@ -267,8 +320,14 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, Strin
                 .is_some_and(|p| p == "vgcreate" || p == "vgextend"),
             readds_to: readds_to(o),
             wiped: &wiped,
+            made: false,
         };
         for w in &o.writes {
+            let ctx = Context {
+                made: made_by(w, ops),
+                readds_to: ctx.readds_to.clone(),
+                ..ctx
+            };
             out.push((o.id.clone(), w.clone(), check(w, facts, &ctx)));
         }
     }

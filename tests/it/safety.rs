@@ -437,3 +437,131 @@ proptest! {
         }
     }
 }
+
+/// A written path discovery did not see is written only when an operation of this same plan
+/// makes it: its content is otherwise unknown, so not provably blank.
+#[test]
+fn a_device_not_seen_is_written_only_when_this_plan_makes_it() {
+    let f = captured("blank").facts;
+    let ops_of = |argvs: &[&[&str]]| -> Vec<hostform::plan::Op> {
+        argvs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let argv: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+                hostform::plan::Op {
+                    id: format!("{i}"),
+                    resource: "x".into(),
+                    summary: argv.join(" "),
+                    writes: safety::writes_of(&argv),
+                    argv,
+                    stdin: None,
+                    risk: hostform::plan::Risk::Safe,
+                    writes_root: false,
+                    after: vec![],
+                    settle: false,
+                    write: None,
+                }
+            })
+            .collect()
+    };
+    let verdict = |ops: &[hostform::plan::Op], dev: &str| {
+        safety::verdicts(ops, &f, &Options::default())
+            .into_iter()
+            .find(|(_, d, _)| d == dev)
+            .map(|(_, _, v)| v)
+            .unwrap()
+    };
+    // An LV nobody creates, a partition of a disk nobody partitions, an array nobody creates.
+    for (argv, dev) in [
+        (&["mkfs.ext4", "-q", "/dev/vg0/ghost"][..], "/dev/vg0/ghost"),
+        (
+            &["mkfs.ext4", "-q", "/dev/disk/by-id/virtio-HF-DISK-A-part1"][..],
+            "/dev/disk/by-id/virtio-HF-DISK-A-part1",
+        ),
+        (&["pvcreate", "/dev/md7"][..], "/dev/md7"),
+        (
+            &["mkswap", "/dev/disk/by-id/virtio-NO-SUCH-DISK"][..],
+            "/dev/disk/by-id/virtio-NO-SUCH-DISK",
+        ),
+    ] {
+        let v = verdict(&ops_of(&[argv]), dev);
+        assert!(
+            matches!(&v, safety::Verdict::Refused(why) if why.contains("not found on this host")),
+            "{dev}: {v:?}"
+        );
+    }
+    // The same writes after the operation that makes each device.
+    let made = ops_of(&[
+        &[
+            "lvcreate", "--quiet", "--yes", "-n", "ghost", "-L", "8388608b", "vg0",
+        ],
+        &["mkfs.ext4", "-q", "/dev/vg0/ghost"],
+        &[
+            "sfdisk",
+            "--quiet",
+            "--wipe",
+            "never",
+            "/dev/disk/by-id/virtio-HF-DISK-A",
+        ],
+        &["mkfs.ext4", "-q", "/dev/disk/by-id/virtio-HF-DISK-A-part1"],
+        &[
+            "mdadm",
+            "--create",
+            "/dev/md7",
+            "--run",
+            "--level=1",
+            "--raid-devices=2",
+            "/dev/disk/by-id/virtio-HF-DISK-A-part1",
+            "/dev/disk/by-id/virtio-HF-DISK-B",
+        ],
+        &["pvcreate", "/dev/md7"],
+    ]);
+    assert_eq!(
+        verdict(&made, "/dev/vg0/ghost"),
+        safety::Verdict::MadeByPlan
+    );
+    assert_eq!(
+        verdict(&made, "/dev/disk/by-id/virtio-HF-DISK-A-part1"),
+        safety::Verdict::MadeByPlan
+    );
+    assert_eq!(verdict(&made, "/dev/md7"), safety::Verdict::MadeByPlan);
+    // Another VG's LV of the same name, or another disk's partition, is not made by them.
+    let other = ops_of(&[
+        &[
+            "lvcreate", "--quiet", "--yes", "-n", "ghost", "-L", "8388608b", "vg1",
+        ],
+        &["mkfs.ext4", "-q", "/dev/vg0/ghost"],
+        &[
+            "sfdisk",
+            "--quiet",
+            "--wipe",
+            "never",
+            "/dev/disk/by-id/virtio-HF-DISK-B",
+        ],
+        &["mkfs.ext4", "-q", "/dev/disk/by-id/virtio-HF-DISK-A-part1"],
+    ]);
+    assert!(!verdict(&other, "/dev/vg0/ghost").allowed());
+    assert!(!verdict(&other, "/dev/disk/by-id/virtio-HF-DISK-A-part1").allowed());
+}
+
+/// A spec disk whose `id` names nothing on this host but whose serial matches a disk is
+/// written through a path of the disk found, never through the `id` that names nothing.
+#[test]
+fn a_disk_found_by_serial_is_written_by_a_path_that_exists() {
+    let f = captured("blank").facts;
+    let s = spec(
+        "host: lab
+disks:
+  a: { id: /dev/disk/by-id/virtio-STALE-ID, serial: HF-DISK-A, partitions: [{ name: x, size: 64MiB, type: linux }] }
+",
+    );
+    let p = plan_host(&s, &f, &Options::default());
+    assert!(p.refusals.is_empty(), "{}", refusals(&p));
+    let all = argvs(&p).join("\n");
+    assert!(!all.contains("STALE-ID"), "{all}");
+    assert!(
+        all.contains("sfdisk --quiet --wipe never /dev/disk/by-id/virtio-HF-DISK-A"),
+        "{all}"
+    );
+}
