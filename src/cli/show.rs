@@ -78,6 +78,10 @@ pub fn render(s: &saved::SavedPlan, color: bool) -> String {
     }
     out.push_str(&format!("  spec file:   {}\n", s.spec.path.display()));
     out.push_str(&format!(
+        "  made for:    host {}\n",
+        s.host.as_deref().unwrap_or("(not recorded)")
+    ));
+    out.push_str(&format!(
         "  made:        {} by hostform {}\n",
         s.created, s.hostform_version
     ));
