@@ -45,7 +45,7 @@ pub struct HostArg {
     /// Take this host (or the --against snapshot) to be NAME, whatever its hostname (or the
     /// host the snapshot recorded) says. NAME must match the spec's `host:`; without it, a
     /// spec for another host is refused.
-    #[arg(long = "host", value_name = "NAME", value_parser = parse_host)]
+    #[arg(id = "host", long = "host", value_name = "NAME", value_parser = parse_host)]
     pub name: Option<String>,
 }
 
