@@ -128,7 +128,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
         Err(NotRead::Host(d)) => {
-            eprint!("{}", crate::diag::render(&d, &loaded.sources, color.stderr()));
+            eprint!(
+                "{}",
+                crate::diag::render(&d, &loaded.sources, color.stderr())
+            );
             log(
                 &runner,
                 args.log,

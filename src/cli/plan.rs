@@ -100,8 +100,14 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
         Ok(f) => f,
         Err(NotRead::Code(code)) => return code,
         Err(NotRead::Host(d)) => {
-            eprint!("{}", crate::diag::render(&d, &loaded.sources, color.stderr()));
-            eprintln!("{}: this spec is for another host; no plan was made", loaded.label);
+            eprint!(
+                "{}",
+                crate::diag::render(&d, &loaded.sources, color.stderr())
+            );
+            eprintln!(
+                "{}: refused by the host check; no plan was made",
+                loaded.label
+            );
             if args.format == Format::Json {
                 super::validate::print_json_errors(&spec_path, &loaded, &[*d]);
             }

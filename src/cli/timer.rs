@@ -118,9 +118,12 @@ fn install(a: Install, color: ColorChoice) -> i32 {
         &crate::workflow::host::Seen::Host(hostname),
         a.host.name.as_deref(),
     ) {
-        eprint!("{}", crate::diag::render(&d, &loaded.sources, color.stderr()));
+        eprint!(
+            "{}",
+            crate::diag::render(&d, &loaded.sources, color.stderr())
+        );
         eprintln!(
-            "timer: {}: this spec is for another host; no timer was installed",
+            "timer: {}: refused by the host check; no timer was installed",
             loaded.label
         );
         return EXIT_FAIL;

@@ -184,9 +184,12 @@ pub fn prepare(
         ));
     }
     if let Err(d) = host::check(&loaded.spec, &Seen::Host(hostname), a.host) {
-        eprint!("{}", crate::diag::render(&d, &loaded.sources, color.stderr()));
+        eprint!(
+            "{}",
+            crate::diag::render(&d, &loaded.sources, color.stderr())
+        );
         eprintln!(
-            "apply: {}: this spec is for another host; nothing was changed",
+            "apply: {}: refused by the host check; nothing was changed",
             loaded.label
         );
         rec.outcome = Outcome::Refused;

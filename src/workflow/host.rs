@@ -242,7 +242,10 @@ mod tests {
         let s = spec("dom0");
         let e = check(&s, &Seen::Host(Some("lab2".into())), None).unwrap_err();
         assert_eq!(e.code, "host");
-        assert_eq!(e.message, "this spec is for host `dom0`, but this is `lab2`");
+        assert_eq!(
+            e.message,
+            "this spec is for host `dom0`, but this is `lab2`"
+        );
         assert!(e.hint.as_deref().unwrap().contains("--host dom0"));
         assert_eq!(
             check(&s, &Seen::Host(Some("dom0.example.org".into())), None).unwrap(),
@@ -254,7 +257,11 @@ mod tests {
             "dom0"
         );
         let e = check(&s, &Seen::Host(Some("dom0".into())), Some("lab2")).unwrap_err();
-        assert!(e.message.contains("--host says this is `lab2`"), "{}", e.message);
+        assert!(
+            e.message.contains("--host says this is `lab2`"),
+            "{}",
+            e.message
+        );
         assert!(check(&s, &Seen::Host(None), None).is_err());
     }
 
@@ -278,7 +285,12 @@ mod tests {
     fn a_saved_plan_runs_only_on_the_host_it_was_made_for() {
         assert!(check_saved(Some("dom0"), Some("dom0.example.org"), false, "p").is_ok());
         let e = check_saved(Some("dom0"), Some("lab2"), false, "p").unwrap_err();
-        assert!(e.starts_with("error[host]: the plan in p was made for host `dom0`, but this is `lab2`"), "{e}");
+        assert!(
+            e.starts_with(
+                "error[host]: the plan in p was made for host `dom0`, but this is `lab2`"
+            ),
+            "{e}"
+        );
         assert!(check_saved(Some("dom0.a.org"), Some("dom0.b.org"), true, "p").is_err());
         assert!(check_saved(None, Some("dom0"), false, "p").is_err());
         assert!(check_saved(Some("dom0"), None, false, "p").is_err());

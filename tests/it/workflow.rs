@@ -150,7 +150,16 @@ fn a_saved_plan_shows_what_it_holds_and_whether_it_is_empty() {
     // An empty plan says so, in text, json and exit status.
     let o = hf(
         dir,
-        &["plan", "t.yaml", "--against", snap, "--host", "t", "--out", "empty.plan"],
+        &[
+            "plan",
+            "t.yaml",
+            "--against",
+            snap,
+            "--host",
+            "t",
+            "--out",
+            "empty.plan",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("an empty plan: applying it changes nothing"));
@@ -331,7 +340,15 @@ fn a_held_lock_refuses_a_second_apply_with_the_holders_details() {
     // Waiting says who it waits for, then gives up.
     let o = hf(
         dir,
-        &["apply", "t.yaml", "--host", "t", "--auto-approve", "--lock-timeout", "1s"],
+        &[
+            "apply",
+            "t.yaml",
+            "--host",
+            "t",
+            "--auto-approve",
+            "--lock-timeout",
+            "1s",
+        ],
     );
     assert_eq!(code(&o), 1);
     assert!(
@@ -950,7 +967,10 @@ fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
     std::fs::write(dir.join("added.plan"), added).unwrap();
     // It is something hostform can produce: show prints it.
     assert_eq!(code(&hf(dir, &["show", "added.plan"])), 0);
-    let o = hf(dir, &["apply", "added.plan", "--host", "t", "--auto-approve"]);
+    let o = hf(
+        dir,
+        &["apply", "added.plan", "--host", "t", "--auto-approve"],
+    );
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     let e = stderr(&o);
     assert!(
@@ -975,7 +995,15 @@ fn a_plan_made_with_allow_destroy_is_applied_with_it() {
     assert_eq!(code(&o), 64, "{}", stderr(&o));
     let o = hf(
         dir,
-        &["plan", "t.yaml", "--host", "t", "--allow-destroy", "--out", "d.plan"],
+        &[
+            "plan",
+            "t.yaml",
+            "--host",
+            "t",
+            "--allow-destroy",
+            "--out",
+            "d.plan",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let o = hf(dir, &["apply", "d.plan", "--host", "t", "--allow-destroy"]);
