@@ -231,6 +231,7 @@ pub(crate) fn facts_for(
 }
 
 /// `--out`: write the saved plan (not when it has refusals: it could not be applied).
+#[allow(clippy::too_many_arguments)]
 fn save(
     out: &std::path::Path,
     loaded: &crate::spec::Loaded,
