@@ -42,9 +42,9 @@ pub struct Args {
 /// `--host NAME`, for every command that compares a spec with a host.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct HostArg {
-    /// Take this host (or the --against snapshot) to be NAME, whatever its hostname (or the
-    /// host the snapshot recorded) says. NAME must match the spec's `host:`; without it, a
-    /// spec for another host is refused.
+    /// This host is NAME, whatever its hostname (or the host an --against snapshot recorded)
+    /// says; NAME must match the spec's `host:`. Without it, a spec for another host is
+    /// refused.
     #[arg(id = "host", long = "host", value_name = "NAME", value_parser = parse_host)]
     pub name: Option<String>,
 }

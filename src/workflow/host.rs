@@ -29,17 +29,23 @@ const UNSET: &[&str] = &["(none)", "localhost", "localhost.localdomain"];
 
 /// This host's name from the kernel, or `None` when none is set.
 pub fn read_hostname(r: &dyn Runner) -> Option<String> {
-    r.read(HOSTNAME_FILE).and_then(|h| real_name(h.trim()))
+    r.read(HOSTNAME_FILE).and_then(|h| set_name(&h))
 }
 
-/// A recorded name, or `None` when it is empty, unset or the placeholder of discovery.
-pub fn real_name(name: &str) -> Option<String> {
+/// A hostname, or `None` when it is empty or unset.
+fn set_name(name: &str) -> Option<String> {
     let n = name.trim();
-    if n.is_empty() || n == NOT_RECORDED || UNSET.iter().any(|u| n.eq_ignore_ascii_case(u)) {
+    if n.is_empty() || UNSET.iter().any(|u| n.eq_ignore_ascii_case(u)) {
         None
     } else {
         Some(n.to_string())
     }
+}
+
+/// The host a snapshot recorded, or `None` when it is empty, unset or the placeholder of
+/// discovery (a host really named `discovered` needs `--host` for its snapshots).
+pub fn real_name(name: &str) -> Option<String> {
+    set_name(name).filter(|n| n != NOT_RECORDED)
 }
 
 /// Whether two host names name the same host (see the module's documentation).
@@ -225,6 +231,9 @@ mod tests {
         assert_eq!(real_name("discovered"), None);
         assert_eq!(real_name("  "), None);
         assert_eq!(real_name("dom0\n").as_deref(), Some("dom0"));
+        // A live host may be called `discovered`: only a snapshot's is the placeholder.
+        assert_eq!(set_name("discovered\n").as_deref(), Some("discovered"));
+        assert_eq!(set_name("(none)\n"), None);
     }
 
     #[test]
