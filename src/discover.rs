@@ -229,11 +229,10 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
                 })
         })
         .unwrap_or(false);
-    let host = r
-        .read("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "discovered".into());
+    // A host without a name is described as `discovered`: a snapshot then records no host
+    // (`crate::workflow::host`), and planning against it needs `--host`.
+    let host = crate::workflow::host::read_hostname(r)
+        .unwrap_or_else(|| crate::workflow::host::NOT_RECORDED.into());
 
     let mut facts = Facts {
         blocks,

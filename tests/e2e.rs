@@ -434,7 +434,8 @@ fn plan_on_blank_disks_of_a_real_kernel() {
     // Then the data-safety attack: a partition with ext4 and a file on one disk, both disks
     // named whole as RAID1 members; apply must refuse and leave the disk's bytes as they were
     // (hashed inside the VM: the first 80 MiB hold the table and the whole partition).
-    let script = "$HOSTFORM plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan-exit=$?; lsblk -no PTTYPE /dev/vda | grep -c gpt || true
+    // The VM takes the spec's host as its hostname, so the host check passes inside.
+    let script = "echo hostname=$(cat /proc/sys/kernel/hostname); $HOSTFORM plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan-exit=$?; lsblk -no PTTYPE /dev/vda | grep -c gpt || true
 D=/dev/disk/by-id/ata-WDC_WD80EFAX-68LHPN0_7SGK1234
 printf 'label: gpt\\n,64MiB\\n' | sfdisk -q $D && udevadm settle && mkfs.ext4 -q ${D}-part1 && mkdir -p /mnt/d && mount ${D}-part1 /mnt/d && echo precious > /mnt/d/data && umount /mnt/d
 before=$(head -c 80M $D | sha256sum)
@@ -458,6 +459,7 @@ if test -e /dev/md0; then echo md0-exists; fi"
     );
     let out = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("hostname=lab\n"), "{out}");
     assert!(out.contains("plan-exit=2"), "{out}");
     assert!(
         out.contains(

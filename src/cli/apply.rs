@@ -53,6 +53,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub confirm_within: Option<String>,
     #[command(flatten)]
+    pub host: super::plan::HostArg,
+    #[command(flatten)]
     pub dirs: crate::workflow::Dirs,
 }
 
@@ -111,6 +113,7 @@ fn run_locked(
         allow_destroy: args.allow_destroy,
         require_signed: args.require_signed,
         allowed_signers: args.allowed_signers.as_deref(),
+        host: args.host.name.as_deref(),
     };
     let gate::Ready {
         loaded,

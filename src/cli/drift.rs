@@ -5,7 +5,8 @@
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-use super::{ColorChoice, EXIT_OK, Format};
+use super::plan::NotRead;
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK, Format};
 use crate::plan::{Action, Plan};
 use crate::runner::{RealRunner, Runner};
 
@@ -40,6 +41,8 @@ pub struct Args {
     /// Where the one-line summary is logged.
     #[arg(long, value_enum, default_value_t)]
     pub log: LogTo,
+    #[command(flatten)]
+    pub host: super::plan::HostArg,
 }
 
 #[derive(Serialize)]
@@ -108,19 +111,39 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return code;
         }
     };
-    let (mut facts, against) =
-        match super::plan::facts_for(args.against.as_deref(), "drift", &loaded.spec) {
-            Ok(f) => f,
-            Err(code) => {
-                log(
-                    &runner,
-                    args.log,
-                    "err",
-                    &format!("drift: {}: the host could not be read", loaded.label),
-                );
-                return code;
-            }
-        };
+    let (mut facts, against, _) = match super::plan::facts_for(
+        args.against.as_deref(),
+        "drift",
+        &loaded.spec,
+        args.host.name.as_deref(),
+    ) {
+        Ok(f) => f,
+        Err(NotRead::Code(code)) => {
+            log(
+                &runner,
+                args.log,
+                "err",
+                &format!("drift: {}: the host could not be read", loaded.label),
+            );
+            return code;
+        }
+        Err(NotRead::Host(d)) => {
+            eprint!(
+                "{}",
+                crate::diag::render(&d, &loaded.sources, color.stderr())
+            );
+            log(
+                &runner,
+                args.log,
+                "err",
+                &format!(
+                    "drift: {}: {}; drift was not checked",
+                    loaded.label, d.message
+                ),
+            );
+            return EXIT_FAIL;
+        }
+    };
     super::read_images(&loaded, &mut facts, &runner);
     // What is allowed does not change what differs: plan as if destroying were allowed, so a
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.

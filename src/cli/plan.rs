@@ -35,6 +35,22 @@ pub struct Args {
     /// the host or the spec changed since) and `hostform show FILE` to print it.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: HostArg,
+}
+
+/// `--host NAME`, for every command that compares a spec with a host.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HostArg {
+    /// This host is NAME, whatever its hostname (or the host an --against snapshot recorded)
+    /// says; NAME must match the spec's `host:`. Without it, a spec for another host is
+    /// refused.
+    #[arg(id = "host", long = "host", value_name = "NAME", value_parser = parse_host)]
+    pub name: Option<String>,
+}
+
+fn parse_host(s: &str) -> Result<String, String> {
+    crate::workflow::host::parse_name(s)
 }
 
 #[derive(Serialize)]
@@ -75,9 +91,28 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
         }
     };
     timings.mark("spec");
-    let (mut facts, against) = match facts_for(args.against.as_deref(), "plan", &loaded.spec) {
+    let (mut facts, against, host) = match facts_for(
+        args.against.as_deref(),
+        "plan",
+        &loaded.spec,
+        args.host.name.as_deref(),
+    ) {
         Ok(f) => f,
-        Err(code) => return code,
+        Err(NotRead::Code(code)) => return code,
+        Err(NotRead::Host(d)) => {
+            eprint!(
+                "{}",
+                crate::diag::render(&d, &loaded.sources, color.stderr())
+            );
+            eprintln!(
+                "{}: refused by the host check; no plan was made",
+                loaded.label
+            );
+            if args.format == Format::Json {
+                super::validate::print_json_errors(&spec_path, &loaded, &[*d]);
+            }
+            return EXIT_FAIL;
+        }
     };
     super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
     timings.mark(if args.against.is_some() {
@@ -118,6 +153,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
             args.rev.as_deref(),
             &facts,
             &against,
+            &host,
             &opts,
             &plan,
         )
@@ -135,57 +171,74 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
     code
 }
 
+/// Why `facts_for` read no facts.
+pub(crate) enum NotRead {
+    /// Reported already; the exit code.
+    Code(i32),
+    /// The spec is for another host (`crate::workflow::host`): for the caller to report.
+    Host(Box<crate::diag::Diagnostic>),
+}
+
 /// The facts to plan against: a snapshot from `hostform discover --format json`, or this host;
-/// with how to name them (`snapshot FILE`, `this host`).
+/// with how to name them (`snapshot FILE`, `this host`) and the name of the host they are taken
+/// to be of. The spec's host must be that host (or `given`, from `--host`): this host is not
+/// read when its name does not match.
 pub(crate) fn facts_for(
     against: Option<&std::path::Path>,
     cmd: &str,
     spec: &crate::spec::Spec,
-) -> Result<(crate::discover::Facts, String), i32> {
+    given: Option<&str>,
+) -> Result<(crate::discover::Facts, String, String), NotRead> {
+    use crate::workflow::host::{self, Seen};
     match against {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| {
                 eprintln!("{cmd}: {}: {e}", p.display());
-                EXIT_FAIL
+                NotRead::Code(EXIT_FAIL)
             })?;
             match serde_json::from_str::<crate::discover::Discovered>(&text) {
                 Ok(mut d) => {
+                    let name = host::check(spec, &Seen::snapshot(p, &d.spec), given)
+                        .map_err(NotRead::Host)?;
                     d.facts.blocks.index();
-                    Ok((d.facts, format!("snapshot {}", p.display())))
+                    Ok((d.facts, format!("snapshot {}", p.display()), name))
                 }
                 Err(e) => {
                     eprintln!(
                         "{cmd}: {} is not a snapshot from `hostform discover --format json`: {e}",
                         p.display()
                     );
-                    Err(EXIT_FAIL)
+                    Err(NotRead::Code(EXIT_FAIL))
                 }
             }
         }
-        None => match crate::discover::discover(&crate::runner::RealRunner::new()) {
-            Ok(mut d) => {
-                crate::kinds::guest::read_spec_xl_configs(
-                    &crate::runner::RealRunner::new(),
-                    spec,
-                    &mut d.facts.guests,
-                );
-                Ok((d.facts, "this host".to_string()))
+        None => {
+            let runner = crate::runner::RealRunner::new();
+            let name = host::check(spec, &Seen::Host(host::read_hostname(&runner)), given)
+                .map_err(NotRead::Host)?;
+            match crate::discover::discover(&runner) {
+                Ok(mut d) => {
+                    crate::kinds::guest::read_spec_xl_configs(&runner, spec, &mut d.facts.guests);
+                    Ok((d.facts, "this host".to_string(), name))
+                }
+                Err(e) => {
+                    eprintln!("{cmd}: {e}");
+                    Err(NotRead::Code(EXIT_FAIL))
+                }
             }
-            Err(e) => {
-                eprintln!("{cmd}: {e}");
-                Err(EXIT_FAIL)
-            }
-        },
+        }
     }
 }
 
 /// `--out`: write the saved plan (not when it has refusals: it could not be applied).
+#[allow(clippy::too_many_arguments)]
 fn save(
     out: &std::path::Path,
     loaded: &crate::spec::Loaded,
     rev: Option<&str>,
     facts: &crate::discover::Facts,
     against: &str,
+    host: &str,
     opts: &crate::plan::Options,
     plan: &crate::plan::Plan,
 ) -> Result<(), i32> {
@@ -197,7 +250,7 @@ fn save(
         );
         return Err(EXIT_FAIL);
     }
-    let s = saved::SavedPlan::new(loaded, rev, facts, against, opts, plan.clone());
+    let s = saved::SavedPlan::new(loaded, rev, facts, against, host, opts, plan.clone());
     if let Err(e) = crate::runner::write_atomically(out, saved::encode(&s).as_bytes(), 0o600) {
         eprintln!("plan: cannot save the plan to {}: {e}", out.display());
         return Err(EXIT_FAIL);

@@ -85,6 +85,10 @@ pub fn render(s: &saved::SavedPlan, color: bool) -> String {
         v(&s.spec.path.display().to_string())
     ));
     out.push_str(&format!(
+        "  made for:    host {}\n",
+        s.host.as_deref().unwrap_or("(not recorded)")
+    ));
+    out.push_str(&format!(
         "  made:        {} by hostform {}\n",
         v(&s.created),
         v(&s.hostform_version)

@@ -39,6 +39,8 @@ pub struct Install {
     #[arg(long, value_name = "CALENDAR")]
     pub on_calendar: Option<String>,
     #[command(flatten)]
+    pub host: super::plan::HostArg,
+    #[command(flatten)]
     pub units: Units,
 }
 
@@ -109,6 +111,23 @@ fn install(a: Install, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    // Nor does one that checks a spec of another host: every run would be refused.
+    let hostname = crate::workflow::host::read_hostname(&runner);
+    if let Err(d) = crate::workflow::host::check(
+        &loaded.spec,
+        &crate::workflow::host::Seen::Host(hostname),
+        a.host.name.as_deref(),
+    ) {
+        eprint!(
+            "{}",
+            crate::diag::render(&d, &loaded.sources, color.stderr())
+        );
+        eprintln!(
+            "timer: {}: refused by the host check; no timer was installed",
+            loaded.label
+        );
+        return EXIT_FAIL;
+    }
     let spec_abs = loaded.root.join(&loaded.rel);
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -122,6 +141,7 @@ fn install(a: Install, color: ColorChoice) -> i32 {
         &exe,
         &spec_abs,
         a.rev.as_deref(),
+        a.host.name.as_deref(),
         &on_calendar,
     ) {
         Ok(u) => u,

@@ -133,6 +133,34 @@ pub(crate) fn print_json_failure(path: &std::path::Path, f: &crate::spec::Failed
     );
 }
 
+/// For a valid spec that still gave no plan (it is for another host): the report
+/// `print_json_failure` prints, with these errors.
+pub(crate) fn print_json_errors(
+    path: &std::path::Path,
+    loaded: &crate::spec::Loaded,
+    errors: &[Diagnostic],
+) {
+    let report = JsonReport {
+        format_version: 1,
+        valid: false,
+        specs: vec![JsonSpec {
+            path: path.display().to_string(),
+            source: loaded.label.clone(),
+            commit: loaded.commit.clone(),
+            valid: false,
+            errors: errors
+                .iter()
+                .map(|d| diag::to_json(d, &loaded.sources))
+                .collect(),
+            warnings: Vec::new(),
+        }],
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+}
+
 fn render_plain(d: &Diagnostic, sources: &Sources, style: diag::Style) -> String {
     let mut s = diag::render(d, sources, style);
     s.push('\n');

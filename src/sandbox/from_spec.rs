@@ -78,6 +78,14 @@ pub fn nics(spec: &Spec) -> Vec<String> {
 pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, sizing: Sizing) {
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
+    cfg.hostname = hostname(spec);
+}
+
+/// The guest's hostname: the spec's host, so that `plan` and `apply` inside take the VM for
+/// that host (`crate::workflow::host`); a host that is no valid hostname keeps the default.
+pub fn hostname(spec: &Spec) -> String {
+    crate::workflow::host::parse_name(&spec.host.value)
+        .unwrap_or_else(|_| super::GUEST_HOSTNAME.to_string())
 }
 
 #[cfg(test)]
@@ -112,6 +120,7 @@ mod tests {
         // 8 TB / 1000 = 8 GB, rounded up to whole MiB.
         assert_eq!(disks[0].size_bytes, 8_000_000_000u64.div_ceil(MIB) * MIB);
         assert_eq!(nics(&l.spec), vec!["eth0".to_string()]);
+        assert_eq!(hostname(&l.spec), "dom0");
     }
 
     #[test]

@@ -89,7 +89,7 @@ const KERNEL_ARGS: &[&str] = &[
 /// Longest serial qemu passes to a virtio-blk guest (VIRTIO_BLK_ID_BYTES).
 pub const MAX_SERIAL_LEN: usize = 20;
 
-/// Hostname of the guest (it is also mdadm's homehost there).
+/// Hostname of a guest not booted from a spec (it is also mdadm's homehost there).
 pub const GUEST_HOSTNAME: &str = "hostform-sandbox";
 
 /// A blank disk for the guest.
@@ -139,6 +139,9 @@ pub struct SandboxConfig {
     pub keep: Option<PathBuf>,
     /// Bound on the whole run (boot, command, power-off).
     pub timeout: Duration,
+    /// The guest's hostname (also mdadm's homehost there): the spec's host when booted from a
+    /// spec, so that hostform inside takes the VM for that host.
+    pub hostname: String,
 }
 
 impl SandboxConfig {
@@ -155,6 +158,7 @@ impl SandboxConfig {
             command,
             keep: None,
             timeout: Duration::from_secs(300),
+            hostname: GUEST_HOSTNAME.into(),
         }
     }
 }
@@ -663,7 +667,7 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
     let disks = prepare_disks(cfg, tmp.path())?;
 
     let guest = initramfs::GuestConfig {
-        hostname: GUEST_HOSTNAME.into(),
+        hostname: cfg.hostname.clone(),
         // The largest msize the virtio transport accepts.
         msize: 512_000,
         root_cache: "loose".into(),

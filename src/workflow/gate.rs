@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::host::{self, Seen};
 use super::journal::{self, Outcome, Record};
 use super::lock;
 use super::saved::{self, SavedPlan};
@@ -104,6 +105,8 @@ pub struct SpecArgs<'a> {
     pub allow_destroy: bool,
     pub require_signed: bool,
     pub allowed_signers: Option<&'a Path>,
+    /// `--host NAME`: this host is taken to be NAME.
+    pub host: Option<&'a str>,
 }
 
 /// Load the spec, check its signature, read the host and make (or check) the plan.
@@ -139,6 +142,24 @@ pub fn prepare(
         }
     };
     rec.allow_destroy = opts.allow_destroy;
+    // Which host this is: its hostname, or the name `--host` gives. A saved plan runs only on
+    // the host it was made for.
+    let hostname = host::read_hostname(runner);
+    if let Target::Saved { path, plan } = target {
+        let this = a.host.map(str::to_string).or_else(|| hostname.clone());
+        if let Err(e) = host::check_saved(
+            plan.host.as_deref(),
+            this.as_deref(),
+            a.host.is_some(),
+            &path.display().to_string(),
+        ) {
+            eprintln!("apply: {e}");
+            eprintln!("apply: nothing was changed");
+            rec.outcome = Outcome::Refused;
+            rec.message = Some(e.lines().next().unwrap_or_default().to_string());
+            return Err(EXIT_FAIL);
+        }
+    }
     let loaded =
         match crate::cli::load_spec(&spec_path, rev.as_deref(), color, "nothing was changed") {
             Ok(l) => l,
@@ -161,6 +182,19 @@ pub fn prepare(
                 replan_args(plan)
             ),
         ));
+    }
+    if let Err(d) = host::check(&loaded.spec, &Seen::Host(hostname), a.host) {
+        eprint!(
+            "{}",
+            crate::diag::render(&d, &loaded.sources, color.stderr())
+        );
+        eprintln!(
+            "apply: {}: refused by the host check; nothing was changed",
+            loaded.label
+        );
+        rec.outcome = Outcome::Refused;
+        rec.message = Some(d.message.clone());
+        return Err(EXIT_FAIL);
     }
     if a.require_signed {
         match super::signing::require_signed(runner, &loaded, a.allowed_signers) {

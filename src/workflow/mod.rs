@@ -4,6 +4,7 @@
 //! ([`timer`]).
 
 pub mod gate;
+pub mod host;
 pub mod journal;
 pub mod lock;
 pub mod saved;

@@ -7,7 +7,7 @@
 //! {"hostform-saved-plan": 1,
 //! "sha256": "<hex SHA-256 of the bytes of `plan`, exactly as written>",
 //! "plan": { "format_version": 1, "hostform_version": "0.1.0", "created": "...",
-//!           "spec": {...}, "state": {...}, "allow_destroy": false, "empty": false,
+//!           "host": "dom0", "spec": {...}, "state": {...}, "allow_destroy": false, "empty": false,
 //!           "applicable": true, "operations": 3, "plan": { "changes": [...], "ops": [...], ... } } }
 //! ```
 //!
@@ -72,6 +72,11 @@ pub struct SavedPlan {
     pub format_version: u32,
     pub hostform_version: String,
     pub created: String,
+    /// The host the plan was made for: this host's hostname, the host the snapshot was taken
+    /// on, or the name given with `--host`. `apply` runs it only on a host of that name
+    /// (`crate::workflow::host`); a plan without it is refused.
+    #[serde(default)]
+    pub host: Option<String>,
     pub spec: SpecId,
     pub state: StateId,
     /// Made with `--allow-destroy`: applied with it, and only with it.
@@ -90,6 +95,7 @@ impl SavedPlan {
         rev: Option<&str>,
         facts: &Facts,
         against: &str,
+        host: &str,
         opts: &Options,
         plan: Plan,
     ) -> Self {
@@ -97,6 +103,7 @@ impl SavedPlan {
             format_version: FORMAT_VERSION,
             hostform_version: env!("CARGO_PKG_VERSION").into(),
             created: super::now(),
+            host: Some(host.to_string()),
             spec: spec_id(loaded, rev),
             state: state_id(facts, against),
             allow_destroy: opts.allow_destroy,
@@ -415,7 +422,7 @@ volume-groups:
         let f = facts(scenario);
         let opts = Options::default();
         let plan = crate::plan::plan_host(&loaded.spec, &f, &opts);
-        SavedPlan::new(&loaded, None, &f, "this host", &opts, plan)
+        SavedPlan::new(&loaded, None, &f, "this host", "lab", &opts, plan)
     }
 
     #[test]

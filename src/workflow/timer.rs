@@ -76,6 +76,7 @@ pub fn units(
     exe: &Path,
     spec: &Path,
     rev: Option<&str>,
+    host: Option<&str>,
     on_calendar: &str,
 ) -> Result<Units, String> {
     let mut argv = vec![
@@ -86,6 +87,10 @@ pub fn units(
     if let Some(r) = rev {
         argv.push("--rev".into());
         argv.push(r.into());
+    }
+    if let Some(h) = host {
+        argv.push("--host".into());
+        argv.push(h.into());
     }
     let exec = argv
         .iter()
@@ -189,10 +194,12 @@ mod tests {
             Path::new("/usr/bin/hostform"),
             Path::new("/srv/specs/dom0.yaml"),
             None,
+            None,
             "hourly",
         )
         .unwrap();
         let lines: Vec<&str> = u.service.lines().collect();
+        assert!(!u.service.contains("--host"), "{}", u.service);
         for want in [
             "TimeoutStartSec=15min",
             "ProtectSystem=strict",
@@ -206,6 +213,26 @@ mod tests {
             u.timer.lines().any(|l| l == "RandomizedDelaySec=5min"),
             "{}",
             u.timer
+        );
+    }
+
+    #[test]
+    fn the_drift_unit_passes_the_host_given_at_install() {
+        let u = units(
+            "hostform-drift",
+            Path::new("/usr/bin/hostform"),
+            Path::new("/srv/specs/dom0.yaml"),
+            Some("main"),
+            Some("dom0"),
+            "hourly",
+        )
+        .unwrap();
+        assert!(
+            u.service.contains(
+                "ExecStart=/usr/bin/hostform drift /srv/specs/dom0.yaml --rev main --host dom0\n"
+            ),
+            "{}",
+            u.service
         );
     }
 

@@ -31,3 +31,22 @@ pub fn stderr(o: &Output) -> String {
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
+
+/// A snapshot as `hostform discover --format json` writes it on the host `host`, from a
+/// captured scenario. The captures hold no hostname (discovery of them records none, and
+/// `plan --against` refuses such a snapshot without `--host`): the snapshot records `host`,
+/// as discovery records the hostname of the host it runs on.
+pub fn snapshot_of(dir: &Path, scenario: &str, host: &str) -> PathBuf {
+    let r =
+        hostform::runner::ReplayRunner::open(root().join("tests/fixtures").join(scenario)).unwrap();
+    let mut d = hostform::discover::discover(&r).unwrap();
+    assert_eq!(
+        d.spec.host.value,
+        hostform::workflow::host::NOT_RECORDED,
+        "the capture {scenario} records a hostname now: use it"
+    );
+    d.spec.host = hostform::spec::de::Sp::bare(host.to_string());
+    let p = dir.join(format!("{scenario}.json"));
+    std::fs::write(&p, serde_json::to_string(&d).unwrap()).unwrap();
+    p
+}

@@ -3,6 +3,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod git;
+mod host;
 mod net;
 mod plan;
 mod plan_format;

@@ -21,14 +21,9 @@ volume-groups:
       dom0_swap: { size: 128MiB, fs: swap }
 ";
 
-/// A snapshot as `hostform discover --format json` writes it, from a captured scenario.
+/// A snapshot of the host `lab` (the specs' host), from a captured scenario.
 fn snapshot(dir: &std::path::Path, scenario: &str) -> std::path::PathBuf {
-    let r =
-        hostform::runner::ReplayRunner::open(root().join("tests/fixtures").join(scenario)).unwrap();
-    let d = hostform::discover::discover(&r).unwrap();
-    let p = dir.join(format!("{scenario}.json"));
-    std::fs::write(&p, serde_json::to_string(&d).unwrap()).unwrap();
-    p
+    snapshot_of(dir, scenario, "lab")
 }
 
 #[test]
@@ -242,6 +237,8 @@ fn guest_taps_are_summarised_not_listed_as_unmanaged() {
     let mut d = hostform::discover::discover(&blank).unwrap();
     let r = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/tapped")).unwrap();
     d.facts.net = hostform::kinds::net::discover(&r).unwrap();
+    // Taken on the spec's host (the captures hold no hostname).
+    d.spec.host = hostform::spec::de::Sp::bare("lab".to_string());
     let snap = dir.path().join("tapped.json");
     std::fs::write(&snap, serde_json::to_string(&d).unwrap()).unwrap();
     let snap = snap.to_str().unwrap();

@@ -37,13 +37,8 @@ fn the_documented_example_is_what_plan_prints() {
         dir.path().join("dom0.yaml"),
     )
     .unwrap();
-    let r = hostform::runner::ReplayRunner::open(root().join("tests/fixtures/full")).unwrap();
-    let d = hostform::discover::discover(&r).unwrap();
-    std::fs::write(
-        dir.path().join("full.json"),
-        serde_json::to_string(&d).unwrap(),
-    )
-    .unwrap();
+    // What `hostform discover --format json` printed on dom0.
+    snapshot_of(dir.path(), "full", "dom0");
     let o = hostform(
         dir.path(),
         &[

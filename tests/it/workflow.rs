@@ -39,14 +39,9 @@ volume-groups:
       dom0_swap: { size: 128MiB, fs: swap }
 ";
 
-/// A snapshot as `hostform discover --format json` writes it, from a captured scenario.
+/// A snapshot of the host `lab` (the specs' host), from a captured scenario.
 fn snapshot(dir: &Path, scenario: &str) -> PathBuf {
-    let r =
-        hostform::runner::ReplayRunner::open(root().join("tests/fixtures").join(scenario)).unwrap();
-    let d = hostform::discover::discover(&r).unwrap();
-    let p = dir.join(format!("{scenario}.json"));
-    std::fs::write(&p, serde_json::to_string(&d).unwrap()).unwrap();
-    p
+    snapshot_of(dir, scenario, "lab")
 }
 
 /// hostform with the state and lock directories inside `dir`.
@@ -157,7 +152,16 @@ fn a_saved_plan_shows_what_it_holds_and_whether_it_is_empty() {
     // An empty plan says so, in text, json and exit status.
     let o = hf(
         dir,
-        &["plan", "t.yaml", "--against", snap, "--out", "empty.plan"],
+        &[
+            "plan",
+            "t.yaml",
+            "--against",
+            snap,
+            "--host",
+            "t",
+            "--out",
+            "empty.plan",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("an empty plan: applying it changes nothing"));
@@ -264,7 +268,7 @@ fn apply_refuses_a_plan_whose_spec_changed_and_journals_it() {
     );
     assert_eq!(code(&o), 0);
     std::fs::write(dir.join("lab.yaml"), LAB.replace("64MiB", "128MiB")).unwrap();
-    let o = hf(dir, &["apply", "p.plan"]);
+    let o = hf(dir, &["apply", "p.plan", "--host", "lab"]);
     assert_eq!(code(&o), 1);
     insta::assert_snapshot!("apply_spec_changed", scrub(&stderr(&o), dir));
     let j = journal(dir);
@@ -296,7 +300,7 @@ fn apply_refuses_a_plan_made_against_another_state_of_the_host() {
         ],
     );
     assert_eq!(code(&o), 0);
-    let o = hf(dir, &["apply", "p.plan"]);
+    let o = hf(dir, &["apply", "p.plan", "--host", "lab"]);
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
     assert!(
@@ -322,7 +326,7 @@ fn a_held_lock_refuses_a_second_apply_with_the_holders_details() {
         &mut |_| {},
     )
     .unwrap();
-    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    let o = hf(dir, &["apply", "t.yaml", "--host", "t", "--auto-approve"]);
     assert_eq!(code(&o), 1);
     let err = stderr(&o);
     let me = std::process::id();
@@ -338,7 +342,15 @@ fn a_held_lock_refuses_a_second_apply_with_the_holders_details() {
     // Waiting says who it waits for, then gives up.
     let o = hf(
         dir,
-        &["apply", "t.yaml", "--auto-approve", "--lock-timeout", "1s"],
+        &[
+            "apply",
+            "t.yaml",
+            "--host",
+            "t",
+            "--auto-approve",
+            "--lock-timeout",
+            "1s",
+        ],
     );
     assert_eq!(code(&o), 1);
     assert!(
@@ -348,7 +360,7 @@ fn a_held_lock_refuses_a_second_apply_with_the_holders_details() {
     );
     assert!(journal(dir).is_empty(), "refused before the journal");
     drop(held);
-    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    let o = hf(dir, &["apply", "t.yaml", "--host", "t", "--auto-approve"]);
     assert!(!stderr(&o).contains("holds the lock"), "{}", stderr(&o));
 }
 
@@ -360,7 +372,7 @@ fn every_apply_is_journaled_and_history_shows_it() {
     assert_eq!(code(&empty), 0);
     assert!(stdout(&empty).starts_with("No applies recorded in "));
     // A spec that asks for nothing: nothing to do on any machine.
-    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    let o = hf(dir, &["apply", "t.yaml", "--host", "t", "--auto-approve"]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     // A refused one.
     hf(
@@ -375,7 +387,7 @@ fn every_apply_is_journaled_and_history_shows_it() {
         ],
     );
     std::fs::write(dir.join("lab.yaml"), "host: lab\n").unwrap();
-    assert_eq!(code(&hf(dir, &["apply", "p.plan"])), 1);
+    assert_eq!(code(&hf(dir, &["apply", "p.plan", "--host", "lab"])), 1);
     // An invalid spec.
     std::fs::write(dir.join("bad.yaml"), "host: [\n").unwrap();
     assert_eq!(code(&hf(dir, &["apply", "bad.yaml", "--auto-approve"])), 1);
@@ -524,6 +536,8 @@ fn timer_units_are_written_verified_and_removed() {
             "timer",
             "install",
             "t.yaml",
+            "--host",
+            "t",
             "--every",
             "6h",
             "--unit-dir",
@@ -536,7 +550,7 @@ fn timer_units_are_written_verified_and_removed() {
     let timer = std::fs::read_to_string(units.join("hostform-drift.timer")).unwrap();
     assert!(
         service.contains(&format!(
-            "ExecStart={} drift {}/t.yaml\n",
+            "ExecStart={} drift {}/t.yaml --host t\n",
             exe.display(),
             dir.canonicalize().unwrap().display()
         )),
@@ -693,6 +707,8 @@ fn require_signed_accepts_only_commits_signed_by_allowed_keys() {
         let mut a = vec![
             "apply",
             "t.yaml",
+            "--host",
+            "t",
             "--auto-approve",
             "--require-signed",
             "--allowed-signers",
@@ -776,7 +792,7 @@ fn unwritable_journal_plan_file_and_unreadable_journal_are_errors() {
     let dir = d.path();
     // The state directory is a file: apply refuses before it reads anything.
     std::fs::write(dir.join("state"), "").unwrap();
-    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    let o = hf(dir, &["apply", "t.yaml", "--host", "t", "--auto-approve"]);
     assert_eq!(code(&o), 1);
     assert!(
         stderr(&o).starts_with("apply: cannot write the journal "),
@@ -811,6 +827,8 @@ fn unwritable_journal_plan_file_and_unreadable_journal_are_errors() {
         &[
             "plan",
             "t.yaml",
+            "--host",
+            "t",
             "--against",
             snap.to_str().unwrap(),
             "--out",
@@ -934,10 +952,10 @@ fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
     let (d, _) = setup();
     let dir = d.path();
     // This host, with a spec that changes nothing here: the state and spec checks pass.
-    let o = hf(dir, &["plan", "t.yaml", "--out", "t.plan"]);
+    let o = hf(dir, &["plan", "t.yaml", "--host", "t", "--out", "t.plan"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = std::fs::read_to_string(dir.join("t.plan")).unwrap();
-    let o = hf(dir, &["apply", "t.plan"]);
+    let o = hf(dir, &["apply", "t.plan", "--host", "t"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // An operation hostform could produce, added by hand: the plan made now has none.
     let added = reseal(&text, |b| {
@@ -951,7 +969,10 @@ fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
     std::fs::write(dir.join("added.plan"), added).unwrap();
     // It is something hostform can produce: show prints it.
     assert_eq!(code(&hf(dir, &["show", "added.plan"])), 0);
-    let o = hf(dir, &["apply", "added.plan", "--auto-approve"]);
+    let o = hf(
+        dir,
+        &["apply", "added.plan", "--host", "t", "--auto-approve"],
+    );
     assert_eq!(code(&o), 1, "{}", stdout(&o));
     let e = stderr(&o);
     assert!(
@@ -969,17 +990,25 @@ fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
 fn a_plan_made_with_allow_destroy_is_applied_with_it() {
     let (d, _) = setup();
     let dir = d.path();
-    let o = hf(dir, &["plan", "t.yaml", "--out", "t.plan"]);
+    let o = hf(dir, &["plan", "t.yaml", "--host", "t", "--out", "t.plan"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     // Made without it: it cannot gain it at apply.
-    let o = hf(dir, &["apply", "t.plan", "--allow-destroy"]);
+    let o = hf(dir, &["apply", "t.plan", "--host", "t", "--allow-destroy"]);
     assert_eq!(code(&o), 64, "{}", stderr(&o));
     let o = hf(
         dir,
-        &["plan", "t.yaml", "--allow-destroy", "--out", "d.plan"],
+        &[
+            "plan",
+            "t.yaml",
+            "--host",
+            "t",
+            "--allow-destroy",
+            "--out",
+            "d.plan",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    let o = hf(dir, &["apply", "d.plan", "--allow-destroy"]);
+    let o = hf(dir, &["apply", "d.plan", "--host", "t", "--allow-destroy"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
