@@ -1018,7 +1018,7 @@ fn a_plan_made_with_allow_destroy_is_applied_with_it() {
 fn history_escapes_control_characters_from_the_journal() {
     let (d, _) = setup();
     let dir = d.path();
-    let o = hf(dir, &["apply", "t.yaml", "--auto-approve"]);
+    let o = hf(dir, &["apply", "t.yaml", "--host", "t", "--auto-approve"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let path = dir.join("state/journal.jsonl");
     let text = std::fs::read_to_string(&path).unwrap();
