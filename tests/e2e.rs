@@ -560,6 +560,169 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
     );
 }
 
+/// Ctrl-C during apply on a real kernel, in one VM: SIGINT once the array exists. The
+/// operations running at that moment finish (each in a process group of its own), none starts
+/// after it, apply exits 130 and journals `interrupted`; the host holds no half-made array or
+/// LV, and a second apply converges.
+#[test]
+fn interrupted_apply_finishes_running_ops_starts_none_and_converges() {
+    let Some(_vm) = vm() else { return };
+    // A background job of a non-interactive shell starts with SIGINT ignored; `env
+    // --default-signal` gives apply the disposition a foreground command at a terminal has.
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+env --default-signal=INT $H apply $S/lab.yaml --auto-approve > /tmp/first.log 2>&1 &
+pid=$!
+for i in $(seq 1 600); do grep -q '\[4/11\]' /tmp/first.log && break; sleep 0.1; done
+# Wait for an operation to be running (a child of apply), name it, then Ctrl-C.
+# (An exited child not yet reaped has an empty command line: it runs no more.)
+for i in $(seq 1 2000); do
+  found=
+  for k in $(pgrep -P $pid); do
+    c=$(tr '\0' ' ' < /proc/$k/cmdline 2>/dev/null); [ -n "$c" ] && { echo "running: $c"; found=1; }
+  done
+  [ -n "$found" ] && break; sleep 0.01
+done
+kill -INT $pid
+echo "ok before signal: $(grep -c ' ok (' /tmp/first.log)"
+wait $pid; echo "first=$?"
+echo ==LOG==; cat /tmp/first.log; echo ==/LOG==
+echo ==RECORD==; tail -1 /var/lib/hostform/journal.jsonl; echo ==/RECORD==
+echo ==MDSTAT==; cat /proc/mdstat; echo ==/MDSTAT==
+echo ==LVS==; lvs --noheadings -o lv_name,lv_attr 2>/dev/null; echo ==/LVS==
+for lv in $(lvs --noheadings -o lv_name vg0 2>/dev/null); do
+  echo "fs $lv=$(blkid -o value -s TYPE /dev/vg0/$lv)"
+done
+echo ==HISTORY==; $H history --verbose; echo ==/HISTORY==
+$H apply $S/lab.yaml --auto-approve | tail -1
+$H plan $S/lab.yaml --detailed-exitcode > /dev/null; echo converged=$?
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let t = Instant::now();
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    eprintln!("sandbox run: {:.0?}", t.elapsed());
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("\nfirst=130\n"), "SIGINT: 128+2: {out}");
+    let log = between(&out, "LOG");
+    assert!(
+        log.contains("SIGINT received: starting nothing new"),
+        "{log}"
+    );
+
+    let record: serde_json::Value = serde_json::from_str(between(&out, "RECORD").trim())
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(record["outcome"], "interrupted", "{record:#}");
+    let ops = record["operations"].as_array().expect("operations");
+    assert_eq!(ops.len(), 11, "{record:#}");
+    let argv = |o: &serde_json::Value| -> String {
+        o["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // What ran, ran to its end; what did not run, never started.
+    for o in ops {
+        match o["result"].as_str() {
+            Some("done") => assert!(
+                o["started"].is_string() && o["finished"].is_string(),
+                "{o:#}"
+            ),
+            Some("not-run") => assert!(o.get("started").is_none(), "{o:#}"),
+            r => panic!("{r:?}: only done and not-run after a SIGINT: {o:#}"),
+        }
+    }
+    let done: Vec<&serde_json::Value> = ops.iter().filter(|o| o["result"] == "done").collect();
+    let before: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ok before signal: ")?.trim().parse().ok())
+        .expect("ok count");
+    assert!(
+        before >= 4 && done.len() < 11,
+        "{before} {}: {out}",
+        done.len()
+    );
+    // Each command running when the signal came is an operation that finished.
+    // (The runner starts a program by its full path; the journal keeps the plan's argv.)
+    let running: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("running: "))
+        .map(|l| l.trim().rsplit_once("/sbin/").map_or(l.trim(), |(_, r)| r))
+        .collect();
+    assert!(!running.is_empty(), "no operation was running: {out}");
+    for r in &running {
+        let op = ops
+            .iter()
+            .find(|o| argv(o) == *r)
+            .unwrap_or_else(|| panic!("`{r}` is no operation of {record:#}\n{out}"));
+        assert_eq!(op["result"], "done", "{op:#}");
+        assert!(op["finished"].is_string(), "{op:#}");
+    }
+    // Nothing started after it: the done operations are those that finished before the
+    // signal and those that were running then.
+    assert!(
+        done.len() <= before + running.len(),
+        "{} done, {before} before the signal, {} running: {record:#}",
+        done.len(),
+        running.len()
+    );
+    // history --verbose shows each with its times.
+    let history = between(&out, "HISTORY");
+    assert!(history.contains("interrupted"), "{history}");
+    for o in &done {
+        let summary = o["summary"].as_str().unwrap();
+        assert!(
+            history
+                .lines()
+                .any(|l| l.contains(&format!("[done] {summary}  (")) && l.contains(" .. ")),
+            "{summary}: {history}"
+        );
+    }
+
+    // No half-made state: md0 runs with both members (made before the signal); each LV on
+    // the host is one a finished `lvcreate` made, with a filesystem only where `mkfs` ran.
+    let mdstat = between(&out, "MDSTAT");
+    assert!(mdstat.contains("md0 : active raid1"), "{mdstat}");
+    assert!(!mdstat.contains("inactive"), "{mdstat}");
+    let made = |prog: &str, lv: &str| {
+        done.iter()
+            .any(|o| argv(o).starts_with(prog) && argv(o).contains(lv))
+    };
+    for l in between(&out, "LVS")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let lv = l.split_whitespace().next().unwrap();
+        assert!(
+            made("lvcreate", lv),
+            "{lv} without a finished lvcreate: {out}"
+        );
+    }
+    for l in out.lines().filter_map(|l| l.strip_prefix("fs ")) {
+        let (lv, fs) = l.split_once('=').unwrap();
+        let formatted = made("mkfs", &format!("vg0/{lv}")) || made("mkswap", &format!("vg0/{lv}"));
+        assert_eq!(!fs.is_empty(), formatted, "{lv}: `{fs}`: {out}");
+    }
+
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("converged=0"), "{out}");
+}
+
 /// The operator's workflow on a real kernel, in one VM, with the default lock and journal
 /// paths: a saved plan (reading the same host twice gives the same fingerprint) is applied
 /// exactly; a second apply meanwhile is refused and told who holds the lock; a plan saved
