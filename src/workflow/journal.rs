@@ -180,23 +180,28 @@ pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
     f.sync_data().map_err(fail)
 }
 
-/// The applies, oldest first (a `started` record followed by its final record is one apply; a
-/// `started` record alone is an `interrupted` one), and how many lines could not be read.
+/// The applies, oldest first (a `started` record with its final record is one apply, at the
+/// place of its `started` line; a `started` record alone is an `interrupted` one), and how
+/// many lines could not be read. A final record usually follows its `started` line; one
+/// written later ([`close_unfinished`], at the next boot) may come after other applies.
 pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
     let (raw, bad) = read_raw(state_dir)?;
+    let mut raw: Vec<Option<Record>> = raw.into_iter().map(Some).collect();
     let mut out: Vec<Record> = Vec::with_capacity(raw.len());
-    let mut it = raw.into_iter().peekable();
-    while let Some(r) = it.next() {
+    for i in 0..raw.len() {
+        let Some(r) = raw[i].take() else { continue };
         if r.outcome != Outcome::Started {
             out.push(r);
             continue;
         }
-        match it.peek() {
-            Some(next)
-                if next.pid == r.pid
-                    && next.started == r.started
-                    && next.outcome != Outcome::Started => {}
-            _ => out.push(Record {
+        let fin = (i + 1..raw.len()).find(|&j| {
+            raw[j].as_ref().is_some_and(|n| {
+                n.pid == r.pid && n.started == r.started && n.outcome != Outcome::Started
+            })
+        });
+        match fin.and_then(|j| raw[j].take()) {
+            Some(f) => out.push(f),
+            None => out.push(Record {
                 outcome: Outcome::Interrupted,
                 message: Some(
                     "the apply ended without a final record (killed, or the machine went down)"
@@ -207,6 +212,37 @@ pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
         }
     }
     Ok((out, bad))
+}
+
+/// Write the final record of process `pid`'s last apply when it has none (the machine went
+/// down while its change waited for confirmation, and the change was settled at the next
+/// boot): the `started` record with `outcome` and `message`. Whether one was written.
+pub fn close_unfinished(
+    state_dir: &Path,
+    pid: u32,
+    outcome: Outcome,
+    message: &str,
+) -> Result<bool, String> {
+    let (raw, _) = read_raw(state_dir)?;
+    let Some(i) = raw
+        .iter()
+        .rposition(|r| r.pid == pid && r.outcome == Outcome::Started)
+    else {
+        return Ok(false);
+    };
+    let start = &raw[i];
+    if raw[i + 1..]
+        .iter()
+        .any(|r| r.pid == start.pid && r.started == start.started && r.outcome != Outcome::Started)
+    {
+        return Ok(false);
+    }
+    let mut rec = start.clone();
+    rec.finished = super::now();
+    rec.outcome = outcome;
+    rec.message = Some(message.into());
+    append(state_dir, &rec)?;
+    Ok(true)
 }
 
 /// Every line as written.
@@ -292,6 +328,41 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_apply_settled_at_the_next_boot_is_closed_in_its_place() {
+        let d = tempfile::tempdir().unwrap();
+        // An apply whose change waited for confirmation when the machine went down ...
+        let mut waiting = Record::begin();
+        waiting.pid = 4242;
+        waiting.outcome = Outcome::Started;
+        append(d.path(), &waiting).unwrap();
+        // ... then, at the next boot, an apply refused meanwhile.
+        let mut refused = Record::begin();
+        refused.pid = 77;
+        refused.outcome = Outcome::Refused;
+        append(d.path(), &refused).unwrap();
+        assert_eq!(
+            read(d.path()).unwrap().0[0].outcome,
+            Outcome::Interrupted,
+            "unsettled"
+        );
+        assert!(
+            close_unfinished(d.path(), 4242, Outcome::Unverified, "rolled back at boot").unwrap()
+        );
+        // Once only, and never for an apply with a final record or another pid.
+        assert!(!close_unfinished(d.path(), 4242, Outcome::Unverified, "again").unwrap());
+        assert!(!close_unfinished(d.path(), 77, Outcome::Unverified, "x").unwrap());
+        assert!(!close_unfinished(d.path(), 5, Outcome::Unverified, "x").unwrap());
+        let (recs, _) = read(d.path()).unwrap();
+        assert_eq!(recs.len(), 2, "{recs:#?}");
+        assert_eq!(recs[0].outcome, Outcome::Unverified);
+        assert_eq!(recs[0].started, waiting.started);
+        assert_eq!(recs[0].message.as_deref(), Some("rolled back at boot"));
+        assert!(!recs[0].finished.is_empty());
+        assert_eq!(recs[1].outcome, Outcome::Refused);
+        assert_eq!(read_raw(d.path()).unwrap().0.len(), 3);
     }
 
     #[test]
