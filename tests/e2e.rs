@@ -1453,6 +1453,181 @@ state after
     assert!(diff.is_empty(), "{diff:#?}\n{out}");
 }
 
+/// What boots the reboot test's first and second boot have in common: the small disk HF-KEEP
+/// mounted, and on it what a real host keeps on its root filesystem, bound where hostform
+/// reads it (/etc/network, the state directory /var/lib/hostform), then the host's address on
+/// eth0 as its old network configuration says.
+const REBOOT_SETUP: &str = r#"set -e
+H=$HOSTFORM
+K=/dev/disk/by-id/virtio-HF-KEEP
+mkdir -p /keep /var/lib/hostform /etc/network
+if [ "$BOOT" = 1 ]; then
+  mkfs.ext4 -q -F $K
+  mount $K /keep
+  mkdir -p /keep/state /keep/etc-network
+  # The host's own /etc/network (ifupdown's hook scripts: bridge-utils' if-pre-up.d/bridge).
+  cp -a /etc/network/. /keep/etc-network/
+  mkdir -p /keep/etc-network/interfaces.d
+  printf 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n' >/keep/etc-network/interfaces
+else
+  mount $K /keep
+fi
+mount --bind /keep/etc-network /etc/network
+mount --bind /keep/state /var/lib/hostform
+echo "boot_id $(cat /proc/sys/kernel/random/boot_id)"
+ip addr add 192.0.2.10/24 dev eth0
+ip link set dev eth0 up
+ip route add default via 192.0.2.1 dev eth0
+S=tests/specs/e2e/net.yaml
+"#;
+
+/// A reboot before `confirm`, on a real kernel: two boots of one VM on the same disk images.
+/// The first applies br0 with `--confirm-within` and powers off without confirming (the
+/// rollback waiter dies with it). At the second boot, the command of
+/// hostform-rollback-at-boot.service puts the network files back before anything reads them,
+/// clears the pending change and records why; then a new apply is not refused.
+#[test]
+fn a_change_not_confirmed_before_a_reboot_is_rolled_back_at_boot() {
+    let Some(_vm) = vm() else { return };
+    let exe = env!("CARGO_BIN_EXE_hostform");
+    let unit = hostform::safe::boot_unit(exe, Path::new("/var/lib/hostform"));
+    let at_boot = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let keep = std::env::temp_dir().join(format!("hostform-e2e-reboot-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&keep);
+    let boot = |n: u32, body: &str| -> String {
+        let script = format!("BOOT={n}\n{REBOOT_SETUP}{body}")
+            .replace("$HOSTFORM", exe)
+            .replace("$AT_BOOT", at_boot);
+        let o = hostform(
+            &root(),
+            &[
+                "sandbox",
+                "tests/specs/e2e/net-reboot.yaml",
+                "--scale",
+                "1",
+                "--keep",
+                keep.to_str().unwrap(),
+                "--timeout",
+                "6m",
+                "--",
+                "bash",
+                "-c",
+                &script,
+            ],
+        );
+        let out = text(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "boot {n}: {out}\n{}",
+            text(&o.stderr)
+        );
+        out
+    };
+    let t = Instant::now();
+    let first = boot(
+        1,
+        r#"
+$H apply $S --auto-approve --confirm-within 10m >/tmp/apply.out 2>&1 &
+for i in $(seq 1 600); do grep -q 'Waiting' /tmp/apply.out && break; sleep 0.2; done
+cat /tmp/apply.out
+echo "bridge $(ip -br link show dev br0 | cut -d' ' -f1)"
+echo "== file"; cat /etc/network/interfaces.d/hostform; echo "== end"
+# In the boot it was applied in, the boot unit's command leaves the change to its waiter.
+set +e
+$AT_BOOT; echo "same-boot=$?"
+set -e
+test -e /var/lib/hostform/pending.json && echo "pending-kept"
+# Power off now, unconfirmed: the script ends and the sandbox syncs and powers the VM off.
+sync
+"#,
+    );
+    let t1 = t.elapsed();
+    let second = boot(
+        2,
+        r#"
+set +e
+$H apply $S --auto-approve --confirm-within 60s; echo "before-boot-unit=$?"
+# What hostform-rollback-at-boot.service runs, before the network services read the files.
+$AT_BOOT; echo "at-boot=$?"
+$AT_BOOT; echo "at-boot-again=$?"
+test -e /etc/network/interfaces.d/hostform && echo "FILE-LEFT" || echo "file-removed"
+echo "== interfaces"; cat /etc/network/interfaces; echo "== end"
+test -e /var/lib/hostform/pending.json && echo "PENDING-LEFT" || echo "pending-cleared"
+echo "== result"; cat /var/lib/hostform/result.json; echo; echo "== log"; cat /var/lib/hostform/rollback.log
+echo "== history"; $H history --verbose; echo "== end"
+$H apply $S --auto-approve --confirm-within 120s >/tmp/apply.out 2>&1 &
+pid=$!
+for i in $(seq 1 600); do [ -e /var/lib/hostform/pending.json ] && break; sleep 0.2; done
+$H confirm; echo "confirm=$?"
+wait $pid; echo "later-apply=$?"
+cat /tmp/apply.out
+"#,
+    );
+    let _ = fs::remove_dir_all(&keep);
+    eprintln!("boot 1: {t1:.0?}, both: {:.0?}", t.elapsed());
+
+    // Boot 1: applied, waiting, not confirmed.
+    assert!(first.contains("Waiting"), "{first}");
+    assert!(first.contains("bridge br0"), "{first}");
+    assert!(section(&first, "file").contains("br0"), "{first}");
+    assert!(
+        first.contains("same-boot=0") && first.contains("pending-kept"),
+        "{first}"
+    );
+    let boot_id = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("boot_id "))
+            .map(str::to_string)
+            .expect("boot id")
+    };
+    assert_ne!(boot_id(&first), boot_id(&second), "two boots");
+
+    // Boot 2: refused until settled, then rolled back by the boot unit's command.
+    assert!(second.contains("before-boot-unit=1"), "{second}");
+    assert!(
+        second.contains("was applied before the last reboot and never confirmed"),
+        "{second}"
+    );
+    assert!(second.contains("at-boot=0"), "{second}");
+    assert!(
+        second.contains("it was not confirmed before the reboot"),
+        "{second}"
+    );
+    assert!(second.contains("at-boot-again=0"), "{second}");
+    assert!(second.contains("file-removed"), "{second}");
+    assert!(
+        section(&second, "interfaces").contains("source /etc/network/interfaces.d/*"),
+        "{second}"
+    );
+    assert!(second.contains("pending-cleared"), "{second}");
+    let result = section(&second, "result");
+    assert!(result.contains("\"outcome\": \"rolled-back\""), "{result}");
+    assert!(result.contains("reboot before confirmation"), "{result}");
+    assert!(
+        section(&second, "log").contains("reboot before confirmation"),
+        "{second}"
+    );
+    // The journal: the apply the reboot cut off says what became of its change.
+    let history = section(&second, "history");
+    assert!(
+        history.contains("unverified")
+            && history
+                .contains("not confirmed before a reboot: its files were rolled back at boot"),
+        "{history}"
+    );
+    // A later apply goes through.
+    assert!(second.contains("confirm=0"), "{second}");
+    assert!(second.contains("later-apply=0"), "{second}");
+    assert!(
+        second.contains("Confirmed (hostform confirm): the change is kept."),
+        "{second}"
+    );
+}
+
 /// A change that cuts the host off (a typo in the gateway) is rolled back as soon as the
 /// gateway after the change does not answer, without waiting for the deadline. qemu's user
 /// network answers pings at 10.0.2.2; nothing answers at 10.0.2.9.
