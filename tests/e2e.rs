@@ -1497,6 +1497,14 @@ fn a_change_not_confirmed_before_a_reboot_is_rolled_back_at_boot() {
         .expect("ExecStart");
     let keep = std::env::temp_dir().join(format!("hostform-e2e-reboot-{}", std::process::id()));
     let _ = fs::remove_dir_all(&keep);
+    // The kept images go when the test ends, passed or failed.
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(keep.clone());
     let boot = |n: u32, body: &str| -> String {
         let script = format!("BOOT={n}\n{REBOOT_SETUP}{body}")
             .replace("$HOSTFORM", exe)
@@ -1567,7 +1575,6 @@ wait $pid; echo "later-apply=$?"
 cat /tmp/apply.out
 "#,
     );
-    let _ = fs::remove_dir_all(&keep);
     eprintln!("boot 1: {t1:.0?}, both: {:.0?}", t.elapsed());
 
     // Boot 1: applied, waiting, not confirmed.
