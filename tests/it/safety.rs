@@ -518,6 +518,19 @@ fn a_replacement_disk_named_whole_with_only_an_mbr_is_not_added() {
 }
 
 #[test]
+fn a_replacement_disk_named_whole_holding_a_filesystem_itself_is_not_added() {
+    // Crafted from replaced/: ext4 made on the whole of vdb, no table.
+    let mut f = captured("replaced").facts;
+    f.blocks.devices.get_mut("vdb").unwrap().fstype = Some("ext4".into());
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options { allow_destroy });
+        assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+        let r = refusals(&p);
+        assert!(r.contains("vdb") && r.contains("ext4"), "{r}");
+    }
+}
+
+#[test]
 fn a_partitioned_replacement_whose_disk_holds_data_is_neither_partitioned_nor_added() {
     // replaced/'s own spec (b partitioned like a); crafted from replaced/: vdb given a dos table
     // and an ext4 partition vdb1.
