@@ -577,6 +577,169 @@ df -B1 --output=size /mnt/root | tail -1 | tr -d ' '
     );
 }
 
+/// Ctrl-C during apply on a real kernel, in one VM: SIGINT once the array exists. The
+/// operations running at that moment finish (each in a process group of its own), none starts
+/// after it, apply exits 130 and journals `interrupted`; the host holds no half-made array or
+/// LV, and a second apply converges.
+#[test]
+fn interrupted_apply_finishes_running_ops_starts_none_and_converges() {
+    let Some(_vm) = vm() else { return };
+    // A background job of a non-interactive shell starts with SIGINT ignored; `env
+    // --default-signal` gives apply the disposition a foreground command at a terminal has.
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+env --default-signal=INT $H apply $S/lab.yaml --auto-approve > /tmp/first.log 2>&1 &
+pid=$!
+for i in $(seq 1 600); do grep -q '\[4/11\]' /tmp/first.log && break; sleep 0.1; done
+# Wait for an operation to be running (a child of apply), name it, then Ctrl-C.
+# (An exited child not yet reaped has an empty command line: it runs no more.)
+for i in $(seq 1 2000); do
+  found=
+  for k in $(pgrep -P $pid); do
+    c=$(tr '\0' ' ' < /proc/$k/cmdline 2>/dev/null); [ -n "$c" ] && { echo "running: $c"; found=1; }
+  done
+  [ -n "$found" ] && break; sleep 0.01
+done
+kill -INT $pid
+echo "ok before signal: $(grep -c ' ok (' /tmp/first.log)"
+wait $pid; echo "first=$?"
+echo ==LOG==; cat /tmp/first.log; echo ==/LOG==
+echo ==RECORD==; tail -1 /var/lib/hostform/journal.jsonl; echo ==/RECORD==
+echo ==MDSTAT==; cat /proc/mdstat; echo ==/MDSTAT==
+echo ==LVS==; lvs --noheadings -o lv_name,lv_attr 2>/dev/null; echo ==/LVS==
+for lv in $(lvs --noheadings -o lv_name vg0 2>/dev/null); do
+  echo "fs $lv=$(blkid -o value -s TYPE /dev/vg0/$lv)"
+done
+echo ==HISTORY==; $H history --verbose; echo ==/HISTORY==
+$H apply $S/lab.yaml --auto-approve | tail -1
+$H plan $S/lab.yaml --detailed-exitcode > /dev/null; echo converged=$?
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let t = Instant::now();
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    eprintln!("sandbox run: {:.0?}", t.elapsed());
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("\nfirst=130\n"), "SIGINT: 128+2: {out}");
+    let log = between(&out, "LOG");
+    assert!(
+        log.contains("SIGINT received: starting nothing new"),
+        "{log}"
+    );
+
+    let record: serde_json::Value = serde_json::from_str(between(&out, "RECORD").trim())
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(record["outcome"], "interrupted", "{record:#}");
+    let ops = record["operations"].as_array().expect("operations");
+    assert_eq!(ops.len(), 11, "{record:#}");
+    let argv = |o: &serde_json::Value| -> String {
+        o["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // What ran, ran to its end; what did not run, never started.
+    for o in ops {
+        match o["result"].as_str() {
+            Some("done") => assert!(
+                o["started"].is_string() && o["finished"].is_string(),
+                "{o:#}"
+            ),
+            Some("not-run") => assert!(o.get("started").is_none(), "{o:#}"),
+            r => panic!("{r:?}: only done and not-run after a SIGINT: {o:#}"),
+        }
+    }
+    let done: Vec<&serde_json::Value> = ops.iter().filter(|o| o["result"] == "done").collect();
+    let before: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ok before signal: ")?.trim().parse().ok())
+        .expect("ok count");
+    assert!(
+        before >= 4 && done.len() < 11,
+        "{before} {}: {out}",
+        done.len()
+    );
+    // Each command running when the signal came is an operation that finished.
+    // (The runner starts a program by its full path; the journal keeps the plan's argv.)
+    let running: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("running: "))
+        .map(|l| l.trim().rsplit_once("/sbin/").map_or(l.trim(), |(_, r)| r))
+        .collect();
+    assert!(!running.is_empty(), "no operation was running: {out}");
+    for r in &running {
+        let op = ops
+            .iter()
+            .find(|o| argv(o) == *r)
+            .unwrap_or_else(|| panic!("`{r}` is no operation of {record:#}\n{out}"));
+        assert_eq!(op["result"], "done", "{op:#}");
+        assert!(op["finished"].is_string(), "{op:#}");
+    }
+    // Nothing started after it: the done operations are those that finished before the
+    // signal and those that were running then.
+    assert!(
+        done.len() <= before + running.len(),
+        "{} done, {before} before the signal, {} running: {record:#}",
+        done.len(),
+        running.len()
+    );
+    // history --verbose shows each with its times.
+    let history = between(&out, "HISTORY");
+    assert!(history.contains("interrupted"), "{history}");
+    for o in &done {
+        let summary = o["summary"].as_str().unwrap();
+        assert!(
+            history
+                .lines()
+                .any(|l| l.contains(&format!("[done] {summary}  (")) && l.contains(" .. ")),
+            "{summary}: {history}"
+        );
+    }
+
+    // No half-made state: md0 runs with both members (made before the signal); each LV on
+    // the host is one a finished `lvcreate` made, with a filesystem only where `mkfs` ran.
+    let mdstat = between(&out, "MDSTAT");
+    assert!(mdstat.contains("md0 : active raid1"), "{mdstat}");
+    assert!(!mdstat.contains("inactive"), "{mdstat}");
+    let made = |prog: &str, lv: &str| {
+        done.iter()
+            .any(|o| argv(o).starts_with(prog) && argv(o).contains(lv))
+    };
+    for l in between(&out, "LVS")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let lv = l.split_whitespace().next().unwrap();
+        assert!(
+            made("lvcreate", lv),
+            "{lv} without a finished lvcreate: {out}"
+        );
+    }
+    for l in out.lines().filter_map(|l| l.strip_prefix("fs ")) {
+        let (lv, fs) = l.split_once('=').unwrap();
+        let formatted = made("mkfs", &format!("vg0/{lv}")) || made("mkswap", &format!("vg0/{lv}"));
+        assert_eq!(!fs.is_empty(), formatted, "{lv}: `{fs}`: {out}");
+    }
+
+    assert!(out.contains("Verified: the host matches the spec"), "{out}");
+    assert!(out.contains("converged=0"), "{out}");
+}
+
 /// The operator's workflow on a real kernel, in one VM, with the default lock and journal
 /// paths: a saved plan (reading the same host twice gives the same fingerprint) is applied
 /// exactly; a second apply meanwhile is refused and told who holds the lock; a plan saved
@@ -1305,6 +1468,188 @@ state after
     let after = net_state(&out, "after");
     let diff = hostform::safe::differences(&before, &after);
     assert!(diff.is_empty(), "{diff:#?}\n{out}");
+}
+
+/// What boots the reboot test's first and second boot have in common: the small disk HF-KEEP
+/// mounted, and on it what a real host keeps on its root filesystem, bound where hostform
+/// reads it (/etc/network, the state directory /var/lib/hostform), then the host's address on
+/// eth0 as its old network configuration says.
+const REBOOT_SETUP: &str = r#"set -e
+H=$HOSTFORM
+K=/dev/disk/by-id/virtio-HF-KEEP
+mkdir -p /keep /var/lib/hostform /etc/network
+if [ "$BOOT" = 1 ]; then
+  mkfs.ext4 -q -F $K
+  mount $K /keep
+  mkdir -p /keep/state /keep/etc-network
+  # The host's own /etc/network (ifupdown's hook scripts: bridge-utils' if-pre-up.d/bridge).
+  cp -a /etc/network/. /keep/etc-network/
+  mkdir -p /keep/etc-network/interfaces.d
+  printf 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n' >/keep/etc-network/interfaces
+else
+  mount $K /keep
+fi
+mount --bind /keep/etc-network /etc/network
+mount --bind /keep/state /var/lib/hostform
+echo "boot_id $(cat /proc/sys/kernel/random/boot_id)"
+ip addr add 192.0.2.10/24 dev eth0
+ip link set dev eth0 up
+ip route add default via 192.0.2.1 dev eth0
+S=tests/specs/e2e/net.yaml
+"#;
+
+/// A reboot before `confirm`, on a real kernel: two boots of one VM on the same disk images.
+/// The first applies br0 with `--confirm-within` and powers off without confirming (the
+/// rollback waiter dies with it). At the second boot, the command of
+/// hostform-rollback-at-boot.service puts the network files back before anything reads them,
+/// clears the pending change and records why; then a new apply is not refused.
+#[test]
+fn a_change_not_confirmed_before_a_reboot_is_rolled_back_at_boot() {
+    let Some(_vm) = vm() else { return };
+    let exe = env!("CARGO_BIN_EXE_hostform");
+    let unit = hostform::safe::boot_unit(exe, Path::new("/var/lib/hostform"));
+    let at_boot = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let keep = std::env::temp_dir().join(format!("hostform-e2e-reboot-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&keep);
+    // The kept images go when the test ends, passed or failed.
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(keep.clone());
+    let boot = |n: u32, body: &str| -> String {
+        let script = format!("BOOT={n}\n{REBOOT_SETUP}{body}")
+            .replace("$HOSTFORM", exe)
+            .replace("$AT_BOOT", at_boot);
+        let o = hostform(
+            &root(),
+            &[
+                "sandbox",
+                "tests/specs/e2e/net-reboot.yaml",
+                "--scale",
+                "1",
+                "--keep",
+                keep.to_str().unwrap(),
+                "--timeout",
+                "6m",
+                "--",
+                "bash",
+                "-c",
+                &script,
+            ],
+        );
+        let out = text(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "boot {n}: {out}\n{}",
+            text(&o.stderr)
+        );
+        out
+    };
+    let t = Instant::now();
+    let first = boot(
+        1,
+        r#"
+$H apply $S --auto-approve --confirm-within 10m >/tmp/apply.out 2>&1 &
+for i in $(seq 1 600); do grep -q 'Waiting' /tmp/apply.out && break; sleep 0.2; done
+cat /tmp/apply.out
+echo "bridge $(ip -br link show dev br0 | cut -d' ' -f1)"
+echo "== file"; cat /etc/network/interfaces.d/hostform; echo "== end"
+# In the boot it was applied in, the boot unit's command leaves the change to its waiter.
+set +e
+$AT_BOOT; echo "same-boot=$?"
+set -e
+test -e /var/lib/hostform/pending.json && echo "pending-kept"
+# Power off now, unconfirmed: the script ends and the sandbox syncs and powers the VM off.
+sync
+"#,
+    );
+    let t1 = t.elapsed();
+    let second = boot(
+        2,
+        r#"
+set +e
+$H apply $S --auto-approve --confirm-within 60s; echo "before-boot-unit=$?"
+# What hostform-rollback-at-boot.service runs, before the network services read the files.
+$AT_BOOT; echo "at-boot=$?"
+$AT_BOOT; echo "at-boot-again=$?"
+test -e /etc/network/interfaces.d/hostform && echo "FILE-LEFT" || echo "file-removed"
+echo "== interfaces"; cat /etc/network/interfaces; echo "== end"
+test -e /var/lib/hostform/pending.json && echo "PENDING-LEFT" || echo "pending-cleared"
+echo "== result"; cat /var/lib/hostform/result.json; echo; echo "== log"; cat /var/lib/hostform/rollback.log
+echo "== history"; $H history --verbose; echo "== end"
+$H apply $S --auto-approve --confirm-within 120s >/tmp/apply.out 2>&1 &
+pid=$!
+for i in $(seq 1 600); do [ -e /var/lib/hostform/pending.json ] && break; sleep 0.2; done
+$H confirm; echo "confirm=$?"
+wait $pid; echo "later-apply=$?"
+cat /tmp/apply.out
+"#,
+    );
+    eprintln!("boot 1: {t1:.0?}, both: {:.0?}", t.elapsed());
+
+    // Boot 1: applied, waiting, not confirmed.
+    assert!(first.contains("Waiting"), "{first}");
+    assert!(first.contains("bridge br0"), "{first}");
+    assert!(section(&first, "file").contains("br0"), "{first}");
+    assert!(
+        first.contains("same-boot=0") && first.contains("pending-kept"),
+        "{first}"
+    );
+    let boot_id = |out: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix("boot_id "))
+            .map(str::to_string)
+            .expect("boot id")
+    };
+    assert_ne!(boot_id(&first), boot_id(&second), "two boots");
+
+    // Boot 2: refused until settled, then rolled back by the boot unit's command.
+    assert!(second.contains("before-boot-unit=1"), "{second}");
+    assert!(
+        second.contains("was applied before the last reboot and never confirmed"),
+        "{second}"
+    );
+    assert!(second.contains("at-boot=0"), "{second}");
+    assert!(
+        second.contains("it was not confirmed before the reboot"),
+        "{second}"
+    );
+    assert!(second.contains("at-boot-again=0"), "{second}");
+    assert!(second.contains("file-removed"), "{second}");
+    assert!(
+        section(&second, "interfaces").contains("source /etc/network/interfaces.d/*"),
+        "{second}"
+    );
+    assert!(second.contains("pending-cleared"), "{second}");
+    let result = section(&second, "result");
+    assert!(result.contains("\"outcome\": \"rolled-back\""), "{result}");
+    assert!(result.contains("reboot before confirmation"), "{result}");
+    assert!(
+        section(&second, "log").contains("reboot before confirmation"),
+        "{second}"
+    );
+    // The journal: the apply the reboot cut off says what became of its change.
+    let history = section(&second, "history");
+    assert!(
+        history.contains("unverified")
+            && history
+                .contains("not confirmed before a reboot: its files were rolled back at boot"),
+        "{history}"
+    );
+    // A later apply goes through.
+    assert!(second.contains("confirm=0"), "{second}");
+    assert!(second.contains("later-apply=0"), "{second}");
+    assert!(
+        second.contains("Confirmed (hostform confirm): the change is kept."),
+        "{second}"
+    );
 }
 
 /// A change that cuts the host off (a typo in the gateway) is rolled back as soon as the

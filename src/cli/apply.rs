@@ -150,10 +150,20 @@ fn run_locked(
     match safe::read_pending(&safe::state_dir(Some(&args.dirs.state_dir))) {
         Ok(None) => {}
         Ok(Some(p)) => {
-            eprintln!(
-                "apply: change {} is still waiting for confirmation; nothing was changed\n  hint: run `hostform confirm` or `hostform rollback` first",
-                p.id
-            );
+            // A change of an earlier boot waits for no timer any more: say so, or the
+            // operator waits for a rollback that never comes.
+            let now = safe::boot_id();
+            if safe::from_another_boot(&p, now.as_deref()) {
+                eprintln!(
+                    "apply: {}; nothing was changed",
+                    safe::explain_pending(&p, now.as_deref())
+                );
+            } else {
+                eprintln!(
+                    "apply: change {} is still waiting for confirmation; nothing was changed\n  hint: run `hostform confirm` or `hostform rollback` first",
+                    p.id
+                );
+            }
             return EXIT_FAIL;
         }
         Err(e) => {

@@ -247,8 +247,14 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
             ))
         };
     };
+    // A refusal names the device as the kernel does too: an alias alone hides which disk it is.
+    let who = if path == b.path || path.strip_prefix("/dev/") == Some(b.kname.as_str()) {
+        path.to_string()
+    } else {
+        format!("{path} ({})", b.kname)
+    };
     if let Some(why) = in_use(b, facts) {
-        return Verdict::Refused(format!("{path} is in use ({why})"));
+        return Verdict::Refused(format!("{who} is in use ({why})"));
     }
     if ctx.wiped.contains(&b.kname) && ctx.allow_destroy {
         return Verdict::DestructiveAllowed;
@@ -289,7 +295,7 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     if ctx.destructive && ctx.allow_destroy {
         return Verdict::DestructiveAllowed;
     }
-    Verdict::Refused(format!("{path} holds {}", found.join(", ")))
+    Verdict::Refused(format!("{who} holds {}", found.join(", ")))
 }
 
 /// What the rule says about every device every operation writes: (op id, device, verdict).

@@ -216,15 +216,30 @@ pub fn append(state_dir: &Path, rec: &Record) -> Result<(), String> {
     f.sync_data().map_err(fail)
 }
 
-/// The applies, oldest first (a `started` record followed by its final record is one apply; a
-/// `started` record alone is an `interrupted` one, whose operations are what its `operation`
-/// lines say), and how many lines could not be read.
+/// The applies, oldest first, and how many lines could not be read. An apply is its
+/// `started` line with its final record, at the place of the `started` line; a final record
+/// usually follows its `started` line, but one written later ([`close_unfinished`], at the next
+/// boot) may come after other applies. A `started` line without a final record is an
+/// `interrupted` apply. The apply's `operation` lines are folded into it: each operation once,
+/// where it first appears, with its latest state and both its times (they are the record's
+/// operations when its final record has none, as for an apply killed or closed at boot).
 pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
     let (raw, bad) = read_raw(state_dir)?;
+    // The lines of each apply after its `started` line, by (pid, start time).
+    let mut lines_of: std::collections::HashMap<(u32, String), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, r) in raw.iter().enumerate() {
+        if r.outcome != Outcome::Started {
+            lines_of
+                .entry((r.pid, r.started.clone()))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut raw: Vec<Option<Record>> = raw.into_iter().map(Some).collect();
     let mut out: Vec<Record> = Vec::with_capacity(raw.len());
-    let mut it = raw.into_iter().peekable();
-    let same = |a: &Record, b: &Record| a.pid == b.pid && a.started == b.started;
-    while let Some(r) = it.next() {
+    for i in 0..raw.len() {
+        let Some(r) = raw[i].take() else { continue };
         match r.outcome {
             Outcome::Started => {}
             // An operation line without its apply's `started` line (cut by hand): skipped.
@@ -234,11 +249,24 @@ pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
                 continue;
             }
         }
-        // The apply's operation lines, folded: each operation once, where it first appears,
-        // with its latest state and both its times.
         let mut ops: Vec<OpResult> = Vec::new();
-        while let Some(next) = it.next_if(|n| n.outcome == Outcome::Operation && same(n, &r)) {
-            for o in next.operations {
+        let mut fin: Option<Record> = None;
+        for &j in lines_of
+            .get(&(r.pid, r.started.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|&&j| j > i)
+        {
+            let Some(n) = raw[j].take_if(|n| n.outcome == Outcome::Operation || fin.is_none())
+            else {
+                continue;
+            };
+            if n.outcome != Outcome::Operation {
+                fin = Some(n);
+                continue;
+            }
+            for o in n.operations {
                 match ops.iter_mut().find(|x| x.id == o.id) {
                     Some(x) => {
                         x.result = o.result;
@@ -250,9 +278,14 @@ pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
                 }
             }
         }
-        match it.peek() {
-            Some(next) if same(next, &r) && next.outcome != Outcome::Started => {}
-            _ => out.push(Record {
+        match fin {
+            Some(mut f) => {
+                if f.operations.is_empty() {
+                    f.operations = ops;
+                }
+                out.push(f)
+            }
+            None => out.push(Record {
                 outcome: Outcome::Interrupted,
                 message: Some(
                     "the apply ended without a final record (killed, or the machine went down)"
@@ -264,6 +297,38 @@ pub fn read(state_dir: &Path) -> Result<(Vec<Record>, usize), String> {
         }
     }
     Ok((out, bad))
+}
+
+/// Write the final record of process `pid`'s last apply when it has none (the machine went
+/// down while its change waited for confirmation, and the change was settled at the next
+/// boot): the `started` record with `outcome` and `message`. Whether one was written.
+pub fn close_unfinished(
+    state_dir: &Path,
+    pid: u32,
+    outcome: Outcome,
+    message: &str,
+) -> Result<bool, String> {
+    let (raw, _) = read_raw(state_dir)?;
+    let Some(i) = raw
+        .iter()
+        .rposition(|r| r.pid == pid && r.outcome == Outcome::Started)
+    else {
+        return Ok(false);
+    };
+    let start = &raw[i];
+    if raw[i + 1..].iter().any(|r| {
+        r.pid == start.pid
+            && r.started == start.started
+            && !matches!(r.outcome, Outcome::Started | Outcome::Operation)
+    }) {
+        return Ok(false);
+    }
+    let mut rec = start.clone();
+    rec.finished = super::now();
+    rec.outcome = outcome;
+    rec.message = Some(message.into());
+    append(state_dir, &rec)?;
+    Ok(true)
 }
 
 /// Every line as written.
@@ -413,6 +478,59 @@ mod tests {
         assert!(recs[0].operations[1].finished.is_none());
         assert_eq!(recs[1].outcome, Outcome::Failed);
         assert_eq!(read_raw(d.path()).unwrap().0.len(), 8);
+    }
+
+    #[test]
+    fn an_apply_settled_at_the_next_boot_is_closed_in_its_place() {
+        let d = tempfile::tempdir().unwrap();
+        // An apply whose change waited for confirmation when the machine went down ...
+        let mut waiting = Record::begin();
+        waiting.pid = 4242;
+        waiting.outcome = Outcome::Started;
+        append(d.path(), &waiting).unwrap();
+        // It wrote its bridge file: that operation line is what the closed record shows.
+        let op = crate::plan::Op {
+            id: "70:bridge:br0:write".into(),
+            resource: "bridge br0".into(),
+            summary: "write /etc/network/interfaces.d/hostform".into(),
+            argv: vec![],
+            stdin: None,
+            risk: crate::plan::Risk::Safe,
+            writes_root: false,
+            after: vec![],
+            settle: false,
+            write: None,
+            writes: vec![],
+        };
+        append(d.path(), &waiting.operation(&op, "running", None)).unwrap();
+        append(d.path(), &waiting.operation(&op, "done", None)).unwrap();
+        // ... then, at the next boot, an apply refused meanwhile.
+        let mut refused = Record::begin();
+        refused.pid = 77;
+        refused.outcome = Outcome::Refused;
+        append(d.path(), &refused).unwrap();
+        assert_eq!(
+            read(d.path()).unwrap().0[0].outcome,
+            Outcome::Interrupted,
+            "unsettled"
+        );
+        assert!(
+            close_unfinished(d.path(), 4242, Outcome::Unverified, "rolled back at boot").unwrap()
+        );
+        // Once only, and never for an apply with a final record or another pid.
+        assert!(!close_unfinished(d.path(), 4242, Outcome::Unverified, "again").unwrap());
+        assert!(!close_unfinished(d.path(), 77, Outcome::Unverified, "x").unwrap());
+        assert!(!close_unfinished(d.path(), 5, Outcome::Unverified, "x").unwrap());
+        let (recs, _) = read(d.path()).unwrap();
+        assert_eq!(recs.len(), 2, "{recs:#?}");
+        assert_eq!(recs[0].outcome, Outcome::Unverified);
+        assert_eq!(recs[0].started, waiting.started);
+        assert_eq!(recs[0].message.as_deref(), Some("rolled back at boot"));
+        assert!(!recs[0].finished.is_empty());
+        assert_eq!(recs[0].operations.len(), 1, "{recs:#?}");
+        assert_eq!(recs[0].operations[0].result, "done");
+        assert_eq!(recs[1].outcome, Outcome::Refused);
+        assert_eq!(read_raw(d.path()).unwrap().0.len(), 5);
     }
 
     #[test]

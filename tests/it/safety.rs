@@ -565,3 +565,205 @@ disks:
         "{all}"
     );
 }
+
+// A degraded array's replacement: replaced/ is md0 running [2/1] on vda2, vdb wiped blank as
+// the replacement disk. Each test below alters that capture the way an unlucky replacement
+// could be: the wrong disk put in, or one still holding an old system.
+
+/// md0 on the captured vda2, with the replacement disk b named whole.
+const WHOLE_REPLACEMENT: &str = "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios_grub, size: 2MiB, type: bios-boot }
+      - { name: raid_md0, size: rest, type: linux-raid }
+  b: { serial: HF-DISK-B }
+arrays:
+  md0: { level: 1, devices: [a/raid_md0, b] }
+";
+
+/// An MBR on `disk` with one ext4 partition, as lsblk shows a disk from an old system.
+fn add_mbr_with_ext4(f: &mut Facts, disk: &str) {
+    add_data_partition(f, disk);
+    f.blocks.devices.get_mut(disk).unwrap().pttype = Some("dos".into());
+    f.blocks
+        .devices
+        .get_mut(&format!("{disk}1"))
+        .unwrap()
+        .pttype = Some("dos".into());
+}
+
+fn adds(p: &Plan) -> Vec<String> {
+    argvs(p)
+        .into_iter()
+        .filter(|a| a.contains("--add"))
+        .collect()
+}
+
+#[test]
+fn a_blank_replacement_disk_named_whole_is_added() {
+    // replaced/ as captured: vdb is blank.
+    let f = captured("replaced").facts;
+    assert!(f.arrays["md0"].degraded());
+    let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options::default());
+    assert!(p.refusals.is_empty(), "{}", refusals(&p));
+    assert_eq!(
+        argvs(&p),
+        ["mdadm --manage /dev/md0 --add /dev/disk/by-id/virtio-HF-DISK-B"]
+    );
+}
+
+#[test]
+fn a_replacement_disk_named_whole_holding_an_mbr_and_ext4_is_not_added() {
+    // Crafted from replaced/: vdb given a dos table and an ext4 partition vdb1.
+    let mut f = captured("replaced").facts;
+    add_mbr_with_ext4(&mut f, "vdb");
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options { allow_destroy });
+        assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let r = refusals(&p);
+        assert!(
+            r.contains("virtio-HF-DISK-B (vdb) holds a dos partition table") && r.contains("vdb1"),
+            "{r}"
+        );
+    }
+}
+
+#[test]
+fn a_replacement_disk_named_whole_with_only_an_mbr_is_not_added() {
+    // Crafted from replaced/: vdb given a dos table, no partition (a signature of the disk only).
+    let mut f = captured("replaced").facts;
+    f.blocks.devices.get_mut("vdb").unwrap().pttype = Some("dos".into());
+    let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options::default());
+    assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+    assert!(
+        refusals(&p).contains("dos partition table"),
+        "{}",
+        refusals(&p)
+    );
+}
+
+#[test]
+fn a_replacement_disk_named_whole_holding_a_filesystem_itself_is_not_added() {
+    // Crafted from replaced/: ext4 made on the whole of vdb, no table.
+    let mut f = captured("replaced").facts;
+    f.blocks.devices.get_mut("vdb").unwrap().fstype = Some("ext4".into());
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options { allow_destroy });
+        assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+        let r = refusals(&p);
+        assert!(r.contains("vdb") && r.contains("ext4"), "{r}");
+    }
+}
+
+#[test]
+fn a_partitioned_replacement_whose_disk_holds_data_is_neither_partitioned_nor_added() {
+    // replaced/'s own spec (b partitioned like a); crafted from replaced/: vdb given a dos table
+    // and an ext4 partition vdb1.
+    let d = captured("replaced");
+    let mut f = d.facts;
+    add_mbr_with_ext4(&mut f, "vdb");
+    let full = captured("full").spec;
+    for allow_destroy in [false, true] {
+        let p = plan_host(&full, &f, &Options { allow_destroy });
+        assert!(
+            !argvs(&p)
+                .iter()
+                .any(|a| a.starts_with("sfdisk") || a.contains("--add")),
+            "{:#?}",
+            p.ops
+        );
+        let r = refusals(&p);
+        assert!(r.contains("vdb"), "{r}");
+    }
+}
+
+#[test]
+fn a_replacement_partition_holding_ext4_is_not_added() {
+    // Crafted from replaced/: vdb given a GPT whose vdb2 (the spec's b/raid_md0) holds ext4,
+    // as if the disk came from another host partitioned the same way.
+    let mut f = captured("replaced").facts;
+    add_gpt_like_a(&mut f, Some("ext4"));
+    let full = captured("full").spec;
+    for allow_destroy in [false, true] {
+        let p = plan_host(&full, &f, &Options { allow_destroy });
+        assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+        let r = refusals(&p);
+        assert!(r.contains("vdb2") && r.contains("ext4"), "{r}");
+    }
+}
+
+/// vdb partitioned as the capture's vda: vdb1 (bios_grub), vdb2 (raid_md0) with `fstype`.
+fn add_gpt_like_a(f: &mut Facts, fstype: Option<&str>) {
+    f.blocks.devices.get_mut("vdb").unwrap().pttype = Some("gpt".into());
+    for (n, from) in [(1, "vda1"), (2, "vda2")] {
+        let mut part = f.blocks.devices[from].clone();
+        part.kname = format!("vdb{n}");
+        part.name = part.kname.clone();
+        part.path = format!("/dev/vdb{n}");
+        part.parents = vec!["vdb".into()];
+        part.uuid = None;
+        part.label = None;
+        part.fstype = None;
+        f.blocks.devices.insert(part.kname.clone(), part);
+        f.by_id
+            .insert(format!("virtio-HF-DISK-B-part{n}"), format!("vdb{n}"));
+    }
+    f.blocks.devices.get_mut("vdb2").unwrap().fstype = fstype.map(str::to_string);
+    f.blocks.index();
+}
+
+#[test]
+fn a_blank_replacement_partition_is_added() {
+    // Crafted from replaced/: vdb already partitioned like vda, vdb2 blank: only the add.
+    let mut f = captured("replaced").facts;
+    add_gpt_like_a(&mut f, None);
+    let p = plan_host(&captured("full").spec, &f, &Options::default());
+    assert!(p.refusals.is_empty(), "{}", refusals(&p));
+    assert_eq!(
+        argvs(&p),
+        ["mdadm --manage /dev/md0 --add /dev/disk/by-id/virtio-HF-DISK-B-part2"]
+    );
+}
+
+#[test]
+fn a_replacement_member_in_use_is_never_added_even_with_allow_destroy() {
+    // Crafted from replaced/: vdb partitioned like vda, its vdb2 blank but mounted, active
+    // swap, or held by a device-mapper device (a holder: the kernel has it open).
+    for how in ["mounted", "swap", "held"] {
+        let mut f = captured("replaced").facts;
+        add_gpt_like_a(&mut f, None);
+        match how {
+            "mounted" => {
+                f.blocks.devices.get_mut("vdb2").unwrap().mountpoints = vec!["/mnt".into()]
+            }
+            "swap" => {
+                let b = f.blocks.devices.get_mut("vdb2").unwrap();
+                b.fstype = Some("swap".into());
+                b.mountpoints = vec!["[SWAP]".into()];
+            }
+            _ => {
+                let mut dm = f.blocks.devices["dm-8"].clone();
+                dm.kname = "dm-9".into();
+                dm.name = "crypt-old".into();
+                dm.path = "/dev/mapper/crypt-old".into();
+                dm.parents = vec!["vdb2".into()];
+                f.blocks.devices.insert(dm.kname.clone(), dm);
+                f.blocks.index();
+            }
+        }
+        for allow_destroy in [false, true] {
+            let p = plan_host(&captured("full").spec, &f, &Options { allow_destroy });
+            assert!(adds(&p).is_empty(), "{how}: {:#?}", p.ops);
+            let r = refusals(&p);
+            assert!(r.contains("vdb2"), "{how}: {r}");
+        }
+        // The same device named whole: the disk holding it is never added either.
+        for allow_destroy in [false, true] {
+            let p = plan_host(&spec(WHOLE_REPLACEMENT), &f, &Options { allow_destroy });
+            assert!(adds(&p).is_empty(), "{how} (whole): {:#?}", p.ops);
+        }
+    }
+}
