@@ -279,10 +279,19 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
         return Verdict::Belongs;
     }
     if let Some(array) = &ctx.readds_to {
-        let own = facts
-            .arrays
-            .get(array.as_str())
-            .is_some_and(|a| a.members.iter().any(|m| m.kname == b.kname));
+        // A member of that array, or one removed from it that still carries its superblock
+        // (the array's UUID, as its working members show it): the array's own half coming
+        // back, resynced from the running array, as `mdadm --add` does.
+        let own = facts.arrays.get(array.as_str()).is_some_and(|a| {
+            let uuid = a
+                .members
+                .iter()
+                .find_map(|m| facts.blocks.get(&m.kname)?.uuid.clone());
+            a.members.iter().any(|m| m.kname == b.kname)
+                || (b.fstype.as_deref() == Some("linux_raid_member")
+                    && uuid.is_some()
+                    && b.uuid == uuid)
+        });
         let ours = found.iter().all(|f| {
             f == "a linux_raid_member signature"
                 || f == &format!("membership of the array {array}")

@@ -767,3 +767,46 @@ fn a_replacement_member_in_use_is_never_added_even_with_allow_destroy() {
         }
     }
 }
+
+/// The spec of the captured stack: md0 over both disks' raid_md0 partitions.
+const PARTITIONED_MIRROR: &str = "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - { name: bios_grub, size: 2MiB, type: bios-boot }
+      - { name: raid_md0, size: rest, type: linux-raid }
+  b: { serial: HF-DISK-B, like: a }
+arrays:
+  md0: { level: 1, devices: [a/raid_md0, b/raid_md0] }
+";
+
+#[test]
+fn a_removed_member_carrying_its_arrays_superblock_is_added_back() {
+    // Crafted from failed/ (vdb2 faulty, still attached): vdb2 taken out of md0's members, as
+    // `mdadm --remove` leaves it; it keeps md0's superblock (md0's UUID, as lsblk shows it).
+    let mut f = captured("failed").facts;
+    let md0 = f.arrays.get_mut("md0").unwrap();
+    md0.members.retain(|m| m.kname != "vdb2");
+    let uuid = f.blocks.get("vda2").unwrap().uuid.clone();
+    assert!(uuid.is_some());
+    assert_eq!(f.blocks.get("vdb2").unwrap().uuid, uuid);
+    assert_eq!(
+        f.blocks.get("vdb2").unwrap().fstype.as_deref(),
+        Some("linux_raid_member")
+    );
+    let p = plan_host(&spec(PARTITIONED_MIRROR), &f, &Options::default());
+    assert!(p.refusals.is_empty(), "{}", refusals(&p));
+    assert_eq!(
+        adds(&p),
+        ["mdadm --manage /dev/md0 --add /dev/disk/by-id/virtio-HF-DISK-B-part2"]
+    );
+    // The same partition carrying another array's superblock is not md0's: refused.
+    f.blocks.devices.get_mut("vdb2").unwrap().uuid =
+        Some("00000000-1111-2222-3333-444444444444".into());
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(PARTITIONED_MIRROR), &f, &Options { allow_destroy });
+        assert!(adds(&p).is_empty(), "{:#?}", p.ops);
+        assert!(refusals(&p).contains("another array"), "{}", refusals(&p));
+    }
+}
