@@ -725,12 +725,16 @@ fn temp_suffix() -> String {
 ///
 /// The directory's `COMMANDS` file maps each captured command line to the file holding its
 /// output: `NAME<TAB>STATUS<TAB>ARGV`. Files are looked up in `files` (path → fixture name),
-/// directory listings and links in `links` (`disk-by-id-links`).
+/// directory listings and links in `links` (`disk-by-id-links`, and `proc-fd-links`: every
+/// `/proc/PID/fd/FD` link, as `PID FD TARGET` lines). `proc-comm` (`PID COMM` lines) answers
+/// `/proc/PID/comm`.
 pub struct ReplayRunner {
     dir: PathBuf,
     commands: BTreeMap<String, (String, i32)>,
     files: BTreeMap<String, String>,
     links: BTreeMap<String, String>,
+    /// Files whose content is one line of a capture (`/proc/PID/comm` from `proc-comm`).
+    lines: BTreeMap<String, String>,
     /// Commands asked for, in order (to assert on process counts and argv).
     pub asked: Mutex<Vec<String>>,
     /// Files written (path → content) and removed, in order: nothing reaches the disk.
@@ -763,11 +767,28 @@ impl ReplayRunner {
                 }
             }
         }
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-fd-links")) {
+            for l in t.lines() {
+                let mut f = l.splitn(3, ' ');
+                if let (Some(pid), Some(fd), Some(target)) = (f.next(), f.next(), f.next()) {
+                    links.insert(format!("/proc/{pid}/fd/{fd}"), target.to_string());
+                }
+            }
+        }
+        let mut lines = BTreeMap::new();
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-comm")) {
+            for l in t.lines() {
+                if let Some((pid, comm)) = l.split_once(' ') {
+                    lines.insert(format!("/proc/{pid}/comm"), format!("{comm}\n"));
+                }
+            }
+        }
         Ok(ReplayRunner {
             dir,
             commands,
             files,
             links,
+            lines,
             asked: Mutex::new(Vec::new()),
             written: Mutex::new(Vec::new()),
         })
@@ -813,6 +834,9 @@ impl Runner for ReplayRunner {
     }
 
     fn read(&self, path: &str) -> Option<String> {
+        if let Some(l) = self.lines.get(path) {
+            return Some(l.clone());
+        }
         self.files.get(path).map(|n| self.fixture(n))
     }
 
@@ -822,6 +846,7 @@ impl Runner for ReplayRunner {
             .links
             .keys()
             .chain(self.files.keys())
+            .chain(self.lines.keys())
             .filter_map(|k| k.strip_prefix(&prefix))
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
             .collect();

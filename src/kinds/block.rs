@@ -218,6 +218,89 @@ impl Inventory {
     }
 }
 
+/// A process holding a block device open (a descriptor on it), as `fuser -v` and lsof show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Opener {
+    pub pid: u32,
+    /// `/proc/PID/comm`, control characters escaped; empty if the process left meanwhile.
+    pub comm: String,
+}
+
+impl std::fmt::Display for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.comm.is_empty() {
+            write!(f, "pid {}", self.pid)
+        } else {
+            write!(f, "{} (pid {})", self.comm, self.pid)
+        }
+    }
+}
+
+/// Which processes hold which block devices of `inv` open, by kernel name: one pass over
+/// every `/proc/PID/fd/*` link (what `fuser -v /dev/vdb` does), the links that resolve to a
+/// device lsblk reported (`/dev/vdb`, `/dev/vda2`, `/dev/dm-3`, `/dev/md0`). hostform's own
+/// process (`/proc/self`) is left out. A process whose descriptors cannot be read (it left,
+/// or discovery does not run as root) shows nothing.
+pub fn openers(r: &dyn crate::runner::Runner, inv: &Inventory) -> BTreeMap<String, Vec<Opener>> {
+    let me = r
+        .resolve_link("/proc/self")
+        .and_then(|p| p.rsplit('/').next().map(str::to_string));
+    // `/dev/KNAME` and lsblk's path (`/dev/mapper/vg0-lv`), looked up once per descriptor.
+    let mut known: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for d in inv.devices.values() {
+        known.insert(d.path.as_str(), d.kname.as_str());
+    }
+    let dev_names: std::collections::HashMap<String, &str> = inv
+        .devices
+        .keys()
+        .map(|k| (format!("/dev/{k}"), k.as_str()))
+        .collect();
+    let mut out: BTreeMap<String, Vec<Opener>> = BTreeMap::new();
+    for pid in r.list("/proc") {
+        if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) || Some(&pid) == me.as_ref() {
+            continue;
+        }
+        let Ok(n) = pid.parse::<u32>() else {
+            continue;
+        };
+        let mut held: Vec<String> = Vec::new();
+        let fd_dir = format!("/proc/{pid}/fd");
+        for fd in r.list(&fd_dir) {
+            let Some(target) = r.resolve_link(&format!("{fd_dir}/{fd}")) else {
+                continue;
+            };
+            if !target.starts_with("/dev/") {
+                continue;
+            }
+            let kname = dev_names
+                .get(target.as_str())
+                .or_else(|| known.get(target.as_str()));
+            if let Some(k) = kname
+                && !held.iter().any(|h| h == k)
+            {
+                held.push((*k).to_string());
+            }
+        }
+        if held.is_empty() {
+            continue;
+        }
+        let comm = r
+            .read(&format!("/proc/{pid}/comm"))
+            .map(|c| crate::diag::visible(c.trim_end_matches('\n')).into_owned())
+            .unwrap_or_default();
+        for k in held {
+            out.entry(k).or_default().push(Opener {
+                pid: n,
+                comm: comm.clone(),
+            });
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|o| o.pid);
+    }
+    out
+}
+
 /// sfdisk script for a GPT with these partitions (`None` size: the rest of the disk).
 /// sfdisk aligns to 1 MiB by default.
 pub fn sfdisk_script(parts: &[(String, Option<u64>, &str)], with_label: bool) -> String {
@@ -292,6 +375,68 @@ mod tests {
             inv.by_path("/dev/vda2").map(|d| d.kname.as_str()),
             Some("vda2")
         );
+    }
+
+    #[test]
+    fn openers_are_read_from_the_descriptors_of_every_process() {
+        let r = crate::runner::fixtures::runner("opened");
+        let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
+        let o = openers(&r, &inv);
+        let one = |k: &str| {
+            o.get(k)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        // As `fuser -v /dev/vdb` and `lsof /dev/vda2` showed in the same capture.
+        assert_eq!(one("vdb"), Some(vec!["sleep (pid 223)".to_string()]));
+        assert_eq!(one("vda2"), Some(vec!["tail (pid 224)".to_string()]));
+        // The LV vgo/held, by its kernel name.
+        assert_eq!(inv.get("dm-0").map(|d| d.name.as_str()), Some("vgo-held"));
+        assert_eq!(one("dm-0"), Some(vec!["sleep (pid 225)".to_string()]));
+        // Nobody holds the rest; character devices (/dev/vport2p1, /dev/null) are no block
+        // devices.
+        assert_eq!(o.len(), 3, "{o:?}");
+    }
+
+    /// The captured host, seen from inside one of its processes.
+    struct AsPid(crate::runner::ReplayRunner, &'static str);
+
+    impl crate::runner::Runner for AsPid {
+        fn run_input(
+            &self,
+            argv: &[&str],
+            input: Option<&str>,
+        ) -> Result<crate::runner::Output, crate::runner::RunError> {
+            self.0.run_input(argv, input)
+        }
+        fn read(&self, path: &str) -> Option<String> {
+            self.0.read(path)
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            self.0.list(dir)
+        }
+        fn resolve_link(&self, path: &str) -> Option<String> {
+            if path == "/proc/self" {
+                return Some(format!("/proc/{}", self.1));
+            }
+            self.0.resolve_link(path)
+        }
+    }
+
+    #[test]
+    fn hostforms_own_descriptors_are_not_an_opener() {
+        let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
+        let o = openers(
+            &AsPid(crate::runner::fixtures::runner("opened"), "223"),
+            &inv,
+        );
+        assert!(!o.contains_key("vdb"), "{o:?}");
+        assert!(o.contains_key("vda2"), "{o:?}");
+    }
+
+    #[test]
+    fn a_host_captured_without_proc_links_has_no_openers() {
+        let inv = Inventory::parse_lsblk(&fixture("full", "lsblk.json")).unwrap();
+        assert!(openers(&crate::runner::fixtures::runner("full"), &inv).is_empty());
     }
 
     #[test]
