@@ -206,6 +206,14 @@ pub trait Runner: Send + Sync {
     fn list(&self, dir: &str) -> Vec<String>;
     /// Where a symlink points, resolved to an absolute path.
     fn resolve_link(&self, path: &str) -> Option<String>;
+    /// A symlink's own text, not followed further: one system call where [`resolve_link`]
+    /// takes one per path component. For links whose text is already the absolute path
+    /// (`/proc/PID/fd/N`, `/proc/self`). By default, [`resolve_link`].
+    ///
+    /// [`resolve_link`]: Runner::resolve_link
+    fn read_link(&self, path: &str) -> Option<String> {
+        self.resolve_link(path)
+    }
     /// Replace a file's content atomically (a temporary file in the same directory, fsync,
     /// rename), creating missing parent directories. For configuration files the plan shows
     /// as a diff (network configuration, guest configs, systemd units).
@@ -620,6 +628,12 @@ impl Runner for RealRunner {
 
     fn resolve_link(&self, path: &str) -> Option<String> {
         std::fs::canonicalize(path)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    fn read_link(&self, path: &str) -> Option<String> {
+        std::fs::read_link(path)
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
     }

@@ -243,7 +243,7 @@ impl std::fmt::Display for Opener {
 /// or discovery does not run as root) shows nothing.
 pub fn openers(r: &dyn crate::runner::Runner, inv: &Inventory) -> BTreeMap<String, Vec<Opener>> {
     let me = r
-        .resolve_link("/proc/self")
+        .read_link("/proc/self")
         .and_then(|p| p.rsplit('/').next().map(str::to_string));
     // `/dev/KNAME` and lsblk's path (`/dev/mapper/vg0-lv`), looked up once per descriptor.
     let mut known: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
@@ -266,7 +266,7 @@ pub fn openers(r: &dyn crate::runner::Runner, inv: &Inventory) -> BTreeMap<Strin
         let mut held: Vec<String> = Vec::new();
         let fd_dir = format!("/proc/{pid}/fd");
         for fd in r.list(&fd_dir) {
-            let Some(target) = r.resolve_link(&format!("{fd_dir}/{fd}")) else {
+            let Some(target) = r.read_link(&format!("{fd_dir}/{fd}")) else {
                 continue;
             };
             if !target.starts_with("/dev/") {
@@ -415,10 +415,13 @@ mod tests {
             self.0.list(dir)
         }
         fn resolve_link(&self, path: &str) -> Option<String> {
-            if path == "/proc/self" {
-                return Some(format!("/proc/{}", self.1));
-            }
             self.0.resolve_link(path)
+        }
+        fn read_link(&self, path: &str) -> Option<String> {
+            if path == "/proc/self" {
+                return Some(self.1.to_string());
+            }
+            self.0.read_link(path)
         }
     }
 
