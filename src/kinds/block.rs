@@ -395,6 +395,18 @@ mod tests {
         // Nobody holds the rest; character devices (/dev/vport2p1, /dev/null) are no block
         // devices.
         assert_eq!(o.len(), 3, "{o:?}");
+        // The same as the tools said about the same host.
+        let fuser: Vec<u32> = fixture("opened", "fuser-vdb")
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(fuser, o["vdb"].iter().map(|x| x.pid).collect::<Vec<_>>());
+        let lsof = fixture("opened", "lsof-vda2");
+        let row: Vec<&str> = lsof.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            (row[0], row[1].parse::<u32>().unwrap()),
+            (o["vda2"][0].comm.as_str(), o["vda2"][0].pid)
+        );
     }
 
     /// The captured host, seen from inside one of its processes.
