@@ -377,10 +377,15 @@ pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
                 .iter()
                 .find(|o| o.id == id)
                 .expect("op of this plan");
+            let hint = if why.contains(" is open by ") {
+                "a process holds the device open (a guest given it, a dd or a backup reading it): hostform never writes it, whatever the flags; if this is the right device, stop that process (`fuser -v DEVICE` lists them), then plan again"
+            } else {
+                "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device"
+            };
             plan.refusals.push(Refusal {
                 resource: o.resource.clone(),
                 reason: format!("`{}` would write over data: {why}", o.summary),
-                hint: "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device".into(),
+                hint: hint.into(),
             });
             dropped.insert(id);
         }

@@ -649,6 +649,11 @@ disks:
             "{sfdisk:?}"
         );
         assert!(
+            p.refusals.iter().any(|r| r.hint.contains("fuser -v")),
+            "{:?}",
+            p.refusals
+        );
+        assert!(
             refusals(&p).contains("vdb is open by sleep (pid 223)"),
             "{}",
             refusals(&p)
