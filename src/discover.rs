@@ -627,10 +627,11 @@ mod tests {
                 .map(|v| v.iter().map(|o| o.pid).collect())
                 .unwrap_or_default()
         };
-        assert_eq!(pids("vdb"), vec![223]);
-        assert_eq!(pids("vda2"), vec![224]);
-        assert_eq!(pids("dm-0"), vec![225]);
-        assert!(pids("vda1").is_empty());
+        assert_eq!(pids("vdb"), vec![220]);
+        assert_eq!(pids("vda2"), vec![221]);
+        assert_eq!(pids("dm-0"), vec![222]);
+        assert_eq!(pids("vda1"), vec![232]);
+        assert!(pids("dm-1").is_empty());
         // A snapshot saved before openers were known has no such key.
         let mut v = serde_json::to_value(&d.facts).unwrap();
         v.as_object_mut().unwrap().remove("openers");

@@ -214,6 +214,12 @@ pub trait Runner: Send + Sync {
     fn read_link(&self, path: &str) -> Option<String> {
         self.resolve_link(path)
     }
+    /// The device number (`MAJ:MIN`) of the block device at `path`, following links (for
+    /// `/proc/PID/fd/N`: the open file itself, whatever name it was opened by). `None` when it
+    /// is no block device, or this runner cannot tell.
+    fn block_device(&self, _path: &str) -> Option<String> {
+        None
+    }
     /// Replace a file's content atomically (a temporary file in the same directory, fsync,
     /// rename), creating missing parent directories. For configuration files the plan shows
     /// as a diff (network configuration, guest configs, systemd units).
@@ -638,6 +644,19 @@ impl Runner for RealRunner {
             .map(|p| p.to_string_lossy().into_owned())
     }
 
+    fn block_device(&self, path: &str) -> Option<String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = std::fs::metadata(path).ok()?;
+        if !m.file_type().is_block_device() {
+            return None;
+        }
+        // Linux's encoding of dev_t (glibc's gnu_dev_major / gnu_dev_minor).
+        let d = m.rdev();
+        let major = ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff);
+        let minor = (d & 0xff) | ((d >> 12) & !0xff);
+        Some(format!("{major}:{minor}"))
+    }
+
     fn write_file(&self, path: &str, content: &str, mode: u32) -> Result<(), RunError> {
         write_atomically(Path::new(path), content.as_bytes(), mode).map_err(|source| {
             RunError::Spawn {
@@ -741,7 +760,7 @@ fn temp_suffix() -> String {
 /// output: `NAME<TAB>STATUS<TAB>ARGV`. Files are looked up in `files` (path → fixture name),
 /// directory listings and links in `links` (`disk-by-id-links`, and `proc-fd-links`: every
 /// `/proc/PID/fd/FD` link, as `PID FD TARGET` lines). `proc-comm` (`PID COMM` lines) answers
-/// `/proc/PID/comm`.
+/// `/proc/PID/comm`, and `proc-fd-devices` the device numbers of descriptors on block devices.
 pub struct ReplayRunner {
     dir: PathBuf,
     commands: BTreeMap<String, (String, i32)>,
@@ -749,6 +768,8 @@ pub struct ReplayRunner {
     links: BTreeMap<String, String>,
     /// Files whose content is one line of a capture (`/proc/PID/comm` from `proc-comm`).
     lines: BTreeMap<String, String>,
+    /// Device numbers of the descriptors that are block devices (`proc-fd-devices`).
+    devices: BTreeMap<String, String>,
     /// Commands asked for, in order (to assert on process counts and argv).
     pub asked: Mutex<Vec<String>>,
     /// Files written (path → content) and removed, in order: nothing reaches the disk.
@@ -789,6 +810,20 @@ impl ReplayRunner {
                 }
             }
         }
+        // `stat -L -c "%n %t:%T %F"`: `/proc/223/fd/0 fe:10 block special file`, in hex.
+        let mut devices = BTreeMap::new();
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-fd-devices")) {
+            for l in t.lines() {
+                let mut f = l.split(' ');
+                if let (Some(path), Some(num)) = (f.next(), f.next())
+                    && let Some((maj, min)) = num.split_once(':')
+                    && let (Ok(maj), Ok(min)) =
+                        (u64::from_str_radix(maj, 16), u64::from_str_radix(min, 16))
+                {
+                    devices.insert(path.to_string(), format!("{maj}:{min}"));
+                }
+            }
+        }
         let mut lines = BTreeMap::new();
         if let Ok(t) = std::fs::read_to_string(dir.join("proc-comm")) {
             for l in t.lines() {
@@ -803,6 +838,7 @@ impl ReplayRunner {
             files,
             links,
             lines,
+            devices,
             asked: Mutex::new(Vec::new()),
             written: Mutex::new(Vec::new()),
         })
@@ -871,6 +907,10 @@ impl Runner for ReplayRunner {
 
     fn resolve_link(&self, path: &str) -> Option<String> {
         self.links.get(path).cloned()
+    }
+
+    fn block_device(&self, path: &str) -> Option<String> {
+        self.devices.get(path).cloned()
     }
 
     fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {

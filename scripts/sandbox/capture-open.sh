@@ -11,8 +11,11 @@
 #   - vda: GPT with vda1 (blank, open by nobody), vda2 (no signature) held open by
 #     `tail`, and vda3, an LVM PV of VG vgo with the LVs `held` (held open by a
 #     second `sleep`) and `idle` (open by nobody);
-#   plus proc-fd-links (`PID FD TARGET`, every /proc/PID/fd/* link) and proc-comm
-#   (`PID COMM`), which replay what discovery reads under /proc.
+#   - vda1 held by a third `sleep` through /dev/hf-alias, a node of another name with
+#     vda1's device number (as a container given a disk under its own name);
+#   plus proc-fd-links (`PID FD TARGET`, every /proc/PID/fd/* link), proc-fd-devices (the
+#   descriptors that are block devices, with their device numbers, from `stat -L`) and
+#   proc-comm (`PID COMM`), which replay what discovery reads under /proc.
 #
 # Run from the build machine with scripts/capture-open-fixtures.sh.
 set -euo pipefail
@@ -114,18 +117,29 @@ tail -f /dev/null 3<"${A}2" &
 part=$!
 sleep 600 3</dev/vgo/held &
 lv=$!
+# vda1 through a node of another name (as a container given the disk as /dev/xvdc sees it):
+# its descriptor's link names /dev/hf-alias, only its device number says vda1.
+maj=$((16#$(stat -c '%t' "${A}1")))
+min=$((16#$(stat -c '%T' "${A}1")))
+act mknod /dev/hf-alias b "$maj" "$min"
+sleep 600 3</dev/hf-alias &
+alias=$!
 act sleep 1
-printf 'openers: %s sleep <%s; %s tail 3<%s; %s sleep 3</dev/vgo/held\n' \
-    "$whole" "$B" "$part" "${A}2" "$lv" >>"$dir/ACTIONS.log"
+printf 'openers: %s sleep <%s; %s tail 3<%s; %s sleep 3</dev/vgo/held; %s sleep 3</dev/hf-alias (%s1)\n' \
+    "$whole" "$B" "$part" "${A}2" "$lv" "$alias" "$A" >>"$dir/ACTIONS.log"
 capture_common
 cap blkid-p-vda blkid -p -o export "$A"
 cap blkid-p-vdb blkid -p -o export "$B"
 # What discovery reads under /proc, as `fuser -v` and lsof do: every descriptor's link.
 cap proc-fd-links bash -c 'find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -printf "%h %f %l\n" 2>/dev/null | sed -E "s#^/proc/([0-9]+)/fd #\1 #"'
+# The device number of every descriptor that is a block device (stat follows the link to the
+# open file itself, whatever name it was opened by).
+cap proc-fd-devices bash -c 'stat -L -c "%n %t:%T %F" /proc/[0-9]*/fd/* 2>/dev/null | grep " block special file$"'
 cap proc-comm bash -c 'for p in /proc/[0-9]*; do IFS= read -r c <"$p/comm" 2>/dev/null && printf "%s %s\n" "${p#/proc/}" "$c"; done'
 cap fuser-vdb fuser -v "$B"
 cap lsof-vda2 lsof "${A}2"
-kill "$whole" "$part" "$lv"
+cap fuser-vda1 fuser -v "${A}1"
+kill "$whole" "$part" "$lv" "$alias"
 wait || true
 act vgchange -an vgo
 echo "capture of opened done"

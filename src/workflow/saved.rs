@@ -455,7 +455,7 @@ volume-groups:
             again
                 .refusals
                 .iter()
-                .any(|r| r.reason.contains("vda is open by sleep (pid 223)")),
+                .any(|r| r.reason.contains("vda is open by sleep (pid 220)")),
             "{:?}",
             again.refusals
         );

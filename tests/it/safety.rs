@@ -613,7 +613,7 @@ fn a_disk_held_open_by_a_process_is_never_a_member_even_with_allow_destroy() {
             p.ops
         );
         assert!(
-            refusals(&p).contains("vdb is open by sleep (pid 223)"),
+            refusals(&p).contains("vdb is open by sleep (pid 220)"),
             "{}",
             refusals(&p)
         );
@@ -654,7 +654,7 @@ disks:
             p.refusals
         );
         assert!(
-            refusals(&p).contains("vdb is open by sleep (pid 223)"),
+            refusals(&p).contains("vdb is open by sleep (pid 220)"),
             "{}",
             refusals(&p)
         );
@@ -679,7 +679,7 @@ volume-groups:
 }
 
 #[test]
-fn a_partition_held_open_is_never_a_pv_and_a_free_one_is() {
+fn a_partition_held_open_even_by_another_name_is_never_a_pv_and_a_free_one_is() {
     let f = opened();
     let held = opened_disks(
         "  vgo: { pvs: [a/pv], lvs: { held: { size: 64MiB }, idle: { size: 64MiB } } }
@@ -694,7 +694,7 @@ fn a_partition_held_open_is_never_a_pv_and_a_free_one_is() {
             p.ops
         );
         assert!(
-            refusals(&p).contains("vda2 is open by tail (pid 224)"),
+            refusals(&p).contains("vda2 is open by tail (pid 221)"),
             "{}",
             refusals(&p)
         );
@@ -704,7 +704,22 @@ fn a_partition_held_open_is_never_a_pv_and_a_free_one_is() {
   vgn: { pvs: [a/spare] }
 ",
     );
+    // vda1 is held through a node of another name (/dev/hf-alias): refused, by its number.
     let p = plan_host(&free, f, &Options::default());
+    assert!(
+        !argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(
+        refusals(&p).contains("vda1 is open by sleep (pid 232)"),
+        "{}",
+        refusals(&p)
+    );
+    // Once that process is gone, the blank partition is taken.
+    let mut gone = f.clone();
+    gone.openers.remove("vda1");
+    let p = plan_host(&free, &gone, &Options::default());
     assert!(
         argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
         "{}\n{:#?}",
@@ -732,7 +747,7 @@ fn an_lv_held_open_by_a_process_gets_no_mkfs_and_its_idle_neighbour_does() {
             .collect();
         assert!(mkfs.iter().any(|a| a.contains("idle")), "{mkfs:?}");
         assert!(!mkfs.iter().any(|a| a.contains("held")), "{mkfs:?}");
-        assert!(refusals(&p).contains("sleep (pid 225)"), "{}", refusals(&p));
+        assert!(refusals(&p).contains("sleep (pid 222)"), "{}", refusals(&p));
     }
 }
 
