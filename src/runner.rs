@@ -220,6 +220,11 @@ pub trait Runner: Send + Sync {
     fn block_device(&self, _path: &str) -> Option<String> {
         None
     }
+    /// Whether [`block_device`](Runner::block_device) answers: `None` from it then means "no
+    /// block device", not "cannot tell".
+    fn tells_block_devices(&self) -> bool {
+        false
+    }
     /// Replace a file's content atomically (a temporary file in the same directory, fsync,
     /// rename), creating missing parent directories. For configuration files the plan shows
     /// as a diff (network configuration, guest configs, systemd units).
@@ -657,6 +662,10 @@ impl Runner for RealRunner {
         Some(format!("{major}:{minor}"))
     }
 
+    fn tells_block_devices(&self) -> bool {
+        true
+    }
+
     fn write_file(&self, path: &str, content: &str, mode: u32) -> Result<(), RunError> {
         write_atomically(Path::new(path), content.as_bytes(), mode).map_err(|source| {
             RunError::Spawn {
@@ -911,6 +920,10 @@ impl Runner for ReplayRunner {
 
     fn block_device(&self, path: &str) -> Option<String> {
         self.devices.get(path).cloned()
+    }
+
+    fn tells_block_devices(&self) -> bool {
+        !self.devices.is_empty()
     }
 
     fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {

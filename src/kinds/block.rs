@@ -280,18 +280,18 @@ pub fn openers(r: &dyn crate::runner::Runner, inv: &Inventory) -> BTreeMap<Strin
         let fd_dir = format!("/proc/{pid}/fd");
         for fd in r.list(&fd_dir) {
             let link = format!("{fd_dir}/{fd}");
-            let Some(target) = r.read_link(&link) else {
-                continue;
-            };
-            // `socket:[…]`, `pipe:[…]`, `anon_inode:…`: no file, no device.
-            if !target.starts_with('/') {
-                continue;
-            }
+            // One `stat` per descriptor; the link's text only where the runner cannot tell.
             let kname = match r.block_device(&link) {
                 Some(number) => by_number.get(number.as_str()),
-                None => dev_names
-                    .get(target.as_str())
-                    .or_else(|| known.get(target.as_str())),
+                None if r.tells_block_devices() => continue,
+                None => {
+                    let Some(target) = r.read_link(&link) else {
+                        continue;
+                    };
+                    dev_names
+                        .get(target.as_str())
+                        .or_else(|| known.get(target.as_str()))
+                }
             };
             if let Some(k) = kname
                 && !held.iter().any(|h| h == k)
@@ -463,6 +463,9 @@ mod tests {
         }
         fn block_device(&self, path: &str) -> Option<String> {
             self.0.block_device(path)
+        }
+        fn tells_block_devices(&self) -> bool {
+            self.0.tells_block_devices()
         }
     }
 
