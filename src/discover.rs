@@ -5,7 +5,8 @@
 //! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
 //! disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
 //! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links; `virsh` twice
-//! and `xl` once, whatever the number of guests. The rooms read side by side.
+//! and `xl` once, whatever the number of guests. The rooms read side by side. Then the block
+//! devices held open by processes, from the `/proc/PID/fd` links (no process).
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -45,6 +46,10 @@ pub struct Facts {
     /// Guests (libvirt domains, Xen domains and xl configs).
     #[serde(default)]
     pub guests: crate::kinds::guest::GuestFacts,
+    /// Block devices held open by processes (a descriptor in `/proc/PID/fd`), by kernel name:
+    /// a guest given a disk directly, a `dd` or a backup reading it. Never written.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub openers: BTreeMap<String, Vec<crate::kinds::block::Opener>>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -215,6 +220,9 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
     let (blocks, by_id, by_path, arrays) = blocks?;
     let lvm = lvm?;
     let net = net?;
+    // After the rooms, not beside them: the LVM tools open every device they scan, and would
+    // be taken for openers.
+    let openers = crate::kinds::block::openers(r, &blocks);
     let root_readonly = r
         .read("/proc/self/mounts")
         .and_then(|m| {
@@ -245,6 +253,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         images: BTreeMap::new(),
         net,
         guests,
+        openers,
     };
     let spec = describe(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -605,6 +614,28 @@ mod tests {
             "{:?}",
             d.facts.notes
         );
+    }
+
+    #[test]
+    fn discovery_records_who_holds_a_device_open_and_old_snapshots_still_load() {
+        let d = discover(&fx("opened")).expect("discovers");
+        let pids = |k: &str| -> Vec<u32> {
+            d.facts
+                .openers
+                .get(k)
+                .map(|v| v.iter().map(|o| o.pid).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(pids("vdb"), vec![220]);
+        assert_eq!(pids("vda2"), vec![221]);
+        assert_eq!(pids("dm-0"), vec![222]);
+        assert_eq!(pids("vda1"), vec![232]);
+        assert!(pids("dm-1").is_empty());
+        // A snapshot saved before openers were known has no such key.
+        let mut v = serde_json::to_value(&d.facts).unwrap();
+        v.as_object_mut().unwrap().remove("openers");
+        let old: Facts = serde_json::from_value(v).expect("an old snapshot loads");
+        assert!(old.openers.is_empty());
     }
 
     /// The captured host, except that `lsblk` answers last and fails, and `lvs` fails at once.

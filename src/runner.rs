@@ -206,6 +206,25 @@ pub trait Runner: Send + Sync {
     fn list(&self, dir: &str) -> Vec<String>;
     /// Where a symlink points, resolved to an absolute path.
     fn resolve_link(&self, path: &str) -> Option<String>;
+    /// A symlink's own text, not followed further: one system call where [`resolve_link`]
+    /// takes one per path component. For links whose text is already the absolute path
+    /// (`/proc/PID/fd/N`, `/proc/self`). By default, [`resolve_link`].
+    ///
+    /// [`resolve_link`]: Runner::resolve_link
+    fn read_link(&self, path: &str) -> Option<String> {
+        self.resolve_link(path)
+    }
+    /// The device number (`MAJ:MIN`) of the block device at `path`, following links (for
+    /// `/proc/PID/fd/N`: the open file itself, whatever name it was opened by). `None` when it
+    /// is no block device, or this runner cannot tell.
+    fn block_device(&self, _path: &str) -> Option<String> {
+        None
+    }
+    /// Whether [`block_device`](Runner::block_device) answers: `None` from it then means "no
+    /// block device", not "cannot tell".
+    fn tells_block_devices(&self) -> bool {
+        false
+    }
     /// Replace a file's content atomically (a temporary file in the same directory, fsync,
     /// rename), creating missing parent directories. For configuration files the plan shows
     /// as a diff (network configuration, guest configs, systemd units).
@@ -624,6 +643,29 @@ impl Runner for RealRunner {
             .map(|p| p.to_string_lossy().into_owned())
     }
 
+    fn read_link(&self, path: &str) -> Option<String> {
+        std::fs::read_link(path)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    fn block_device(&self, path: &str) -> Option<String> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let m = std::fs::metadata(path).ok()?;
+        if !m.file_type().is_block_device() {
+            return None;
+        }
+        // Linux's encoding of dev_t (glibc's gnu_dev_major / gnu_dev_minor).
+        let d = m.rdev();
+        let major = ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff);
+        let minor = (d & 0xff) | ((d >> 12) & !0xff);
+        Some(format!("{major}:{minor}"))
+    }
+
+    fn tells_block_devices(&self) -> bool {
+        true
+    }
+
     fn write_file(&self, path: &str, content: &str, mode: u32) -> Result<(), RunError> {
         write_atomically(Path::new(path), content.as_bytes(), mode).map_err(|source| {
             RunError::Spawn {
@@ -725,12 +767,18 @@ fn temp_suffix() -> String {
 ///
 /// The directory's `COMMANDS` file maps each captured command line to the file holding its
 /// output: `NAME<TAB>STATUS<TAB>ARGV`. Files are looked up in `files` (path → fixture name),
-/// directory listings and links in `links` (`disk-by-id-links`).
+/// directory listings and links in `links` (`disk-by-id-links`, and `proc-fd-links`: every
+/// `/proc/PID/fd/FD` link, as `PID FD TARGET` lines). `proc-comm` (`PID COMM` lines) answers
+/// `/proc/PID/comm`, and `proc-fd-devices` the device numbers of descriptors on block devices.
 pub struct ReplayRunner {
     dir: PathBuf,
     commands: BTreeMap<String, (String, i32)>,
     files: BTreeMap<String, String>,
     links: BTreeMap<String, String>,
+    /// Files whose content is one line of a capture (`/proc/PID/comm` from `proc-comm`).
+    lines: BTreeMap<String, String>,
+    /// Device numbers of the descriptors that are block devices (`proc-fd-devices`).
+    devices: BTreeMap<String, String>,
     /// Commands asked for, in order (to assert on process counts and argv).
     pub asked: Mutex<Vec<String>>,
     /// Files written (path → content) and removed, in order: nothing reaches the disk.
@@ -763,11 +811,43 @@ impl ReplayRunner {
                 }
             }
         }
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-fd-links")) {
+            for l in t.lines() {
+                let mut f = l.splitn(3, ' ');
+                if let (Some(pid), Some(fd), Some(target)) = (f.next(), f.next(), f.next()) {
+                    links.insert(format!("/proc/{pid}/fd/{fd}"), target.to_string());
+                }
+            }
+        }
+        // `stat -L -c "%n %t:%T %F"`: `/proc/223/fd/0 fe:10 block special file`, in hex.
+        let mut devices = BTreeMap::new();
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-fd-devices")) {
+            for l in t.lines() {
+                let mut f = l.split(' ');
+                if let (Some(path), Some(num)) = (f.next(), f.next())
+                    && let Some((maj, min)) = num.split_once(':')
+                    && let (Ok(maj), Ok(min)) =
+                        (u64::from_str_radix(maj, 16), u64::from_str_radix(min, 16))
+                {
+                    devices.insert(path.to_string(), format!("{maj}:{min}"));
+                }
+            }
+        }
+        let mut lines = BTreeMap::new();
+        if let Ok(t) = std::fs::read_to_string(dir.join("proc-comm")) {
+            for l in t.lines() {
+                if let Some((pid, comm)) = l.split_once(' ') {
+                    lines.insert(format!("/proc/{pid}/comm"), format!("{comm}\n"));
+                }
+            }
+        }
         Ok(ReplayRunner {
             dir,
             commands,
             files,
             links,
+            lines,
+            devices,
             asked: Mutex::new(Vec::new()),
             written: Mutex::new(Vec::new()),
         })
@@ -813,6 +893,9 @@ impl Runner for ReplayRunner {
     }
 
     fn read(&self, path: &str) -> Option<String> {
+        if let Some(l) = self.lines.get(path) {
+            return Some(l.clone());
+        }
         self.files.get(path).map(|n| self.fixture(n))
     }
 
@@ -822,6 +905,7 @@ impl Runner for ReplayRunner {
             .links
             .keys()
             .chain(self.files.keys())
+            .chain(self.lines.keys())
             .filter_map(|k| k.strip_prefix(&prefix))
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
             .collect();
@@ -832,6 +916,14 @@ impl Runner for ReplayRunner {
 
     fn resolve_link(&self, path: &str) -> Option<String> {
         self.links.get(path).cloned()
+    }
+
+    fn block_device(&self, path: &str) -> Option<String> {
+        self.devices.get(path).cloned()
+    }
+
+    fn tells_block_devices(&self) -> bool {
+        !self.devices.is_empty()
     }
 
     fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {

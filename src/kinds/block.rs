@@ -38,6 +38,9 @@ pub struct BlockDev {
     pub readonly: bool,
     /// Kernel names of the devices this one sits on.
     pub parents: Vec<String>,
+    /// Device number, `MAJ:MIN` (`254:16`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub majmin: Option<String>,
 }
 
 impl BlockDev {
@@ -94,6 +97,8 @@ struct Raw {
     ro: bool,
     #[serde(default)]
     children: Vec<Raw>,
+    #[serde(default, rename = "maj:min")]
+    majmin: Option<String>,
 }
 
 /// All block devices, keyed by kernel name.
@@ -152,6 +157,7 @@ impl Inventory {
                 mountpoints: raw.mountpoints.iter().flatten().cloned().collect(),
                 readonly: raw.ro,
                 parents: Vec::new(),
+                majmin: raw.majmin.clone().filter(|s| !s.is_empty()),
             });
         if let Some(p) = parent
             && !entry.parents.iter().any(|x| x == p)
@@ -216,6 +222,101 @@ impl Inventory {
             .get(k)
             .or_else(|| self.devices.values().find(|d| d.path == dev))
     }
+}
+
+/// A process holding a block device open (a descriptor on it), as `fuser -v` and lsof show.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Opener {
+    pub pid: u32,
+    /// `/proc/PID/comm`, control characters escaped; empty if the process left meanwhile.
+    pub comm: String,
+}
+
+impl std::fmt::Display for Opener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.comm.is_empty() {
+            write!(f, "pid {}", self.pid)
+        } else {
+            write!(f, "{} (pid {})", self.comm, self.pid)
+        }
+    }
+}
+
+/// Which processes hold which block devices of `inv` open, by kernel name: one pass over
+/// every `/proc/PID/fd/*` link (what `fuser -v /dev/vdb` does). A descriptor on a block device
+/// is matched by its device number (lsblk's MAJ:MIN), whatever name it was opened by (a
+/// container's own `/dev/xvdc` for the host's vdb); where the runner cannot tell the number, by
+/// the link's name (`/dev/vdb`, `/dev/vda2`, `/dev/dm-3`, `/dev/md0`). hostform's own process
+/// (`/proc/self`) is left out. A process whose descriptors cannot be read (it left, or
+/// discovery does not run as root) shows nothing.
+pub fn openers(r: &dyn crate::runner::Runner, inv: &Inventory) -> BTreeMap<String, Vec<Opener>> {
+    let me = r
+        .read_link("/proc/self")
+        .and_then(|p| p.rsplit('/').next().map(str::to_string));
+    // `/dev/KNAME` and lsblk's path (`/dev/mapper/vg0-lv`), looked up once per descriptor.
+    let mut known: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for d in inv.devices.values() {
+        known.insert(d.path.as_str(), d.kname.as_str());
+    }
+    let dev_names: std::collections::HashMap<String, &str> = inv
+        .devices
+        .keys()
+        .map(|k| (format!("/dev/{k}"), k.as_str()))
+        .collect();
+    let by_number: std::collections::HashMap<&str, &str> = inv
+        .devices
+        .values()
+        .filter_map(|d| Some((d.majmin.as_deref()?, d.kname.as_str())))
+        .collect();
+    let mut out: BTreeMap<String, Vec<Opener>> = BTreeMap::new();
+    for pid in r.list("/proc") {
+        if pid.is_empty() || !pid.bytes().all(|c| c.is_ascii_digit()) || Some(&pid) == me.as_ref() {
+            continue;
+        }
+        let Ok(n) = pid.parse::<u32>() else {
+            continue;
+        };
+        let mut held: Vec<String> = Vec::new();
+        let fd_dir = format!("/proc/{pid}/fd");
+        for fd in r.list(&fd_dir) {
+            let link = format!("{fd_dir}/{fd}");
+            // One `stat` per descriptor; the link's text only where the runner cannot tell.
+            let kname = match r.block_device(&link) {
+                Some(number) => by_number.get(number.as_str()),
+                None if r.tells_block_devices() => continue,
+                None => {
+                    let Some(target) = r.read_link(&link) else {
+                        continue;
+                    };
+                    dev_names
+                        .get(target.as_str())
+                        .or_else(|| known.get(target.as_str()))
+                }
+            };
+            if let Some(k) = kname
+                && !held.iter().any(|h| h == k)
+            {
+                held.push((*k).to_string());
+            }
+        }
+        if held.is_empty() {
+            continue;
+        }
+        let comm = r
+            .read(&format!("/proc/{pid}/comm"))
+            .map(|c| crate::diag::visible(c.trim_end_matches('\n')).into_owned())
+            .unwrap_or_default();
+        for k in held {
+            out.entry(k).or_default().push(Opener {
+                pid: n,
+                comm: comm.clone(),
+            });
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|o| o.pid);
+    }
+    out
 }
 
 /// sfdisk script for a GPT with these partitions (`None` size: the rest of the disk).
@@ -292,6 +393,128 @@ mod tests {
             inv.by_path("/dev/vda2").map(|d| d.kname.as_str()),
             Some("vda2")
         );
+    }
+
+    #[test]
+    fn openers_are_read_from_the_descriptors_of_every_process() {
+        let r = crate::runner::fixtures::runner("opened");
+        let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
+        let o = openers(&r, &inv);
+        let one = |k: &str| {
+            o.get(k)
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        // As `fuser -v /dev/vdb` and `lsof /dev/vda2` showed in the same capture.
+        assert_eq!(one("vdb"), Some(vec!["sleep (pid 220)".to_string()]));
+        assert_eq!(one("vda2"), Some(vec!["tail (pid 221)".to_string()]));
+        // The LV vgo/held, by its kernel name.
+        assert_eq!(inv.get("dm-0").map(|d| d.name.as_str()), Some("vgo-held"));
+        assert_eq!(one("dm-0"), Some(vec!["sleep (pid 222)".to_string()]));
+        // vda1 through /dev/hf-alias, a node of another name: its device number says which.
+        // (fuser, matching the named node, missed it: fuser-vda1 is empty, exit status 1.)
+        assert_eq!(
+            crate::runner::Runner::read_link(&r, "/proc/232/fd/3").as_deref(),
+            Some("/dev/hf-alias")
+        );
+        assert_eq!(one("vda1"), Some(vec!["sleep (pid 232)".to_string()]));
+        assert!(fixture("opened", "fuser-vda1").trim().is_empty());
+        // Nobody holds the rest; character devices (/dev/vport2p1, /dev/null) are no block
+        // devices.
+        assert_eq!(o.len(), 4, "{o:?}");
+        // The same as the tools said about the same host.
+        let fuser: Vec<u32> = fixture("opened", "fuser-vdb")
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(fuser, o["vdb"].iter().map(|x| x.pid).collect::<Vec<_>>());
+        let lsof = fixture("opened", "lsof-vda2");
+        let row: Vec<&str> = lsof.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            (row[0], row[1].parse::<u32>().unwrap()),
+            (o["vda2"][0].comm.as_str(), o["vda2"][0].pid)
+        );
+    }
+
+    /// The captured host, seen from inside one of its processes.
+    struct AsPid(crate::runner::ReplayRunner, &'static str);
+
+    impl crate::runner::Runner for AsPid {
+        fn run_input(
+            &self,
+            argv: &[&str],
+            input: Option<&str>,
+        ) -> Result<crate::runner::Output, crate::runner::RunError> {
+            self.0.run_input(argv, input)
+        }
+        fn read(&self, path: &str) -> Option<String> {
+            self.0.read(path)
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            self.0.list(dir)
+        }
+        fn resolve_link(&self, path: &str) -> Option<String> {
+            self.0.resolve_link(path)
+        }
+        fn read_link(&self, path: &str) -> Option<String> {
+            if path == "/proc/self" {
+                return Some(self.1.to_string());
+            }
+            self.0.read_link(path)
+        }
+        fn block_device(&self, path: &str) -> Option<String> {
+            self.0.block_device(path)
+        }
+        fn tells_block_devices(&self) -> bool {
+            self.0.tells_block_devices()
+        }
+    }
+
+    #[test]
+    fn hostforms_own_descriptors_are_not_an_opener() {
+        let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
+        let o = openers(
+            &AsPid(crate::runner::fixtures::runner("opened"), "220"),
+            &inv,
+        );
+        assert!(!o.contains_key("vdb"), "{o:?}");
+        assert!(o.contains_key("vda2"), "{o:?}");
+    }
+
+    /// The captured host, replayed by a runner that cannot tell device numbers.
+    struct NamesOnly(crate::runner::ReplayRunner);
+
+    impl crate::runner::Runner for NamesOnly {
+        fn run_input(
+            &self,
+            argv: &[&str],
+            input: Option<&str>,
+        ) -> Result<crate::runner::Output, crate::runner::RunError> {
+            self.0.run_input(argv, input)
+        }
+        fn read(&self, path: &str) -> Option<String> {
+            self.0.read(path)
+        }
+        fn list(&self, dir: &str) -> Vec<String> {
+            self.0.list(dir)
+        }
+        fn resolve_link(&self, path: &str) -> Option<String> {
+            self.0.resolve_link(path)
+        }
+    }
+
+    #[test]
+    fn without_device_numbers_the_links_names_are_matched() {
+        let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
+        let o = openers(&NamesOnly(crate::runner::fixtures::runner("opened")), &inv);
+        let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+        // All but the one opened through a node of another name.
+        assert_eq!(keys, ["dm-0", "vda2", "vdb"]);
+    }
+
+    #[test]
+    fn a_host_captured_without_proc_links_has_no_openers() {
+        let inv = Inventory::parse_lsblk(&fixture("full", "lsblk.json")).unwrap();
+        assert!(openers(&crate::runner::fixtures::runner("full"), &inv).is_empty());
     }
 
     #[test]

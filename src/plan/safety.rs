@@ -153,8 +153,8 @@ pub fn signatures(b: &BlockDev, facts: &Facts) -> Vec<String> {
     found
 }
 
-/// Why the device is in use (mounted, swap, something on it mounted, an LV held open by a
-/// guest): never written, whatever the flags.
+/// Why the device is in use (mounted, swap, something on it mounted, held open by a process,
+/// an LV held open by a guest): never written, whatever the flags.
 pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
     if b.mountpoints.iter().any(|m| m == "[SWAP]") {
         return Some(format!("{} is active swap", b.kname));
@@ -172,6 +172,9 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
             b.kname
         ));
     }
+    if let Some(why) = open_by(b, facts) {
+        return Some(why);
+    }
     facts
         .lvm
         .lvs
@@ -185,6 +188,35 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
                     == Some(&b.kname)
         })
         .map(|(key, _)| format!("{key} is open (mounted, or attached to a running guest)"))
+}
+
+/// The processes holding the device open: the device itself, anything stacked on it (its
+/// partitions, an array or LV on it), and for a partition its disk (a process with the whole
+/// disk open reads and writes the partition's sectors too).
+fn open_by(b: &BlockDev, facts: &Facts) -> Option<String> {
+    if facts.openers.is_empty() {
+        return None;
+    }
+    let mut order: Vec<&str> = vec![b.kname.as_str()];
+    let mut seen: BTreeSet<&str> = order.iter().copied().collect();
+    let mut i = 0;
+    while i < order.len() {
+        let k = order[i];
+        for c in facts.blocks.children(k) {
+            if seen.insert(c.kname.as_str()) {
+                order.push(c.kname.as_str());
+            }
+        }
+        i += 1;
+    }
+    if b.is_partition() {
+        order.extend(b.parents.iter().map(String::as_str));
+    }
+    order.into_iter().find_map(|k| {
+        let who = facts.openers.get(k).filter(|v| !v.is_empty())?;
+        let who: Vec<String> = who.iter().map(ToString::to_string).collect();
+        Some(format!("{k} is open by {}", who.join(", ")))
+    })
 }
 
 fn dm_name(vg: &str, lv: &str) -> String {
@@ -360,10 +392,15 @@ pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
                 .iter()
                 .find(|o| o.id == id)
                 .expect("op of this plan");
+            let hint = if why.contains(" is open by ") {
+                "a process holds the device open (a guest given it, a dd or a backup reading it): hostform never writes it, whatever the flags; if this is the right device, stop that process (`fuser -v DEVICE` lists them), then plan again"
+            } else {
+                "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device"
+            };
             plan.refusals.push(Refusal {
                 resource: o.resource.clone(),
                 reason: format!("`{}` would write over data: {why}", o.summary),
-                hint: "hostform writes only a device that is blank, made by this plan, or erased by a destructive step you allowed; check that this is the right device".into(),
+                hint: hint.into(),
             });
             dropped.insert(id);
         }

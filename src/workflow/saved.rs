@@ -37,6 +37,10 @@ pub const VOLATILE: &[&[&str]] = &[
     // Where the SSH session that runs hostform arrived: a property of the session, not of
     // the host (a plan made over SSH may be applied from the console).
     &["net", "ssh_local"],
+    // Which processes hold which devices open changes as guests restart and backups run.
+    // `apply` plans again from what it reads then, and the write rule refuses there a device
+    // opened meanwhile (the plan made then differs: `check_replan`).
+    &["openers"],
 ];
 
 /// Which spec a plan was made from.
@@ -423,6 +427,45 @@ volume-groups:
         let opts = Options::default();
         let plan = crate::plan::plan_host(&loaded.spec, &f, &opts);
         SavedPlan::new(&loaded, None, &f, "this host", "lab", &opts, plan)
+    }
+
+    #[test]
+    fn which_processes_hold_devices_open_is_no_part_of_the_fingerprint() {
+        let f = facts("opened");
+        assert!(!f.openers.is_empty());
+        let mut closed = f.clone();
+        closed.openers.clear();
+        assert_eq!(
+            state_id(&f, "x").fingerprint,
+            state_id(&closed, "x").fingerprint
+        );
+    }
+
+    #[test]
+    fn a_saved_plan_does_not_write_a_disk_opened_since() {
+        // Planned on the blank host: pvcreate on vda.
+        let s = saved("blank");
+        assert!(s.plan.ops.iter().any(|o| o.argv[0] == "pvcreate"));
+        // By apply, a process (the `opened` capture's) holds vda open: the same fingerprint,
+        // but the plan made again refuses the write, so the saved one does not run.
+        let mut now = facts("blank");
+        now.openers
+            .insert("vda".into(), facts("opened").openers["vdb"].clone());
+        assert!(check_state(&s, &state_id(&now, "this host")).is_ok());
+        let loaded = crate::spec::load_str("lab.yaml", SPEC).unwrap();
+        let again = crate::plan::plan_host(&loaded.spec, &now, &Options::default());
+        let Err(e) = check_replan(&s, &again) else {
+            panic!("the saved plan would run over an open disk")
+        };
+        assert!(e.contains("not in the plan made now"), "{e}");
+        assert!(
+            again
+                .refusals
+                .iter()
+                .any(|r| r.reason.contains("vda is open by sleep (pid 220)")),
+            "{:?}",
+            again.refusals
+        );
     }
 
     #[test]

@@ -402,6 +402,18 @@ fn alter(f: &mut Facts, disk: &str, how: u8) {
         2 => f.blocks.devices.get_mut(disk).unwrap().pttype = Some("dos".into()),
         3 => f.blocks.devices.get_mut(disk).unwrap().fstype = Some("ext4".into()),
         4 => f.blocks.devices.get_mut(disk).unwrap().mountpoints = vec!["/".into()],
+        // Held open by a process (the one the `opened` capture shows on its vdb).
+        6 => {
+            f.openers
+                .insert(disk.into(), opened().openers["vdb"].clone());
+        }
+        // A blank partition held open (as the `opened` capture's vda2).
+        7 => {
+            add_data_partition(f, disk);
+            let p = format!("{disk}1");
+            f.blocks.devices.get_mut(&p).unwrap().fstype = None;
+            f.openers.insert(p, opened().openers["vda2"].clone());
+        }
         _ => {
             add_data_partition(f, disk);
             let p = format!("{disk}1");
@@ -414,7 +426,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
     fn no_op_writes_a_device_that_fails_the_rule(
-        a in 0u8..6, b in 0u8..6, which in 0usize..SPECS.len(), allow_destroy: bool
+        a in 0u8..8, b in 0u8..8, which in 0usize..SPECS.len(), allow_destroy: bool
     ) {
         let mut f = captured("blank").facts;
         alter(&mut f, "vda", a);
@@ -809,4 +821,207 @@ fn a_removed_member_carrying_its_arrays_superblock_is_added_back() {
         assert!(adds(&p).is_empty(), "{:#?}", p.ops);
         assert!(refusals(&p).contains("another array"), "{}", refusals(&p));
     }
+}
+
+/// The processes of the `opened` capture that hold vdb (whole), vda2 and the LV vgo/held open.
+fn opened() -> &'static Facts {
+    static F: std::sync::OnceLock<Facts> = std::sync::OnceLock::new();
+    F.get_or_init(|| captured("opened").facts)
+}
+
+/// The blank capture, with vdb held open by the process that held it in the `opened` capture.
+fn blank_with_vdb_open() -> Facts {
+    let mut f = captured("blank").facts;
+    f.openers
+        .insert("vdb".into(), opened().openers["vdb"].clone());
+    f
+}
+
+#[test]
+fn a_disk_held_open_by_a_process_is_never_a_member_even_with_allow_destroy() {
+    let f = blank_with_vdb_open();
+    // Without the opener, the blank mirror is created.
+    let p = plan_host(
+        &spec(WHOLE_MIRROR),
+        &captured("blank").facts,
+        &Options::default(),
+    );
+    assert!(
+        argvs(&p).iter().any(|a| a.contains("mdadm --create")),
+        "{p:#?}"
+    );
+    for allow_destroy in [false, true] {
+        let p = plan_host(&spec(WHOLE_MIRROR), &f, &Options { allow_destroy });
+        assert!(
+            !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
+            "{:#?}",
+            p.ops
+        );
+        assert!(
+            refusals(&p).contains("vdb is open by sleep (pid 220)"),
+            "{}",
+            refusals(&p)
+        );
+    }
+}
+
+#[test]
+fn a_disk_held_open_is_not_partitioned_and_the_blank_one_still_is() {
+    let f = blank_with_vdb_open();
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A, partitions: [{ name: x, size: 64MiB, type: linux }] }
+  b: { serial: HF-DISK-B, like: a }
+",
+    );
+    for allow_destroy in [false, true] {
+        let p = plan_host(&s, &f, &Options { allow_destroy });
+        let sfdisk: Vec<String> = argvs(&p)
+            .into_iter()
+            .filter(|a| a.starts_with("sfdisk"))
+            .collect();
+        assert!(
+            sfdisk
+                .iter()
+                .any(|a| a.contains("HF-DISK-A") || a.contains("vda")),
+            "{sfdisk:?}"
+        );
+        assert!(
+            !sfdisk
+                .iter()
+                .any(|a| a.contains("HF-DISK-B") || a.contains("vdb")),
+            "{sfdisk:?}"
+        );
+        assert!(
+            p.refusals.iter().any(|r| r.hint.contains("fuser -v")),
+            "{:?}",
+            p.refusals
+        );
+        assert!(
+            refusals(&p).contains("vdb is open by sleep (pid 220)"),
+            "{}",
+            refusals(&p)
+        );
+    }
+}
+
+/// The `opened` host as discovered, with one more VG on a partition.
+fn opened_disks(extra: &str) -> Spec {
+    spec(&format!(
+        "host: lab
+disks:
+  a:
+    serial: HF-DISK-A
+    partitions:
+      - {{ name: spare, size: 64MiB, type: linux }}
+      - {{ name: raw, size: 64MiB, type: linux }}
+      - {{ name: pv, size: rest, type: lvm }}
+  b: {{ serial: HF-DISK-B }}
+volume-groups:
+{extra}"
+    ))
+}
+
+#[test]
+fn a_partition_held_open_even_by_another_name_is_never_a_pv_and_a_free_one_is() {
+    let f = opened();
+    let held = opened_disks(
+        "  vgo: { pvs: [a/pv], lvs: { held: { size: 64MiB }, idle: { size: 64MiB } } }
+  vgn: { pvs: [a/raw] }
+",
+    );
+    for allow_destroy in [false, true] {
+        let p = plan_host(&held, f, &Options { allow_destroy });
+        assert!(
+            !argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
+            "{:#?}",
+            p.ops
+        );
+        assert!(
+            refusals(&p).contains("vda2 is open by tail (pid 221)"),
+            "{}",
+            refusals(&p)
+        );
+    }
+    let free = opened_disks(
+        "  vgo: { pvs: [a/pv], lvs: { held: { size: 64MiB }, idle: { size: 64MiB } } }
+  vgn: { pvs: [a/spare] }
+",
+    );
+    // vda1 is held through a node of another name (/dev/hf-alias): refused, by its number.
+    let p = plan_host(&free, f, &Options::default());
+    assert!(
+        !argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(
+        refusals(&p).contains("vda1 is open by sleep (pid 232)"),
+        "{}",
+        refusals(&p)
+    );
+    // Once that process is gone, the blank partition is taken.
+    let mut gone = f.clone();
+    gone.openers.remove("vda1");
+    let p = plan_host(&free, &gone, &Options::default());
+    assert!(
+        argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
+        "{}\n{:#?}",
+        refusals(&p),
+        p.ops
+    );
+}
+
+#[test]
+fn an_lv_held_open_by_a_process_gets_no_mkfs_and_its_idle_neighbour_does() {
+    let f = opened();
+    let s = opened_disks(
+        "  vgo:
+    pvs: [a/pv]
+    lvs:
+      held: { size: 64MiB, fs: ext4 }
+      idle: { size: 64MiB, fs: ext4 }
+",
+    );
+    for allow_destroy in [false, true] {
+        let p = plan_host(&s, f, &Options { allow_destroy });
+        let mkfs: Vec<String> = argvs(&p)
+            .into_iter()
+            .filter(|a| a.starts_with("mkfs"))
+            .collect();
+        assert!(mkfs.iter().any(|a| a.contains("idle")), "{mkfs:?}");
+        assert!(!mkfs.iter().any(|a| a.contains("held")), "{mkfs:?}");
+        assert!(refusals(&p).contains("sleep (pid 222)"), "{}", refusals(&p));
+    }
+}
+
+#[test]
+fn a_disk_whose_partition_is_held_open_is_never_written_whole() {
+    // vda is no member, however destructive the spec allows it to be: vda2 is open.
+    let f = opened();
+    let s = spec(
+        "host: lab
+disks:
+  a: { serial: HF-DISK-A, wipe: true }
+  b: { serial: HF-DISK-B }
+volume-groups:
+  vgn: { pvs: [a] }
+",
+    );
+    let p = plan_host(
+        &s,
+        f,
+        &Options {
+            allow_destroy: true,
+        },
+    );
+    assert!(
+        !argvs(&p).iter().any(|a| a.starts_with("pvcreate")
+            || a.starts_with("wipefs")
+            || a.starts_with("sfdisk")),
+        "{:#?}",
+        p.ops
+    );
+    assert!(refusals(&p).contains("is open by"), "{}", refusals(&p));
 }
