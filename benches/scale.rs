@@ -149,7 +149,7 @@ fn write(dir: &Path, fixtures: &Path, sc: Scenario, resources: usize) -> Files {
         Scenario::Create => {
             let facts = hostform::synthetic::Base::blank(fixtures).expect("blank fixtures");
             let mut f = facts.clone();
-            let spec = hostform::discover::describe("blank", &mut f);
+            let spec = hostform::discover::describe("synthetic", &mut f);
             (
                 hostform::synthetic::spec_for(lvs, vms, Hypervisor::Libvirt),
                 serde_json::json!({ "format_version": 1, "spec": spec, "facts": facts }),
