@@ -1005,6 +1005,10 @@ volume-groups:
 fn lvs_are_created_from_images_and_hold_their_content() {
     let Some(_vm) = vm() else { return };
     let dir = tempfile::tempdir().unwrap();
+    // The VM sees the host's files, but its own /tmp hides the host's: with the checkout under
+    // /tmp (a CI clone), the binary is reachable inside only through the workdir share.
+    let exe = dir.path().join("hostform");
+    fs::copy(env!("CARGO_BIN_EXE_hostform"), &exe).unwrap();
     fs::write(dir.path().join("lab.yaml"), IMAGE_SPEC).unwrap();
     fs::create_dir(dir.path().join("images")).unwrap();
     let sh = |cmd: &str| {
@@ -1044,7 +1048,7 @@ $H apply hostile.yaml --auto-approve > /tmp/hostile.log 2>&1; echo hostile=$?
 grep -o 'image images/stolen.vmdk is refused: it names another file: [^ ]* [^ ,)]*' /tmp/hostile.log
 lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
 "#
-    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    .replace("$HOSTFORM", exe.to_str().unwrap());
     let o = hostform(
         dir.path(),
         &[
