@@ -152,3 +152,25 @@ fn includes_cannot_escape_the_repository() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_symlink_committed_as_an_include_is_refused_at_a_revision_unread() {
+    let d = repo();
+    // The include replaced by a committed symlink to a file outside the repository.
+    std::fs::remove_file(d.path().join("common/t.yaml")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", d.path().join("common/t.yaml")).unwrap();
+    git(d.path(), &["add", "-A"]);
+    git(d.path(), &["commit", "-q", "-m", "link"]);
+    let o = hostform(d.path(), &["validate", "--rev", "HEAD", "hosts/a.yaml"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("common/t.yaml is a symbolic link at that revision"),
+        "{e}"
+    );
+    assert!(!e.contains("root:") && !stdout(&o).contains("root:"), "{e}");
+    // In the work tree too: it leads outside the repository, and is not read.
+    let o = hostform(d.path(), &["validate", "hosts/a.yaml"]);
+    assert_eq!(code(&o), 1);
+    assert!(!stderr(&o).contains("root:"), "{}", stderr(&o));
+}
