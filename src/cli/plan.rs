@@ -44,7 +44,7 @@ pub struct Args {
 pub struct HostArg {
     /// This host is NAME, whatever its hostname (or the host an --against snapshot recorded)
     /// says; NAME must match the spec's `host:`. Without it, a spec for another host is
-    /// refused.
+    /// refused (`shutdown` warns and stops the guests anyway).
     #[arg(id = "host", long = "host", value_name = "NAME", value_parser = parse_host)]
     pub name: Option<String>,
 }

@@ -24,6 +24,8 @@ pub struct Args {
     /// Also append the log lines to this file.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    #[command(flatten)]
+    pub host: super::plan::HostArg,
 }
 
 /// The run must survive the terminal or SSH session that started it: ignore SIGHUP, and
@@ -54,6 +56,27 @@ pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
         Err(code) => return code,
     };
     let spec = &loaded.spec;
+    // Which host the spec is for. `start` refuses another host's spec. `shutdown` says so and
+    // goes on: it runs when the host powers off, and refusing would leave the guests to be
+    // killed instead of stopped.
+    {
+        use crate::workflow::host::{self, Seen};
+        let seen = Seen::Host(host::read_hostname(&RealRunner::new()));
+        if let Err(d) = host::check(spec, &seen, args.host.name.as_deref()) {
+            eprint!(
+                "{}",
+                crate::diag::render(&d, &loaded.sources, color.stderr())
+            );
+            if start {
+                eprintln!("{}: refused by the host check; {what}", loaded.label);
+                return EXIT_FAIL;
+            }
+            eprintln!(
+                "{}: WARNING: this spec is not this host's; the guests it names are stopped anyway, since the host may be going down",
+                loaded.label
+            );
+        }
+    }
     let order = match shutdown::order(spec) {
         Ok(o) => o,
         Err(e) => {

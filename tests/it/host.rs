@@ -388,3 +388,37 @@ fn a_plan_made_from_a_snapshot_of_lab_is_refused_elsewhere() {
         stderr(&o)
     );
 }
+
+/// `start` refuses another host's spec before asking any hypervisor; `shutdown` says so and
+/// goes on (it runs as the host powers off: refusing would leave the guests to be killed).
+#[test]
+fn start_refuses_another_hosts_spec_and_shutdown_warns() {
+    let d = setup();
+    let dir = d.path();
+    std::fs::write(
+        dir.join("g.yaml"),
+        format!(
+            "host: {ELSEWHERE}\nvm-defaults: {{ hypervisor: libvirt, memory: 64MiB }}\nvms:\n  a: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let o = hf(dir, &["start", "g.yaml"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("error[host]") && e.contains("no guest started"),
+        "{e}"
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    let o = hf(dir, &["shutdown", "g.yaml", "--dry-run"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains("error[host]") && e.contains("WARNING: this spec is not this host's"),
+        "{e}"
+    );
+    // Told which host this is, neither complains about the host.
+    for cmd in ["start", "shutdown"] {
+        let o = hf(dir, &[cmd, "g.yaml", "--dry-run", "--host", ELSEWHERE]);
+        assert!(!stderr(&o).contains("error[host]"), "{cmd}: {}", stderr(&o));
+    }
+}
