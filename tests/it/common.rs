@@ -20,6 +20,22 @@ pub fn hostform(dir: &Path, args: &[&str]) -> Output {
     cmd.output().expect("run hostform")
 }
 
+/// hostform as [`hostform`] runs it, with its state and lock directories inside `dir`: applies
+/// journal and lock there, never on the machine running the tests.
+pub fn hf(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("hostform").expect("binary");
+    cmd.current_dir(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("HOSTFORM_STATE_DIR", dir.join("state"))
+        .env("HOSTFORM_LOCK_DIR", dir.join("lock"))
+        .env_remove("COLUMNS")
+        .env_remove("HOSTFORM_TIMINGS")
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    cmd.output().expect("run hostform")
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

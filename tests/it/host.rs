@@ -18,20 +18,6 @@ volume-groups:
       data: { size: 64MiB, fs: ext4 }
 ";
 
-/// hostform with the state and lock directories inside `dir`.
-fn hf(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = assert_cmd::Command::cargo_bin("hostform").expect("binary");
-    cmd.current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("HOSTFORM_STATE_DIR", dir.join("state"))
-        .env("HOSTFORM_LOCK_DIR", dir.join("lock"))
-        .env_remove("COLUMNS")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE");
-    cmd.output().expect("run hostform")
-}
-
 /// This machine's hostname, as hostform reads it (`None` when unset).
 fn this_host() -> Option<String> {
     hostform::workflow::host::read_hostname(&hostform::runner::RealRunner::new())

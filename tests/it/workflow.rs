@@ -44,20 +44,6 @@ fn snapshot(dir: &Path, scenario: &str) -> PathBuf {
     snapshot_of(dir, scenario, "lab")
 }
 
-/// hostform with the state and lock directories inside `dir`.
-fn hf(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = assert_cmd::Command::cargo_bin("hostform").expect("binary");
-    cmd.current_dir(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("HOSTFORM_STATE_DIR", dir.join("state"))
-        .env("HOSTFORM_LOCK_DIR", dir.join("lock"))
-        .env_remove("COLUMNS")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE");
-    cmd.output().expect("run hostform")
-}
-
 /// Paths, times and hashes that differ from run to run, replaced for snapshots.
 fn scrub(s: &str, dir: &Path) -> String {
     let mut s = s.replace(&dir.display().to_string(), "[DIR]");
