@@ -332,7 +332,15 @@ fn hostform_under_tmp_runs_inside_from_the_same_path() {
     let exe_str = exe.to_str().unwrap();
     let o = Command::new(&exe)
         .current_dir(work.path())
-        .args(["sandbox", "lab.yaml", "--timeout", "3m", "--", exe_str, "--version"])
+        .args([
+            "sandbox",
+            "lab.yaml",
+            "--timeout",
+            "3m",
+            "--",
+            exe_str,
+            "--version",
+        ])
         .env("NO_COLOR", "1")
         .output()
         .expect("run the copy of hostform");

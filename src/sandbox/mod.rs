@@ -1157,7 +1157,10 @@ mod tests {
         assert_eq!(e.dir, fs::canonicalize(real.parent().unwrap()).unwrap());
         let err = resolve_exe(dir.path()).err().unwrap().to_string();
         assert!(err.contains("is not a regular file"), "{err}");
-        let err = resolve_exe(&dir.path().join("missing")).err().unwrap().to_string();
+        let err = resolve_exe(&dir.path().join("missing"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("resolving the executable"), "{err}");
     }
 
