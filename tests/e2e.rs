@@ -317,6 +317,42 @@ fn the_inner_exit_status_is_returned_and_output_streamed() {
     assert!(leftover_temp_dirs(std::process::id()).is_empty());
 }
 
+/// hostform runs inside from the path it has on the host, even where the guest mounts its own
+/// filesystem: a copy under /tmp (a CI clone, `cargo install --root /tmp/...`), in a directory
+/// whose name needs quoting for both the guest's shell and qemu, with the workdir elsewhere.
+#[test]
+fn hostform_under_tmp_runs_inside_from_the_same_path() {
+    let Some(_vm) = vm() else { return };
+    let bin = tempfile::tempdir_in("/tmp").unwrap();
+    let exe = bin.path().join("odd, 'dir' $(x)").join("hostform");
+    fs::create_dir(exe.parent().unwrap()).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_hostform"), &exe).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("lab.yaml"), "host: lab\n").unwrap();
+    let exe_str = exe.to_str().unwrap();
+    let o = Command::new(&exe)
+        .current_dir(work.path())
+        .args([
+            "sandbox",
+            "lab.yaml",
+            "--timeout",
+            "3m",
+            "--",
+            exe_str,
+            "--version",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the copy of hostform");
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(
+        out,
+        format!("hostform {}\n", env!("CARGO_PKG_VERSION")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_timeout_kills_qemu_and_cleans_up() {
     let Some(_vm) = vm_alone() else { return };
@@ -1005,10 +1041,6 @@ volume-groups:
 fn lvs_are_created_from_images_and_hold_their_content() {
     let Some(_vm) = vm() else { return };
     let dir = tempfile::tempdir().unwrap();
-    // The VM sees the host's files, but its own /tmp hides the host's: with the checkout under
-    // /tmp (a CI clone), the binary is reachable inside only through the workdir share.
-    let exe = dir.path().join("hostform");
-    fs::copy(env!("CARGO_BIN_EXE_hostform"), &exe).unwrap();
     fs::write(dir.path().join("lab.yaml"), IMAGE_SPEC).unwrap();
     fs::create_dir(dir.path().join("images")).unwrap();
     let sh = |cmd: &str| {
@@ -1048,7 +1080,7 @@ $H apply hostile.yaml --auto-approve > /tmp/hostile.log 2>&1; echo hostile=$?
 grep -o 'image images/stolen.vmdk is refused: it names another file: [^ ]* [^ ,)]*' /tmp/hostile.log
 lvs --noheadings --units b -o lv_name,lv_size,lv_attr vg0 | tr -s ' '
 "#
-    .replace("$HOSTFORM", exe.to_str().unwrap());
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
     let o = hostform(
         dir.path(),
         &[

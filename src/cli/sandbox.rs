@@ -109,6 +109,8 @@ echo "== second plan (must be empty)"
         args.command.clone()
     };
     let mut cfg = SandboxConfig::new(loaded.root.clone(), command);
+    // hostform itself runs inside from the path it has here, even under /tmp.
+    cfg.exe = Some(exe);
     from_spec::apply(
         &mut cfg,
         &loaded.spec,

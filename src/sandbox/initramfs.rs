@@ -36,6 +36,9 @@ pub struct GuestConfig {
     pub share_path: String,
     pub share_mode: &'static str,
     pub cwd: String,
+    /// Absolute path of the executable shared as `hfexe` (its directory) and bound at that
+    /// path in the guest; empty when none.
+    pub exe: String,
     pub modules: Vec<String>,
     /// `(mac, name)` pairs.
     pub nics: Vec<(String, String)>,
@@ -60,6 +63,7 @@ impl GuestConfig {
         var("HF_WORKDIR", &self.share_path);
         var("HF_WORKDIR_MODE", self.share_mode);
         var("HF_CWD", &self.cwd);
+        var("HF_EXE", &self.exe);
         var("HF_UDEVD", &host.udevd.to_string_lossy());
         var("HF_UDEVADM", &host.udevadm.to_string_lossy());
         var("HF_MODPROBE", &host.modprobe.to_string_lossy());

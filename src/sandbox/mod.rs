@@ -7,6 +7,10 @@
 //!   on top, so the guest has every tool the build machine has;
 //! * the configured `workdir` shared again at the same path (read-only, or
 //!   read-write when [`SandboxConfig::workdir_writable`] is set);
+//! * the executable [`SandboxConfig::exe`] (hostform's own binary) at its own path, whatever
+//!   that path: its directory is shared read-only and the file bind-mounted over that path once
+//!   the guest's tmpfs mounts and the workdir are in place, so a binary under `/tmp` (hidden by
+//!   the guest's own `/tmp`) runs too;
 //! * one blank sparse raw image per [`SandboxDisk`], attached as virtio-blk
 //!   with the sanitized serial (see [`sanitize_serial`]), so the guest has
 //!   `/dev/vdX` and `/dev/disk/by-id/virtio-<serial>`;
@@ -132,6 +136,10 @@ pub struct SandboxConfig {
     pub workdir: PathBuf,
     /// Whether the guest may write to `workdir` (writes reach the host).
     pub workdir_writable: bool,
+    /// An executable of the host (hostform's own binary) made available in the guest at the
+    /// same absolute path, whatever that path is: the root share alone does not show a file
+    /// under `/tmp`, `/run` or `/dev/shm`, which the guest mounts afresh.
+    pub exe: Option<PathBuf>,
     /// argv run in the guest as root.
     pub command: Vec<String>,
     /// Keep the disk images in this directory (created if needed) instead of
@@ -155,6 +163,7 @@ impl SandboxConfig {
             cpus: 1,
             workdir: workdir.into(),
             workdir_writable: false,
+            exe: None,
             command,
             keep: None,
             timeout: Duration::from_secs(300),
@@ -484,6 +493,31 @@ fn qopt(s: &str) -> String {
     s.replace(',', ",,")
 }
 
+/// [`SandboxConfig::exe`] resolved: the file and the directory shared to reach it.
+struct Exe {
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+/// Resolves the executable to an absolute path without symlinks (the guest binds exactly that
+/// file) and checks that it is a regular file with a UTF-8 path.
+fn resolve_exe(exe: &Path) -> Result<Exe, SandboxError> {
+    let path =
+        fs::canonicalize(exe).map_err(|e| SandboxError::io("resolving the executable", exe, e))?;
+    if !path.is_file() {
+        return Err(SandboxError::Config(format!(
+            "executable {} is not a regular file",
+            path.display()
+        )));
+    }
+    path_str(&path)?;
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok(Exe { path, dir })
+}
+
 fn path_str(p: &Path) -> Result<&str, SandboxError> {
     p.to_str()
         .ok_or_else(|| SandboxError::Config(format!("path {} is not UTF-8", p.display())))
@@ -504,6 +538,7 @@ fn qemu_plan(
     initrd: &Path,
     disks: &[SandboxDiskImage],
     workdir: &Path,
+    exe_dir: Option<&Path>,
 ) -> Result<QemuPlan, SandboxError> {
     let out_sock = tmp.join("out.sock");
     let ctl_sock = tmp.join("ctl.sock");
@@ -555,6 +590,14 @@ fn qemu_plan(
         if !cfg.workdir_writable {
             v.push_str(",readonly=on");
         }
+        push(&["-virtfs", &v]);
+    }
+    // The directory of the executable, read-only; the guest binds the one file from it.
+    if let Some(dir) = exe_dir {
+        let v = format!(
+            "local,path={},mount_tag=hfexe,security_model=none,readonly=on,multidevs=remap",
+            qopt(path_str(dir)?)
+        );
         push(&["-virtfs", &v]);
     }
     // Output and control channels; qemu waits for us to connect to both.
@@ -648,6 +691,7 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
         )));
     }
     let workdir_str = path_str(&workdir)?.to_string();
+    let exe = cfg.exe.as_deref().map(resolve_exe).transpose()?;
 
     if let Some(bad) = cfg
         .disks
@@ -679,6 +723,11 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
         },
         share_mode: if cfg.workdir_writable { "rw" } else { "ro" },
         cwd: workdir_str,
+        exe: exe
+            .as_ref()
+            .map(|e| path_str(&e.path).map(str::to_string))
+            .transpose()?
+            .unwrap_or_default(),
         modules: GUEST_MODULES.iter().map(|s| s.to_string()).collect(),
         nics: cfg
             .nics
@@ -702,7 +751,15 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
     let initrd = tmp.path().join("initrd.cpio");
     initramfs::build(&host, &guest.render(&host), &initrd)?;
 
-    let plan = qemu_plan(cfg, &host, tmp.path(), &initrd, &disks, &workdir)?;
+    let plan = qemu_plan(
+        cfg,
+        &host,
+        tmp.path(),
+        &initrd,
+        &disks,
+        &workdir,
+        exe.as_ref().map(|e| e.dir.as_path()),
+    )?;
     let stderr_file = fs::File::create(&plan.stderr_log)
         .map_err(|e| SandboxError::io("creating", &plan.stderr_log, e))?;
     let mut cmd = Command::new(&plan.argv[0]);
@@ -996,21 +1053,7 @@ mod tests {
 
     #[test]
     fn guest_config_quotes_the_command() {
-        let host = HostTools {
-            qemu: "/usr/bin/qemu-system-x86_64".into(),
-            busybox: "/usr/bin/busybox".into(),
-            kernel: Kernel {
-                version: "6.1.0-1-amd64".into(),
-                image: "/boot/vmlinuz-6.1.0-1-amd64".into(),
-                modules_dir: "/lib/modules/6.1.0-1-amd64".into(),
-            },
-            qboot: None,
-            udevd: "/lib/systemd/systemd-udevd".into(),
-            udevadm: "/usr/bin/udevadm".into(),
-            modprobe: "/usr/sbin/modprobe".into(),
-            ip: "/usr/sbin/ip".into(),
-            env: "/usr/bin/env".into(),
-        };
+        let host = test_host();
         let g = initramfs::GuestConfig {
             hostname: GUEST_HOSTNAME.into(),
             msize: 512_000,
@@ -1019,6 +1062,7 @@ mod tests {
             share_path: "/work/it's here".into(),
             share_mode: "ro",
             cwd: "/work/it's here".into(),
+            exe: "/tmp/ci $(x), 'y'/hostform".into(),
             modules: vec!["md_mod".into(), "dm_mod".into()],
             nics: vec![(nic_mac(0), "eth0".into())],
             command: vec!["sh".into(), "-c".into(), "echo $HOME; exit 3".into()],
@@ -1031,6 +1075,10 @@ mod tests {
         );
         assert!(text.contains("HF_CWD='/work/it'\\''s here'\n"), "{text}");
         assert!(
+            text.contains("HF_EXE='/tmp/ci $(x), '\\''y'\\''/hostform'\n"),
+            "{text}"
+        );
+        assert!(
             text.contains("HF_NICS='52:54:00:48:46:00=eth0'\n"),
             "{text}"
         );
@@ -1040,6 +1088,80 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    fn test_host() -> HostTools {
+        HostTools {
+            qemu: "/usr/bin/qemu-system-x86_64".into(),
+            busybox: "/usr/bin/busybox".into(),
+            // No such kernel: qemu_plan finds no /boot/config for it and boots the image as is.
+            kernel: Kernel {
+                version: "0.0.0-hostform-test".into(),
+                image: "/boot/vmlinuz-0.0.0-hostform-test".into(),
+                modules_dir: "/lib/modules/0.0.0-hostform-test".into(),
+            },
+            qboot: None,
+            udevd: "/lib/systemd/systemd-udevd".into(),
+            udevadm: "/usr/bin/udevadm".into(),
+            modprobe: "/usr/sbin/modprobe".into(),
+            ip: "/usr/sbin/ip".into(),
+            env: "/usr/bin/env".into(),
+        }
+    }
+
+    /// The executable's directory is a read-only share of its own, its path escaped for qemu.
+    #[test]
+    fn the_executables_directory_is_shared_read_only() {
+        let cfg = SandboxConfig::new("/work", vec!["true".into()]);
+        let tmp = Path::new("/tmp/hf-test");
+        let virtfs = |exe_dir: Option<&Path>| -> Vec<String> {
+            let plan = qemu_plan(
+                &cfg,
+                &test_host(),
+                tmp,
+                &tmp.join("initrd"),
+                &[],
+                Path::new("/work"),
+                exe_dir,
+            )
+            .unwrap();
+            plan.argv
+                .windows(2)
+                .filter(|w| w[0] == "-virtfs")
+                .map(|w| w[1].clone())
+                .collect()
+        };
+        let with = virtfs(Some(Path::new("/tmp/ci,clone/bin")));
+        assert_eq!(with.len(), 3, "{with:?}");
+        assert_eq!(
+            with[2],
+            "local,path=/tmp/ci,,clone/bin,mount_tag=hfexe,security_model=none,readonly=on,multidevs=remap"
+        );
+        let without = virtfs(None);
+        assert_eq!(without.len(), 2, "{without:?}");
+        assert!(without.iter().all(|v| !v.contains("hfexe")), "{without:?}");
+    }
+
+    /// The guest binds exactly the file the path names: symlinks are resolved on the host, and
+    /// a directory or a missing file is refused before anything boots.
+    #[test]
+    fn the_executable_is_resolved_to_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("bin dir").join("hostform");
+        fs::create_dir(real.parent().unwrap()).unwrap();
+        fs::write(&real, b"#!/bin/sh\n").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = resolve_exe(&link).unwrap();
+        assert_eq!(e.path, fs::canonicalize(&real).unwrap());
+        assert_eq!(e.dir, fs::canonicalize(real.parent().unwrap()).unwrap());
+        let err = resolve_exe(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let err = resolve_exe(&dir.path().join("missing"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("resolving the executable"), "{err}");
     }
 
     #[test]

@@ -69,6 +69,22 @@ if [ -n "$HF_WORKDIR" ]; then
         fail "mounting the workdir share on $HF_WORKDIR failed"
 fi
 
+# The host's executable (hostform itself) at its own path, after every mount that could hide
+# it (/tmp above, the workdir): its directory is shared as hfexe and only the file is bound, so
+# /tmp stays writable and a binary inside the workdir is bound over itself.
+if [ -n "$HF_EXE" ]; then
+    EXE_SHARE=/.hostform-sandbox/exe
+    $BB mkdir -p "$EXE_SHARE"
+    $BB mount -t 9p -o "ro,trans=virtio,version=9p2000.L,msize=$HF_MSIZE,cache=$HF_ROOT_CACHE" hfexe "$EXE_SHARE" ||
+        fail "mounting the share of $HF_EXE failed"
+    if [ ! -e "$HF_EXE" ]; then
+        $BB mkdir -p "${HF_EXE%/*}/" && $BB touch "$HF_EXE" ||
+            fail "cannot make a mount point for $HF_EXE"
+    fi
+    $BB mount -o bind "$EXE_SHARE/${HF_EXE##*/}" "$HF_EXE" ||
+        fail "binding $HF_EXE into the guest failed"
+fi
+
 # Stable names the spec expects (ata-…, nvme-…, wwn-…) for the virtio disks, as udev
 # makes them on real hardware: the disk and each of its partitions.
 if [ -n "$HF_BYID" ]; then
