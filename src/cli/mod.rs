@@ -43,7 +43,7 @@ pub const EXIT_INTERNAL: i32 = 255;
 #[derive(Parser, Debug)]
 #[command(
     name = "hostform",
-    version,
+    version = crate::version::IDENTITY,
     about = "Desired state for Linux hypervisor hosts: disks, RAID, LVM, bridges and guests, from a YAML spec in git.",
     propagate_version = true
 )]
