@@ -8,8 +8,15 @@ HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static c
   mdadm lvm2 fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils)
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-loud() { printf '\n\033[1;33m!!! %s\033[0m\n\n' "$*" >&2; }
+# Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty
+# (https://no-color.org): a CI log or a file gets plain text.
+colour() { [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; }
+say() {
+  if colour; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
+loud() {
+  if colour; then printf '\n\033[1;33m!!! %s\033[0m\n\n' "$*" >&2; else printf '\n!!! %s\n\n' "$*" >&2; fi
+}
 
 # Install what is missing, when we can (root on a Debian-like system). Never fails the
 # caller by itself: the tier that needs a package reports its absence.

@@ -13,4 +13,5 @@ pub mod sandbox;
 pub mod shutdown;
 pub mod spec;
 pub mod synthetic;
+pub mod version;
 pub mod workflow;

@@ -26,6 +26,7 @@ pub struct Args {
 struct Snapshot<'a> {
     format_version: u32,
     hostform_version: &'static str,
+    hostform_build: &'static str,
     spec: &'a crate::spec::Spec,
     facts: &'a crate::discover::Facts,
 }
@@ -73,7 +74,8 @@ fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
         DiscoverFormat::Json => {
             let snap = Snapshot {
                 format_version: 1,
-                hostform_version: env!("CARGO_PKG_VERSION"),
+                hostform_version: crate::version::VERSION,
+                hostform_build: crate::version::BUILD,
                 spec: &found.spec,
                 facts: &found.facts,
             };

@@ -6,7 +6,7 @@
 //! flag or a bad value, so that a typo in a CI step or a timer is never read as drift),
 //! 255 internal error.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 
 mod apply;
@@ -43,7 +43,7 @@ pub const EXIT_INTERNAL: i32 = 255;
 #[derive(Parser, Debug)]
 #[command(
     name = "hostform",
-    version,
+    version = crate::version::IDENTITY,
     about = "Desired state for Linux hypervisor hosts: disks, RAID, LVM, bridges and guests, from a YAML spec in git.",
     propagate_version = true
 )]
@@ -124,6 +124,34 @@ impl ColorChoice {
             }
         }
     }
+    /// `--color` as the command line gives it (the last one wins), before it is parsed: clap
+    /// writes help, usage and errors with it (its `auto` also means a terminal and NO_COLOR
+    /// unset).
+    fn from_args(args: impl Iterator<Item = std::ffi::OsString>) -> ColorChoice {
+        let mut choice = ColorChoice::Auto;
+        let mut args = args.skip(1);
+        while let Some(a) = args.next() {
+            let value: Option<std::ffi::OsString> = match a.to_str() {
+                Some("--") => break,
+                Some("--color") => args.next(),
+                Some(a) => a.strip_prefix("--color=").map(Into::into),
+                None => None,
+            };
+            if let Some(v) = value.as_deref().and_then(|v| v.to_str()) {
+                choice = ColorChoice::from_str(v, false).unwrap_or(choice);
+            }
+        }
+        choice
+    }
+
+    fn clap(self) -> clap::ColorChoice {
+        match self {
+            ColorChoice::Auto => clap::ColorChoice::Auto,
+            ColorChoice::Always => clap::ColorChoice::Always,
+            ColorChoice::Never => clap::ColorChoice::Never,
+        }
+    }
+
     pub fn stderr(self) -> crate::diag::Style {
         crate::diag::Style {
             color: self.enabled(std::io::stderr().is_terminal()),
@@ -190,7 +218,11 @@ pub(crate) fn read_images(
 
 pub fn main() -> i32 {
     default_sigpipe();
-    let cli = match Cli::try_parse() {
+    let mut command = Cli::command().color(ColorChoice::from_args(std::env::args_os()).clap());
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut command)));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();

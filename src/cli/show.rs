@@ -91,7 +91,7 @@ pub fn render(s: &saved::SavedPlan, color: bool) -> String {
     out.push_str(&format!(
         "  made:        {} by hostform {}\n",
         v(&s.created),
-        v(&s.hostform_version)
+        v(&s.made_by())
     ));
     out.push_str(&format!(
         "  host state:  {}\n",

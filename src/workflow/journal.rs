@@ -83,6 +83,10 @@ pub struct Record {
     pub finished: String,
     pub host: String,
     pub hostform_version: String,
+    /// The build (`crate::version::BUILD`); absent from records written before builds were
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostform_build: Option<String>,
     pub pid: u32,
     pub command: Vec<String>,
     /// Who ran it: the user, the user behind sudo, and the SSH connection it came from.
@@ -116,7 +120,8 @@ impl Record {
             started: super::now(),
             finished: String::new(),
             host: super::hostname(),
-            hostform_version: env!("CARGO_PKG_VERSION").into(),
+            hostform_version: crate::version::VERSION.into(),
+            hostform_build: Some(crate::version::BUILD.into()),
             pid: std::process::id(),
             command: std::env::args().collect(),
             user: nix::unistd::User::from_uid(nix::unistd::getuid())

@@ -6,7 +6,8 @@
 //! ```json
 //! {"hostform-saved-plan": 1,
 //! "sha256": "<hex SHA-256 of the bytes of `plan`, exactly as written>",
-//! "plan": { "format_version": 1, "hostform_version": "0.1.0", "created": "...",
+//! "plan": { "format_version": 1, "hostform_version": "0.1.0", "hostform_build": "1a2b3c4d5e6f",
+//!           "created": "...",
 //!           "host": "dom0", "spec": {...}, "state": {...}, "allow_destroy": false, "empty": false,
 //!           "applicable": true, "operations": 3, "plan": { "changes": [...], "ops": [...], ... } } }
 //! ```
@@ -75,6 +76,10 @@ pub struct StateId {
 pub struct SavedPlan {
     pub format_version: u32,
     pub hostform_version: String,
+    /// The build that made it (`crate::version::BUILD`): a plan is applied only by the same
+    /// version and build. Absent from plans made before builds were recorded.
+    #[serde(default)]
+    pub hostform_build: Option<String>,
     pub created: String,
     /// The host the plan was made for: this host's hostname, the host the snapshot was taken
     /// on, or the name given with `--host`. `apply` runs it only on a host of that name
@@ -105,7 +110,8 @@ impl SavedPlan {
     ) -> Self {
         SavedPlan {
             format_version: FORMAT_VERSION,
-            hostform_version: env!("CARGO_PKG_VERSION").into(),
+            hostform_version: crate::version::VERSION.into(),
+            hostform_build: Some(crate::version::BUILD.into()),
             created: super::now(),
             host: Some(host.to_string()),
             spec: spec_id(loaded, rev),
@@ -116,6 +122,11 @@ impl SavedPlan {
             operations: plan.ops.len(),
             plan,
         }
+    }
+
+    /// The hostform that made it: `0.1.0 (1a2b3c4d5e6f)`.
+    pub fn made_by(&self) -> String {
+        crate::version::identity(&self.hostform_version, self.hostform_build.as_deref())
     }
 
     pub fn options(&self) -> Options {
@@ -335,7 +346,7 @@ impl std::fmt::Display for Stale {
             Stale::Version { made_by } => write!(
                 f,
                 "the plan was made by hostform {made_by}; this is hostform {}",
-                env!("CARGO_PKG_VERSION")
+                crate::version::IDENTITY
             ),
             Stale::Spec(s) => write!(f, "the spec changed since the plan was made: {s}"),
             Stale::Host(what) => {
@@ -354,9 +365,9 @@ impl std::fmt::Display for Stale {
 
 /// The spec read again now must be the one the plan was made from.
 pub fn check_spec(saved: &SavedPlan, now: &SpecId) -> Result<(), Stale> {
-    if saved.hostform_version != env!("CARGO_PKG_VERSION") {
+    if !crate::version::is_this(&saved.hostform_version, saved.hostform_build.as_deref()) {
         return Err(Stale::Version {
-            made_by: saved.hostform_version.clone(),
+            made_by: saved.made_by(),
         });
     }
     let was = &saved.spec;
@@ -582,5 +593,22 @@ volume-groups:
             check_spec(&old, &spec_id(&same, None)),
             Err(Stale::Version { .. })
         ));
+        // The same version, another build (another commit, other uncommitted sources, or a
+        // plan that recorded none): refused too, naming both.
+        for build in [Some("0123456789ab"), Some("no git"), None] {
+            let mut other = s.clone();
+            other.hostform_build = build.map(str::to_string);
+            let e = check_spec(&other, &spec_id(&same, None))
+                .unwrap_err()
+                .to_string();
+            let made_by = crate::version::identity(crate::version::VERSION, build);
+            assert_eq!(
+                e,
+                format!(
+                    "the plan was made by hostform {made_by}; this is hostform {}",
+                    crate::version::IDENTITY
+                )
+            );
+        }
     }
 }

@@ -32,3 +32,23 @@ fn help_texts() {
         insta::assert_snapshot!(format!("help_{cmd}"), stdout(&o));
     }
 }
+
+/// `--version` names the version and the build (commit, dirty), for every subcommand too.
+#[test]
+fn version_names_the_build() {
+    let dir = root();
+    let o = hostform(&dir, &["--version"]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        stdout(&o),
+        format!("hostform {}\n", hostform::version::IDENTITY)
+    );
+    assert!(stdout(&o).starts_with(&format!("hostform {} (", env!("CARGO_PKG_VERSION"))));
+    let o = hostform(&dir, &["plan", "--version"]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).contains(hostform::version::IDENTITY),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area (fast tier: no root, no VM).
 mod bad_input;
 mod cli;
+mod colour;
 mod common;
 mod git;
 mod host;

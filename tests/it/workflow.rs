@@ -46,6 +46,11 @@ fn snapshot(dir: &Path, scenario: &str) -> PathBuf {
 
 /// Paths, times and hashes that differ from run to run, replaced for snapshots.
 fn scrub(s: &str, dir: &Path) -> String {
+    // The build (commit, dirty) differs from checkout to checkout.
+    let s = s.replace(
+        hostform::version::IDENTITY,
+        &format!("{} ([BUILD])", hostform::version::VERSION),
+    );
     let mut s = s.replace(&dir.display().to_string(), "[DIR]");
     if let Ok(canon) = dir.canonicalize() {
         s = s.replace(&canon.display().to_string(), "[DIR]");
@@ -827,6 +832,58 @@ fn unwritable_journal_plan_file_and_unreadable_journal_are_errors() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn apply_refuses_a_plan_made_by_another_build_and_journals_both() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    let o = hf(
+        dir,
+        &[
+            "plan",
+            "lab.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--out",
+            "p.plan",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("p.plan")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["plan"]["hostform_version"], hostform::version::VERSION);
+    assert_eq!(v["plan"]["hostform_build"], hostform::version::BUILD);
+    // The same version, another build (as another commit or other uncommitted sources give);
+    // then a plan that records no build (made before builds were recorded).
+    let other = reseal(&text, |b| {
+        b["hostform_build"] = serde_json::json!("0123456789ab")
+    });
+    std::fs::write(dir.join("other.plan"), other).unwrap();
+    let unrecorded = reseal(&text, |b| {
+        b.as_object_mut().unwrap().remove("hostform_build");
+    });
+    std::fs::write(dir.join("old.plan"), unrecorded).unwrap();
+    for (file, build) in [
+        ("other.plan", "0123456789ab"),
+        ("old.plan", "build not recorded"),
+    ] {
+        let o = hf(dir, &["apply", file, "--host", "lab"]);
+        assert_eq!(code(&o), 1, "{}", stderr(&o));
+        let want = format!(
+            "the plan was made by hostform {} ({build}); this is hostform {}",
+            hostform::version::VERSION,
+            hostform::version::IDENTITY
+        );
+        assert!(stderr(&o).contains(&want), "{}", stderr(&o));
+    }
+    let j = journal(dir);
+    assert_eq!(j.len(), 2);
+    for r in &j {
+        assert_eq!(r["outcome"], "refused");
+        assert_eq!(r["hostform_version"], hostform::version::VERSION);
+        assert_eq!(r["hostform_build"], hostform::version::BUILD);
+    }
 }
 
 /// A saved plan edited and sealed again: the checksum recomputed, as anyone can.
