@@ -77,6 +77,10 @@ pub struct Pending {
     /// change of another boot was never confirmed, and its timer died with that boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// The process of the apply that made the change: its journal record is closed by the
+    /// rollback at boot when the reboot cut that apply off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_pid: Option<u32>,
 }
 
 /// The current boot's id, if the kernel says.
@@ -707,6 +711,7 @@ mod tests {
             timer: Timer::None,
             bridges: vec![],
             boot_id: Some("b1".into()),
+            apply_pid: None,
         };
         assert!(!from_another_boot(&p, Some("b1")));
         assert!(from_another_boot(&p, Some("b2")));
@@ -757,6 +762,7 @@ mod tests {
             timer: Timer::None,
             bridges: vec![],
             boot_id: Some("b1".into()),
+            apply_pid: None,
         };
         write_pending(dir.path(), &p).unwrap();
         assert_eq!(read_pending(dir.path()).unwrap(), Some(p.clone()));

@@ -497,6 +497,7 @@ fn arm(
         timer: Timer::None,
         bridges: spec.bridges.keys().map(|k| k.value.clone()).collect(),
         boot_id: safe::boot_id(),
+        apply_pid: Some(std::process::id()),
     };
     safe::write_pending(&dir, &pending)?;
     if let Err(e) = safe::arm(&dir, &mut pending, runner) {

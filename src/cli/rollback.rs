@@ -144,8 +144,7 @@ fn at_boot(dir: &std::path::Path) -> i32 {
     safe::record_outcome(dir, &p.id, outcome, by, &detail);
     // The apply that made the change went down with the boot, its record unfinished: close
     // it, so that `hostform history` says what became of the change.
-    let pid = p.id.rsplit_once('-').and_then(|(_, pid)| pid.parse().ok());
-    if let Some(pid) = pid {
+    if let Some(pid) = p.apply_pid {
         let message = match &res {
             Ok(_) => "not confirmed before a reboot: its files were rolled back at boot (hostform-rollback-at-boot.service)".to_string(),
             Err(e) => format!("not confirmed before a reboot: the rollback at boot failed: {}", e.lines().next().unwrap_or_default()),
