@@ -30,6 +30,9 @@ fn bare(cmd: &mut Command, dir: &Path) {
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env("TERM", "xterm")
+        // script(1) runs its command with $SHELL, which a CI runner may leave unset (then
+        // /bin/sh, which is not bash on Debian).
+        .env("SHELL", "/bin/bash")
         .env("HOSTFORM_STATE_DIR", dir.join("state"))
         .env("HOSTFORM_LOCK_DIR", dir.join("lock"));
 }
