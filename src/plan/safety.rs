@@ -64,7 +64,16 @@ pub fn writes_of(argv: &[String]) -> Vec<String> {
             .collect()
     };
     match prog.as_str() {
-        "sfdisk" | "wipefs" | "mkswap" | "pvcreate" => devs(1),
+        "sfdisk" | "wipefs" | "mkswap" | "pvcreate" | "pvremove" => devs(1),
+        // `lvremove vg0/web_root`, `lvreduce … vg0/web_root`: the LV's own device. Growing
+        // (`lvextend`) only adds to it and is not a write over data.
+        "lvremove" | "lvreduce" => argv
+            .iter()
+            .skip(1)
+            .filter(|a| !a.starts_with('-') && a.contains('/') && !a.starts_with("/dev/"))
+            .map(|a| format!("/dev/{a}"))
+            .chain(devs(1))
+            .collect(),
         p if p.starts_with("mkfs") => devs(1),
         "vgcreate" | "vgextend" => devs(2),
         "qemu-img" if argv.get(1).is_some_and(|a| a == "convert") => argv
@@ -74,6 +83,15 @@ pub fn writes_of(argv: &[String]) -> Vec<String> {
             .into_iter()
             .collect(),
         "mdadm" if argv.iter().any(|a| a == "--create") => devs(3),
+        // Clearing members' superblocks erases them; stopping an array takes it away from
+        // whatever reads it.
+        "mdadm"
+            if argv
+                .iter()
+                .any(|a| a == "--zero-superblock" || a == "--stop") =>
+        {
+            devs(1)
+        }
         "mdadm" if argv.iter().any(|a| a == "--add") => {
             // `mdadm /dev/md0 --add DEV`: the array is not written, the new member is.
             let at = argv.iter().position(|a| a == "--add").unwrap_or(0);
@@ -191,8 +209,8 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
 }
 
 /// The processes holding the device open: the device itself, anything stacked on it (its
-/// partitions, an array or LV on it), and for a partition its disk (a process with the whole
-/// disk open reads and writes the partition's sectors too).
+/// partitions, an array or LV on it), and everything it sits on (a process with the whole
+/// disk, a member or the array open reads and writes the sectors of a partition or LV on it).
 fn open_by(b: &BlockDev, facts: &Facts) -> Option<String> {
     if facts.openers.is_empty() {
         return None;
@@ -209,14 +227,28 @@ fn open_by(b: &BlockDev, facts: &Facts) -> Option<String> {
         }
         i += 1;
     }
-    if b.is_partition() {
-        order.extend(b.parents.iter().map(String::as_str));
+    let mut below: Vec<&str> = b.parents.iter().map(String::as_str).collect();
+    while let Some(k) = below.pop() {
+        if seen.insert(k) {
+            order.push(k);
+            if let Some(p) = facts.blocks.get(k) {
+                below.extend(p.parents.iter().map(String::as_str));
+            }
+        }
     }
     order.into_iter().find_map(|k| {
         let who = facts.openers.get(k).filter(|v| !v.is_empty())?;
         let who: Vec<String> = who.iter().map(ToString::to_string).collect();
         Some(format!("{k} is open by {}", who.join(", ")))
     })
+}
+
+/// The LV `/dev/VG/LV` names, when LVM reports it but discovery found no device for it.
+fn inactive_lv<'f>(path: &str, facts: &'f Facts) -> Option<(String, &'f crate::kinds::lvm::Lv)> {
+    let (vg, lv) = path.strip_prefix("/dev/")?.split_once('/')?;
+    let key = format!("{vg}/{lv}");
+    let found = facts.lvm.lvs.get(&key)?;
+    Some((key, found))
 }
 
 fn dm_name(vg: &str, lv: &str) -> String {
@@ -273,6 +305,16 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     let Some(b) = resolve(path, facts) else {
         return if ctx.made {
             Verdict::MadeByPlan
+        } else if let Some((key, lv)) = inactive_lv(path, facts) {
+            // LVM knows it, but it has no device node: its content cannot be read. Only its
+            // shown, allowed removal may touch it.
+            if lv.open {
+                Verdict::Refused(format!("{key} is open"))
+            } else if ctx.destructive && ctx.allow_destroy {
+                Verdict::DestructiveAllowed
+            } else {
+                Verdict::Refused(format!("{key} is inactive: its content could not be read"))
+            }
         } else {
             Verdict::Refused(format!(
                 "{path} was not found on this host, and no operation of this plan makes it: its content is unknown"

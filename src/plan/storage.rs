@@ -2223,6 +2223,108 @@ mod tests {
         insta::assert_snapshot!("teardown", crate::plan::render(&p, false));
     }
 
+    /// An inactive LV has no device node, so the rule cannot read it: only its shown, allowed
+    /// removal touches it; any other write to it is refused. (Crafted from the reused capture:
+    /// guest1_var deactivated, as `lvchange -an` leaves it.)
+    #[test]
+    fn an_inactive_lv_is_removed_only_by_an_allowed_removal() {
+        let mut facts = scenario("reused").facts;
+        let var = facts
+            .blocks
+            .by_name("vg0-guest1_var")
+            .unwrap()
+            .kname
+            .clone();
+        facts.blocks.devices.remove(&var);
+        facts.lvm.lvs.get_mut("vg0/guest1_var").unwrap().active = false;
+        let mut spec = full().spec;
+        everything_absent(&mut spec);
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert!(argvs(&p).contains(&"lvremove --quiet --yes vg0/guest1_var".to_string()));
+        let op = |argv: &[&str], risk| crate::plan::Op {
+            id: "x".into(),
+            resource: "lv vg0/guest1_var".into(),
+            summary: argv.join(" "),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            writes: super::super::safety::writes_of(
+                &argv.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            ),
+            stdin: None,
+            risk,
+            writes_root: false,
+            after: vec![],
+            settle: false,
+            write: None,
+        };
+        for (o, opts, allowed) in [
+            (
+                op(
+                    &["lvremove", "--quiet", "--yes", "vg0/guest1_var"],
+                    Risk::Destructive,
+                ),
+                DESTROY,
+                true,
+            ),
+            (
+                op(
+                    &["lvremove", "--quiet", "--yes", "vg0/guest1_var"],
+                    Risk::Destructive,
+                ),
+                Default::default(),
+                false,
+            ),
+            (
+                op(&["mkfs.ext4", "-q", "/dev/vg0/guest1_var"], Risk::Safe),
+                DESTROY,
+                false,
+            ),
+        ] {
+            let v = super::super::safety::verdicts(std::slice::from_ref(&o), &facts, &opts);
+            assert_eq!(v.len(), 1, "{o:?}");
+            assert_eq!(v[0].2.allowed(), allowed, "{:?}: {:?}", o.argv, v[0].2);
+        }
+    }
+
+    /// Removals go through the one write rule too, not only through their room's own checks:
+    /// a process holding open an LV, the array, a member (which neither lsblk nor lvs shows)
+    /// stops every removal that would write it or what sits on it, and what waits for those.
+    #[test]
+    fn a_removal_whose_device_a_process_holds_open_is_refused_by_the_rule() {
+        let mut spec = full().spec;
+        everything_absent(&mut spec);
+        let base = scenario("reused").facts;
+        let all = argvs(&super::super::plan_host(&spec, &base, &DESTROY));
+        assert_eq!(all.len(), 13, "{all:#?}");
+        // The process that held vda2 open in the `opened` capture (tail, pid 221).
+        let tail = scenario("opened").facts.openers["vda2"].clone();
+        let var = base.blocks.by_name("vg0-guest1_var").unwrap().kname.clone();
+        for (held, kept) in [
+            // A member or the array: every LV sits on it, nothing is removed.
+            ("vdb2", vec![]),
+            ("md0", vec![]),
+            // One LV: the others go, the VG (and what is under it) stays.
+            (
+                var.as_str(),
+                all.iter()
+                    .filter(|a| a.starts_with("lvremove") && !a.ends_with("/guest1_var"))
+                    .map(String::as_str)
+                    .collect(),
+            ),
+        ] {
+            let mut facts = base.clone();
+            facts.openers.insert(held.to_string(), tail.clone());
+            let p = super::super::plan_host(&spec, &facts, &DESTROY);
+            assert_eq!(argvs(&p), kept, "{held}");
+            let why: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
+            assert!(
+                why.iter()
+                    .any(|r| r.contains(&format!("{held} is open by tail (pid 221)"))),
+                "{held}: {why:#?}"
+            );
+        }
+    }
+
     #[test]
     fn a_vg_is_removed_only_with_every_lv_marked_absent() {
         let mut spec = full().spec;

@@ -442,9 +442,9 @@ proptest! {
         }
         // Every op that runs a writing tool says what it writes.
         for o in &p.ops {
-            let writer = ["sfdisk", "wipefs", "mkswap", "pvcreate", "vgcreate"].contains(&o.argv[0].as_str())
+            let writer = ["sfdisk", "wipefs", "mkswap", "pvcreate", "vgcreate", "pvremove", "lvremove", "lvreduce"].contains(&o.argv[0].as_str())
                 || o.argv[0].starts_with("mkfs")
-                || (o.argv[0] == "mdadm" && o.argv.iter().any(|x| x == "--create" || x == "--add"));
+                || (o.argv[0] == "mdadm" && o.argv.iter().any(|x| ["--create", "--add", "--stop", "--zero-superblock"].contains(&x.as_str())));
             prop_assert!(!writer || !o.writes.is_empty(), "{o:#?}");
         }
     }
