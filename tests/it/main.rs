@@ -9,6 +9,7 @@ mod net;
 mod plan;
 mod plan_format;
 mod safety;
+mod scenarios;
 mod schema;
 mod shutdown;
 mod spec_fuzz;
