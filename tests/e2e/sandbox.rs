@@ -157,6 +157,7 @@ fn the_inner_exit_status_is_returned_and_output_streamed() {
     cfg.nics = vec!["lan0".into()];
     let mut out = Vec::new();
     let outcome = sandbox::run(&cfg, &mut out).expect("sandbox run");
+    note_outcome(&outcome);
     assert_eq!(outcome.exit_code, 7);
     assert_eq!(text(&out), "out\nerr\n");
     assert_eq!(outcome.disks[0].serial, "T_1");
@@ -193,6 +194,7 @@ fn hostform_under_tmp_runs_inside_from_the_same_path() {
         .output()
         .expect("run the copy of hostform");
     let (out, err) = (text(&o.stdout), text(&o.stderr));
+    note_sandbox_run(&err);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
     // The same binary outside says the same (its version and build).
     let here = Command::new(&exe).arg("--version").output().unwrap();
@@ -242,11 +244,13 @@ fn kept_images_are_reused() {
     cfg.disks = vec![disk];
     cfg.keep = Some(keep.path().to_path_buf());
     let first = sandbox::run(&cfg, &mut Vec::new()).expect("first run");
+    note_outcome(&first);
     assert_eq!(first.exit_code, 0);
     assert!(!first.disks[0].reused);
     cfg.command = vec!["sh".into(), "-c".into(), "head -c 13 /dev/vda".into()];
     let mut out = Vec::new();
     let second = sandbox::run(&cfg, &mut out).expect("second run");
+    note_outcome(&second);
     assert!(second.disks[0].reused);
     assert_eq!(text(&out), "hostform-mark");
 }
