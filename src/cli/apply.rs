@@ -73,7 +73,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
     let target = match gate::target(&spec_path, args.rev.as_deref(), args.allow_destroy) {
         Ok(t) => t,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     let confirm_within = match args.confirm_within.as_deref().map(SpecDuration::parse) {
         None => None,
@@ -93,11 +93,19 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         &args.lock_timeout,
     ) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     let code = run_locked(&args, &target, confirm_within, color, &mut rec);
     gate::record(&args.dirs.state_dir, &mut rec);
     code
+}
+
+/// The exit code of an apply the gate stopped.
+fn exit_code(stopped: gate::Stopped) -> i32 {
+    match stopped {
+        gate::Stopped::Usage => EXIT_USAGE,
+        gate::Stopped::Refused => EXIT_FAIL,
+    }
 }
 
 fn run_locked(
@@ -123,7 +131,7 @@ fn run_locked(
         facts,
     } = match gate::prepare(target, &spec_args, &runner, color, rec) {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     rec.results(&plan, None);
     let tty = std::io::stdout().is_terminal();
@@ -260,7 +268,7 @@ fn run_locked(
     // Verify against a fresh reading of the host.
     rec.outcome = Journaled::Unverified;
     for attempt in 1..=VERIFY_TRIES {
-        let again = super::read_host(&loaded, &runner)
+        let again = crate::workflow::read_host(&loaded, &runner)
             .map(|f| crate::plan::plan_host(&loaded.spec, &f, &opts));
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
@@ -315,7 +323,7 @@ fn interrupted(
 ) -> i32 {
     let not_run =
         plan.ops.len() - outcome.done.len() - outcome.failed.len() - outcome.skipped.len();
-    let verdict = match super::read_host(loaded, runner)
+    let verdict = match crate::workflow::read_host(loaded, runner)
         .map(|f| crate::plan::plan_host(&loaded.spec, &f, opts))
     {
         Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
@@ -402,7 +410,7 @@ fn follow_up(
 ) -> Result<usize, i32> {
     let mut ran = 0;
     for round in 1..=FOLLOW_UP_ROUNDS {
-        let next = match super::read_host(loaded, runner) {
+        let next = match crate::workflow::read_host(loaded, runner) {
             Ok(f) => crate::plan::plan_host(&loaded.spec, &f, opts),
             Err(e) => {
                 eprintln!("apply: reading the host for the follow-up round: {e}");

@@ -144,7 +144,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_FAIL;
         }
     };
-    super::read_images(&loaded, &mut facts, &runner);
+    crate::workflow::read_images(&loaded, &mut facts, &runner);
     // What is allowed does not change what differs: plan as if destroying were allowed, so a
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.
     let opts = crate::plan::Options {

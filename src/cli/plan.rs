@@ -114,7 +114,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
             return EXIT_FAIL;
         }
     };
-    super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
+    crate::workflow::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
     timings.mark(if args.against.is_some() {
         "snapshot"
     } else {
