@@ -546,15 +546,6 @@ mod tests {
             let msgs: Vec<String> = f.diagnostics.iter().map(|d| d.message.clone()).collect();
             panic!("discover's output does not validate: {msgs:?}\n{yaml}");
         }
-        // Every disk it printed resolves back to the disk it was read from.
-        for (name, disk) in &d.spec.disks {
-            if let Some(id) = &disk.id {
-                assert!(
-                    crate::plan::storage::resolve_id(&d.facts, &id.value).is_some(),
-                    "{name}: {id} does not resolve"
-                );
-            }
-        }
     }
 
     use super::*;
