@@ -18,13 +18,13 @@ use crate::workflow::gate::{self, Target};
 use crate::workflow::journal::{Outcome as Journaled, Record};
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("spec", |a| a
+    .value_name("SPEC|PLAN")
+    .help("The spec, or a plan saved by `hostform plan --out`; `hostform.yaml` by default")))]
 pub struct Args {
-    /// The spec, or a plan saved by `hostform plan --out`; `hostform.yaml` by default.
-    #[arg(value_name = "SPEC|PLAN")]
-    pub spec: Option<PathBuf>,
-    /// Read the spec from this git revision.
-    #[arg(long, value_name = "REV")]
-    pub rev: Option<String>,
+    /// The spec (or, as `mut_arg` above says, a saved plan) and its revision.
+    #[command(flatten)]
+    pub source: super::SpecSource,
     /// Allow the destructive operations the plan shows: removing what the spec marks
     /// `state: absent` (never a resource marked `prevent-destroy`).
     #[arg(long)]
@@ -67,11 +67,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         eprintln!("apply: cannot take over SIGINT/SIGTERM/SIGHUP: {e}");
         return EXIT_FAIL;
     }
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let target = match gate::target(&spec_path, args.rev.as_deref(), args.allow_destroy) {
+    let spec_path = args.source.path();
+    let target = match gate::target(&spec_path, args.source.rev.as_deref(), args.allow_destroy) {
         Ok(t) => t,
         Err(stopped) => return exit_code(stopped),
     };
@@ -117,7 +114,7 @@ fn run_locked(
 ) -> i32 {
     let runner = RealRunner::new();
     let spec_args = gate::SpecArgs {
-        rev: args.rev.as_deref(),
+        rev: args.source.rev.as_deref(),
         allow_destroy: args.allow_destroy,
         require_signed: args.require_signed,
         allowed_signers: args.allowed_signers.as_deref(),

@@ -101,6 +101,25 @@ pub enum Command {
     Sandbox(sandbox::Args),
 }
 
+/// The spec a command reads: a file, at a git revision or in the work tree. Flattened into
+/// each command that reads one spec, so that every command spells these the same.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecSource {
+    /// The spec; `hostform.yaml` by default.
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<std::path::PathBuf>,
+    /// Read the spec from this git revision.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+impl SpecSource {
+    /// The spec's path: the one given, or `hostform.yaml`.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.spec.clone().unwrap_or_else(|| "hostform.yaml".into())
+    }
+}
+
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
     #[default]
