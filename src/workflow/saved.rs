@@ -27,9 +27,11 @@ use super::{canonical_json, sha256_hex};
 use crate::discover::Facts;
 use crate::plan::{Options, Plan};
 use crate::spec::Loaded;
+use crate::spec::load::SAVED_PLAN_MAGIC as MAGIC;
+
+pub use crate::spec::load::looks_saved;
 
 pub const FORMAT_VERSION: u32 = 1;
-const MAGIC: &str = "hostform-saved-plan";
 
 /// Parts of the facts that change without anyone changing the host: left out of the
 /// fingerprint. `*` matches any key. Rooms whose facts carry counters or progress add them here.
@@ -230,16 +232,6 @@ pub fn encode(saved: &SavedPlan) -> String {
         "{{\"{MAGIC}\": {FORMAT_VERSION},\n\"sha256\": \"{}\",\n\"plan\": {body}\n}}\n",
         sha256_hex(body.as_bytes())
     )
-}
-
-/// Whether a file's text is (or was meant to be) a saved plan rather than a spec.
-pub fn looks_saved(text: &str) -> bool {
-    let t = text.trim_start();
-    t.starts_with('{')
-        && t.chars()
-            .take(200)
-            .collect::<String>()
-            .contains(&format!("\"{MAGIC}\""))
 }
 
 #[derive(Deserialize)]
