@@ -17,6 +17,7 @@ mod disk;
 mod image;
 mod lv;
 mod repair;
+mod snapshot;
 mod teardown;
 mod vg;
 
@@ -24,6 +25,7 @@ use array::*;
 use disk::*;
 use image::*;
 use lv::*;
+use snapshot::*;
 use vg::*;
 
 struct Ctx<'a> {
