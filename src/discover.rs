@@ -140,6 +140,56 @@ fn fs_of(fstype: Option<&str>) -> Filesystem {
     }
 }
 
+/// The thin pools of a VG and their thin LVs, in the spec language.
+fn thin_pools(f: &Facts, vg: &str) -> IndexMap<Sp<String>, ThinPool> {
+    use crate::kinds::lvm::Thin;
+    let mut out = IndexMap::new();
+    for lv in f.lvm.lvs.values().filter(|l| l.vg == vg) {
+        let Some(Thin::Pool {
+            chunk_size,
+            metadata_size,
+            ..
+        }) = &lv.thin
+        else {
+            continue;
+        };
+        let lvs = f
+            .lvm
+            .lvs
+            .iter()
+            .filter(|(k, _)| f.lvm.pool_of(k) == Some(lv.name.as_str()))
+            .filter(|(_, t)| t.vg == vg)
+            .map(|(_, t)| {
+                let fstype = f
+                    .blocks
+                    .by_name(&dm_name(vg, &t.name))
+                    .and_then(|b| b.fstype.clone());
+                (
+                    Sp::bare(t.name.clone()),
+                    ThinLv {
+                        size: Some(Sp::bare(Size(t.size))),
+                        fs: fs_of(fstype.as_deref()),
+                        prevent_destroy: t.protected(),
+                        state: Presence::Present,
+                    },
+                )
+            })
+            .collect();
+        out.insert(
+            Sp::bare(lv.name.clone()),
+            ThinPool {
+                size: Some(Sp::bare(Size(lv.size))),
+                chunk_size: (*chunk_size > 0).then(|| Sp::bare(Size(*chunk_size))),
+                metadata_size: (*metadata_size > 0).then(|| Sp::bare(Size(*metadata_size))),
+                lvs,
+                prevent_destroy: lv.protected(),
+                state: Presence::Present,
+            },
+        );
+    }
+    out
+}
+
 /// Read the host. The rooms' readings are independent, so they run side by side, each on its
 /// own thread: block devices (`lsblk`, then files), LVM (`pvs`, `vgs`, `lvs` side by side), the
 /// network (`ip`, three times) and the guests (`virsh`, `xl`). A plan then waits for the slowest
@@ -426,11 +476,12 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
             .collect();
         let mut lvs = IndexMap::new();
         let mut snapshots = IndexMap::new();
+        let thin_pools = thin_pools(f, &vg.name);
         for lv in f
             .lvm
             .lvs
             .values()
-            .filter(|l| l.vg == vg.name && !l.internal)
+            .filter(|l| l.vg == vg.name && !l.internal && l.thin.is_none())
         {
             let dm = dm_name(&vg.name, &lv.name);
             let fstype = f.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
@@ -473,6 +524,7 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
                     .then(|| Sp::bare(Size(vg.extent_size))),
                 lvs,
                 snapshots,
+                thin_pools,
                 prevent_destroy: vg.protected(),
                 state: Presence::Present,
             },

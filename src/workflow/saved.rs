@@ -35,6 +35,9 @@ const MAGIC: &str = "hostform-saved-plan";
 /// fingerprint. `*` matches any key. Rooms whose facts carry counters or progress add them here.
 pub const VOLATILE: &[&[&str]] = &[
     &["arrays", "*", "progress"],
+    // How full a thin pool (and each thin LV) is changes as guests write.
+    &["lvm", "lvs", "*", "thin", "*", "data_percent"],
+    &["lvm", "lvs", "*", "thin", "*", "metadata_percent"],
     // Where the SSH session that runs hostform arrived: a property of the session, not of
     // the host (a plan made over SSH may be applied from the console).
     &["net", "ssh_local"],
