@@ -197,8 +197,9 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
         .lvm
         .lvs
         .iter()
-        .find(|(_, lv)| {
+        .find(|(key, lv)| {
             lv.open
+                && !pool_open_by_its_thin_lvs(key, facts)
                 && facts
                     .blocks
                     .by_name(&dm_name(&lv.vg, &lv.name))
@@ -206,6 +207,26 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
                     == Some(&b.kname)
         })
         .map(|(key, _)| format!("{key} is open (mounted, or attached to a running guest)"))
+}
+
+/// A thin pool shows as open while its thin LVs are active: that alone is not a use. Its thin
+/// LVs (and what holds them) are checked as themselves; an open one keeps the pool in use.
+fn pool_open_by_its_thin_lvs(key: &str, facts: &Facts) -> bool {
+    let Some(lv) = facts.lvm.lvs.get(key) else {
+        return false;
+    };
+    if !matches!(lv.thin, Some(crate::kinds::lvm::Thin::Pool { .. })) {
+        return false;
+    }
+    let mut thin = facts.lvm.lvs.iter().filter(|(k, t)| {
+        t.vg == lv.vg && facts.lvm.pool_of(k) == Some(lv.name.as_str())
+    });
+    let mut any_active = false;
+    let none_open = thin.all(|(_, t)| {
+        any_active |= t.active;
+        !t.open
+    });
+    any_active && none_open
 }
 
 /// The processes holding the device open: the device itself, anything stacked on it (its

@@ -14,6 +14,7 @@ use crate::spec::units::{LvSize, PartSize};
 
 mod repair;
 mod teardown;
+mod thin;
 
 struct Ctx<'a> {
     spec: &'a Spec,
@@ -1177,6 +1178,7 @@ fn volume_groups(c: &mut Ctx) {
         for (lvname, lv) in &vg.lvs {
             logical_volume(c, vgname, lvname, lv, extent, &after_vg);
         }
+        thin::pools(c, vgname, vg, extent, &after_vg);
         for (sname, snap) in &vg.snapshots {
             let res = format!("snapshot {vgname}/{sname}");
             if snap.state == Presence::Absent {
@@ -1225,7 +1227,8 @@ fn defer_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, waits_for: &str) {
             vg.snapshots
                 .keys()
                 .map(|l| format!("snapshot {vgname}/{l}")),
-        );
+        )
+        .chain(thin::resources(vgname, vg));
     for resource in res {
         c.plan.deferred.push(super::Deferred {
             resource,
@@ -1810,7 +1813,9 @@ fn unmanaged(c: &mut Ctx) {
             continue;
         }
         let known = c.spec.volume_groups.get(l.vg.as_str()).is_some_and(|vg| {
-            vg.lvs.contains_key(l.name.as_str()) || vg.snapshots.contains_key(l.name.as_str())
+            vg.lvs.contains_key(l.name.as_str())
+                || vg.snapshots.contains_key(l.name.as_str())
+                || thin::known(vg, &l.name)
         });
         if !known && c.spec.volume_groups.contains_key(l.vg.as_str()) {
             c.plan.unmanaged.push(format!("lv {k}"));
