@@ -818,8 +818,13 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                 .sum();
             let need = fixed.saturating_add(vg_size / 100 * u64::from(pct_vg.min(100)));
             if need > vg_size {
+                let what = if vg.thin_pools.is_empty() {
+                    "LVs and snapshots"
+                } else {
+                    "LVs, snapshots and thin pools"
+                };
                 c.error("capacity", vgname.span, format!(
-                    "volume group `{vgname}` is overcommitted: its LVs and snapshots need {}, it holds about {}",
+                    "volume group `{vgname}` is overcommitted: its {what} need {}, it holds about {}",
                     super::units::human(need),
                     super::units::human(vg_size)
                 )).hint = Some("shrink some LVs, add a PV, or correct the disk sizes".into());

@@ -16,6 +16,7 @@ const SCENARIOS: &[&str] = &[
     "replaced",
     "tagged",
     "opened",
+    "thin",
 ];
 
 /// Network-only captures: planned on the blank scenario's disks, with the network read from
