@@ -2,8 +2,8 @@
 //! (so `hostform discover` prints a spec an operator can adopt), with the observed facts the
 //! spec does not carry (signatures, mounts, array health) beside it.
 //!
-//! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
-//! disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
+//! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each (and `lvs` once more for
+//! the thin report where there are thin pools), whatever the number of disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
 //! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links; `virsh` twice
 //! and `xl` once, whatever the number of guests. The rooms read side by side. Then the block
 //! devices held open by processes, from the `/proc/PID/fd` links (no process).

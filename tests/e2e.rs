@@ -1027,7 +1027,7 @@ fn a_thin_pool_is_made_grown_and_torn_down() {
     let Some(_vm) = vm() else { return };
     let script = r#"
 H=$HOSTFORM; S=tests/specs/e2e
-$H validate $S/thin.yaml 2>&1 | grep -o 'overcommitted 1.50x'
+$H validate $S/thin.yaml 2>&1 | grep -o 'overcommitted 6.00x'
 $H apply $S/thin.yaml --auto-approve > /tmp/a.log 2>&1; echo apply=$?
 grep -E '^ *\$ (lvcreate|mkfs)' /tmp/a.log
 $H plan $S/thin.yaml --detailed-exitcode > /tmp/p.log 2>&1; echo second=$?
@@ -1060,15 +1060,15 @@ echo "vgs: $(vgs --noheadings -o vg_name | tr -d ' ')."
     let out = text(&o.stdout);
     eprintln!("thin pool scenario: {:.1?}", started.elapsed());
     assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
-    assert!(out.contains("overcommitted 1.50x"), "{out}");
+    assert!(out.contains("overcommitted 6.00x"), "{out}");
     assert!(out.contains("apply=0"), "{out}");
     for cmd in [
         "$ lvcreate --quiet --yes --type thin-pool -L 268435456b --chunksize 128k --poolmetadatasize 4096k -n pool0 vgt",
-        "$ lvcreate --quiet --yes --type thin -V 268435456b -n web vgt/pool0",
-        "$ lvcreate --quiet --yes --type thin -V 134217728b -n scratch vgt/pool0",
+        "$ lvcreate --quiet --yes --type thin -V 536870912b -n web vgt/pool0",
+        "$ lvcreate --quiet --yes --type thin -V 1073741824b -n scratch vgt/pool0",
         "$ mkfs.ext4 -q /dev/vgt/web",
         "$ lvextend --quiet -L 402653184b vgt/pool0",
-        "$ lvextend --quiet -L 536870912b --resizefs vgt/web",
+        "$ lvextend --quiet -L 805306368b --resizefs vgt/web",
     ] {
         assert!(out.contains(cmd), "{cmd}: {out}");
     }
@@ -1076,14 +1076,17 @@ echo "vgs: $(vgs --noheadings -o vg_name | tr -d ' ')."
     assert!(out.contains("grow=0"), "{out}");
     assert!(out.contains("grown-second=0"), "{out}");
     assert!(out.contains(" pool0 402653184B thin-pool \n"), "{out}");
-    assert!(out.contains(" web 536870912B thin pool0\n"), "{out}");
-    assert!(out.contains(" scratch 134217728B thin pool0\n"), "{out}");
-    assert!(out.contains("\nkept\n"), "the file survived the grow: {out}");
+    assert!(out.contains(" web 805306368B thin pool0\n"), "{out}");
+    assert!(out.contains(" scratch 1073741824B thin pool0\n"), "{out}");
+    assert!(
+        out.contains("\nkept\n"),
+        "the file survived the grow: {out}"
+    );
     assert!(
         out.lines()
             .find_map(|l| l.strip_prefix("blocks: "))
             .and_then(|b| b.parse::<u64>().ok())
-            .is_some_and(|mb| mb > 400),
+            .is_some_and(|mb| mb > 700),
         "the ext4 grew with its LV: {out}"
     );
     assert!(out.contains("destroy-no-flag=1"), "{out}");
@@ -1094,7 +1097,9 @@ echo "vgs: $(vgs --noheadings -o vg_name | tr -d ' ')."
         .map(str::trim)
         .collect();
     // The two thin LVs go side by side, in either order; then the pool, the VG, the PV label.
-    teardown[..2].sort();
+    if teardown.len() >= 2 {
+        teardown[..2].sort();
+    }
     assert_eq!(
         teardown,
         [

@@ -11,7 +11,8 @@ pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_s
 pub const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size,lv_tags";
 /// Asked only when the first `lvs` shows a thin pool or a thin LV (segtype `thin-pool`, `thin`),
 /// so a host without thin provisioning still costs three processes.
-pub const THIN_FIELDS: &str = "lv_name,vg_name,segtype,pool_lv,chunk_size,lv_metadata_size,data_percent,metadata_percent";
+pub const THIN_FIELDS: &str =
+    "lv_name,vg_name,segtype,pool_lv,chunk_size,lv_metadata_size,data_percent,metadata_percent";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pv {
@@ -213,7 +214,6 @@ struct RawThin {
     #[serde(default)]
     metadata_percent: String,
 }
-
 
 impl Lvm {
     pub fn parse(pvs: &str, vgs: &str, lvs: &str) -> Result<Lvm, String> {

@@ -218,9 +218,11 @@ fn pool_open_by_its_thin_lvs(key: &str, facts: &Facts) -> bool {
     if !matches!(lv.thin, Some(crate::kinds::lvm::Thin::Pool { .. })) {
         return false;
     }
-    let mut thin = facts.lvm.lvs.iter().filter(|(k, t)| {
-        t.vg == lv.vg && facts.lvm.pool_of(k) == Some(lv.name.as_str())
-    });
+    let mut thin = facts
+        .lvm
+        .lvs
+        .iter()
+        .filter(|(k, t)| t.vg == lv.vg && facts.lvm.pool_of(k) == Some(lv.name.as_str()));
     let mut any_active = false;
     let none_open = thin.all(|(_, t)| {
         any_active |= t.active;

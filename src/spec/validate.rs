@@ -68,11 +68,11 @@ impl Ctx<'_> {
                 .chain(vg.thin_pools.values().flat_map(|p| p.lvs.keys()))
                 .map(|k| k.value.as_str())
                 .chain(
-                self.broken
-                    .lvs
-                    .iter()
-                    .filter_map(|k| k.strip_prefix(prefix.as_str())),
-            ),
+                    self.broken
+                        .lvs
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(prefix.as_str())),
+                ),
         )
     }
 
@@ -849,19 +849,24 @@ fn thin_pools(c: &mut Ctx, vgname: &Sp<String>, vg: &VolumeGroup, extent: u64) -
     let round = |b: u64| b.div_ceil(extent) * extent;
     for (pname, pool) in &vg.thin_pools {
         c.rule(names::lv(pname), pname.span);
-        let names = std::iter::once((pname, "thin pool"))
-            .chain(pool.lvs.keys().map(|k| (k, "thin LV")));
+        let names =
+            std::iter::once((pname, "thin pool")).chain(pool.lvs.keys().map(|k| (k, "thin LV")));
         let mut dups = Vec::new();
         for (n, what) in names {
             if let Some(first) = seen.get(n.value.as_str()) {
-                dups.push((n.span, *first, format!("`{n}` is used twice in `{vgname}` (a {what})")));
+                dups.push((
+                    n.span,
+                    *first,
+                    format!("`{n}` is used twice in `{vgname}` (a {what})"),
+                ));
             } else {
                 seen.insert(n.value.as_str(), n.span);
             }
         }
         for (at, first, msg) in dups {
             let d = c.error("duplicate", at, msg);
-            d.hint = Some("LVs, snapshots, thin pools and thin LVs share one namespace in a VG".into());
+            d.hint =
+                Some("LVs, snapshots, thin pools and thin LVs share one namespace in a VG".into());
             d.related.push((first, "first used here".into()));
         }
         let present = pool.state == Presence::Present;
@@ -886,7 +891,10 @@ fn thin_pools(c: &mut Ctx, vgname: &Sp<String>, vg: &VolumeGroup, extent: u64) -
             c.error(
                 "size",
                 cs.span,
-                format!("chunk size {} is not a power of two from 64KiB to 1GiB", cs.value),
+                format!(
+                    "chunk size {} is not a power of two from 64KiB to 1GiB",
+                    cs.value
+                ),
             )
             .hint = Some("LVM's thin chunks: 64KiB, 128KiB, … 1GiB".into());
         }
@@ -905,9 +913,14 @@ fn thin_pools(c: &mut Ctx, vgname: &Sp<String>, vg: &VolumeGroup, extent: u64) -
             c.error(
                 "conflict",
                 pname.span,
-                format!("thin pool `{vgname}/{pname}` is both `prevent-destroy` and `state: absent`"),
+                format!(
+                    "thin pool `{vgname}/{pname}` is both `prevent-destroy` and `state: absent`"
+                ),
             )
-            .hint = Some("remove `prevent-destroy` first (in its own reviewed change) if it really must go".into());
+            .hint = Some(
+                "remove `prevent-destroy` first (in its own reviewed change) if it really must go"
+                    .into(),
+            );
         }
         let mut virtual_total: u64 = 0;
         for (lname, lv) in &pool.lvs {

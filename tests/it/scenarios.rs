@@ -9,14 +9,7 @@ use hostform::plan::{Options, plan_host, render};
 /// Scenarios replayed by `ReplayRunner` whole (`guests/` is scripted and `degraded/` holds the
 /// arrays' captures only: their own tests replay them).
 const SCENARIOS: &[&str] = &[
-    "blank",
-    "full",
-    "reused",
-    "failed",
-    "replaced",
-    "tagged",
-    "opened",
-    "thin",
+    "blank", "full", "reused", "failed", "replaced", "tagged", "opened", "thin",
 ];
 
 /// Network-only captures: planned on the blank scenario's disks, with the network read from
@@ -50,7 +43,9 @@ fn facts_of(scenario: &str) -> hostform::discover::Facts {
     }
     use hostform::kinds::net::IFUPDOWN_MAIN;
     use hostform::spec::types::NetManager;
-    let mut facts = hostform::discover::discover(&runner("blank")).unwrap().facts;
+    let mut facts = hostform::discover::discover(&runner("blank"))
+        .unwrap()
+        .facts;
     let mut net = hostform::kinds::net::discover(&runner(scenario)).unwrap();
     net.ssh_local = None;
     net.files.insert(

@@ -23,13 +23,7 @@ fn kib(b: u64) -> String {
 }
 
 /// Plan the thin pools of a VG that exists or is created by `after_vg`, and their thin LVs.
-pub(super) fn pools(
-    c: &mut Ctx,
-    vgname: &str,
-    vg: &VolumeGroup,
-    extent: u64,
-    after_vg: &[String],
-) {
+pub(super) fn pools(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, extent: u64, after_vg: &[String]) {
     for (pname, pool) in &vg.thin_pools {
         if pool.state == Presence::Absent {
             continue; // teardown
@@ -302,11 +296,7 @@ fn thin_lv(
             return;
         }
     }
-    let dm = format!(
-        "{}-{}",
-        vgname.replace('-', "--"),
-        lname.replace('-', "--")
-    );
+    let dm = format!("{}-{}", vgname.replace('-', "--"), lname.replace('-', "--"));
     let fstype = c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
     let mut reasons = Vec::new();
     if size < cur.size {
@@ -493,10 +483,7 @@ fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<String> {
         );
         return None;
     }
-    if !c.may_destroy(
-        &res,
-        "marked `state: absent`: removing it deletes its data",
-    ) {
+    if !c.may_destroy(&res, "marked `state: absent`: removing it deletes its data") {
         return None;
     }
     let after: Vec<String> = thin
@@ -603,7 +590,13 @@ mod tests {
         // A host without thin provisioning is not asked for the thin report.
         let r = runner("full");
         discover(&r).expect("full");
-        assert!(!r.asked.lock().unwrap().iter().any(|a| a.contains("pool_lv")));
+        assert!(
+            !r.asked
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|a| a.contains("pool_lv"))
+        );
     }
 
     #[test]
@@ -631,7 +624,10 @@ mod tests {
         vgt(&mut spec).thin_pools.clear();
         let p = plan_host(&spec, &d.facts, &Default::default());
         assert!(p.ops.is_empty(), "{:?}", ids(&p));
-        assert_eq!(p.unmanaged, ["lv vgt/pool0", "lv vgt/scratch", "lv vgt/web"]);
+        assert_eq!(
+            p.unmanaged,
+            ["lv vgt/pool0", "lv vgt/scratch", "lv vgt/web"]
+        );
     }
 
     #[test]
@@ -652,11 +648,24 @@ mod tests {
         );
         assert_eq!(
             argv(&p, "53:thin-pool:vgt/pool0:metadata"),
-            ["lvextend", "--quiet", "--poolmetadatasize", "8192k", "vgt/pool0"]
+            [
+                "lvextend",
+                "--quiet",
+                "--poolmetadatasize",
+                "8192k",
+                "vgt/pool0"
+            ]
         );
         assert_eq!(
             argv(&p, "50:lv:vgt/web:extend"),
-            ["lvextend", "--quiet", "-L", "1073741824b", "--resizefs", "vgt/web"]
+            [
+                "lvextend",
+                "--quiet",
+                "-L",
+                "1073741824b",
+                "--resizefs",
+                "vgt/web"
+            ]
         );
         assert_eq!(
             argv(&p, "50:lv:vgt/scratch:extend"),
@@ -675,8 +684,10 @@ mod tests {
         let p = plan_host(&spec, &d.facts, &Default::default());
         assert!(p.ops.is_empty(), "{:?}", ids(&p));
         assert!(
-            p.refusals.iter().any(|r| r.resource == "thin pool vgt/pool0"
-                && r.reason.contains("LVM cannot shrink a thin pool")),
+            p.refusals
+                .iter()
+                .any(|r| r.resource == "thin pool vgt/pool0"
+                    && r.reason.contains("LVM cannot shrink a thin pool")),
             "{:?}",
             p.refusals
         );
@@ -685,9 +696,9 @@ mod tests {
         let p = plan_host(&spec, &d.facts, &Default::default());
         assert!(p.ops.is_empty(), "{:?}", ids(&p));
         assert!(
-            p.refusals
-                .iter()
-                .any(|r| r.reason.contains("chunk size of 128KiB, the spec says 64KiB")),
+            p.refusals.iter().any(|r| r
+                .reason
+                .contains("chunk size of 128KiB, the spec says 64KiB")),
             "{:?}",
             p.refusals
         );
@@ -782,7 +793,10 @@ mod tests {
         let mkfs = &p.ops[pos("57:lv:vgt/web:mkfs")];
         assert_eq!(mkfs.writes, ["/dev/vgt/web"]);
         assert!(crate::plan::safety::made_by("/dev/vgt/web", &p.ops));
-        assert!(!crate::plan::safety::made_by("/dev/vgt/pool0_tdata", &p.ops));
+        assert!(!crate::plan::safety::made_by(
+            "/dev/vgt/pool0_tdata",
+            &p.ops
+        ));
         assert!(!p.ops.iter().any(|o| o.id == "57:lv:vgt/scratch:mkfs"));
         // What the capture shows on the host is what this plan makes, from the same spec.
         let applied = thin();
@@ -819,7 +833,6 @@ mod tests {
         );
         let allow = crate::plan::Options {
             allow_destroy: true,
-            ..Default::default()
         };
         let p = plan_host(&spec, &d.facts, &allow);
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
@@ -835,8 +848,15 @@ mod tests {
             argv(&p, "05:thin-pool:vgt/pool0:remove"),
             ["lvremove", "--quiet", "--yes", "vgt/pool0"]
         );
-        let pool = p.ops.iter().find(|o| o.id.starts_with("05:thin-pool")).unwrap();
-        assert_eq!(pool.after, ["05:lv:vgt/scratch:remove", "05:lv:vgt/web:remove"]);
+        let pool = p
+            .ops
+            .iter()
+            .find(|o| o.id.starts_with("05:thin-pool"))
+            .unwrap();
+        assert_eq!(
+            pool.after,
+            ["05:lv:vgt/scratch:remove", "05:lv:vgt/web:remove"]
+        );
         assert!(p.ops.iter().all(|o| o.risk == Risk::Destructive));
     }
 
@@ -849,12 +869,12 @@ mod tests {
         pool0(&mut spec).lvs.shift_remove("scratch");
         let allow = crate::plan::Options {
             allow_destroy: true,
-            ..Default::default()
         };
         let p = plan_host(&spec, &d.facts, &allow);
         assert!(
-            p.refusals.iter().any(|r| r.resource == "thin pool vgt/pool0"
-                && r.reason.contains("vgt/scratch")),
+            p.refusals
+                .iter()
+                .any(|r| r.resource == "thin pool vgt/pool0" && r.reason.contains("vgt/scratch")),
             "{:?}",
             p.refusals
         );
@@ -876,7 +896,6 @@ mod tests {
         absent(&mut spec);
         let allow = crate::plan::Options {
             allow_destroy: true,
-            ..Default::default()
         };
         let p = plan_host(&spec, &facts, &allow);
         assert!(!ids(&p).contains(&"05:lv:vgt/web:remove"));
