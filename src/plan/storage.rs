@@ -1253,6 +1253,9 @@ fn logical_volume(
     if lv.state == Presence::Absent {
         return; // teardown
     }
+    if thin::not_plain(c, &res, &key) {
+        return;
+    }
     let dm = format!(
         "{}-{}",
         vgname.replace('-', "--"),

@@ -383,6 +383,22 @@ fn thin_lv(
     }
 }
 
+/// An LV of the spec's `lvs` that is a thin pool or a thin LV on the host: refused (true), never
+/// grown, shrunk or formatted as a plain LV (a filesystem on a pool's device would destroy it).
+pub(super) fn not_plain(c: &mut Ctx, res: &str, key: &str) -> bool {
+    let what = match c.facts.lvm.lvs.get(key).and_then(|l| l.thin.as_ref()) {
+        Some(Thin::Pool { .. }) => "a thin pool",
+        Some(Thin::Volume { .. }) => "a thin LV",
+        None => return false,
+    };
+    c.refuse(
+        res,
+        format!("{key} is {what} on the host, the spec has a plain LV"),
+        "describe it under the VG's `thin-pools` (`hostform discover` prints it so)",
+    );
+    true
+}
+
 /// Whether the spec marks this LV of the VG (a thin pool or a thin LV) `state: absent`.
 pub(super) fn marked_absent(vg: &VolumeGroup, name: &str) -> bool {
     vg.thin_pools
@@ -737,6 +753,85 @@ mod tests {
             "{:?}",
             p.refusals
         );
+    }
+
+    #[test]
+    fn a_pool_or_thin_lv_written_as_a_plain_lv_is_refused_not_formatted() {
+        let d = thin();
+        let mut spec = d.spec.clone();
+        vgt(&mut spec).thin_pools.clear();
+        for name in ["pool0", "web"] {
+            vgt(&mut spec).lvs.insert(
+                Sp::bare(name.into()),
+                crate::spec::types::Lv {
+                    size: Some(Sp::bare(crate::spec::units::LvSize::Bytes(Size(1 << 30)))),
+                    fs: Filesystem::Xfs,
+                    ..Default::default()
+                },
+            );
+        }
+        let p = plan_host(&spec, &d.facts, &Default::default());
+        assert!(p.ops.is_empty(), "{:?}", ids(&p));
+        for (res, what) in [("lv vgt/pool0", "a thin pool"), ("lv vgt/web", "a thin LV")] {
+            assert!(
+                p.refusals
+                    .iter()
+                    .any(|r| r.resource == res && r.reason.contains(what)),
+                "{res}: {:?}",
+                p.refusals
+            );
+        }
+    }
+
+    /// `lvremove` of a pool removes its thin LVs with it: the write rule lets it through only
+    /// when the plan removes every thin LV of the pool itself.
+    #[test]
+    fn a_pool_removed_as_a_plain_lv_with_its_thin_lvs_kept_is_refused_by_the_write_rule() {
+        let d = thin();
+        let mut spec = d.spec.clone();
+        vgt(&mut spec).thin_pools.clear();
+        vgt(&mut spec).lvs.insert(
+            Sp::bare("pool0".into()),
+            crate::spec::types::Lv {
+                state: Presence::Absent,
+                ..Default::default()
+            },
+        );
+        let allow = crate::plan::Options {
+            allow_destroy: true,
+        };
+        let p = plan_host(&spec, &d.facts, &allow);
+        assert!(p.ops.is_empty(), "{:?}", ids(&p));
+        assert!(
+            p.refusals
+                .iter()
+                .any(|r| r.resource == "lv vgt/pool0" && r.reason.contains("vgt/pool0 is open")),
+            "{:?}",
+            p.refusals
+        );
+        // The rule itself, whatever the room decided: the pool's removal alone is refused; with
+        // its two thin LVs' removals in the plan, it passes.
+        let mut spec = d.spec.clone();
+        absent(&mut spec);
+        let all = plan_host(&spec, &d.facts, &allow).ops;
+        let pool_only: Vec<Op> = all
+            .iter()
+            .filter(|o| o.id.starts_with("05:thin-pool"))
+            .cloned()
+            .collect();
+        let verdict = |ops: &[Op]| {
+            crate::plan::safety::verdicts(ops, &d.facts, &allow)
+                .into_iter()
+                .find(|(id, _, _)| id == "05:thin-pool:vgt/pool0:remove")
+                .map(|(_, _, v)| v)
+                .unwrap()
+        };
+        assert!(
+            matches!(verdict(&pool_only), crate::plan::safety::Verdict::Refused(ref why) if why.contains("vgt/pool0 is open")),
+            "{:?}",
+            verdict(&pool_only)
+        );
+        assert!(verdict(&all).allowed(), "{:?}", verdict(&all));
     }
 
     #[test]
