@@ -50,7 +50,19 @@ fn pool_ready(
 ) -> Option<Vec<String>> {
     let key = format!("{vgname}/{pname}");
     let res = format!("thin pool {key}");
-    let size = round(pool.size?.value.0, extent);
+    // The pool's data is whole extents and, when its chunks are larger, whole chunks: asked so,
+    // LVM makes exactly what the next reading compares.
+    let chunk = pool
+        .chunk_size
+        .map(|c| c.value.0)
+        .or_else(
+            || match c.facts.lvm.lvs.get(&key).and_then(|l| l.thin.as_ref()) {
+                Some(Thin::Pool { chunk_size, .. }) => Some(*chunk_size),
+                _ => None,
+            },
+        )
+        .unwrap_or(0);
+    let size = round(pool.size?.value.0, extent.max(chunk));
     let meta = pool.metadata_size.map(|m| round(m.value.0, extent));
     let Some(cur) = c.facts.lvm.lvs.get(&key).cloned() else {
         let mut argv = vec![
@@ -688,6 +700,22 @@ mod tests {
             ["lvextend", "--quiet", "-L", "1614807040b", "vgt/scratch"]
         );
         assert_eq!(p.ops.len(), 4, "{:?}", ids(&p));
+        // Chunks larger than the extents: the pool is asked in whole chunks.
+        let mut spec = d.spec.clone();
+        let mut facts = d.facts.clone();
+        if let Some(Thin::Pool { chunk_size, .. }) =
+            &mut facts.lvm.lvs.get_mut("vgt/pool0").unwrap().thin
+        {
+            *chunk_size = 64 << 20;
+        }
+        let pool = pool0(&mut spec);
+        pool.chunk_size = None;
+        pool.size = Some(Sp::bare(Size(300 << 20)));
+        let p = plan_host(&spec, &facts, &Default::default());
+        assert_eq!(
+            argv(&p, "53:thin-pool:vgt/pool0:extend"),
+            ["lvextend", "--quiet", "-L", "335544320b", "vgt/pool0"]
+        );
         // Growing writes over nothing: the write rule has nothing to say.
         assert!(p.ops.iter().all(|o| o.writes.is_empty()));
     }
