@@ -627,6 +627,33 @@ mod tests {
         );
     }
 
+    /// A pool fills as guests write: a saved plan does not go stale for that, but does when the
+    /// pool grows.
+    #[test]
+    fn how_full_a_pool_is_is_not_part_of_the_state_fingerprint() {
+        use crate::workflow::saved::state_id;
+        let d = thin();
+        let before = state_id(&d.facts, "t").fingerprint;
+        let mut facts = d.facts.clone();
+        for lv in facts.lvm.lvs.values_mut() {
+            match &mut lv.thin {
+                Some(Thin::Pool {
+                    data_percent,
+                    metadata_percent,
+                    ..
+                }) => {
+                    *data_percent = "99.00".into();
+                    *metadata_percent = "50.00".into();
+                }
+                Some(Thin::Volume { data_percent, .. }) => *data_percent = "42.00".into(),
+                None => {}
+            }
+        }
+        assert_eq!(state_id(&facts, "t").fingerprint, before);
+        facts.lvm.lvs.get_mut("vgt/pool0").unwrap().size *= 2;
+        assert_ne!(state_id(&facts, "t").fingerprint, before);
+    }
+
     #[test]
     fn the_discovered_pool_is_adopted_with_no_op() {
         let d = thin();
