@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::plan::{Deferred, Op, Plan, Risk};
+use crate::plan::{Deferred, Effect, Op, Plan, Risk};
 use crate::runner::{RunError, Runner, show_argv};
 
 #[derive(Debug)]
@@ -52,14 +52,13 @@ impl Outcome {
 }
 
 fn run_op(r: &dyn Runner, op: &Op) -> Result<(), RunError> {
-    if let Some(w) = &op.write {
-        return r.write_file(&w.path, &w.content, w.mode);
-    }
-    if op.argv.first().map(String::as_str) == Some(crate::shutdown::run::STOP_GUEST_OP) {
-        return crate::shutdown::run::stop_guest_op(r, &op.argv[1..]);
-    }
-    let argv: Vec<&str> = op.argv.iter().map(String::as_str).collect();
-    let out = r.run_input(&argv, op.stdin.as_deref())?;
+    let (argv, stdin) = match &op.effect {
+        Effect::Write(w) => return r.write_file(&w.path, &w.content, w.mode),
+        Effect::StopGuest(g) => return crate::shutdown::run::stop_guest(r, g),
+        Effect::Run { argv, stdin } => (argv, stdin),
+    };
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = r.run_input(&argv, stdin.as_deref())?;
     if out.status != 0 {
         return Err(RunError::Failed {
             argv: show_argv(&argv),
@@ -90,7 +89,7 @@ pub fn execute(
             report(Event::Note(format!(
                 "cannot make / writable: {e}; nothing was run"
             )));
-            out.skipped = plan.ops.iter().map(|o| o.id.clone()).collect();
+            out.skipped = plan.ops.iter().map(|o| o.id.to_string()).collect();
             return out;
         }
         report(Event::Note(
@@ -198,7 +197,7 @@ fn run_graph(
                 .map(|&d| plan.ops[d].id.as_str())
                 .unwrap_or_default();
             if let Ok(mut o) = result.lock() {
-                o.skipped.push(plan.ops[i].id.clone());
+                o.skipped.push(plan.ops[i].id.to_string());
             }
             emit(Event::Skipped {
                 op: &plan.ops[i],
@@ -249,7 +248,7 @@ fn run_graph(
                     let res = run_op(r, op);
                     if let Ok(mut o) = result.lock() {
                         o.times
-                            .insert(op.id.clone(), (began, crate::workflow::now()));
+                            .insert(op.id.to_string(), (began, crate::workflow::now()));
                     }
                     let mut st = match state.lock() {
                         Ok(g) => g,
@@ -267,7 +266,7 @@ fn run_graph(
                                 }
                             }
                             if let Ok(mut o) = result.lock() {
-                                o.done.push(op.id.clone());
+                                o.done.push(op.id.to_string());
                             }
                             emit(Event::Done {
                                 n,
@@ -279,7 +278,7 @@ fn run_graph(
                         Err(e) => {
                             st.broken[i] = true;
                             if let Ok(mut o) = result.lock() {
-                                o.failed.push((op.id.clone(), e.brief()));
+                                o.failed.push((op.id.to_string(), e.brief()));
                             }
                             emit(Event::Failed { op, error: &e });
                             skip_dependents(&mut st, i);
@@ -384,20 +383,20 @@ mod tests {
         }
     }
 
-    fn op(id: &str, after: &[&str], root: bool) -> Op {
-        Op {
-            id: id.into(),
-            resource: id.into(),
-            summary: id.into(),
-            argv: vec!["cmd".into(), id.into()],
-            stdin: None,
-            risk: Risk::Safe,
-            writes_root: root,
-            after: after.iter().map(|s| s.to_string()).collect(),
-            settle: false,
-            writes: Vec::new(),
-            write: None,
-        }
+    /// A test operation: `01:NAME:up`, running `cmd NAME`.
+    fn id(name: &str) -> crate::plan::OpId {
+        crate::plan::OpId::new(
+            1,
+            crate::plan::Address::Link(name.into()),
+            crate::plan::Verb::Up,
+        )
+    }
+
+    fn op(name: &str, after: &[&str], root: bool) -> Op {
+        let mut o = Op::run(id(name), name, name, vec!["cmd".into(), name.into()]);
+        o.writes_root = root;
+        o.after = after.iter().map(|a| id(a)).collect();
+        o
     }
 
     #[test]
@@ -423,8 +422,8 @@ mod tests {
             "{:?}",
             out.failed
         );
-        assert_eq!(out.skipped, ["b", "c"]);
-        assert_eq!(out.done, ["d"]);
+        assert_eq!(out.skipped, ["01:b:up", "01:c:up"]);
+        assert_eq!(out.done, ["01:d:up"]);
         let ran = r.ran.lock().unwrap().clone();
         assert_eq!(
             ran,
@@ -558,10 +557,10 @@ mod tests {
         let out = execute(&plan, &r, 3, &mut |_| {});
         let mut done = out.done.clone();
         done.sort();
-        assert_eq!(done, ["d", "e"]);
+        assert_eq!(done, ["01:d:up", "01:e:up"]);
         let mut skipped = out.skipped.clone();
         skipped.sort();
-        assert_eq!(skipped, ["b", "c"]);
+        assert_eq!(skipped, ["01:b:up", "01:c:up"]);
         assert_eq!(out.failed.len(), 1);
         let ran = r.ran.lock().unwrap().clone();
         let pos = |x: &str| ran.iter().position(|r| r == x).unwrap();
@@ -594,9 +593,12 @@ mod tests {
                 skips.push(format!("{} because {because}", op.id));
             }
         });
-        assert_eq!(skips, ["c because b", "d because c"]);
-        assert_eq!(out.skipped, ["c", "d"]);
-        assert_eq!(out.done, ["a", "e", "f"]);
+        assert_eq!(
+            skips,
+            ["01:c:up because 01:b:up", "01:d:up because 01:c:up"]
+        );
+        assert_eq!(out.skipped, ["01:c:up", "01:d:up"]);
+        assert_eq!(out.done, ["01:a:up", "01:e:up", "01:f:up"]);
         assert_eq!(
             r.ran.lock().unwrap().clone(),
             ["cmd a", "cmd b", "cmd e", "cmd f"]
@@ -624,7 +626,7 @@ mod tests {
         let p = crate::plan::plan_host(&spec, &facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert_eq!(p.ops.len(), 1);
-        assert_eq!(p.ops[0].argv[1], "--assemble");
+        assert_eq!(p.ops[0].argv()[1], "--assemble");
         let deferred: Vec<&str> = p.deferred.iter().map(|d| d.resource.as_str()).collect();
         assert!(deferred.contains(&"volume group vg0"), "{deferred:?}");
         assert!(deferred.contains(&"lv vg0/dom0_root"), "{deferred:?}");

@@ -158,11 +158,11 @@ impl Progress {
             Event::Start { total, op, .. } => {
                 st.total = total;
                 st.running
-                    .insert(op.id.clone(), (op.summary.clone(), Instant::now(), 0));
+                    .insert(op.id.to_string(), (op.summary.clone(), Instant::now(), 0));
             }
             Event::Done { n, total, op, took } => {
                 st.total = total;
-                st.running.remove(&op.id);
+                st.running.remove(op.id.as_str());
                 st.finished += 1;
                 self.line(
                     &mut st,
@@ -174,13 +174,13 @@ impl Progress {
                 );
             }
             Event::Failed { op, error } => {
-                st.running.remove(&op.id);
+                st.running.remove(op.id.as_str());
                 st.finished += 1;
                 self.line(&mut st, &format!("[FAILED] {}", op.summary));
                 eprintln!(
                     "apply: {} failed\n  command: {}\n  {}",
                     op.summary,
-                    show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>()),
+                    show_argv(&op.argv().iter().map(String::as_str).collect::<Vec<_>>()),
                     error.brief()
                 );
             }
@@ -239,20 +239,14 @@ mod tests {
         }
     }
 
-    fn op(id: &str, summary: &str) -> crate::plan::Op {
-        crate::plan::Op {
-            id: id.into(),
-            resource: "r".into(),
-            summary: summary.into(),
-            argv: vec!["true".into()],
-            stdin: None,
-            risk: crate::plan::Risk::Safe,
-            writes_root: false,
-            after: Vec::new(),
-            settle: false,
-            writes: Vec::new(),
-            write: None,
-        }
+    fn op(name: &str, summary: &str) -> crate::plan::Op {
+        use crate::plan::{Address, OpId, Verb};
+        crate::plan::Op::run(
+            OpId::new(1, Address::Link(name.into()), Verb::Up),
+            "r",
+            summary,
+            vec!["true".into()],
+        )
     }
 
     /// The run of a three-operation plan where the second fails and the third is skipped.

@@ -19,8 +19,7 @@ use serde::Serialize;
 use crate::spec::Spec;
 use crate::spec::types::{Hypervisor, OnTimeout, UnknownGuests, VmState};
 
-/// Seconds a guest may take to stop cleanly when the spec does not say (as xendomains).
-pub const DEFAULT_TIMEOUT_SECS: u64 = 300;
+pub use crate::spec::types::DEFAULT_SHUTDOWN_TIMEOUT_SECS as DEFAULT_TIMEOUT_SECS;
 
 /// The order in which guests stop.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -248,12 +247,7 @@ impl Order {
 
 /// How long `name` may take to stop cleanly.
 pub fn timeout_secs(spec: &Spec, name: &str) -> u64 {
-    spec.vms
-        .get(name)
-        .and_then(|vm| vm.shutdown_timeout.as_ref())
-        .or(spec.shutdown.timeout.as_ref())
-        .map(|d| d.value.0)
-        .unwrap_or(DEFAULT_TIMEOUT_SECS)
+    spec.shutdown_timeout_secs(name)
 }
 
 fn policy_word(u: UnknownGuests) -> &'static str {

@@ -473,9 +473,9 @@ fn arm(
     }
     let mut files = std::collections::BTreeMap::new();
     for o in &plan.ops {
-        let path = match &o.write {
+        let path = match o.write() {
             Some(w) => Some(w.path.clone()),
-            None if o.argv.first().map(String::as_str) == Some("rm") => o.argv.last().cloned(),
+            None if o.argv().first().map(String::as_str) == Some("rm") => o.argv().last().cloned(),
             None => None,
         };
         if let Some(p) = path {

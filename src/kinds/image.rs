@@ -335,7 +335,7 @@ mod tests {
         let (spec, facts) = with_image(Some(qcow2()));
         let p = crate::plan::plan_host(&spec, &facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
-        let argv: Vec<Vec<String>> = p.ops.iter().map(|o| o.argv.clone()).collect();
+        let argv: Vec<Vec<String>> = p.ops.iter().map(|o| o.argv().clone()).collect();
         // 10 MiB rounded up to the VG's 4 MiB extents: 12 MiB.
         assert_eq!(
             argv[0],

@@ -458,13 +458,13 @@ mod tests {
             "{:?}",
             p.refusals
         );
-        assert!(!p.ops.iter().any(|o| o.argv[0] == "vgcreate"));
+        assert!(!p.ops.iter().any(|o| o.argv()[0] == "vgcreate"));
         let mut facts = blank.facts.clone();
         facts.lvm.lockd = true;
         let p = crate::plan::plan_host(&spec, &facts, &Default::default());
-        let vgcreate = p.ops.iter().find(|o| o.argv[0] == "vgcreate").unwrap();
+        let vgcreate = p.ops.iter().find(|o| o.argv()[0] == "vgcreate").unwrap();
         assert_eq!(
-            vgcreate.argv,
+            vgcreate.argv(),
             [
                 "vgcreate", "--quiet", "--shared", "-s", "8192k", "vg0", "/dev/md0"
             ]

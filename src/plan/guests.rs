@@ -8,9 +8,10 @@
 //! `77:guest:N:undefine`. A guest starts after the storage ops of its LVs (`50:lv:VG/LV:*`,
 //! `52:`, `55:`, `57:`, `58:`) and after the guests it depends on.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use super::{Action, Change, Op, Plan, Refusal, Risk};
+use super::vocab::GuestStop;
+use super::{Action, Address, Change, Effect, Op, OpId, Plan, Refusal, Risk, Verb};
 use crate::discover::Facts;
 use crate::kinds::guest::{ChangeClass, GuestConfig, classify};
 use crate::kinds::{libvirt, xen};
@@ -20,64 +21,24 @@ fn s(x: &str) -> String {
     x.to_string()
 }
 
-fn op(id: String, resource: &str, summary: String, argv: Vec<String>) -> Op {
-    Op {
-        id,
-        resource: resource.to_string(),
-        summary,
-        argv,
-        stdin: None,
-        risk: Risk::Safe,
-        writes_root: false,
-        after: Vec::new(),
-        settle: false,
-        writes: Vec::new(),
-        write: None,
-    }
+fn op(id: OpId, resource: &str, summary: String, argv: Vec<String>) -> Op {
+    Op::run(id, resource, summary, argv)
 }
 
 /// The storage ops a guest's start waits for (ids that do not exist in the plan are ignored).
-fn lv_ops(c: &GuestConfig) -> Vec<String> {
-    let mut v = Vec::new();
-    for lv in c.lvs() {
-        for id in [
-            format!("50:lv:{lv}:create"),
-            format!("50:lv:{lv}:extend"),
-            format!("52:lv:{lv}:activate"),
-            format!("55:lv:{lv}:permission"),
-            format!("57:lv:{lv}:mkfs"),
-            format!("58:lv:{lv}:permission"),
-        ] {
-            v.push(id);
-        }
-    }
-    v
+fn lv_ops(c: &GuestConfig) -> Vec<OpId> {
+    c.lvs()
+        .iter()
+        .flat_map(|lv| super::storage::lv_ready(lv))
+        .collect()
 }
 
 /// The in-process stop an `apply` runs for a guest: ask it to shut down, wait up to the
-/// guest's timeout, then the spec's `on-timeout` policy (see `shutdown::run::stop_guest_op`).
-fn stop_argv(
-    hv: Hypervisor,
-    location: &str,
-    name: &str,
-    timeout: u64,
-    p: OnTimeout,
-) -> Vec<String> {
-    vec![
-        s(crate::shutdown::run::STOP_GUEST_OP),
-        s(match hv {
-            Hypervisor::Xen => "xen",
-            Hypervisor::Libvirt => "libvirt",
-        }),
-        s(location),
-        s(name),
-        timeout.to_string(),
-        s(match p {
-            OnTimeout::Destroy => "destroy",
-            OnTimeout::Wait => "wait",
-            OnTimeout::Fail => "fail",
-        }),
-    ]
+/// guest's timeout, then the spec's `on-timeout` policy.
+fn stop_guest(id: OpId, resource: &str, summary: String, stop: GuestStop) -> Op {
+    let mut o = Op::run(id, resource, summary, Vec::new());
+    o.effect = Effect::StopGuest(stop);
+    o
 }
 
 fn unified(old: &str, new: &str, path: &str) -> String {
@@ -92,14 +53,9 @@ fn unified(old: &str, new: &str, path: &str) -> String {
 /// an LV grown under a running guest is made to wait for the guest's stop.
 pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Options) {
     // LVs the storage room grows (`50:lv:VG/LV:extend`): a running guest on one is stopped.
-    let extended: BTreeSet<String> = plan
-        .ops
-        .iter()
-        .filter_map(|o| o.id.strip_prefix("50:lv:")?.strip_suffix(":extend"))
-        .map(str::to_string)
-        .collect();
+    let extended: BTreeSet<String> = super::storage::grown_lvs(plan);
     let mut new_ops: Vec<Op> = Vec::new();
-    let mut stops_for_resize: Vec<(String, String)> = Vec::new(); // (extend op, stop op)
+    let mut stops_for_resize: Vec<(String, OpId)> = Vec::new(); // (grown LV, stop op)
     let uri = spec
         .libvirt
         .uri
@@ -124,7 +80,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
         let res = format!("guest {name}");
         let want_state = vm.state.unwrap_or_default();
         let want = GuestConfig::from_spec(name, vm);
-        let timeout = crate::shutdown::timeout_secs(spec, name);
+        let timeout = spec.shutdown_timeout_secs(name);
         let (running, defined, current, uuid, autostart_now) = match hv {
             Hypervisor::Libvirt => {
                 let seen = facts
@@ -200,11 +156,17 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                 });
                 let mut after = Vec::new();
                 if running {
-                    let mut o = op(
-                        format!("76:guest:{name}:destroy"),
+                    let mut o = stop_guest(
+                        OpId::new(76, Address::Guest(name.to_string()), Verb::Destroy),
                         &res,
                         format!("stop {name} (up to {timeout}s, then {})", on_timeout(spec)),
-                        stop_argv(hv, &location, name, timeout, spec.shutdown.on_timeout),
+                        GuestStop {
+                            hypervisor: hv,
+                            location: location.clone(),
+                            name: name.into(),
+                            timeout_s: timeout,
+                            on_timeout: spec.shutdown.on_timeout,
+                        },
                     );
                     o.risk = Risk::Destructive;
                     after.push(o.id.clone());
@@ -212,7 +174,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                 }
                 if hv == Hypervisor::Libvirt && defined {
                     let mut o = op(
-                        format!("77:guest:{name}:undefine"),
+                        OpId::new(77, Address::Guest(name.to_string()), Verb::Undefine),
                         &res,
                         format!("undefine {name}"),
                         virsh(&["undefine", name]),
@@ -226,7 +188,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
         }
         let mut reasons: Vec<String> = Vec::new();
         let mut action = Action::NoOp;
-        let mut config_op: Option<String> = None;
+        let mut config_op: Option<OpId> = None;
         // Configuration.
         match hv {
             Hypervisor::Libvirt => {
@@ -247,8 +209,8 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                     None => Vec::new(),
                 };
                 if !defined || !changes.is_empty() {
-                    let mut o = op(
-                        format!("71:guest:{name}:define"),
+                    let o = op(
+                        OpId::new(71, Address::Guest(name.to_string()), Verb::Define),
                         &res,
                         match &current {
                             Some(cur) if defined => {
@@ -269,7 +231,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                         },
                         virsh(&["define", "/dev/stdin"]),
                     );
-                    o.stdin = Some(xml);
+                    let mut o = o.with_stdin(xml);
                     o.after = lv_ops(&want);
                     config_op = Some(o.id.clone());
                     new_ops.push(o);
@@ -285,8 +247,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                         if running && let Some((cur, want_cmp)) = &compared {
                             for d in &want_cmp.disks {
                                 if !cur.disks.iter().any(|c| c.target == d.target) {
-                                    let mut a = op(
-                                        format!("72:guest:{name}:attach:{}", d.target),
+                                    let a = op(
+                                        OpId::new(
+                                            72,
+                                            Address::Guest(name.to_string()),
+                                            Verb::Attach(d.target.to_string()),
+                                        ),
                                         &res,
                                         format!(
                                             "attach {} to the running {name} as {}",
@@ -294,8 +260,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                                         ),
                                         virsh(&["attach-device", name, "/dev/stdin", "--live"]),
                                     );
-                                    a.stdin = Some(libvirt::disk_xml(d, ""));
-                                    a.after = vec![format!("71:guest:{name}:define")];
+                                    let mut a = a.with_stdin(libvirt::disk_xml(d, ""));
+                                    a.after = vec![OpId::new(
+                                        71,
+                                        Address::Guest(name.to_string()),
+                                        Verb::Define,
+                                    )];
                                     a.after.extend(lv_ops(&want));
                                     new_ops.push(a);
                                 }
@@ -304,8 +274,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                                 if !cur.nics.iter().any(|c| {
                                     c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac)
                                 }) {
-                                    let mut a = op(
-                                        format!("72:guest:{name}:attach:nic-{}", n.bridge),
+                                    let a = op(
+                                        OpId::new(
+                                            72,
+                                            Address::Guest(name.to_string()),
+                                            Verb::Attach(format!("nic-{}", n.bridge)),
+                                        ),
                                         &res,
                                         format!(
                                             "attach a NIC on {} to the running {name}",
@@ -313,8 +287,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                                         ),
                                         virsh(&["attach-device", name, "/dev/stdin", "--live"]),
                                     );
-                                    a.stdin = Some(libvirt::nic_xml(n, ""));
-                                    a.after = vec![format!("71:guest:{name}:define")];
+                                    let mut a = a.with_stdin(libvirt::nic_xml(n, ""));
+                                    a.after = vec![OpId::new(
+                                        71,
+                                        Address::Guest(name.to_string()),
+                                        Verb::Define,
+                                    )];
                                     new_ops.push(a);
                                 }
                             }
@@ -336,12 +314,12 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                 let now = facts.guests.xl_configs.get(&path);
                 if now.map(String::as_str) != Some(content.as_str()) {
                     let mut o = op(
-                        format!("71:guest:{name}:config"),
+                        OpId::new(71, Address::Guest(name.to_string()), Verb::Config),
                         &res,
                         format!("write {path}"),
                         Vec::new(),
                     );
-                    o.write = Some(super::FileWrite {
+                    o.effect = Effect::Write(super::FileWrite {
                         path: path.clone(),
                         content: content.clone(),
                         mode: 0o644,
@@ -371,7 +349,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             .collect();
         let mut stop_id = None;
         if running && (!grown.is_empty() || want_state == VmState::Stopped) {
-            let id = format!("70:guest:{name}:stop");
+            let id = OpId::new(70, Address::Guest(name.to_string()), Verb::Stop);
             let why = if grown.is_empty() {
                 "state: stopped".to_string()
             } else {
@@ -385,7 +363,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             if action == Action::NoOp {
                 action = Action::Update;
             }
-            new_ops.push(op(
+            new_ops.push(stop_guest(
                 id.clone(),
                 &res,
                 format!(
@@ -401,10 +379,16 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                         )
                     }
                 ),
-                stop_argv(hv, &location, name, timeout, spec.shutdown.on_timeout),
+                GuestStop {
+                    hypervisor: hv,
+                    location: location.clone(),
+                    name: name.into(),
+                    timeout_s: timeout,
+                    on_timeout: spec.shutdown.on_timeout,
+                },
             ));
             for lv in &grown {
-                stops_for_resize.push((format!("50:lv:{lv}:extend"), id.clone()));
+                stops_for_resize.push((lv.clone(), id.clone()));
             }
             stop_id = Some(id);
         }
@@ -413,7 +397,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             let want_auto = vm.autostart.unwrap_or(want_state == VmState::Running);
             if want_auto != autostart_now {
                 let mut o = op(
-                    format!("73:guest:{name}:autostart"),
+                    OpId::new(73, Address::Guest(name.to_string()), Verb::Autostart),
                     &res,
                     if want_auto {
                         format!("mark {name} to start with the host (autostart)")
@@ -441,18 +425,26 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
         let must_start = want_state == VmState::Running
             && (!running || (stop_id.is_some() && !grown.is_empty()));
         if must_start {
-            let mut after: Vec<String> = lv_ops(&want);
+            let mut after: Vec<OpId> = lv_ops(&want);
             after.extend(config_op.iter().cloned());
             after.extend(stop_id.iter().cloned());
             for d in &vm.depends_on {
-                after.push(format!("75:guest:{}:start", d.value));
+                after.push(OpId::new(
+                    75,
+                    Address::Guest(d.value.to_string()),
+                    Verb::Start,
+                ));
             }
             // Shared VG: take the guest's LVs exclusively first.
             for lv in want.lvs() {
                 let vg = lv.split('/').next().unwrap_or("");
                 if spec.volume_groups.get(vg).is_some_and(|v| v.shared) {
                     let mut l = op(
-                        format!("74:guest:{name}:lock:{lv}"),
+                        OpId::new(
+                            74,
+                            Address::Guest(name.to_string()),
+                            Verb::Lock(lv.to_string()),
+                        ),
                         &res,
                         format!(
                             "activate {lv} exclusively on this host (fails when another host holds it)"
@@ -465,7 +457,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
                 }
             }
             let mut o = op(
-                format!("75:guest:{name}:start"),
+                OpId::new(75, Address::Guest(name.to_string()), Verb::Start),
                 &res,
                 if stop_id.is_some() {
                     format!("start {name} again")
@@ -517,21 +509,7 @@ pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Opti
             }
         }
     }
-    if !stops_for_resize.is_empty() {
-        // Each op by id (the first, should two share one), found once instead of by a scan
-        // per grown LV.
-        let mut at: HashMap<&str, usize> = HashMap::new();
-        for (i, o) in plan.ops.iter().enumerate() {
-            at.entry(o.id.as_str()).or_insert(i);
-        }
-        let pushes: Vec<(usize, String)> = stops_for_resize
-            .into_iter()
-            .filter_map(|(extend, stop)| Some((*at.get(extend.as_str())?, stop)))
-            .collect();
-        for (i, stop) in pushes {
-            plan.ops[i].after.push(stop);
-        }
-    }
+    super::storage::grow_after(plan, stops_for_resize);
     plan.ops.extend(new_ops);
 }
 
@@ -633,14 +611,14 @@ vms:
             c.reason,
             "memory 64 MiB → 96 MiB: restart needed (takes effect at the next start)"
         );
-        let xml = p.ops[0].stdin.clone().unwrap();
+        let xml = p.ops[0].stdin().unwrap();
         assert!(
             xml.contains("<uuid>0040d400-43ec-439d-87b7-6b01b2e482b1</uuid>"),
             "{xml}"
         );
         assert!(xml.contains("<memory unit='KiB'>98304</memory>"), "{xml}");
         assert_eq!(
-            p.ops[0].argv,
+            p.ops[0].argv(),
             ["virsh", "-c", "qemu:///system", "define", "/dev/stdin"]
         );
         insta::assert_snapshot!("memory_change", super::super::render(&p, false));
@@ -656,7 +634,7 @@ vms:
         assert_eq!(ids(&p), ["71:guest:g1:define", "72:guest:g1:attach:vdb"]);
         let a = &p.ops[1];
         assert_eq!(
-            a.argv,
+            a.argv(),
             [
                 "virsh",
                 "-c",
@@ -668,7 +646,7 @@ vms:
             ]
         );
         assert!(
-            a.stdin
+            a.stdin()
                 .as_ref()
                 .unwrap()
                 .contains("<source dev='/dev/vg0/g1_data'/>")
@@ -678,25 +656,20 @@ vms:
         assert!(
             !p.ops
                 .iter()
-                .any(|o| o.argv.iter().any(|x| x == "undefine" || x == "destroy"))
+                .any(|o| o.argv().iter().any(|x| x == "undefine" || x == "destroy"))
         );
     }
 
     #[test]
     fn an_lv_grown_under_a_running_guest_stops_it_grows_then_starts_it() {
-        let extend = Op {
-            id: "50:lv:vg0/g1_root:extend".into(),
-            resource: "lv vg0/g1_root".into(),
-            summary: "grow".into(),
-            argv: vec!["lvextend".into()],
-            stdin: None,
-            risk: Risk::Safe,
-            writes_root: true,
-            after: vec![],
-            settle: true,
-            writes: Vec::new(),
-            write: None,
-        };
+        let mut extend = Op::run(
+            OpId::new(50, Address::lv("vg0", "g1_root"), Verb::Extend),
+            "lv vg0/g1_root",
+            "grow",
+            vec!["lvextend".into()],
+        );
+        extend.writes_root = true;
+        extend.settle = true;
         let p = plan(&spec(&format!("{G1}{G2}")), vec![extend], false);
         assert_eq!(
             ids(&p),
@@ -707,7 +680,7 @@ vms:
             ]
         );
         assert_eq!(
-            p.ops[0].argv,
+            p.ops[0].argv(),
             [
                 "hostform-stop-guest",
                 "libvirt",
@@ -723,7 +696,7 @@ vms:
                 .contains("downtime: until vg0/g1_root is grown")
         );
         assert_eq!(
-            p.ops[2].argv,
+            p.ops[2].argv(),
             ["virsh", "-c", "qemu:///system", "start", "g1"]
         );
     }
@@ -741,12 +714,8 @@ vms:
             ]
         );
         let start = &p.ops[2];
-        assert!(
-            start
-                .after
-                .contains(&"50:lv:vg0/g3_root:create".to_string())
-        );
-        assert!(start.after.contains(&"75:guest:g1:start".to_string()));
+        assert!(start.after.iter().any(|a| a == "50:lv:vg0/g3_root:create"));
+        assert!(start.after.iter().any(|a| a == "75:guest:g1:start"));
         let c = p.changes.iter().find(|c| c.resource == "guest g3").unwrap();
         assert_eq!(c.action, Action::Create);
     }
@@ -770,7 +739,7 @@ vms:
             false,
         );
         assert_eq!(ids(&p), ["70:guest:g1:stop", "73:guest:g1:autostart"]);
-        assert_eq!(p.ops[1].argv[3..], ["autostart", "--disable", "g1"]);
+        assert_eq!(p.ops[1].argv()[3..], ["autostart", "--disable", "g1"]);
     }
 
     #[test]
@@ -826,7 +795,7 @@ vms:
             .ops
             .iter()
             .find(|o| o.id == "71:guest:guest1:config")
-            .and_then(|o| o.write.clone())
+            .and_then(|o| o.write().cloned())
             .unwrap();
         assert_eq!(w.path, "/etc/xen/guest/guest1.xl");
         assert!(
@@ -839,7 +808,7 @@ vms:
             .iter()
             .find(|o| o.id == "75:guest:guest1:start")
             .unwrap();
-        assert_eq!(start.argv, ["xl", "create", "/etc/xen/guest/guest1.xl"]);
-        assert!(start.after.contains(&"75:guest:srvlan:start".to_string()));
+        assert_eq!(start.argv(), ["xl", "create", "/etc/xen/guest/guest1.xl"]);
+        assert!(start.after.iter().any(|a| a == "75:guest:srvlan:start"));
     }
 }

@@ -10,6 +10,9 @@ pub mod guests;
 pub mod net;
 pub mod safety;
 pub mod storage;
+pub mod vocab;
+
+pub use vocab::{Address, Effect, OpId, Verb};
 
 use crate::discover::Facts;
 use crate::spec::types::Spec;
@@ -114,38 +117,151 @@ pub enum Risk {
     Destructive,
 }
 
-/// One command of the plan.
+/// One operation of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "OpRepr", try_from = "OpRepr")]
 pub struct Op {
-    /// Stable identifier, the tie-breaker of the order: `lv:vg0/dom0_root:create`.
-    pub id: String,
+    /// Stable identifier, the tie-breaker of the order: `50:lv:vg0/dom0_root:create`.
+    pub id: OpId,
     /// The resource it changes: `lv vg0/dom0_root`.
     pub resource: String,
     /// What it does, for people.
     pub summary: String,
-    /// The exact command. Never run through a shell.
-    pub argv: Vec<String>,
-    /// Text fed on standard input (sfdisk scripts).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub stdin: Option<String>,
+    /// What running it does: a command (never through a shell), a file written, a guest stopped.
+    pub effect: Effect,
     pub risk: Risk,
     /// Writes LVM metadata under /etc/lvm: wrapped in remount rw/ro when / is read-only.
-    #[serde(default)]
     pub writes_root: bool,
     /// Operations that must finish first.
-    #[serde(default)]
-    pub after: Vec<String>,
+    pub after: Vec<OpId>,
     /// Wait for udev to create the device nodes this op makes (`udevadm settle`).
-    #[serde(default)]
     pub settle: bool,
-    /// Instead of running `argv` (then empty), write this file: configuration the plan shows
-    /// as a unified diff.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub write: Option<FileWrite>,
     /// Block devices the command writes (`/dev/disk/by-id/…`, `/dev/md0`, `/dev/vg0/lv`):
     /// each must pass the one write rule (`safety::check`) or the op is refused.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<String>,
+}
+
+impl Op {
+    /// An operation that runs `argv`; what it writes is read from the argv itself.
+    pub fn run(
+        id: OpId,
+        resource: impl Into<String>,
+        summary: impl Into<String>,
+        argv: Vec<String>,
+    ) -> Op {
+        let writes = safety::writes_of(&argv);
+        Op {
+            id,
+            resource: resource.into(),
+            summary: summary.into(),
+            effect: Effect::run(argv),
+            risk: Risk::Safe,
+            writes_root: false,
+            after: Vec::new(),
+            settle: false,
+            writes,
+        }
+    }
+
+    /// The same operation, with text on the standard input of its command.
+    pub fn with_stdin(mut self, input: String) -> Op {
+        if let Effect::Run { stdin, .. } = &mut self.effect {
+            *stdin = Some(input);
+        }
+        self
+    }
+
+    /// The argv plan format 1 shows (empty for a file write).
+    pub fn argv(&self) -> Vec<String> {
+        self.effect.argv()
+    }
+
+    /// The program it runs, if it runs one.
+    pub fn program(&self) -> Option<&str> {
+        match &self.effect {
+            Effect::Run { argv, .. } => argv.first().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    pub fn stdin(&self) -> Option<&str> {
+        match &self.effect {
+            Effect::Run { stdin, .. } => stdin.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn write_mut(&mut self) -> Option<&mut FileWrite> {
+        match &mut self.effect {
+            Effect::Write(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    pub fn write(&self) -> Option<&FileWrite> {
+        match &self.effect {
+            Effect::Write(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+/// An operation as plan format 1 writes it: the effect spread over `argv`, `stdin` and `write`.
+#[derive(Serialize, Deserialize)]
+struct OpRepr {
+    id: OpId,
+    resource: String,
+    summary: String,
+    argv: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    stdin: Option<String>,
+    risk: Risk,
+    #[serde(default)]
+    writes_root: bool,
+    #[serde(default)]
+    after: Vec<OpId>,
+    #[serde(default)]
+    settle: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    write: Option<FileWrite>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    writes: Vec<String>,
+}
+
+impl From<Op> for OpRepr {
+    fn from(o: Op) -> Self {
+        let (argv, stdin, write) = o.effect.into_parts();
+        OpRepr {
+            id: o.id,
+            resource: o.resource,
+            summary: o.summary,
+            argv,
+            stdin,
+            risk: o.risk,
+            writes_root: o.writes_root,
+            after: o.after,
+            settle: o.settle,
+            write,
+            writes: o.writes,
+        }
+    }
+}
+
+impl TryFrom<OpRepr> for Op {
+    type Error = String;
+    fn try_from(r: OpRepr) -> Result<Self, String> {
+        Ok(Op {
+            effect: Effect::from_parts(r.argv, r.stdin, r.write)?,
+            id: r.id,
+            resource: r.resource,
+            summary: r.summary,
+            risk: r.risk,
+            writes_root: r.writes_root,
+            after: r.after,
+            settle: r.settle,
+            writes: r.writes,
+        })
+    }
 }
 
 /// A configuration file an operation writes (atomically), with the diff the plan shows.
@@ -345,7 +461,7 @@ pub fn render(plan: &Plan, color: bool) -> String {
             // A summary may hold a diff: its lines stay lines.
             let summary: Vec<_> = o.summary.split('\n').map(v).collect();
             let _ = writeln!(s, "    {}{risk}", summary.join("\n"));
-            if let Some(w) = &o.write {
+            if let Some(w) = o.write() {
                 let _ = writeln!(s, "      writes {}", v(&w.path));
                 for l in w.diff.lines() {
                     let _ = writeln!(s, "      {}", v(l));
@@ -353,9 +469,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
                 continue;
             }
             s.push_str("      $ ");
-            crate::runner::push_argv(&mut s, o.argv.iter().map(String::as_str));
+            crate::runner::push_argv(&mut s, o.argv().iter().map(String::as_str));
             s.push('\n');
-            if let Some(input) = &o.stdin {
+            if let Some(input) = o.stdin() {
                 for l in input.lines() {
                     let _ = writeln!(s, "      < {}", v(l));
                 }
@@ -447,27 +563,29 @@ pub fn render(plan: &Plan, color: bool) -> String {
 mod tests {
     use super::*;
 
-    fn op(id: &str, after: &[&str]) -> Op {
-        Op {
-            id: id.into(),
-            resource: "r".into(),
-            summary: id.into(),
-            argv: vec!["true".into()],
-            stdin: None,
-            risk: Risk::Safe,
-            writes_root: false,
-            after: after.iter().map(|s| s.to_string()).collect(),
-            settle: false,
-            writes: Vec::new(),
-            write: None,
-        }
+    fn id(name: &str) -> OpId {
+        OpId::new(50, Address::lv("vg", name), Verb::Create)
+    }
+
+    fn op(name: &str, after: &[&str]) -> Op {
+        let mut o = Op::run(id(name), "r", name, vec!["true".into()]);
+        o.after = after.iter().map(|a| id(a)).collect();
+        o
+    }
+
+    fn names(ops: Vec<Op>) -> Vec<String> {
+        ops.into_iter()
+            .map(|o| match o.id.address() {
+                Address::Lv { lv, .. } => lv.clone(),
+                a => panic!("{a}"),
+            })
+            .collect()
     }
 
     #[test]
     fn dependencies_first_then_ids() {
         let ops = vec![op("c", &["b"]), op("b", &[]), op("a", &["c"]), op("d", &[])];
-        let ids: Vec<String> = order(ops).unwrap().into_iter().map(|o| o.id).collect();
-        assert_eq!(ids, ["b", "c", "a", "d"]);
+        assert_eq!(names(order(ops).unwrap()), ["b", "c", "a", "d"]);
     }
 
     #[test]
@@ -475,9 +593,7 @@ mod tests {
         let a = vec![op("x", &[]), op("y", &["x"]), op("m", &[]), op("b", &[])];
         let mut b = a.clone();
         b.reverse();
-        let ia: Vec<String> = order(a).unwrap().into_iter().map(|o| o.id).collect();
-        let ib: Vec<String> = order(b).unwrap().into_iter().map(|o| o.id).collect();
-        assert_eq!(ia, ib);
+        assert_eq!(names(order(a).unwrap()), names(order(b).unwrap()));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Change, FileWrite, Op, Options, Plan, Refusal, Risk};
+use super::{
+    Action, Address, Change, Effect, FileWrite, Op, OpId, Options, Plan, Refusal, Risk, Verb,
+};
 use crate::discover::Facts;
 use crate::kinds::net::{IFUPDOWN_DIR, IFUPDOWN_MAIN, NETWORKD_DIR, NetFacts};
 use crate::kinds::netconf::{self, HEADER};
@@ -54,12 +56,12 @@ impl Ctx<'_> {
     #[allow(clippy::too_many_arguments)]
     fn op(
         &mut self,
-        id: String,
+        id: OpId,
         resource: &str,
         summary: String,
         argv: Vec<String>,
         risk: Risk,
-        after: Vec<String>,
+        after: Vec<OpId>,
         touches: &[&str],
     ) {
         if let Some(l) = touches
@@ -70,19 +72,10 @@ impl Ctx<'_> {
                 "{summary}: {l} carries this host's address or default route"
             ));
         }
-        self.plan.ops.push(Op {
-            id,
-            resource: resource.into(),
-            summary,
-            argv,
-            stdin: None,
-            risk,
-            writes_root: false,
-            after,
-            settle: false,
-            writes: Vec::new(),
-            write: None,
-        });
+        let mut op = Op::run(id, resource, summary, argv);
+        op.risk = risk;
+        op.after = after;
+        self.plan.ops.push(op);
     }
 }
 
@@ -132,7 +125,7 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
             managed.insert(&p.value);
         }
     }
-    let mut route_after: Vec<String> = Vec::new();
+    let mut route_after: Vec<OpId> = Vec::new();
     let mut carrier_gone_without_route: Vec<String> = Vec::new();
     for (name, b) in &spec.bridges {
         match b.state {
@@ -188,7 +181,7 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
                     .connectivity
                     .push(format!("{summary}: changes the default route"));
                 c.op(
-                    s("65:route:default"),
+                    OpId::new(65, Address::Route(s("default")), Verb::Set),
                     &res,
                     summary,
                     ip(&["route", "replace", "default", "via", &g, "dev", br]),
@@ -238,7 +231,7 @@ fn bridge(
     c: &mut Ctx,
     name: &str,
     b: &Bridge,
-    route_after: &mut Vec<String>,
+    route_after: &mut Vec<OpId>,
     carrier_gone: &mut Vec<String>,
 ) {
     let res = format!("bridge {name}");
@@ -304,9 +297,9 @@ fn bridge(
     let stp = if b.stp { "1" } else { "0" };
     let mut touches: Vec<&str> = vec![name];
     touches.extend(b.ports.iter().map(|p| p.value.as_str()));
-    let mut adds: Vec<String> = Vec::new();
-    let create_id = format!("60:{name}:create");
-    let base: Vec<String> = if create {
+    let mut adds: Vec<OpId> = Vec::new();
+    let create_id = OpId::new(60, Address::Link(name.to_string()), Verb::Create);
+    let base: Vec<OpId> = if create {
         vec![create_id.clone()]
     } else {
         vec![]
@@ -339,7 +332,7 @@ fn bridge(
     {
         reasons.push(format!("STP {}", if b.stp { "on" } else { "off" }));
         c.op(
-            format!("62:{name}:stp"),
+            OpId::new(62, Address::Link(name.to_string()), Verb::Stp),
             &res,
             format!("STP {} on {name}", if b.stp { "on" } else { "off" }),
             ip(&[
@@ -357,14 +350,18 @@ fn bridge(
             &[name],
         );
     }
-    let mut enslaved: Vec<String> = Vec::new();
+    let mut enslaved: Vec<OpId> = Vec::new();
     for p in &b.ports {
         let l = c.net.links.get(p.value.as_str());
         if l.is_some_and(|l| l.master.as_deref() == Some(name)) {
             continue;
         }
         reasons.push(format!("enslave {p}"));
-        let id = format!("61:{name}:port:{p}");
+        let id = OpId::new(
+            61,
+            Address::Link(name.to_string()),
+            Verb::Port(p.to_string()),
+        );
         c.op(
             id.clone(),
             &res,
@@ -385,7 +382,7 @@ fn bridge(
         after.extend(enslaved.iter().cloned());
         let mtu = m.value.to_string();
         c.op(
-            format!("62:{name}:mtu"),
+            OpId::new(62, Address::Link(name.to_string()), Verb::Mtu),
             &res,
             format!("MTU {mtu} on {name}"),
             ip(&["link", "set", "dev", name, "mtu", &mtu]),
@@ -414,7 +411,11 @@ fn bridge(
             .map(|p| format!(" (moved from {p})"))
             .unwrap_or_default();
         reasons.push(format!("address {}{from}", a.value));
-        let id = format!("63:{name}:addr:{}", a.value);
+        let id = OpId::new(
+            63,
+            Address::Link(name.to_string()),
+            Verb::Addr(a.value.to_string()),
+        );
         let addr = a.value.to_string();
         c.op(
             id.clone(),
@@ -429,7 +430,7 @@ fn bridge(
     }
     if cur.as_ref().is_none_or(|l| !l.up) {
         reasons.push("up".into());
-        let id = format!("63:{name}:up");
+        let id = OpId::new(63, Address::Link(name.to_string()), Verb::Up);
         c.op(
             id.clone(),
             &res,
@@ -444,7 +445,7 @@ fn bridge(
     for p in &b.ports {
         if c.net.links.get(p.value.as_str()).is_some_and(|l| !l.up) {
             reasons.push(format!("{p} up"));
-            let id = format!("63:{p}:up");
+            let id = OpId::new(63, Address::Link(p.to_string()), Verb::Up);
             c.op(
                 id.clone(),
                 &res,
@@ -465,7 +466,7 @@ fn bridge(
         .default_route()
         .and_then(|r| r.dev.clone())
         .unwrap_or_default();
-    let mut dels: Vec<String> = Vec::new();
+    let mut dels: Vec<OpId> = Vec::new();
     for p in &b.ports {
         let Some(l) = c.net.links.get(p.value.as_str()) else {
             continue;
@@ -477,7 +478,7 @@ fn bridge(
             } else {
                 format!("remove {a} from port {p}")
             });
-            let id = format!("64:{p}:del:{a}");
+            let id = OpId::new(64, Address::Link(p.to_string()), Verb::Del(a.to_string()));
             let addr = a.to_string();
             c.op(
                 id.clone(),
@@ -506,7 +507,11 @@ fn bridge(
             continue;
         }
         reasons.push(format!("remove {a}"));
-        let id = format!("64:{name}:del:{a}");
+        let id = OpId::new(
+            64,
+            Address::Link(name.to_string()),
+            Verb::Del(a.to_string()),
+        );
         let addr = a.to_string();
         c.op(
             id.clone(),
@@ -589,7 +594,7 @@ fn remove(c: &mut Ctx, name: &str, b: &Bridge, opts: &Options) {
     }
     c.change(&res, Action::Delete, "`state: absent` in the spec");
     c.op(
-        format!("69:{name}:delete"),
+        OpId::new(69, Address::Link(name.to_string()), Verb::Delete(None)),
         &res,
         format!("delete bridge {name} (its addresses go with it)"),
         ip(&["link", "del", "dev", name]),
@@ -735,24 +740,19 @@ fn persistence(c: &mut Ctx, spec: &Spec) {
             },
             "persist the bridges across reboots",
         );
-        c.plan.ops.push(Op {
-            id: format!("66:file:{path}"),
-            resource: res,
-            summary: format!("write {path}"),
-            argv: vec![],
-            stdin: None,
-            risk: Risk::Safe,
-            writes_root: false,
-            after: vec![],
-            settle: false,
-            writes: Vec::new(),
-            write: Some(FileWrite {
-                path: path.clone(),
-                content: content.clone(),
-                mode: 0o644,
-                diff: diff(path, old, content),
-            }),
+        let mut op = Op::run(
+            OpId::new(66, Address::File(path.to_string()), Verb::Write),
+            res,
+            format!("write {path}"),
+            Vec::new(),
+        );
+        op.effect = Effect::Write(FileWrite {
+            path: path.clone(),
+            content: content.clone(),
+            mode: 0o644,
+            diff: diff(path, old, content),
         });
+        c.plan.ops.push(op);
     }
     // networkd files of bridges that are gone from the spec's rendering.
     if m == NetManager::Networkd {
@@ -761,19 +761,12 @@ fn persistence(c: &mut Ctx, spec: &Spec) {
             {
                 let res = format!("file {path}");
                 c.change(&res, Action::Delete, "its bridge is no longer in the spec");
-                c.plan.ops.push(Op {
-                    id: format!("66:file:{path}"),
-                    resource: res,
-                    summary: format!("remove {path}"),
-                    argv: vec![s("rm"), s("-f"), s("--"), path.clone()],
-                    stdin: None,
-                    risk: Risk::Safe,
-                    writes_root: false,
-                    after: vec![],
-                    settle: false,
-                    writes: Vec::new(),
-                    write: None,
-                });
+                c.plan.ops.push(Op::run(
+                    OpId::new(66, Address::File(path.to_string()), Verb::Write),
+                    res,
+                    format!("remove {path}"),
+                    vec![s("rm"), s("-f"), s("--"), path.clone()],
+                ));
             }
         }
     }
@@ -818,9 +811,9 @@ bridges:
     fn argvs(p: &Plan) -> Vec<String> {
         p.ops
             .iter()
-            .map(|o| match &o.write {
+            .map(|o| match o.write() {
                 Some(w) => format!("write {}", w.path),
-                None => o.argv.join(" "),
+                None => o.argv().join(" "),
             })
             .collect()
     }
@@ -847,12 +840,13 @@ bridges:
         );
         // Add on the bridge before the delete on the port; the route after both.
         let del = &p.ops[4];
-        assert!(del.after.contains(&"63:br0:addr:192.0.2.10/24".to_string()));
-        assert!(del.after.contains(&"61:br0:port:eth0".to_string()));
+        assert!(del.after.iter().any(|a| a == "63:br0:addr:192.0.2.10/24"));
+        assert!(del.after.iter().any(|a| a == "61:br0:port:eth0"));
         assert!(
             p.ops[5]
                 .after
-                .contains(&"64:eth0:del:192.0.2.10/24".to_string())
+                .iter()
+                .any(|a| a == "64:eth0:del:192.0.2.10/24")
         );
         // eth0 carries the address and the default route: the plan says so.
         assert!(!p.connectivity.is_empty());
@@ -862,7 +856,7 @@ bridges:
             p.connectivity
         );
         assert_eq!(p.unmanaged, ["link dummy0"]);
-        let w = p.ops[6].write.as_ref().unwrap();
+        let w = p.ops[6].write().unwrap();
         assert!(
             w.diff
                 .starts_with("--- /dev/null\n+++ /etc/network/interfaces.d/hostform\n"),
@@ -1033,7 +1027,7 @@ bridges:
             "{:?}",
             p.refusals
         );
-        assert!(!p.has_changes() || p.ops.iter().all(|o| o.write.is_some()));
+        assert!(!p.has_changes() || p.ops.iter().all(|o| o.write().is_some()));
         let p = planned(
             yaml,
             "bridge",
@@ -1043,7 +1037,7 @@ bridges:
         );
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         let del = p.ops.iter().find(|o| o.id == "69:br0:delete").unwrap();
-        assert_eq!(del.argv.join(" "), "ip link del dev br0");
+        assert_eq!(del.argv().join(" "), "ip link del dev br0");
         assert_eq!(del.risk, Risk::Destructive);
         assert!(!p.connectivity.is_empty(), "br0 carries the default route");
         // dummy0 is not in the spec: it may be a guest's interface.
@@ -1082,7 +1076,7 @@ bridges:
         let writes: Vec<&str> = p
             .ops
             .iter()
-            .filter_map(|o| o.write.as_ref().map(|w| w.path.as_str()))
+            .filter_map(|o| o.write().as_ref().map(|w| w.path.as_str()))
             .collect();
         assert_eq!(
             writes,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Op, Options, Plan, Refusal, Risk};
+use super::{Op, OpId, Options, Plan, Refusal, Risk};
 use crate::discover::Facts;
 use crate::kinds::block::BlockDev;
 
@@ -286,7 +286,7 @@ fn dm_name(vg: &str, lv: &str) -> String {
 /// (`DISK-partN`, `DISKN`, `DISKpN`).
 pub fn made_by(path: &str, ops: &[Op]) -> bool {
     ops.iter().any(|o| {
-        let a = &o.argv;
+        let a = o.argv();
         match a.first().map(String::as_str) {
             Some("lvcreate") => {
                 let Some(rest) = path.strip_prefix("/dev/") else {
@@ -408,10 +408,10 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
 }
 
 /// What the rule says about every device every operation writes: (op id, device, verdict).
-pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, String, Verdict)> {
+pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String, Verdict)> {
     let wiped: BTreeSet<String> = ops
         .iter()
-        .filter(|o| o.risk == Risk::Destructive && o.argv.first().is_some_and(|p| p == "wipefs"))
+        .filter(|o| o.risk == Risk::Destructive && o.program() == Some("wipefs"))
         .flat_map(|o| o.writes.iter())
         .filter_map(|p| resolve(p, facts))
         .map(|b| b.kname.clone())
@@ -425,7 +425,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, Strin
         .collect();
     let removed: BTreeSet<String> = ops
         .iter()
-        .filter(|o| o.argv.first().is_some_and(|p| p == "lvremove"))
+        .filter(|o| o.program() == Some("lvremove"))
         .flat_map(|o| o.writes.iter().cloned())
         .collect();
     let mut out = Vec::new();
@@ -434,10 +434,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, Strin
             allow_destroy: opts.allow_destroy,
             destructive: o.risk == Risk::Destructive,
             appends_to_gpt: is_append(o),
-            takes_pv: o
-                .argv
-                .first()
-                .is_some_and(|p| p == "vgcreate" || p == "vgextend"),
+            takes_pv: matches!(o.program(), Some("vgcreate" | "vgextend")),
             readds_to: readds_to(o),
             wiped: &wiped,
             made: false,
@@ -458,7 +455,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(String, Strin
 /// After every room: each device an operation writes must pass [`check`]. A refused write
 /// becomes a refusal, and the operation (with what waits for it) leaves the plan.
 pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
-    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    let mut dropped: BTreeSet<OpId> = BTreeSet::new();
     for (id, _, v) in verdicts(&plan.ops, facts, opts) {
         if let Verdict::Refused(why) = v {
             let o = plan
@@ -484,7 +481,7 @@ pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
     }
     // What waits for a dropped operation goes too.
     loop {
-        let more: Vec<String> = plan
+        let more: Vec<OpId> = plan
             .ops
             .iter()
             .filter(|o| !dropped.contains(&o.id) && o.after.iter().any(|a| dropped.contains(a)))
@@ -499,14 +496,15 @@ pub fn guard(plan: &mut Plan, facts: &Facts, opts: &Options) {
 }
 
 fn is_append(o: &Op) -> bool {
-    o.argv.first().is_some_and(|p| p == "sfdisk") && o.argv.iter().any(|a| a == "--append")
+    o.program() == Some("sfdisk") && o.argv().iter().any(|a| a == "--append")
 }
 
 fn readds_to(o: &Op) -> Option<String> {
-    if o.argv.first()? != "mdadm" || !o.argv.iter().any(|a| a == "--add") {
+    let argv = o.argv();
+    if o.program()? != "mdadm" || !argv.iter().any(|a| a == "--add") {
         return None;
     }
-    let md = o.argv.iter().find(|a| a.starts_with("/dev/md"))?;
+    let md = argv.iter().find(|a| a.starts_with("/dev/md"))?;
     let name = md.trim_start_matches("/dev/").trim_start_matches("md/");
     Some(name.to_string())
 }

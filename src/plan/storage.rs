@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Change, Op, Options, Plan, Refusal, Risk};
+use super::{Action, Address, Change, Effect, Op, OpId, Options, Plan, Refusal, Risk, Verb};
 use crate::discover::Facts;
 use crate::kinds::block::{BlockDev, sfdisk_script};
 use crate::kinds::lvm::PREVENT_DESTROY_TAG;
@@ -25,18 +25,18 @@ struct Ctx<'a> {
     /// spec disk name → kernel name.
     disks: BTreeMap<String, String>,
     /// Device reference (`md0`, `sda/raid`, `sda`) → the op that creates it in this plan.
-    made_by: BTreeMap<String, String>,
+    made_by: BTreeMap<String, OpId>,
     /// Devices this plan brings back (an assembled array) whose contents are unknown until the
     /// host is read again: nothing is planned on them in this run.
     reappearing: BTreeSet<String>,
     /// Kernel name of a device this plan frees (no longer a PV, an array member or a
     /// device-mapper holder) → the op after which it is free.
-    freed: BTreeMap<String, String>,
+    freed: BTreeMap<String, OpId>,
     /// LVs (`vg/lv`) this plan removes → the op that removes them.
-    removing: BTreeMap<String, String>,
+    removing: BTreeMap<String, OpId>,
     /// Spec disk name → ops that tear down part of it (partitions deleted, signatures wiped):
     /// what is written on the disk afterwards waits for them.
-    disk_teardown: BTreeMap<String, Vec<String>>,
+    disk_teardown: BTreeMap<String, Vec<OpId>>,
 }
 
 fn s(v: &str) -> String {
@@ -61,14 +61,14 @@ impl<'a> Ctx<'a> {
     #[allow(clippy::too_many_arguments)]
     fn op(
         &mut self,
-        id: String,
+        id: OpId,
         resource: &str,
         summary: String,
         argv: Vec<String>,
         stdin: Option<String>,
         writes_root: bool,
-        after: Vec<String>,
-    ) -> String {
+        after: Vec<OpId>,
+    ) -> OpId {
         self.push(
             Risk::Safe,
             id,
@@ -85,13 +85,13 @@ impl<'a> Ctx<'a> {
     /// [`Ctx::may_destroy`] said yes.
     fn destroy(
         &mut self,
-        id: String,
+        id: OpId,
         resource: &str,
         summary: String,
         argv: Vec<String>,
         writes_root: bool,
-        after: Vec<String>,
-    ) -> String {
+        after: Vec<OpId>,
+    ) -> OpId {
         self.push(
             Risk::Destructive,
             id,
@@ -138,29 +138,24 @@ impl<'a> Ctx<'a> {
     fn push(
         &mut self,
         risk: Risk,
-        id: String,
+        id: OpId,
         resource: &str,
         summary: String,
         argv: Vec<String>,
         stdin: Option<String>,
         writes_root: bool,
-        after: Vec<String>,
-    ) -> String {
-        let writes = super::safety::writes_of(&argv);
-        self.ops.push(Op {
-            id: id.clone(),
-            resource: resource.into(),
-            summary,
-            argv,
-            stdin,
-            risk,
-            writes_root,
-            after,
-            // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
-            settle: true,
-            write: None,
-            writes,
-        });
+        after: Vec<OpId>,
+    ) -> OpId {
+        let mut op = Op::run(id.clone(), resource, summary, argv);
+        if let Effect::Run { stdin: input, .. } = &mut op.effect {
+            *input = stdin;
+        }
+        op.risk = risk;
+        op.writes_root = writes_root;
+        op.after = after;
+        // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
+        op.settle = true;
+        self.ops.push(op);
         id
     }
 
@@ -255,6 +250,50 @@ pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     // Unordered: `plan_host` orders every room's operations together, once.
     c.plan.ops = std::mem::take(&mut c.ops);
     c.plan
+}
+
+/// The operations of a plan that make the LV `vg/lv` ready for a guest (those this plan has):
+/// created, grown, activated, its permission set, its filesystem made.
+pub fn lv_ready(lv: &str) -> Vec<OpId> {
+    let a = || Address::lv_key(lv);
+    vec![
+        OpId::new(50, a(), Verb::Create),
+        OpId::new(50, a(), Verb::Extend),
+        OpId::new(52, a(), Verb::Activate),
+        OpId::new(55, a(), Verb::Permission),
+        OpId::new(57, a(), Verb::Mkfs),
+        OpId::new(58, a(), Verb::Permission),
+    ]
+}
+
+/// The LVs (`vg/lv`) the plan grows.
+pub fn grown_lvs(plan: &Plan) -> BTreeSet<String> {
+    plan.ops
+        .iter()
+        .filter(|o| *o.id.verb() == Verb::Extend)
+        .filter_map(|o| match o.id.address() {
+            Address::Lv { vg, lv } => Some(format!("{vg}/{lv}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Make the growth of each LV wait for an operation (a guest's stop): `(lv, op)` pairs.
+pub fn grow_after(plan: &mut Plan, waits: Vec<(String, OpId)>) {
+    if waits.is_empty() {
+        return;
+    }
+    // Each op by id (the first, should two share one), found once instead of by a scan per
+    // grown LV.
+    let mut at: std::collections::HashMap<OpId, usize> = Default::default();
+    for (i, o) in plan.ops.iter().enumerate() {
+        at.entry(o.id.clone()).or_insert(i);
+    }
+    for (lv, op) in waits {
+        if let Some(&i) = at.get(&OpId::new(50, Address::lv_key(&lv), Verb::Extend)) {
+            plan.ops[i].after.push(op);
+        }
+    }
 }
 
 /// The kernel name of a spec disk `id`: a by-id name (a `wwn-` name also by the WWN lsblk
@@ -544,7 +583,7 @@ fn disks(c: &mut Ctx) {
                 .cloned()
                 .unwrap_or_default();
             let id = c.op(
-                format!("10:disk:{name}:append"),
+                OpId::new(10, Address::Disk(name.to_string()), Verb::Append),
                 &res,
                 format!(
                     "add {} partition(s) in the free space of {kname}",
@@ -570,7 +609,7 @@ fn disks(c: &mut Ctx) {
                 after,
             );
             let id = c.op(
-                format!("11:disk:{name}:partx"),
+                OpId::new(11, Address::Disk(name.to_string()), Verb::Partx),
                 &res,
                 format!(
                     "make the kernel see the new partition(s) of {kname}, leaving the others alone"
@@ -641,10 +680,10 @@ fn new_table(
     kname: &str,
     path: &str,
     present: &[&Partition],
-    after: Vec<String>,
+    after: Vec<OpId>,
 ) {
     let id = c.op(
-        format!("10:disk:{name}:table"),
+        OpId::new(10, Address::Disk(name.to_string()), Verb::Table),
         &format!("disk {name}"),
         format!("write a GPT with {} partitions on {kname}", present.len()),
         vec![
@@ -673,7 +712,7 @@ fn wipe_disk(
     path: &str,
     parts: &[&BlockDev],
     what: &str,
-) -> Option<Vec<String>> {
+) -> Option<Vec<OpId>> {
     let res = format!("disk {name}");
     if let Some(why) = c.in_use(kname) {
         c.refuse(
@@ -720,7 +759,11 @@ fn wipe_disk(
     let mut ids = Vec::new();
     for p in parts {
         ids.push(c.destroy(
-            format!("09:disk:{name}:wipe:{}", p.kname),
+            OpId::new(
+                9,
+                Address::Disk(name.to_string()),
+                Verb::Wipe(Some(p.kname.to_string())),
+            ),
             &res,
             format!("erase the signatures on {}", p.kname),
             vec![s("wipefs"), s("--all"), format!("/dev/{}", p.kname)],
@@ -729,7 +772,7 @@ fn wipe_disk(
         ));
     }
     let id = c.destroy(
-        format!("09:disk:{name}:wipe"),
+        OpId::new(9, Address::Disk(name.to_string()), Verb::Wipe(None)),
         &res,
         format!("erase the partition table and signatures of {kname}"),
         vec![s("wipefs"), s("--all"), path.to_string()],
@@ -876,7 +919,7 @@ fn arrays(c: &mut Ctx) {
             .filter(|b| b.fstype.is_some() && b.fstype.as_deref() != Some("linux_raid_member"))
             .map(|b| format!("{} ({})", b.kname, b.fstype.as_deref().unwrap_or("")))
             .collect();
-        let mut wiped: Vec<String> = Vec::new();
+        let mut wiped: Vec<OpId> = Vec::new();
         if !foreign.is_empty() {
             if !a.wipe {
                 c.refuse(
@@ -914,7 +957,11 @@ fn arrays(c: &mut Ctx) {
             }
             for b in targets {
                 wiped.push(c.destroy(
-                    format!("19:array:{name}:wipe:{}", b.kname),
+                    OpId::new(
+                        19,
+                        Address::Array(name.to_string()),
+                        Verb::Wipe(Some(b.kname.to_string())),
+                    ),
                     &res,
                     format!(
                         "erase the {} signature on {}",
@@ -938,7 +985,7 @@ fn arrays(c: &mut Ctx) {
             c.refuse(&res, format!("member(s) {} are not on the host under those names, and this plan does not create them", unknown.join(", ")), "see the refusals above for their disks");
             continue;
         }
-        let after: Vec<String> = refs
+        let after: Vec<OpId> = refs
             .iter()
             .filter_map(|r| c.made_by.get(*r).cloned())
             .chain(wiped)
@@ -960,7 +1007,7 @@ fn arrays(c: &mut Ctx) {
             ];
             argv.extend(paths.iter().cloned());
             c.op(
-                format!("20:array:{name}:assemble"),
+                OpId::new(20, Address::Array(name.to_string()), Verb::Assemble),
                 &res,
                 format!("assemble {name} from its members (they carry its superblock)"),
                 argv,
@@ -991,7 +1038,7 @@ fn arrays(c: &mut Ctx) {
         }
         argv.extend(paths.iter().cloned());
         let id = c.op(
-            format!("20:array:{name}:create"),
+            OpId::new(20, Address::Array(name.to_string()), Verb::Create),
             &res,
             format!(
                 "create RAID{} {name} over {}",
@@ -1015,9 +1062,9 @@ fn volume_groups(c: &mut Ctx) {
             continue;
         }
         let existing = c.facts.lvm.vgs.get(vgname.value.as_str()).cloned();
-        let mut after_vg: Vec<String> = Vec::new();
+        let mut after_vg: Vec<OpId> = Vec::new();
         let mut new_pvs: Vec<String> = Vec::new();
-        let mut pv_ops: Vec<String> = Vec::new();
+        let mut pv_ops: Vec<OpId> = Vec::new();
         let mut blocked = false;
         if let Some(pv) = vg
             .pvs
@@ -1075,14 +1122,14 @@ fn volume_groups(c: &mut Ctx) {
                 blocked = true;
                 continue;
             }
-            let after: Vec<String> = c
+            let after: Vec<OpId> = c
                 .made_by
                 .get(pv.value.as_str())
                 .cloned()
                 .into_iter()
                 .collect();
             let id = c.op(
-                format!("30:pv:{pv}:create"),
+                OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
                 &res,
                 format!("make {pv} an LVM physical volume"),
                 vec![s("pvcreate"), s("--quiet"), path.clone()],
@@ -1109,7 +1156,7 @@ fn volume_groups(c: &mut Ctx) {
                 let mut argv = vec![s("vgextend"), s("--quiet"), vgname.value.clone()];
                 argv.extend(new_pvs.iter().cloned());
                 let id = c.op(
-                    format!("40:vg:{vgname}:extend"),
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Extend),
                     &res,
                     format!("add {} PV(s) to {vgname}", new_pvs.len()),
                     argv,
@@ -1140,7 +1187,7 @@ fn volume_groups(c: &mut Ctx) {
                 argv.push(vgname.value.clone());
                 argv.extend(new_pvs.iter().cloned());
                 let id = c.op(
-                    format!("40:vg:{vgname}:create"),
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Create),
                     &res,
                     format!("create volume group {vgname}"),
                     argv,
@@ -1154,7 +1201,7 @@ fn volume_groups(c: &mut Ctx) {
         }
         if protect {
             c.op(
-                format!("41:vg:{vgname}:protect"),
+                OpId::new(41, Address::Vg(vgname.to_string()), Verb::Protect),
                 &res,
                 format!("tag {vgname} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
                 vec![
@@ -1189,7 +1236,7 @@ fn volume_groups(c: &mut Ctx) {
                 continue;
             }
             let origin = format!("lv {vgname}/{}", snap.origin);
-            let after: Vec<String> = c
+            let after: Vec<OpId> = c
                 .ops
                 .iter()
                 .filter(|o| o.resource == origin)
@@ -1197,7 +1244,14 @@ fn volume_groups(c: &mut Ctx) {
                 .chain(after_vg.iter().cloned())
                 .collect();
             c.op(
-                format!("60:snapshot:{vgname}/{sname}:create"),
+                OpId::new(
+                    60,
+                    Address::Snapshot {
+                        vg: vgname.to_string(),
+                        name: sname.to_string(),
+                    },
+                    Verb::Create,
+                ),
                 &res,
                 format!("snapshot {vgname}/{}", snap.origin),
                 vec![
@@ -1244,7 +1298,7 @@ fn logical_volume(
     lvname: &str,
     lv: &crate::spec::types::Lv,
     extent: u64,
-    after_vg: &[String],
+    after_vg: &[OpId],
 ) {
     let res = format!("lv {vgname}/{lvname}");
     let key = format!("{vgname}/{lvname}");
@@ -1294,7 +1348,7 @@ fn logical_volume(
                     }
                     argv.push(key.clone());
                     c.op(
-                        format!("50:lv:{key}:extend"),
+                        OpId::new(50, Address::lv_key(&key), Verb::Extend),
                         &res,
                         format!("grow {key} from {} to {}", cur.size, want),
                         argv,
@@ -1357,7 +1411,7 @@ fn logical_volume(
                     }
                     argv.extend([s("-L"), format!("{want}b"), key.clone()]);
                     c.destroy(
-                        format!("50:lv:{key}:reduce"),
+                        OpId::new(50, Address::lv_key(&key), Verb::Reduce),
                         &res,
                         format!(
                             "shrink {key} from {} to {want}{}",
@@ -1373,7 +1427,7 @@ fn logical_volume(
             }
             if cur.readonly != lv.readonly {
                 c.op(
-                    format!("55:lv:{key}:permission"),
+                    OpId::new(55, Address::lv_key(&key), Verb::Permission),
                     &res,
                     format!(
                         "make {key} {}",
@@ -1401,7 +1455,7 @@ fn logical_volume(
             let unread = !cur.active && !cur.open;
             if unread {
                 c.op(
-                    format!("52:lv:{key}:activate"),
+                    OpId::new(52, Address::lv_key(&key), Verb::Activate),
                     &res,
                     format!("activate {key} (inactive: its filesystem could not be read)"),
                     vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
@@ -1415,7 +1469,7 @@ fn logical_volume(
                 _ if unread => {}
                 (Some(w), None) => {
                     c.op(
-                        format!("57:lv:{key}:mkfs"),
+                        OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
                         &res,
                         format!("create {w} on {key} (it holds no signature)"),
                         mkfs(w),
@@ -1445,7 +1499,7 @@ fn logical_volume(
                         return;
                     }
                     let wipe = c.destroy(
-                        format!("56:lv:{key}:wipe"),
+                        OpId::new(56, Address::lv_key(&key), Verb::Wipe(None)),
                         &res,
                         format!("erase the {f} signature on {key}"),
                         vec![s("wipefs"), s("--all"), path.clone()],
@@ -1453,7 +1507,7 @@ fn logical_volume(
                         after_vg.to_vec(),
                     );
                     c.op(
-                        format!("57:lv:{key}:mkfs"),
+                        OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
                         &res,
                         format!("create {w} on {key}"),
                         mkfs(w),
@@ -1467,7 +1521,7 @@ fn logical_volume(
             }
             if lv.prevent_destroy && !cur.protected() {
                 c.op(
-                    format!("58:lv:{key}:protect"),
+                    OpId::new(58, Address::lv_key(&key), Verb::Protect),
                     &res,
                     format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
                     protect_argv(&key),
@@ -1517,7 +1571,7 @@ fn logical_volume(
                 argv.push(p);
             }
             let id = c.op(
-                format!("50:lv:{key}:create"),
+                OpId::new(50, Address::lv_key(&key), Verb::Create),
                 &res,
                 format!("create {key} ({})", size.value),
                 argv,
@@ -1528,7 +1582,7 @@ fn logical_volume(
             let mut last = id.clone();
             if let Some(w) = want_fs {
                 last = c.op(
-                    format!("57:lv:{key}:mkfs"),
+                    OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
                     &res,
                     format!("create {w} on {key}"),
                     mkfs(w),
@@ -1539,7 +1593,7 @@ fn logical_volume(
             }
             if lv.prevent_destroy {
                 c.op(
-                    format!("58:lv:{key}:protect"),
+                    OpId::new(58, Address::lv_key(&key), Verb::Protect),
                     &res,
                     format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
                     protect_argv(&key),
@@ -1550,7 +1604,7 @@ fn logical_volume(
             }
             if lv.readonly {
                 c.op(
-                    format!("58:lv:{key}:permission"),
+                    OpId::new(58, Address::lv_key(&key), Verb::Permission),
                     &res,
                     format!("make {key} read-only"),
                     vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
@@ -1617,7 +1671,7 @@ fn image_lv_create(
     lvname: &str,
     lv: &crate::spec::types::Lv,
     extent: u64,
-    after_vg: &[String],
+    after_vg: &[OpId],
 ) {
     let res = format!("lv {vgname}/{lvname}");
     let key = format!("{vgname}/{lvname}");
@@ -1653,7 +1707,7 @@ fn image_lv_create(
         )
     };
     let id = c.op(
-        format!("50:lv:{key}:create"),
+        OpId::new(50, Address::lv_key(&key), Verb::Create),
         &res,
         format!(
             "create {key} ({size} bytes: {img} is {} bytes{rounded})",
@@ -1667,7 +1721,7 @@ fn image_lv_create(
     let last = image_write_op(c, &res, &key, info, &img, vec![id]);
     if lv.readonly {
         c.op(
-            format!("58:lv:{key}:permission"),
+            OpId::new(58, Address::lv_key(&key), Verb::Permission),
             &res,
             format!("make {key} read-only"),
             vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
@@ -1689,10 +1743,10 @@ fn image_write_op(
     key: &str,
     info: &crate::kinds::image::ImageInfo,
     img: &str,
-    after: Vec<String>,
-) -> String {
+    after: Vec<OpId>,
+) -> OpId {
     let id = c.op(
-        format!("56:lv:{key}:image"),
+        OpId::new(56, Address::lv_key(key), Verb::Image),
         res,
         format!("write {img} ({}) into {key}", info.format),
         vec![
@@ -1731,7 +1785,7 @@ fn image_lv_existing(
     lv: &crate::spec::types::Lv,
     cur: &crate::kinds::lvm::Lv,
     extent: u64,
-    after_vg: &[String],
+    after_vg: &[OpId],
     reasons: &mut Vec<String>,
 ) -> bool {
     let res = format!("lv {vgname}/{lvname}");
@@ -1879,7 +1933,7 @@ mod tests {
         );
         let md = &p.ops[pos("20:array:md0:create")];
         assert_eq!(
-            md.argv,
+            md.argv(),
             [
                 "mdadm",
                 "--create",
@@ -1894,7 +1948,7 @@ mod tests {
         );
         let table = &p.ops[pos("10:disk:vda:table")];
         assert_eq!(
-            table.stdin.as_deref(),
+            table.stdin(),
             Some(
                 "label: gpt\nsize=2048KiB, type=21686148-6449-6E6F-744E-656564454649, name=bios_grub\nsize=2093056KiB, type=A19D880F-05FC-4D3B-A006-743F0F84911E, name=raid_md0\n"
             )
@@ -1920,7 +1974,7 @@ mod tests {
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert_eq!(p.ops.len(), 1);
         assert_eq!(
-            p.ops[0].argv,
+            p.ops[0].argv(),
             [
                 "lvextend",
                 "--quiet",
@@ -2007,15 +2061,15 @@ mod tests {
         let p = super::super::plan_host(&d.spec, &facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
         assert!(
-            !p.ops.iter().any(|o| o.argv[0] == "pvcreate"),
+            !p.ops.iter().any(|o| o.argv()[0] == "pvcreate"),
             "{:#?}",
             p.ops
         );
         assert_eq!(
             p.ops
                 .iter()
-                .find(|o| o.argv[0] == "vgcreate")
-                .map(|o| o.argv.clone())
+                .find(|o| o.argv()[0] == "vgcreate")
+                .map(|o| o.argv().clone())
                 .unwrap(),
             ["vgcreate", "--quiet", "vg0", "/dev/md0"]
         );
@@ -2036,14 +2090,14 @@ mod tests {
         assert!(
             !p.ops
                 .iter()
-                .any(|o| o.argv[0].starts_with("mkfs") || o.argv[0] == "mkswap"),
+                .any(|o| o.argv()[0].starts_with("mkfs") || o.argv()[0] == "mkswap"),
             "{:#?}",
             p.ops
         );
         assert!(
             p.ops
                 .iter()
-                .any(|o| o.argv == ["lvchange", "--quiet", "-ay", "vg0/dom0_root"]),
+                .any(|o| o.argv() == ["lvchange", "--quiet", "-ay", "vg0/dom0_root"]),
             "{:#?}",
             p.ops
         );
@@ -2062,9 +2116,9 @@ mod tests {
         d.facts.blocks.index();
         let p = super::super::plan_host(&d.spec, &d.facts, &Default::default());
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
-        let cmds: Vec<&str> = p.ops.iter().map(|o| o.argv[0].as_str()).collect();
+        let cmds: Vec<String> = p.ops.iter().map(|o| o.argv()[0].clone()).collect();
         assert_eq!(cmds, ["mdadm"], "{:#?}", p.ops);
-        assert_eq!(p.ops[0].argv[1], "--assemble");
+        assert_eq!(p.ops[0].argv()[1], "--assemble");
     }
 
     // ---- destruction, protection, wipe, shrink, repair (issue 3's safety invariants) ----
@@ -2088,7 +2142,7 @@ mod tests {
     }
 
     fn argvs(p: &Plan) -> Vec<String> {
-        p.ops.iter().map(|o| o.argv.join(" ")).collect()
+        p.ops.iter().map(|o| o.argv().join(" ")).collect()
     }
 
     fn refused<'p>(p: &'p Plan, resource: &str) -> &'p Refusal {
@@ -2156,9 +2210,9 @@ mod tests {
         everything_absent(&mut spec);
         let p = super::super::plan_host(&spec, &full().facts, &DESTROY);
         assert!(
-            !p.ops
-                .iter()
-                .any(|o| o.argv[0] == "vgremove" || o.argv[0] == "mdadm" || o.argv[0] == "sfdisk"),
+            !p.ops.iter().any(|o| o.argv()[0] == "vgremove"
+                || o.argv()[0] == "mdadm"
+                || o.argv()[0] == "sfdisk"),
             "{:#?}",
             p.ops
         );
@@ -2250,20 +2304,15 @@ mod tests {
         let p = super::super::plan_host(&spec, &facts, &DESTROY);
         assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
         assert!(argvs(&p).contains(&"lvremove --quiet --yes vg0/guest1_var".to_string()));
-        let op = |argv: &[&str], risk| crate::plan::Op {
-            id: "x".into(),
-            resource: "lv vg0/guest1_var".into(),
-            summary: argv.join(" "),
-            argv: argv.iter().map(|a| a.to_string()).collect(),
-            writes: super::super::safety::writes_of(
-                &argv.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-            ),
-            stdin: None,
-            risk,
-            writes_root: false,
-            after: vec![],
-            settle: false,
-            write: None,
+        let op = |argv: &[&str], risk| {
+            let mut o = Op::run(
+                OpId::new(50, Address::lv("vg0", "guest1_var"), Verb::Create),
+                "lv vg0/guest1_var",
+                argv.join(" "),
+                argv.iter().map(|a| a.to_string()).collect(),
+            );
+            o.risk = risk;
+            o
         };
         for (o, opts, allowed) in [
             (
@@ -2290,7 +2339,7 @@ mod tests {
         ] {
             let v = super::super::safety::verdicts(std::slice::from_ref(&o), &facts, &opts);
             assert_eq!(v.len(), 1, "{o:?}");
-            assert_eq!(v[0].2.allowed(), allowed, "{:?}: {:?}", o.argv, v[0].2);
+            assert_eq!(v[0].2.allowed(), allowed, "{:?}: {:?}", o.argv(), v[0].2);
         }
     }
 
@@ -2434,7 +2483,7 @@ mod tests {
             p.ops
                 .iter()
                 .filter(|o| o.risk == Risk::Destructive)
-                .map(|o| o.argv.join(" "))
+                .map(|o| o.argv().join(" "))
                 .collect::<Vec<_>>()
         };
         let mut spec = full().spec;

@@ -15,6 +15,7 @@ use super::{Order, Stage, timeout_secs};
 use crate::kinds::guest::{GuestConfig, Lifecycle};
 use crate::kinds::libvirt::Virsh;
 use crate::kinds::xen::Xl;
+use crate::plan::vocab::GuestStop;
 use crate::runner::{RunError, Runner, show_argv};
 use crate::spec::Spec;
 use crate::spec::types::{Hypervisor, OnTimeout, VmState};
@@ -775,38 +776,23 @@ pub fn start(
     s
 }
 
-/// The first word of a plan op that `apply` runs in-process: stop one guest with its timeout
-/// and policy (`hostform-stop-guest HYPERVISOR URI|CONFIG_DIR NAME TIMEOUT_S POLICY`), because
-/// neither `virsh shutdown` nor `xl shutdown` waits with a timeout.
-pub const STOP_GUEST_OP: &str = "hostform-stop-guest";
-
-/// Run a [`STOP_GUEST_OP`] op: its arguments after the first word.
-pub fn stop_guest_op(r: &dyn Runner, args: &[String]) -> Result<(), RunError> {
-    let bad = || RunError::NotFound {
-        program: format!("{STOP_GUEST_OP} {} (malformed)", args.join(" ")),
-    };
-    let [hv, loc, name, timeout, policy] = args else {
-        return Err(bad());
-    };
-    let timeout: u64 = timeout.parse().map_err(|_| bad())?;
-    let policy = match policy.as_str() {
-        "destroy" => OnTimeout::Destroy,
-        "wait" => OnTimeout::Wait,
-        "fail" => OnTimeout::Fail,
-        _ => return Err(bad()),
-    };
+/// Stop one guest as a plan's operation does: ask it to shut down, wait up to its timeout,
+/// then its policy (neither `virsh shutdown` nor `xl shutdown` waits with a timeout).
+pub fn stop_guest(r: &dyn Runner, g: &GuestStop) -> Result<(), RunError> {
+    let (loc, name) = (&g.location, &g.name);
+    let timeout = g.timeout_s;
+    let policy = g.on_timeout;
     let virsh;
     let xl;
-    let b: &dyn Lifecycle = match hv.as_str() {
-        "libvirt" => {
+    let b: &dyn Lifecycle = match g.hypervisor {
+        Hypervisor::Libvirt => {
             virsh = Virsh::new(r, Some(loc));
             &virsh
         }
-        "xen" => {
+        Hypervisor::Xen => {
             xl = Xl::new(r, Some(loc));
             &xl
         }
-        _ => return Err(bad()),
     };
     let mut log = Log::new(None);
     log.quiet = true;

@@ -83,6 +83,22 @@ pub struct Spec {
     pub shutdown: Shutdown,
 }
 
+/// Seconds a guest may take to stop cleanly when the spec does not say (as xendomains).
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 300;
+
+impl Spec {
+    /// Seconds the guest `name` may take to stop cleanly: its own `shutdown-timeout`, else
+    /// the spec's `shutdown.timeout`, else [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`].
+    pub fn shutdown_timeout_secs(&self, name: &str) -> u64 {
+        self.vms
+            .get(name)
+            .and_then(|vm| vm.shutdown_timeout.as_ref())
+            .or(self.shutdown.timeout.as_ref())
+            .map(|d| d.value.0)
+            .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT_SECS)
+    }
+}
+
 /// The host's own system.
 ///
 /// ```yaml

@@ -148,25 +148,26 @@ impl Record {
             .ops
             .iter()
             .map(|op| {
-                let failed = outcome.and_then(|o| o.failed.iter().find(|(id, _)| *id == op.id));
+                let failed =
+                    outcome.and_then(|o| o.failed.iter().find(|(id, _)| id == op.id.as_str()));
                 let result = match outcome {
                     None => "not-run",
                     Some(_) if failed.is_some() => "failed",
-                    Some(o) if o.done.contains(&op.id) => "done",
-                    Some(o) if o.skipped.contains(&op.id) => "skipped",
+                    Some(o) if o.done.iter().any(|d| d == op.id.as_str()) => "done",
+                    Some(o) if o.skipped.iter().any(|d| d == op.id.as_str()) => "skipped",
                     Some(_) => "not-run",
                 };
                 OpResult {
-                    id: op.id.clone(),
+                    id: op.id.to_string(),
                     summary: op.summary.clone(),
-                    argv: op.argv.clone(),
+                    argv: op.argv().to_vec(),
                     result: result.into(),
                     error: failed.map(|(_, e)| e.clone()),
                     started: outcome
-                        .and_then(|o| o.times.get(&op.id))
+                        .and_then(|o| o.times.get(op.id.as_str()))
                         .map(|t| t.0.clone()),
                     finished: outcome
-                        .and_then(|o| o.times.get(&op.id))
+                        .and_then(|o| o.times.get(op.id.as_str()))
                         .map(|t| t.1.clone()),
                 }
             })
@@ -186,9 +187,9 @@ impl Record {
             outcome: Outcome::Operation,
             message: None,
             operations: vec![OpResult {
-                id: op.id.clone(),
+                id: op.id.to_string(),
                 summary: op.summary.clone(),
-                argv: op.argv.clone(),
+                argv: op.argv().to_vec(),
                 result: result.into(),
                 error,
                 started,
@@ -494,19 +495,16 @@ mod tests {
         waiting.outcome = Outcome::Started;
         append(d.path(), &waiting).unwrap();
         // It wrote its bridge file: that operation line is what the closed record shows.
-        let op = crate::plan::Op {
-            id: "70:bridge:br0:write".into(),
-            resource: "bridge br0".into(),
-            summary: "write /etc/network/interfaces.d/hostform".into(),
-            argv: vec![],
-            stdin: None,
-            risk: crate::plan::Risk::Safe,
-            writes_root: false,
-            after: vec![],
-            settle: false,
-            write: None,
-            writes: vec![],
-        };
+        let op = crate::plan::Op::run(
+            crate::plan::OpId::new(
+                66,
+                crate::plan::Address::File("/etc/network/interfaces.d/hostform".into()),
+                crate::plan::Verb::Write,
+            ),
+            "bridge br0",
+            "write /etc/network/interfaces.d/hostform",
+            vec![],
+        );
         append(d.path(), &waiting.operation(&op, "running", None)).unwrap();
         append(d.path(), &waiting.operation(&op, "done", None)).unwrap();
         // ... then, at the next boot, an apply refused meanwhile.
@@ -551,11 +549,11 @@ mod tests {
         let plan = crate::plan::plan_host(&loaded.spec, &facts, &Default::default());
         assert!(plan.ops.len() >= 3, "{plan:?}");
         let out = crate::apply::Outcome {
-            done: vec![plan.ops[0].id.clone()],
-            failed: vec![(plan.ops[1].id.clone(), "exit 5".into())],
-            skipped: vec![plan.ops[2].id.clone()],
+            done: vec![plan.ops[0].id.to_string()],
+            failed: vec![(plan.ops[1].id.to_string(), "exit 5".into())],
+            skipped: vec![plan.ops[2].id.to_string()],
             times: [(
-                plan.ops[0].id.clone(),
+                plan.ops[0].id.to_string(),
                 ("2026-01-01T00:00:00Z".into(), "2026-01-01T00:00:02Z".into()),
             )]
             .into(),

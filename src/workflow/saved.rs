@@ -293,7 +293,10 @@ pub fn check_replan(saved: &SavedPlan, now: &Plan) -> Result<(), String> {
     let was = &saved.plan;
     let mut what: Vec<String> = Vec::new();
     let ids = |p: &Plan| -> BTreeMap<String, crate::plan::Op> {
-        p.ops.iter().map(|o| (o.id.clone(), o.clone())).collect()
+        p.ops
+            .iter()
+            .map(|o| (o.id.to_string(), o.clone()))
+            .collect()
     };
     let (a, b) = (ids(was), ids(now));
     for (id, o) in &a {
@@ -301,8 +304,8 @@ pub fn check_replan(saved: &SavedPlan, now: &Plan) -> Result<(), String> {
             None => what.push(format!("operation {id} is not in the plan made now")),
             Some(n) if n != o => what.push(format!(
                 "operation {id} differs: saved `{}`, now `{}`",
-                crate::runner::show_argv(&o.argv.iter().map(String::as_str).collect::<Vec<_>>()),
-                crate::runner::show_argv(&n.argv.iter().map(String::as_str).collect::<Vec<_>>())
+                crate::runner::show_argv(&o.argv().iter().map(String::as_str).collect::<Vec<_>>()),
+                crate::runner::show_argv(&n.argv().iter().map(String::as_str).collect::<Vec<_>>())
             )),
             _ => {}
         }
@@ -459,7 +462,7 @@ volume-groups:
     fn a_saved_plan_does_not_write_a_disk_opened_since() {
         // Planned on the blank host: pvcreate on vda.
         let s = saved("blank");
-        assert!(s.plan.ops.iter().any(|o| o.argv[0] == "pvcreate"));
+        assert!(s.plan.ops.iter().any(|o| o.argv()[0] == "pvcreate"));
         // By apply, a process (the `opened` capture's) holds vda open: the same fingerprint,
         // but the plan made again refuses the write, so the saved one does not run.
         let mut now = facts("blank");

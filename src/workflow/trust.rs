@@ -83,9 +83,9 @@ pub fn check_ops(ops: &[Op], allow_destroy: bool) -> Result<(), String> {
 
 fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
     let shown =
-        || crate::runner::show_argv(&op.argv.iter().map(String::as_str).collect::<Vec<_>>());
-    if let Some(w) = &op.write {
-        if !op.argv.is_empty() {
+        || crate::runner::show_argv(&op.argv().iter().map(String::as_str).collect::<Vec<_>>());
+    if let Some(w) = op.write() {
+        if !op.argv().is_empty() {
             return Err("it both writes a file and runs a command".into());
         }
         if !allowed_write(&w.path, op) {
@@ -95,7 +95,8 @@ fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
             ));
         }
     } else {
-        let Some(prog) = op.argv.first() else {
+        let argv = op.argv();
+        let Some(prog) = argv.first() else {
             return Err("it runs nothing".into());
         };
         if prog.contains('/') {
@@ -112,10 +113,10 @@ fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
         }
         if prog == "rm" {
             // `rm -f -- PATH`: the networkd files of bridges gone from the spec.
-            let ok = op.argv.len() == 4
-                && op.argv[1] == "-f"
-                && op.argv[2] == "--"
-                && allowed_write(&op.argv[3], op);
+            let ok = op.argv().len() == 4
+                && op.argv()[1] == "-f"
+                && op.argv()[2] == "--"
+                && allowed_write(&op.argv()[3], op);
             if !ok {
                 return Err(format!(
                     "`{}`: hostform removes only the files it manages",
@@ -191,7 +192,7 @@ mod tests {
                 for allow_destroy in [false, true] {
                     let plan = crate::plan::plan_host(&loaded.spec, f, &Options { allow_destroy });
                     for op in &plan.ops {
-                        if let Some(p) = op.argv.first() {
+                        if let Some(p) = op.argv().first() {
                             seen.insert(p.clone());
                             if op.risk == Risk::Destructive {
                                 destructive_seen.insert(p.clone());
@@ -220,19 +221,18 @@ mod tests {
     }
 
     fn op(argv: &[&str], risk: Risk) -> Op {
-        Op {
-            id: "x".into(),
-            resource: "lv vg0/data".into(),
-            summary: argv.join(" "),
-            argv: argv.iter().map(|a| a.to_string()).collect(),
-            stdin: None,
-            risk,
-            writes_root: false,
-            after: vec![],
-            settle: false,
-            write: None,
-            writes: vec![],
-        }
+        let mut o = Op::run(
+            crate::plan::OpId::new(
+                50,
+                crate::plan::Address::lv("vg0", "data"),
+                crate::plan::Verb::Create,
+            ),
+            "lv vg0/data",
+            argv.join(" "),
+            argv.iter().map(|a| a.to_string()).collect(),
+        );
+        o.risk = risk;
+        o
     }
 
     #[test]
@@ -240,7 +240,7 @@ mod tests {
         let refused = |o: Op, allow: bool| check_ops(&[o], allow).unwrap_err();
         let e = refused(op(&["sh", "-c", "id"], Risk::Safe), true);
         assert!(
-            e.contains("operation x") && e.contains("sh is not a program"),
+            e.contains("operation 50:lv:vg0/data:create") && e.contains("sh is not a program"),
             "{e}"
         );
         let e = refused(op(&["../../tmp/x"], Risk::Safe), true);
@@ -257,7 +257,7 @@ mod tests {
         let e = refused(op(&["rm", "-f", "--", "/etc/shadow"], Risk::Safe), true);
         assert!(e.contains("only the files it manages"), "{e}");
         let mut w = op(&[], Risk::Safe);
-        w.write = Some(crate::plan::FileWrite {
+        w.effect = crate::plan::Effect::Write(crate::plan::FileWrite {
             path: "/etc/sudoers.d/x".into(),
             content: String::new(),
             mode: 0o644,
@@ -271,13 +271,13 @@ mod tests {
         ] {
             let mut g = w.clone();
             g.resource = "guest g1".into();
-            g.write.as_mut().unwrap().path = p.into();
+            g.write_mut().unwrap().path = p.into();
             assert!(check_ops(&[g], true).is_err(), "{p}");
         }
         // What hostform writes passes.
         let mut g = w.clone();
         g.resource = "guest g1".into();
-        g.write.as_mut().unwrap().path = "/etc/xen/g1.xl".into();
+        g.write_mut().unwrap().path = "/etc/xen/g1.xl".into();
         check_ops(&[g], false).unwrap();
         check_ops(&[op(&["lvcreate", "-n", "data", "vg0"], Risk::Safe)], false).unwrap();
         check_ops(

@@ -24,7 +24,7 @@ fn spec(text: &str) -> Spec {
 }
 
 fn argvs(p: &Plan) -> Vec<String> {
-    p.ops.iter().map(|o| o.argv.join(" ")).collect()
+    p.ops.iter().map(|o| o.argv().join(" ")).collect()
 }
 
 fn refusals(p: &Plan) -> String {
@@ -357,9 +357,9 @@ fn an_absent_lv_is_labelled_by_the_specs_kind() {
     let op = p
         .ops
         .iter()
-        .find(|o| o.argv.first().is_some_and(|a| a == "lvremove"));
+        .find(|o| o.argv().first().is_some_and(|a| a == "lvremove"));
     if let Some(op) = op {
-        assert!(!op.id.contains("snapshot"), "{op:#?}");
+        assert!(!op.id.as_str().contains("snapshot"), "{op:#?}");
         assert_eq!(op.resource, "lv vg0/guest1_root_snap");
     }
 }
@@ -442,9 +442,9 @@ proptest! {
         }
         // Every op that runs a writing tool says what it writes.
         for o in &p.ops {
-            let writer = ["sfdisk", "wipefs", "mkswap", "pvcreate", "vgcreate", "pvremove", "lvremove", "lvreduce"].contains(&o.argv[0].as_str())
-                || o.argv[0].starts_with("mkfs")
-                || (o.argv[0] == "mdadm" && o.argv.iter().any(|x| ["--create", "--add", "--stop", "--zero-superblock"].contains(&x.as_str())));
+            let writer = ["sfdisk", "wipefs", "mkswap", "pvcreate", "vgcreate", "pvremove", "lvremove", "lvreduce"].contains(&o.argv()[0].as_str())
+                || o.argv()[0].starts_with("mkfs")
+                || (o.argv()[0] == "mdadm" && o.argv().iter().any(|x| ["--create", "--add", "--stop", "--zero-superblock"].contains(&x.as_str())));
             prop_assert!(!writer || !o.writes.is_empty(), "{o:#?}");
         }
     }
@@ -461,19 +461,9 @@ fn a_device_not_seen_is_written_only_when_this_plan_makes_it() {
             .enumerate()
             .map(|(i, a)| {
                 let argv: Vec<String> = a.iter().map(|x| x.to_string()).collect();
-                hostform::plan::Op {
-                    id: format!("{i}"),
-                    resource: "x".into(),
-                    summary: argv.join(" "),
-                    writes: safety::writes_of(&argv),
-                    argv,
-                    stdin: None,
-                    risk: hostform::plan::Risk::Safe,
-                    writes_root: false,
-                    after: vec![],
-                    settle: false,
-                    write: None,
-                }
+                use hostform::plan::{Address, OpId, Verb};
+                let id = OpId::new(50, Address::lv("vg", &format!("op{i}")), Verb::Create);
+                hostform::plan::Op::run(id, "x", argv.join(" "), argv)
             })
             .collect()
     };

@@ -54,7 +54,7 @@ pub(super) fn degraded(
         .filter(|m| !m.failed)
         .filter_map(|m| c.block(&m.kname))
         .find_map(|b| b.uuid.as_deref());
-    let mut removes: BTreeMap<String, String> = BTreeMap::new();
+    let mut removes: BTreeMap<String, OpId> = BTreeMap::new();
     for m in x.members.iter().filter(|m| m.failed) {
         let dev = if c.block(&m.kname).is_some() {
             format!("/dev/{}", m.kname)
@@ -63,7 +63,11 @@ pub(super) fn degraded(
             s("failed")
         };
         let id = c.op(
-            format!("21:array:{name}:remove:{}", m.kname),
+            OpId::new(
+                21,
+                Address::Array(name.to_string()),
+                Verb::RemoveMember(m.kname.to_string()),
+            ),
             &res,
             format!("remove the faulty member {} from {name}", m.kname),
             vec![
@@ -82,7 +86,7 @@ pub(super) fn degraded(
     let mut added: Vec<String> = Vec::new();
     let mut refused = false;
     for ((r, b), path) in refs.iter().zip(now).zip(paths) {
-        let mut after: Vec<String> = Vec::new();
+        let mut after: Vec<OpId> = Vec::new();
         match b {
             Some(b) => {
                 let member = x.members.iter().find(|m| m.kname == b.kname);
@@ -153,7 +157,11 @@ pub(super) fn degraded(
             },
         }
         c.op(
-            format!("22:array:{name}:add:{r}"),
+            OpId::new(
+                22,
+                Address::Array(name.to_string()),
+                Verb::Add(r.to_string()),
+            ),
             &res,
             format!("add {r} to {name}"),
             vec![

@@ -28,7 +28,7 @@ fn held_back(c: &mut Ctx, res: &str, by: &str) {
 
 pub(super) fn lvm_and_arrays(c: &mut Ctx) {
     for (vgname, vg) in &c.spec.volume_groups {
-        let mut lv_ops: Vec<String> = Vec::new();
+        let mut lv_ops: Vec<OpId> = Vec::new();
         // Snapshots before their origins.
         for (sname, snap) in &vg.snapshots {
             if snap.state != Presence::Absent {
@@ -77,7 +77,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
                 );
                 continue;
             }
-            let after: Vec<String> = snaps
+            let after: Vec<OpId> = snaps
                 .iter()
                 .filter_map(|s| c.removing.get(&format!("{vgname}/{s}")).cloned())
                 .collect();
@@ -98,7 +98,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
 }
 
 /// Remove one LV or snapshot (`key` = `vg/lv`); the op id, or `None` (refused or already gone).
-pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<String>) -> Option<String> {
+pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<OpId>) -> Option<OpId> {
     let Some(cur) = c.facts.lvm.lvs.get(key) else {
         c.change(res, Action::NoOp, "absent, as the spec says");
         return None;
@@ -130,13 +130,21 @@ pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<String>) -
     }
     // The spec's kind names the stage (and so the label), not what the host reports: a plain
     // LV the spec marks absent is never shown as a snapshot.
-    let stage = if res.starts_with("snapshot ") {
-        "04:snapshot"
+    let (vg, name) = key.split_once('/').unwrap_or(("", key));
+    let id = if res.starts_with("snapshot ") {
+        OpId::new(
+            4,
+            Address::Snapshot {
+                vg: vg.into(),
+                name: name.into(),
+            },
+            Verb::Remove,
+        )
     } else {
-        "05:lv"
+        OpId::new(5, Address::lv(vg, name), Verb::Remove)
     };
     let id = c.destroy(
-        format!("{stage}:{key}:remove"),
+        id,
         res,
         format!("remove {key}"),
         vec![s("lvremove"), s("--quiet"), s("--yes"), key.to_string()],
@@ -151,7 +159,7 @@ pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<String>) -
     Some(id)
 }
 
-fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<String>) {
+fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
     let res = format!("volume group {vgname}");
     let Some(cur) = c.facts.lvm.vgs.get(vgname) else {
         c.change(&res, Action::NoOp, "absent, as the spec says");
@@ -212,7 +220,7 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<String>) {
         return;
     }
     let id = c.destroy(
-        format!("06:vg:{vgname}:remove"),
+        OpId::new(6, Address::Vg(vgname.to_string()), Verb::Remove),
         &res,
         format!("remove volume group {vgname}"),
         vec![s("vgremove"), s("--quiet"), vgname.to_string()],
@@ -235,7 +243,7 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<String>) {
             .map(|b| b.kname.clone())
             .unwrap_or_else(|| dev.trim_start_matches("/dev/").to_string());
         let pid = c.destroy(
-            format!("07:pv:{kname}:remove"),
+            OpId::new(7, Address::Pv(kname.to_string()), Verb::Remove),
             &res,
             format!("clear the PV label of {dev}"),
             vec![s("pvremove"), s("--quiet"), dev.clone()],
@@ -263,7 +271,7 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         return;
     }
     let md = c.block(name);
-    let mut after: Vec<String> = Vec::new();
+    let mut after: Vec<OpId> = Vec::new();
     if let Some(b) = md {
         if let Some(why) = c.in_use(&b.kname) {
             c.refuse(
@@ -301,7 +309,7 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
                     } else if vg.is_empty() {
                         // A PV of no VG: clear its label first.
                         let id = c.destroy(
-                            format!("07:pv:{}:remove", b.kname),
+                            OpId::new(7, Address::Pv(b.kname.to_string()), Verb::Remove),
                             &res,
                             format!("clear the PV label of /dev/{}", b.kname),
                             vec![s("pvremove"), s("--quiet"), format!("/dev/{}", b.kname)],
@@ -347,7 +355,7 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         return;
     }
     let stop = c.destroy(
-        format!("08:array:{name}:stop"),
+        OpId::new(8, Address::Array(name.to_string()), Verb::Stop),
         &res,
         format!("stop {name}"),
         vec![
@@ -369,7 +377,7 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         let mut argv = vec![s("mdadm"), s("--zero-superblock")];
         argv.extend(members.iter().map(|k| format!("/dev/{k}")));
         let zero = c.destroy(
-            format!("08:array:{name}:zero-superblock"),
+            OpId::new(8, Address::Array(name.to_string()), Verb::ZeroSuperblock),
             &res,
             format!("clear the md superblock of {}", members.join(", ")),
             argv,
@@ -479,7 +487,11 @@ pub(super) fn remove_partition(
         return;
     }
     let id = c.destroy(
-        format!("09:disk:{disk}:delete:{}", part.name),
+        OpId::new(
+            9,
+            Address::Disk(disk.to_string()),
+            Verb::Delete(Some(part.name.to_string())),
+        ),
         &res,
         format!("delete partition {number} ({}) of {disk}", part.name),
         vec![

@@ -13,6 +13,13 @@ use super::*;
 use crate::kinds::lvm::Thin;
 use crate::spec::units::Size;
 
+fn pool_addr(vg: &str, pool: &str) -> Address {
+    Address::ThinPool {
+        vg: vg.into(),
+        pool: pool.into(),
+    }
+}
+
 fn round(b: u64, extent: u64) -> u64 {
     b.div_ceil(extent) * extent
 }
@@ -23,7 +30,7 @@ fn kib(b: u64) -> String {
 }
 
 /// Plan the thin pools of a VG that exists or is created by `after_vg`, and their thin LVs.
-pub(super) fn pools(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, extent: u64, after_vg: &[String]) {
+pub(super) fn pools(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, extent: u64, after_vg: &[OpId]) {
     for (pname, pool) in &vg.thin_pools {
         if pool.state == Presence::Absent {
             continue; // teardown
@@ -46,8 +53,8 @@ fn pool_ready(
     pname: &str,
     pool: &ThinPool,
     extent: u64,
-    after_vg: &[String],
-) -> Option<Vec<String>> {
+    after_vg: &[OpId],
+) -> Option<Vec<OpId>> {
     let key = format!("{vgname}/{pname}");
     let res = format!("thin pool {key}");
     // The pool's data is whole extents and, when its chunks are larger, whole chunks: asked so,
@@ -82,7 +89,7 @@ fn pool_ready(
         }
         argv.extend([s("-n"), s(pname), s(vgname)]);
         let id = c.op(
-            format!("51:thin-pool:{key}:create"),
+            OpId::new(51, pool_addr(vgname, pname), Verb::Create),
             &res,
             format!("create thin pool {key} ({})", Size(size)),
             argv,
@@ -92,7 +99,7 @@ fn pool_ready(
         );
         if pool.prevent_destroy {
             c.op(
-                format!("54:thin-pool:{key}:protect"),
+                OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
                 &res,
                 format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
                 protect_argv(&key),
@@ -158,7 +165,7 @@ fn pool_ready(
     }
     if size > cur.size {
         ready.push(c.op(
-            format!("53:thin-pool:{key}:extend"),
+            OpId::new(53, pool_addr(vgname, pname), Verb::Extend),
             &res,
             format!("grow thin pool {key} from {} to {size}", cur.size),
             vec![
@@ -178,7 +185,7 @@ fn pool_ready(
         && m > metadata_size
     {
         ready.push(c.op(
-            format!("53:thin-pool:{key}:metadata"),
+            OpId::new(53, pool_addr(vgname, pname), Verb::Metadata),
             &res,
             format!("grow the metadata of {key} from {metadata_size} to {m}"),
             vec![
@@ -196,7 +203,7 @@ fn pool_ready(
     }
     if pool.prevent_destroy && !cur.protected() {
         c.op(
-            format!("54:thin-pool:{key}:protect"),
+            OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
             &res,
             format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
             protect_argv(&key),
@@ -231,7 +238,7 @@ fn thin_lv(
     lname: &str,
     lv: &ThinLv,
     extent: u64,
-    ready: &[String],
+    ready: &[OpId],
 ) {
     let key = format!("{vgname}/{lname}");
     let res = format!("lv {key}");
@@ -242,7 +249,7 @@ fn thin_lv(
     let fs = mkfs(lv.fs, &path);
     let Some(cur) = c.facts.lvm.lvs.get(&key).cloned() else {
         let id = c.op(
-            format!("50:lv:{key}:create"),
+            OpId::new(50, Address::lv(vgname, lname), Verb::Create),
             &res,
             format!(
                 "create thin LV {key} ({} virtual, in pool {pname})",
@@ -266,7 +273,7 @@ fn thin_lv(
         );
         if let Some((w, argv)) = fs {
             c.op(
-                format!("57:lv:{key}:mkfs"),
+                OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
                 &res,
                 format!("create {w} on {key}"),
                 argv,
@@ -277,7 +284,7 @@ fn thin_lv(
         }
         if lv.prevent_destroy {
             c.op(
-                format!("58:lv:{key}:protect"),
+                OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
                 &res,
                 format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
                 protect_argv(&key),
@@ -329,7 +336,7 @@ fn thin_lv(
         }
         argv.push(key.clone());
         c.op(
-            format!("50:lv:{key}:extend"),
+            OpId::new(50, Address::lv(vgname, lname), Verb::Extend),
             &res,
             format!("grow thin LV {key} from {} to {size} (virtual)", cur.size),
             argv,
@@ -342,7 +349,7 @@ fn thin_lv(
     if !cur.active && !cur.open {
         // No device node: its filesystem is read again after activation, never made blind.
         c.op(
-            format!("52:lv:{key}:activate"),
+            OpId::new(52, Address::lv(vgname, lname), Verb::Activate),
             &res,
             format!("activate {key} (inactive: its filesystem could not be read)"),
             vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
@@ -355,7 +362,7 @@ fn thin_lv(
         match (fs, fstype.as_deref()) {
             (Some((w, argv)), None) => {
                 c.op(
-                    format!("57:lv:{key}:mkfs"),
+                    OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
                     &res,
                     format!("create {w} on {key} (it holds no signature)"),
                     argv,
@@ -378,7 +385,7 @@ fn thin_lv(
     }
     if lv.prevent_destroy && !cur.protected() {
         c.op(
-            format!("58:lv:{key}:protect"),
+            OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
             &res,
             format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
             protect_argv(&key),
@@ -439,7 +446,7 @@ pub(super) fn known(vg: &VolumeGroup, name: &str) -> bool {
 
 /// Remove what the spec marks absent: thin LVs first, then their pool. The removal ops, which
 /// the VG's own removal waits for.
-pub(super) fn teardown(c: &mut Ctx, vgname: &str, vg: &VolumeGroup) -> Vec<String> {
+pub(super) fn teardown(c: &mut Ctx, vgname: &str, vg: &VolumeGroup) -> Vec<OpId> {
     let mut out = Vec::new();
     for (pname, pool) in &vg.thin_pools {
         let mut lv_ops = Vec::new();
@@ -462,7 +469,7 @@ pub(super) fn teardown(c: &mut Ctx, vgname: &str, vg: &VolumeGroup) -> Vec<Strin
     out
 }
 
-fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<String> {
+fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<OpId> {
     let key = format!("{vgname}/{pname}");
     let res = format!("thin pool {key}");
     let Some(cur) = c.facts.lvm.lvs.get(&key) else {
@@ -514,12 +521,12 @@ fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<String> {
     if !c.may_destroy(&res, "marked `state: absent`: removing it deletes its data") {
         return None;
     }
-    let after: Vec<String> = thin
+    let after: Vec<OpId> = thin
         .iter()
         .filter_map(|k| c.removing.get(k).cloned())
         .collect();
     let id = c.destroy(
-        format!("05:thin-pool:{key}:remove"),
+        OpId::new(5, pool_addr(vgname, pname), Verb::Remove),
         &res,
         format!("remove thin pool {key}"),
         vec![s("lvremove"), s("--quiet"), s("--yes"), key.clone()],
@@ -569,12 +576,12 @@ mod tests {
         p.ops.iter().map(|o| o.id.as_str()).collect()
     }
 
-    fn argv<'p>(p: &'p Plan, id: &str) -> &'p [String] {
-        &p.ops
+    fn argv(p: &Plan, id: &str) -> Vec<String> {
+        p.ops
             .iter()
             .find(|o| o.id == id)
             .unwrap_or_else(|| panic!("no op {id}: {:?}", ids(p)))
-            .argv
+            .argv()
     }
 
     #[test]
@@ -871,7 +878,7 @@ mod tests {
         let all = plan_host(&spec, &d.facts, &allow).ops;
         let pool_only: Vec<Op> = all
             .iter()
-            .filter(|o| o.id.starts_with("05:thin-pool"))
+            .filter(|o| o.id.as_str().starts_with("05:thin-pool"))
             .cloned()
             .collect();
         let verdict = |ops: &[Op]| {
@@ -1001,7 +1008,7 @@ mod tests {
         let pool = p
             .ops
             .iter()
-            .find(|o| o.id.starts_with("05:thin-pool"))
+            .find(|o| o.id.as_str().starts_with("05:thin-pool"))
             .unwrap();
         assert_eq!(
             pool.after,

@@ -1,0 +1,317 @@
+//! The sandbox itself: a VM shaped like the spec, its default run (plan, apply, an empty second
+//! plan), the inner exit status and output, where hostform runs from inside, timeouts, kept
+//! images, Ctrl-C.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hostform::sandbox::{self, SandboxConfig, SandboxDisk, SandboxError};
+
+use crate::common::*;
+
+fn leftover_temp_dirs(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("hostform-sandbox-{pid}-");
+    fs::read_dir(std::env::temp_dir())
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const SHAPED: &str = "host: lab
+disks:
+  sys:
+    id: /dev/disk/by-id/nvme-Samsung_SSD_980_500GB_S64DNX0R123456
+    size: 500GB
+  data:
+    serial: HF-E2E-DATA
+bridges:
+  br0: { ports: [eth0] }
+  br1: { ports: [mgmt0] }
+";
+
+/// The VM has the spec's disks under the spec's stable names (partitions included, as udev
+/// names them on real hardware), at the scaled sizes, and NICs named as the bridge ports.
+#[test]
+fn the_sandbox_is_shaped_like_the_spec() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lab.yaml"), SHAPED).unwrap();
+    let script = "set -e
+id=/dev/disk/by-id/nvme-Samsung_SSD_980_500GB_S64DNX0R123456
+echo 'label: gpt
+size=4MiB, type=21686148-6449-6E6F-744E-656564454649' | sfdisk -q $id
+udevadm settle
+test -b $id-part1 && echo PART-ALIAS-OK
+test -b /dev/disk/by-id/virtio-HF-E2E-DATA && echo SERIAL-OK
+lsblk -bdno NAME,SIZE | tr -s ' '
+ip -br link | cut -d' ' -f1 | sort | tr '\\n' ' '";
+    let o = hostform(
+        dir.path(),
+        &[
+            "sandbox",
+            "lab.yaml",
+            "--disk-size",
+            "1GiB",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("PART-ALIAS-OK"), "{out}");
+    assert!(out.contains("SERIAL-OK"), "{out}");
+    // 500 GB / 1000 (the default scale) rounded up to MiB; the data disk takes --disk-size.
+    assert!(
+        out.contains(&format!("vda {}", 500_000_000u64.div_ceil(1 << 20) << 20)),
+        "{out}"
+    );
+    assert!(out.contains(&format!("vdb {}", 1u64 << 30)), "{out}");
+    assert!(out.contains("eth0 lo mgmt0"), "{out}");
+}
+
+/// By default the sandbox runs this very hostform binary inside: plan, apply, and a second plan
+/// that must be empty. From blank disks to the whole stack of the domain's host, verified.
+#[test]
+fn blank_disks_to_the_full_stack_and_an_empty_second_plan() {
+    let Some(_vm) = vm() else { return };
+    let keep = tempfile::tempdir().unwrap();
+    let keep_s = keep.path().to_str().unwrap();
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--keep",
+            keep_s,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(
+        out.contains("Verified: the host matches the spec (11 operations applied)."),
+        "{out}"
+    );
+    let second = out
+        .split("== second plan (must be empty)")
+        .nth(1)
+        .expect("second plan ran");
+    assert!(
+        second.contains(
+            "Plan: 0 to create, 0 to change, 0 to replace, 0 to delete, 7 unchanged; 0 operations."
+        ),
+        "{second}"
+    );
+    // The kept disks boot again: udev assembles the array and activates the LVs, and hostform
+    // adopts them: nothing to do, nothing reformatted.
+    let script = "$H plan tests/specs/e2e/lab.yaml --detailed-exitcode; echo plan=$?; $H apply tests/specs/e2e/lab.yaml --auto-approve | tail -1"
+        .replace("$H", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/lab.yaml",
+            "--scale",
+            "1",
+            "--keep",
+            keep_s,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("plan=0"), "{out}");
+    assert!(
+        out.contains("Plan: 0 to create, 0 to change, 0 to replace, 0 to delete, 7 unchanged"),
+        "{out}"
+    );
+    assert!(
+        out.contains("No changes: the host matches the spec."),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_inner_exit_status_is_returned_and_output_streamed() {
+    let Some(_vm) = vm_alone() else { return };
+    let mut cfg = SandboxConfig::new(root(), vec!["sh".into(), "-c".into(), "echo out; echo err >&2; test -b /dev/disk/by-id/virtio-T_1 && ip link show lan0 >/dev/null && exit 7".into()]);
+    cfg.timeout = Duration::from_secs(180);
+    cfg.disks = vec![SandboxDisk {
+        serial: "T 1".into(),
+        size_bytes: 64 << 20,
+        by_id_aliases: Vec::new(),
+    }];
+    cfg.nics = vec!["lan0".into()];
+    let mut out = Vec::new();
+    let outcome = sandbox::run(&cfg, &mut out).expect("sandbox run");
+    note_outcome(&outcome);
+    assert_eq!(outcome.exit_code, 7);
+    assert_eq!(text(&out), "out\nerr\n");
+    assert_eq!(outcome.disks[0].serial, "T_1");
+    assert!(outcome.boot_ready <= outcome.total);
+    eprintln!("boot to ready: {:?}", outcome.boot_ready);
+    assert!(leftover_temp_dirs(std::process::id()).is_empty());
+}
+
+/// hostform runs inside from the path it has on the host, even where the guest mounts its own
+/// filesystem: a copy under /tmp (a CI clone, `cargo install --root /tmp/...`), in a directory
+/// whose name needs quoting for both the guest's shell and qemu, with the workdir elsewhere.
+#[test]
+fn hostform_under_tmp_runs_inside_from_the_same_path() {
+    let Some(_vm) = vm() else { return };
+    let bin = tempfile::tempdir_in("/tmp").unwrap();
+    let exe = bin.path().join("odd, 'dir' $(x)").join("hostform");
+    fs::create_dir(exe.parent().unwrap()).unwrap();
+    fs::copy(env!("CARGO_BIN_EXE_hostform"), &exe).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    fs::write(work.path().join("lab.yaml"), "host: lab\n").unwrap();
+    let exe_str = exe.to_str().unwrap();
+    let o = Command::new(&exe)
+        .current_dir(work.path())
+        .args([
+            "sandbox",
+            "lab.yaml",
+            "--timeout",
+            "3m",
+            "--",
+            exe_str,
+            "--version",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run the copy of hostform");
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    note_sandbox_run(&err);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
+    // The same binary outside says the same (its version and build).
+    let here = Command::new(&exe).arg("--version").output().unwrap();
+    assert!(
+        text(&here.stdout).starts_with("hostform "),
+        "{}",
+        text(&here.stdout)
+    );
+    assert_eq!(out, text(&here.stdout), "{err}");
+}
+
+#[test]
+fn a_timeout_kills_qemu_and_cleans_up() {
+    let Some(_vm) = vm_alone() else { return };
+    let mut cfg = SandboxConfig::new(root(), vec!["sleep".into(), "600".into()]);
+    cfg.timeout = Duration::from_secs(8);
+    cfg.disks = vec![SandboxDisk {
+        serial: "T-2".into(),
+        size_bytes: 64 << 20,
+        by_id_aliases: Vec::new(),
+    }];
+    let err = sandbox::run(&cfg, &mut Vec::new()).expect_err("must time out");
+    assert!(matches!(err, SandboxError::Timeout { .. }), "{err}");
+    assert!(leftover_temp_dirs(std::process::id()).is_empty());
+}
+
+/// A disk kept from an earlier run is attached as it was (the basis of "a re-used image is
+/// adopted, not reformatted").
+#[test]
+fn kept_images_are_reused() {
+    let Some(_vm) = vm() else { return };
+    let keep = tempfile::tempdir().unwrap();
+    let disk = SandboxDisk {
+        serial: "KEEP-1".into(),
+        size_bytes: 16 << 20,
+        by_id_aliases: Vec::new(),
+    };
+    let mut cfg = SandboxConfig::new(
+        root(),
+        vec![
+            "sh".into(),
+            "-c".into(),
+            "printf hostform-mark | dd of=/dev/vda bs=512 conv=notrunc,fsync 2>/dev/null".into(),
+        ],
+    );
+    cfg.timeout = Duration::from_secs(180);
+    cfg.disks = vec![disk];
+    cfg.keep = Some(keep.path().to_path_buf());
+    let first = sandbox::run(&cfg, &mut Vec::new()).expect("first run");
+    note_outcome(&first);
+    assert_eq!(first.exit_code, 0);
+    assert!(!first.disks[0].reused);
+    cfg.command = vec!["sh".into(), "-c".into(), "head -c 13 /dev/vda".into()];
+    let mut out = Vec::new();
+    let second = sandbox::run(&cfg, &mut out).expect("second run");
+    note_outcome(&second);
+    assert!(second.disks[0].reused);
+    assert_eq!(text(&out), "hostform-mark");
+}
+
+/// Ctrl-C on `hostform sandbox` stops qemu and removes the temporary images.
+#[test]
+fn ctrl_c_stops_qemu_and_removes_temporary_files() {
+    let Some(_vm) = vm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("lab.yaml"),
+        "host: lab\ndisks:\n  d: { serial: HF-INT, size: 64MiB }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hostform"))
+        .current_dir(dir.path())
+        .args([
+            "sandbox",
+            "lab.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    assert!(
+        !leftover_temp_dirs(pid).is_empty(),
+        "the run has its temporary directory"
+    );
+    let t = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(
+        leftover_temp_dirs(pid).is_empty(),
+        "temporary files left behind"
+    );
+    // No qemu of that run is left (its command line names the run's temporary directory).
+    let qemus = Command::new("pgrep")
+        .args(["-f", &format!("hostform-sandbox-{pid}-")])
+        .output()
+        .unwrap();
+    assert!(
+        qemus.stdout.is_empty(),
+        "qemu still running: {}",
+        text(&qemus.stdout)
+    );
+}
