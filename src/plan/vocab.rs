@@ -589,6 +589,17 @@ mod tests {
                 OpId::new(65, Address::Route("default".into()), Verb::Set),
                 "65:route:default",
             ),
+            (
+                OpId::new(
+                    53,
+                    Address::ThinPool {
+                        vg: "vg0".into(),
+                        pool: "pool0".into(),
+                    },
+                    Verb::Metadata,
+                ),
+                "53:thin-pool:vg0/pool0:metadata",
+            ),
             // Links named like a kind.
             (
                 OpId::new(60, Address::Link("disk".into()), Verb::Create),

@@ -46,6 +46,60 @@ pub(super) fn pools(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, extent: u64, af
     }
 }
 
+/// The pool's data size as asked: whole extents and, when its chunks are larger, whole chunks,
+/// so that LVM makes exactly what the next reading compares.
+fn pool_size(c: &Ctx, key: &str, pool: &ThinPool, extent: u64) -> Option<u64> {
+    let chunk = pool
+        .chunk_size
+        .map(|c| c.value.0)
+        .or_else(
+            || match c.facts.lvm.lvs.get(key).and_then(|l| l.thin.as_ref()) {
+                Some(Thin::Pool { chunk_size, .. }) => Some(*chunk_size),
+                _ => None,
+            },
+        )
+        .unwrap_or(0);
+    Some(round(pool.size?.value.0, extent.max(chunk)))
+}
+
+/// What the spec asks of an existing pool that LVM cannot do (`now`: its chunk size, metadata
+/// size and data size): the refusal's reason and hint.
+fn fixed(
+    pool: &ThinPool,
+    now: (u64, u64, u64),
+    size: u64,
+    meta: Option<u64>,
+) -> Option<(String, String)> {
+    let (chunk_size, metadata_size, cur) = now;
+    if let Some(cs) = pool.chunk_size
+        && cs.value.0 != chunk_size
+    {
+        return Some((
+            format!(
+                "has a chunk size of {}, the spec says {}: it is fixed when the pool is made",
+                Size(chunk_size),
+                cs.value
+            ),
+            format!("write `chunk-size: {}`, or leave it out", Size(chunk_size)),
+        ));
+    }
+    if size < cur {
+        return Some((
+            format!("is {cur} bytes, the spec says {size}: LVM cannot shrink a thin pool"),
+            "fix the spec to the real size (a thin pool only grows)".into(),
+        ));
+    }
+    match meta {
+        Some(m) if m < metadata_size => Some((
+            format!(
+                "has {metadata_size} bytes of metadata, the spec says {m}: LVM cannot shrink it"
+            ),
+            "fix the spec to the real metadata size".into(),
+        )),
+        _ => None,
+    }
+}
+
 /// Create, adopt or grow one pool; the ops its thin LVs wait for, or `None` when refused.
 fn pool_ready(
     c: &mut Ctx,
@@ -57,58 +111,10 @@ fn pool_ready(
 ) -> Option<Vec<OpId>> {
     let key = format!("{vgname}/{pname}");
     let res = format!("thin pool {key}");
-    // The pool's data is whole extents and, when its chunks are larger, whole chunks: asked so,
-    // LVM makes exactly what the next reading compares.
-    let chunk = pool
-        .chunk_size
-        .map(|c| c.value.0)
-        .or_else(
-            || match c.facts.lvm.lvs.get(&key).and_then(|l| l.thin.as_ref()) {
-                Some(Thin::Pool { chunk_size, .. }) => Some(*chunk_size),
-                _ => None,
-            },
-        )
-        .unwrap_or(0);
-    let size = round(pool.size?.value.0, extent.max(chunk));
+    let size = pool_size(c, &key, pool, extent)?;
     let meta = pool.metadata_size.map(|m| round(m.value.0, extent));
     let Some(cur) = c.facts.lvm.lvs.get(&key).cloned() else {
-        let mut argv = vec![
-            s("lvcreate"),
-            s("--quiet"),
-            s("--yes"),
-            s("--type"),
-            s("thin-pool"),
-            s("-L"),
-            format!("{size}b"),
-        ];
-        if let Some(cs) = pool.chunk_size {
-            argv.extend([s("--chunksize"), kib(cs.value.0)]);
-        }
-        if let Some(m) = meta {
-            argv.extend([s("--poolmetadatasize"), kib(m)]);
-        }
-        argv.extend([s("-n"), s(pname), s(vgname)]);
-        let id = c.op(
-            OpId::new(51, pool_addr(vgname, pname), Verb::Create),
-            &res,
-            format!("create thin pool {key} ({})", Size(size)),
-            argv,
-            None,
-            true,
-            after_vg.to_vec(),
-        );
-        if pool.prevent_destroy {
-            c.op(
-                OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
-                &res,
-                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-                protect_argv(&key),
-                None,
-                true,
-                vec![id.clone()],
-            );
-        }
-        c.change(&res, Action::Create, "no such thin pool");
+        let id = create_pool(c, vgname, pname, pool, size, meta, after_vg);
         return Some(vec![id]);
     };
     let Some(Thin::Pool {
@@ -126,41 +132,8 @@ fn pool_ready(
     };
     let mut reasons = Vec::new();
     let mut ready = after_vg.to_vec();
-    if let Some(cs) = pool.chunk_size
-        && cs.value.0 != chunk_size
-    {
-        c.refuse(
-            &res,
-            format!(
-                "has a chunk size of {}, the spec says {}: it is fixed when the pool is made",
-                Size(chunk_size),
-                cs.value
-            ),
-            format!("write `chunk-size: {}`, or leave it out", Size(chunk_size)),
-        );
-        return None;
-    }
-    if size < cur.size {
-        c.refuse(
-            &res,
-            format!(
-                "is {} bytes, the spec says {size}: LVM cannot shrink a thin pool",
-                cur.size
-            ),
-            "fix the spec to the real size (a thin pool only grows)",
-        );
-        return None;
-    }
-    if let Some(m) = meta
-        && m < metadata_size
-    {
-        c.refuse(
-            &res,
-            format!(
-                "has {metadata_size} bytes of metadata, the spec says {m}: LVM cannot shrink it"
-            ),
-            "fix the spec to the real metadata size",
-        );
+    if let Some((why, hint)) = fixed(pool, (chunk_size, metadata_size, cur.size), size, meta) {
+        c.refuse(&res, why, hint);
         return None;
     }
     if size > cur.size {
@@ -221,6 +194,58 @@ fn pool_ready(
     Some(ready)
 }
 
+/// `lvcreate --type thin-pool` (and its protection); the op its thin LVs wait for.
+fn create_pool(
+    c: &mut Ctx,
+    vgname: &str,
+    pname: &str,
+    pool: &ThinPool,
+    size: u64,
+    meta: Option<u64>,
+    after_vg: &[OpId],
+) -> OpId {
+    let key = format!("{vgname}/{pname}");
+    let res = format!("thin pool {key}");
+    let mut argv = vec![
+        s("lvcreate"),
+        s("--quiet"),
+        s("--yes"),
+        s("--type"),
+        s("thin-pool"),
+        s("-L"),
+        format!("{size}b"),
+    ];
+    if let Some(cs) = pool.chunk_size {
+        argv.extend([s("--chunksize"), kib(cs.value.0)]);
+    }
+    if let Some(m) = meta {
+        argv.extend([s("--poolmetadatasize"), kib(m)]);
+    }
+    argv.extend([s("-n"), s(pname), s(vgname)]);
+    let id = c.op(
+        OpId::new(51, pool_addr(vgname, pname), Verb::Create),
+        &res,
+        format!("create thin pool {key} ({})", Size(size)),
+        argv,
+        None,
+        true,
+        after_vg.to_vec(),
+    );
+    if pool.prevent_destroy {
+        c.op(
+            OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
+            &res,
+            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+            protect_argv(&key),
+            None,
+            true,
+            vec![id.clone()],
+        );
+    }
+    c.change(&res, Action::Create, "no such thin pool");
+    id
+}
+
 fn mkfs(fs: Filesystem, path: &str) -> Option<(&'static str, Vec<String>)> {
     Some(match fs {
         Filesystem::Ext4 => ("ext4", vec![s("mkfs.ext4"), s("-q"), s(path)]),
@@ -228,6 +253,91 @@ fn mkfs(fs: Filesystem, path: &str) -> Option<(&'static str, Vec<String>)> {
         Filesystem::Swap => ("swap", vec![s("mkswap"), s(path)]),
         Filesystem::None => return None,
     })
+}
+
+/// `lvcreate --type thin`, then its filesystem and protection.
+fn create_thin(
+    c: &mut Ctx,
+    vgname: &str,
+    pname: &str,
+    lname: &str,
+    lv: &ThinLv,
+    size: u64,
+    ready: &[OpId],
+) {
+    let key = format!("{vgname}/{lname}");
+    let res = format!("lv {key}");
+    let fs = mkfs(lv.fs, &format!("/dev/{vgname}/{lname}"));
+    let id = c.op(
+        OpId::new(50, Address::lv(vgname, lname), Verb::Create),
+        &res,
+        format!(
+            "create thin LV {key} ({} virtual, in pool {pname})",
+            Size(size)
+        ),
+        vec![
+            s("lvcreate"),
+            s("--quiet"),
+            s("--yes"),
+            s("--type"),
+            s("thin"),
+            s("-V"),
+            format!("{size}b"),
+            s("-n"),
+            s(lname),
+            format!("{vgname}/{pname}"),
+        ],
+        None,
+        true,
+        ready.to_vec(),
+    );
+    if let Some((w, argv)) = fs {
+        c.op(
+            OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
+            &res,
+            format!("create {w} on {key}"),
+            argv,
+            None,
+            false,
+            vec![id.clone()],
+        );
+    }
+    if lv.prevent_destroy {
+        c.op(
+            OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
+            &res,
+            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+            protect_argv(&key),
+            None,
+            true,
+            vec![id],
+        );
+    }
+    c.change(&res, Action::Create, "no such thin LV");
+}
+
+/// A thin LV on the host that is in another pool, or not a thin LV at all: refused (true).
+fn in_another_pool(c: &mut Ctx, res: &str, key: &str, pname: &str) -> bool {
+    match c.facts.lvm.pool_of(key) {
+        Some(p) if p == pname => {}
+        Some(p) => {
+            c.refuse(
+                res,
+                format!("{key} is a thin LV of pool {p}, the spec puts it in {pname}"),
+                "hostform does not move thin LVs between pools: fix the spec",
+            );
+            return true;
+        }
+        None => {
+            c.refuse(
+                res,
+                format!("{key} is an LV, but not a thin LV"),
+                "hostform does not convert LVs: use another name, or remove the LV first",
+            );
+            return true;
+        }
+    }
+    false
 }
 
 /// Create, adopt or grow one thin LV of a pool that exists or is made by `ready`.
@@ -248,72 +358,11 @@ fn thin_lv(
     };
     let fs = mkfs(lv.fs, &path);
     let Some(cur) = c.facts.lvm.lvs.get(&key).cloned() else {
-        let id = c.op(
-            OpId::new(50, Address::lv(vgname, lname), Verb::Create),
-            &res,
-            format!(
-                "create thin LV {key} ({} virtual, in pool {pname})",
-                Size(size)
-            ),
-            vec![
-                s("lvcreate"),
-                s("--quiet"),
-                s("--yes"),
-                s("--type"),
-                s("thin"),
-                s("-V"),
-                format!("{size}b"),
-                s("-n"),
-                s(lname),
-                format!("{vgname}/{pname}"),
-            ],
-            None,
-            true,
-            ready.to_vec(),
-        );
-        if let Some((w, argv)) = fs {
-            c.op(
-                OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
-                &res,
-                format!("create {w} on {key}"),
-                argv,
-                None,
-                false,
-                vec![id.clone()],
-            );
-        }
-        if lv.prevent_destroy {
-            c.op(
-                OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
-                &res,
-                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-                protect_argv(&key),
-                None,
-                true,
-                vec![id],
-            );
-        }
-        c.change(&res, Action::Create, "no such thin LV");
+        create_thin(c, vgname, pname, lname, lv, size, ready);
         return;
     };
-    match c.facts.lvm.pool_of(&key) {
-        Some(p) if p == pname => {}
-        Some(p) => {
-            c.refuse(
-                &res,
-                format!("{key} is a thin LV of pool {p}, the spec puts it in {pname}"),
-                "hostform does not move thin LVs between pools: fix the spec",
-            );
-            return;
-        }
-        None => {
-            c.refuse(
-                &res,
-                format!("{key} is an LV, but not a thin LV"),
-                "hostform does not convert LVs: use another name, or remove the LV first",
-            );
-            return;
-        }
+    if in_another_pool(c, &res, &key, pname) {
+        return;
     }
     let dm = format!("{}-{}", vgname.replace('-', "--"), lname.replace('-', "--"));
     let fstype = c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
