@@ -244,11 +244,11 @@ fn run_graph(
                         op,
                     });
                     let t = Instant::now();
-                    let began = crate::workflow::now();
+                    let began = crate::clock::now();
                     let res = run_op(r, op);
                     if let Ok(mut o) = result.lock() {
                         o.times
-                            .insert(op.id.to_string(), (began, crate::workflow::now()));
+                            .insert(op.id.to_string(), (began, crate::clock::now()));
                     }
                     let mut st = match state.lock() {
                         Ok(g) => g,

@@ -192,6 +192,33 @@ pub struct Style {
     pub color: bool,
 }
 
+/// When to colour output (`--color`): auto (a terminal, and NO_COLOR unset), always or never.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn enabled(self, stream_is_tty: bool) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                stream_is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
+
+    pub fn stderr(self) -> Style {
+        use std::io::IsTerminal;
+        Style {
+            color: self.enabled(std::io::stderr().is_terminal()),
+        }
+    }
+}
+
 /// A string as it may reach a terminal: control characters (ESC, CR, the other C0 and C1
 /// codes, DEL) are shown escaped (`\u{1b}`), so that a spec or host string cannot move the
 /// cursor, recolour or hide lines of a plan or a diagnostic. Tabs and newlines are escaped too:

@@ -1,6 +1,7 @@
 //! hostform: desired-state management for Linux hypervisor hosts.
 pub mod apply;
 pub mod cli;
+pub mod clock;
 pub mod diag;
 pub mod discover;
 pub mod interrupt;
@@ -13,5 +14,6 @@ pub mod sandbox;
 pub mod shutdown;
 pub mod spec;
 pub mod synthetic;
+pub mod systemd;
 pub mod version;
 pub mod workflow;

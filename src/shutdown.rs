@@ -416,7 +416,7 @@ pub fn render_systemd(
     exe: &str,
     spec_path: &str,
 ) -> Result<String, String> {
-    use crate::workflow::timer::quote;
+    use crate::systemd::quote;
     let hv = hypervisors(spec);
     let mut after: Vec<String> = ALWAYS_AFTER.iter().map(|s| s.to_string()).collect();
     if hv.contains("xen") {

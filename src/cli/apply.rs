@@ -18,13 +18,13 @@ use crate::workflow::gate::{self, Target};
 use crate::workflow::journal::{Outcome as Journaled, Record};
 
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("spec", |a| a
+    .value_name("SPEC|PLAN")
+    .help("The spec, or a plan saved by `hostform plan --out`; `hostform.yaml` by default")))]
 pub struct Args {
-    /// The spec, or a plan saved by `hostform plan --out`; `hostform.yaml` by default.
-    #[arg(value_name = "SPEC|PLAN")]
-    pub spec: Option<PathBuf>,
-    /// Read the spec from this git revision.
-    #[arg(long, value_name = "REV")]
-    pub rev: Option<String>,
+    /// The spec (or, as `mut_arg` above says, a saved plan) and its revision.
+    #[command(flatten)]
+    pub source: super::SpecSource,
     /// Allow the destructive operations the plan shows: removing what the spec marks
     /// `state: absent` (never a resource marked `prevent-destroy`).
     #[arg(long)]
@@ -67,13 +67,10 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         eprintln!("apply: cannot take over SIGINT/SIGTERM/SIGHUP: {e}");
         return EXIT_FAIL;
     }
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let target = match gate::target(&spec_path, args.rev.as_deref(), args.allow_destroy) {
+    let spec_path = args.source.path();
+    let target = match gate::target(&spec_path, args.source.rev.as_deref(), args.allow_destroy) {
         Ok(t) => t,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     let confirm_within = match args.confirm_within.as_deref().map(SpecDuration::parse) {
         None => None,
@@ -93,11 +90,19 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         &args.lock_timeout,
     ) {
         Ok(l) => l,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     let code = run_locked(&args, &target, confirm_within, color, &mut rec);
     gate::record(&args.dirs.state_dir, &mut rec);
     code
+}
+
+/// The exit code of an apply the gate stopped.
+fn exit_code(stopped: gate::Stopped) -> i32 {
+    match stopped {
+        gate::Stopped::Usage => EXIT_USAGE,
+        gate::Stopped::Refused => EXIT_FAIL,
+    }
 }
 
 fn run_locked(
@@ -109,7 +114,7 @@ fn run_locked(
 ) -> i32 {
     let runner = RealRunner::new();
     let spec_args = gate::SpecArgs {
-        rev: args.rev.as_deref(),
+        rev: args.source.rev.as_deref(),
         allow_destroy: args.allow_destroy,
         require_signed: args.require_signed,
         allowed_signers: args.allowed_signers.as_deref(),
@@ -123,7 +128,7 @@ fn run_locked(
         facts,
     } = match gate::prepare(target, &spec_args, &runner, color, rec) {
         Ok(r) => r,
-        Err(code) => return code,
+        Err(stopped) => return exit_code(stopped),
     };
     rec.results(&plan, None);
     let tty = std::io::stdout().is_terminal();
@@ -260,7 +265,7 @@ fn run_locked(
     // Verify against a fresh reading of the host.
     rec.outcome = Journaled::Unverified;
     for attempt in 1..=VERIFY_TRIES {
-        let again = super::read_host(&loaded, &runner)
+        let again = crate::workflow::read_host(&loaded, &runner)
             .map(|f| crate::plan::plan_host(&loaded.spec, &f, &opts));
         match again {
             Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
@@ -315,7 +320,7 @@ fn interrupted(
 ) -> i32 {
     let not_run =
         plan.ops.len() - outcome.done.len() - outcome.failed.len() - outcome.skipped.len();
-    let verdict = match super::read_host(loaded, runner)
+    let verdict = match crate::workflow::read_host(loaded, runner)
         .map(|f| crate::plan::plan_host(&loaded.spec, &f, opts))
     {
         Ok(p) if !p.has_changes() && p.refusals.is_empty() => {
@@ -402,7 +407,7 @@ fn follow_up(
 ) -> Result<usize, i32> {
     let mut ran = 0;
     for round in 1..=FOLLOW_UP_ROUNDS {
-        let next = match super::read_host(loaded, runner) {
+        let next = match crate::workflow::read_host(loaded, runner) {
             Ok(f) => crate::plan::plan_host(&loaded.spec, &f, opts),
             Err(e) => {
                 eprintln!("apply: reading the host for the follow-up round: {e}");

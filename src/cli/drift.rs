@@ -26,12 +26,8 @@ pub enum LogTo {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The spec; `hostform.yaml` by default.
-    #[arg(value_name = "SPEC")]
-    pub spec: Option<PathBuf>,
-    /// Read the spec from this git revision.
-    #[arg(long, value_name = "REV")]
-    pub rev: Option<String>,
+    #[command(flatten)]
+    pub source: super::SpecSource,
     /// Compare with a snapshot from `hostform discover --format json` instead of this host.
     #[arg(long, value_name = "SNAPSHOT")]
     pub against: Option<PathBuf>,
@@ -86,14 +82,11 @@ fn drifted(plan: &Plan) -> Vec<&str> {
 }
 
 pub fn run(args: Args, color: ColorChoice) -> i32 {
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
+    let spec_path = args.source.path();
     let runner = RealRunner::new();
     let loaded = match super::load_spec(
         &spec_path,
-        args.rev.as_deref(),
+        args.source.rev.as_deref(),
         color,
         "drift was not checked",
     ) {
@@ -144,7 +137,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_FAIL;
         }
     };
-    super::read_images(&loaded, &mut facts, &runner);
+    crate::workflow::read_images(&loaded, &mut facts, &runner);
     // What is allowed does not change what differs: plan as if destroying were allowed, so a
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.
     let opts = crate::plan::Options {

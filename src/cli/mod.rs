@@ -7,7 +7,8 @@
 //! 255 internal error.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use std::io::IsTerminal;
+
+pub use crate::diag::ColorChoice;
 
 mod apply;
 mod confirm;
@@ -100,11 +101,23 @@ pub enum Command {
     Sandbox(sandbox::Args),
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
+/// The spec a command reads: a file, at a git revision or in the work tree. Flattened into
+/// each command that reads one spec, so that every command spells these the same.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SpecSource {
+    /// The spec; `hostform.yaml` by default.
+    #[arg(value_name = "SPEC")]
+    pub spec: Option<std::path::PathBuf>,
+    /// Read the spec from this git revision.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+impl SpecSource {
+    /// The spec's path: the one given, or `hostform.yaml`.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.spec.clone().unwrap_or_else(|| "hostform.yaml".into())
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -114,48 +127,31 @@ pub enum Format {
     Json,
 }
 
-impl ColorChoice {
-    pub fn enabled(self, stream_is_tty: bool) -> bool {
-        match self {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                stream_is_tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
+/// `--color` as the command line gives it (the last one wins), before it is parsed: clap
+/// writes help, usage and errors with it (its `auto` also means a terminal and NO_COLOR
+/// unset).
+fn color_from_args(args: impl Iterator<Item = std::ffi::OsString>) -> ColorChoice {
+    let mut choice = ColorChoice::Auto;
+    let mut args = args.skip(1);
+    while let Some(a) = args.next() {
+        let value: Option<std::ffi::OsString> = match a.to_str() {
+            Some("--") => break,
+            Some("--color") => args.next(),
+            Some(a) => a.strip_prefix("--color=").map(Into::into),
+            None => None,
+        };
+        if let Some(v) = value.as_deref().and_then(|v| v.to_str()) {
+            choice = ColorChoice::from_str(v, false).unwrap_or(choice);
         }
     }
-    /// `--color` as the command line gives it (the last one wins), before it is parsed: clap
-    /// writes help, usage and errors with it (its `auto` also means a terminal and NO_COLOR
-    /// unset).
-    fn from_args(args: impl Iterator<Item = std::ffi::OsString>) -> ColorChoice {
-        let mut choice = ColorChoice::Auto;
-        let mut args = args.skip(1);
-        while let Some(a) = args.next() {
-            let value: Option<std::ffi::OsString> = match a.to_str() {
-                Some("--") => break,
-                Some("--color") => args.next(),
-                Some(a) => a.strip_prefix("--color=").map(Into::into),
-                None => None,
-            };
-            if let Some(v) = value.as_deref().and_then(|v| v.to_str()) {
-                choice = ColorChoice::from_str(v, false).unwrap_or(choice);
-            }
-        }
-        choice
-    }
+    choice
+}
 
-    fn clap(self) -> clap::ColorChoice {
-        match self {
-            ColorChoice::Auto => clap::ColorChoice::Auto,
-            ColorChoice::Always => clap::ColorChoice::Always,
-            ColorChoice::Never => clap::ColorChoice::Never,
-        }
-    }
-
-    pub fn stderr(self) -> crate::diag::Style {
-        crate::diag::Style {
-            color: self.enabled(std::io::stderr().is_terminal()),
-        }
+fn clap_color(choice: ColorChoice) -> clap::ColorChoice {
+    match choice {
+        ColorChoice::Auto => clap::ColorChoice::Auto,
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
     }
 }
 
@@ -177,48 +173,12 @@ pub(crate) fn load_spec(
     color: ColorChoice,
     consequence: &str,
 ) -> Result<crate::spec::Loaded, i32> {
-    crate::spec::load(path, rev).map_err(|f| {
-        for d in &f.diagnostics {
-            eprint!("{}", crate::diag::render(d, &f.sources, color.stderr()));
-        }
-        eprintln!("{} is not valid; {consequence}", f.label);
-        EXIT_FAIL
-    })
-}
-
-/// Read the spec's images (`image:` of LVs) into the facts the planner uses: paths relative to
-/// the spec's directory, inside its repository (or directory). Images are read from the work
-/// tree, also when the spec comes from `--rev`.
-/// Read the host for a spec: discovery, plus the spec's images (their sizes, for LVs made
-/// from them).
-pub(crate) fn read_host(
-    loaded: &crate::spec::Loaded,
-    runner: &dyn crate::runner::Runner,
-) -> Result<crate::discover::Facts, String> {
-    let mut facts = crate::discover::discover(runner)?.facts;
-    crate::kinds::guest::read_spec_xl_configs(runner, &loaded.spec, &mut facts.guests);
-    read_images(loaded, &mut facts, runner);
-    Ok(facts)
-}
-
-pub(crate) fn read_images(
-    loaded: &crate::spec::Loaded,
-    facts: &mut crate::discover::Facts,
-    runner: &dyn crate::runner::Runner,
-) {
-    let root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
-    let dir = root.join(
-        std::path::Path::new(&loaded.rel)
-            .parent()
-            .unwrap_or(std::path::Path::new("")),
-    );
-    let resolve = |img: &str| crate::kinds::image::resolve(&root, &dir, img);
-    facts.images = crate::kinds::image::inspect_spec(&loaded.spec, runner, &resolve);
+    crate::workflow::load_spec(path, rev, color, consequence).map_err(|_| EXIT_FAIL)
 }
 
 pub fn main() -> i32 {
     default_sigpipe();
-    let mut command = Cli::command().color(ColorChoice::from_args(std::env::args_os()).clap());
+    let mut command = Cli::command().color(clap_color(color_from_args(std::env::args_os())));
     let parsed = command
         .try_get_matches_from_mut(std::env::args_os())
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m).map_err(|e| e.format(&mut command)));

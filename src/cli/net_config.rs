@@ -16,12 +16,8 @@ pub enum Manager {
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The spec; `hostform.yaml` by default.
-    #[arg(value_name = "SPEC")]
-    pub spec: Option<PathBuf>,
-    /// Read the spec from this git revision.
-    #[arg(long, value_name = "REV")]
-    pub rev: Option<String>,
+    #[command(flatten)]
+    pub source: super::SpecSource,
     /// Write the files under DIR (as DIR/etc/...) instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -31,13 +27,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, color: ColorChoice) -> i32 {
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
+    let spec_path = args.source.path();
     let loaded = match super::load_spec(
         &spec_path,
-        args.rev.as_deref(),
+        args.source.rev.as_deref(),
         color,
         "no file was written",
     ) {

@@ -12,12 +12,8 @@ pub const EXIT_CHANGES: i32 = 2;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The spec; `hostform.yaml` by default.
-    #[arg(value_name = "SPEC")]
-    pub spec: Option<PathBuf>,
-    /// Read the spec from this git revision.
-    #[arg(long, value_name = "REV")]
-    pub rev: Option<String>,
+    #[command(flatten)]
+    pub source: super::SpecSource,
     /// Plan against a snapshot from `hostform discover --format json` instead of this host.
     #[arg(long, value_name = "SNAPSHOT")]
     pub against: Option<PathBuf>,
@@ -72,11 +68,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
 }
 
 fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -> i32 {
-    let spec_path = args
-        .spec
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("hostform.yaml"));
-    let loaded = match crate::spec::load(&spec_path, args.rev.as_deref()) {
+    let spec_path = args.source.path();
+    let loaded = match crate::spec::load(&spec_path, args.source.rev.as_deref()) {
         Ok(l) => l,
         Err(f) => {
             for d in &f.diagnostics {
@@ -114,7 +107,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
             return EXIT_FAIL;
         }
     };
-    super::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
+    crate::workflow::read_images(&loaded, &mut facts, &crate::runner::RealRunner::new());
     timings.mark(if args.against.is_some() {
         "snapshot"
     } else {
@@ -150,7 +143,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
         && let Err(code) = save(
             out,
             &loaded,
-            args.rev.as_deref(),
+            args.source.rev.as_deref(),
             &facts,
             &against,
             &host,

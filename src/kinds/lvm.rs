@@ -439,35 +439,4 @@ mod tests {
         assert!(lvm.pvs.is_empty() && lvm.vgs.is_empty() && lvm.lvs.is_empty());
         assert!(Lvm::parse("{", "", "").is_err());
     }
-
-    /// A shared VG is created with `vgcreate --shared` (vgcreate(8): "Create a shared VG using
-    /// lvmlockd"), and refused, saying why, where lvmlockd does not run.
-    #[test]
-    fn a_shared_vg_needs_lvmlockd() {
-        let full = crate::discover::discover(&fx("full")).unwrap();
-        let blank = crate::discover::discover(&fx("blank")).unwrap();
-        assert!(!blank.facts.lvm.lockd, "no lvmlockd in the sandbox");
-        let mut spec = full.spec.clone();
-        let vg = spec.volume_groups.get_index_mut(0).unwrap().1;
-        vg.shared = true;
-        vg.extent_size = Some(crate::spec::de::Sp::bare(crate::spec::units::Size(8 << 20)));
-        let p = crate::plan::plan_host(&spec, &blank.facts, &Default::default());
-        assert!(
-            p.refusals.iter().any(|r| r.resource == "volume group vg0"
-                && r.reason.contains("needs lvmlockd, which is not running")),
-            "{:?}",
-            p.refusals
-        );
-        assert!(!p.ops.iter().any(|o| o.argv()[0] == "vgcreate"));
-        let mut facts = blank.facts.clone();
-        facts.lvm.lockd = true;
-        let p = crate::plan::plan_host(&spec, &facts, &Default::default());
-        let vgcreate = p.ops.iter().find(|o| o.argv()[0] == "vgcreate").unwrap();
-        assert_eq!(
-            vgcreate.argv(),
-            [
-                "vgcreate", "--quiet", "--shared", "-s", "8192k", "vg0", "/dev/md0"
-            ]
-        );
-    }
 }

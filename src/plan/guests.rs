@@ -51,7 +51,7 @@ fn unified(old: &str, new: &str, path: &str) -> String {
 
 /// Plan the spec's guests. Ops of other rooms the guests depend on are in `plan` already:
 /// an LV grown under a running guest is made to wait for the guest's stop.
-pub fn plan_into(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Options) {
+pub fn plan(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &super::Options) {
     // LVs the storage room grows (`50:lv:VG/LV:extend`): a running guest on one is stopped.
     let extended: BTreeSet<String> = super::storage::grown_lvs(plan);
     let mut new_ops: Vec<Op> = Vec::new();
@@ -572,7 +572,7 @@ vms:
             ops: pre,
             ..Plan::default()
         };
-        plan_into(
+        super::plan(
             &mut p,
             spec,
             &facts(),
@@ -759,7 +759,7 @@ vms:
     fn without_a_hypervisor_to_ask_the_guests_are_refused() {
         let s = spec(G1);
         let mut p = Plan::default();
-        plan_into(
+        super::plan(
             &mut p,
             &s,
             &Facts::default(),
@@ -790,7 +790,7 @@ vms:
             .insert("/etc/xen/guest/guest1.xl".into(), old);
         f.guests.xen = Some(Default::default());
         let mut p = Plan::default();
-        plan_into(&mut p, &spec, &f, &super::super::Options::default());
+        super::plan(&mut p, &spec, &f, &super::super::Options::default());
         let w = p
             .ops
             .iter()

@@ -8,10 +8,12 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 pub mod guests;
 pub mod net;
+pub mod room;
 pub mod safety;
 pub mod storage;
 pub mod vocab;
 
+pub use room::{Outcome, Room};
 pub use vocab::{Address, Effect, OpId, Verb};
 
 use crate::discover::Facts;
@@ -25,13 +27,20 @@ pub struct Options {
     pub allow_destroy: bool,
 }
 
-/// The whole host's plan: each room plans its own kind, and their operations form one DAG
-/// (an op may depend on another room's op by id, e.g. a guest on its LV). Rooms register here,
-/// one line each.
+/// The rooms, in the order they plan: a room may wait for the operations of the rooms before
+/// it (a guest for its LVs), through the functions those rooms export.
+pub const ROOMS: &[(&str, Room)] = &[
+    ("storage", storage::plan),
+    ("network", net::plan),
+    ("guests", guests::plan),
+];
+
+/// The whole host's plan: each room plans its own kind, and their operations form one DAG.
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
-    let mut plan = storage::plan(spec, facts, opts);
-    merge(&mut plan, net::plan(spec, facts, opts));
-    guests::plan_into(&mut plan, spec, facts, opts);
+    let mut plan = Plan::default();
+    for (_, room) in ROOMS {
+        room(&mut plan, spec, facts, opts);
+    }
 
     // After every room: the last lock on destruction, then one order for all ops.
     guard_destruction(&mut plan, opts);

@@ -13,9 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{
-    Action, Address, Change, Effect, FileWrite, Op, OpId, Options, Plan, Refusal, Risk, Verb,
-};
+use super::{Action, Address, Effect, FileWrite, Op, OpId, Options, Plan, Risk, Verb};
 use crate::discover::Facts;
 use crate::kinds::net::{IFUPDOWN_DIR, IFUPDOWN_MAIN, NETWORKD_DIR, NetFacts};
 use crate::kinds::netconf::{self, HEADER};
@@ -40,18 +38,10 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn change(&mut self, resource: &str, action: Action, reason: impl Into<String>) {
-        self.plan.changes.push(Change {
-            resource: resource.into(),
-            action,
-            reason: reason.into(),
-        });
+        self.plan.change(resource, action, reason);
     }
     fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
-        self.plan.refusals.push(Refusal {
-            resource: resource.into(),
-            reason: reason.into(),
-            hint: hint.into(),
-        });
+        self.plan.refuse(resource, reason, hint);
     }
     #[allow(clippy::too_many_arguments)]
     fn op(
@@ -101,7 +91,12 @@ pub fn diff(path: &str, old: Option<&str>, new: &str) -> String {
         .to_string()
 }
 
-pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
+/// The network room.
+pub fn plan(into: &mut Plan, spec: &Spec, facts: &Facts, opts: &Options) {
+    super::merge(into, bridges(spec, facts, opts));
+}
+
+fn bridges(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let net = &facts.net;
     let mut c = Ctx {
         plan: Plan::default(),
@@ -529,7 +524,7 @@ fn bridge(
     route_after.extend(adds);
     route_after.extend(dels);
     if reasons.is_empty() {
-        c.change(&res, Action::NoOp, "matches the spec");
+        c.plan.record(&res, super::Outcome::identity());
     } else {
         c.change(
             &res,

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Address, Change, Effect, Op, OpId, Options, Plan, Refusal, Risk, Verb};
+use super::{Action, Address, Effect, Op, OpId, Options, Plan, Refusal, Risk, Verb};
 use crate::discover::Facts;
 use crate::kinds::block::{BlockDev, sfdisk_script};
 use crate::kinds::lvm::PREVENT_DESTROY_TAG;
@@ -45,18 +45,10 @@ fn s(v: &str) -> String {
 
 impl<'a> Ctx<'a> {
     fn change(&mut self, resource: &str, action: Action, reason: impl Into<String>) {
-        self.plan.changes.push(Change {
-            resource: resource.into(),
-            action,
-            reason: reason.into(),
-        });
+        self.plan.change(resource, action, reason);
     }
     fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
-        self.plan.refusals.push(Refusal {
-            resource: resource.into(),
-            reason: reason.into(),
-            hint: hint.into(),
-        });
+        self.plan.refuse(resource, reason, hint);
     }
     #[allow(clippy::too_many_arguments)]
     fn op(
@@ -225,7 +217,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
-pub fn plan(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
+/// The storage room.
+pub fn plan(into: &mut Plan, spec: &Spec, facts: &Facts, opts: &Options) {
+    super::merge(into, storage(spec, facts, opts));
+}
+
+fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut c = Ctx {
         spec,
         facts,

@@ -71,6 +71,20 @@ pub struct Broken {
     pub vms: BTreeSet<String>,
 }
 
+/// The key a plan saved by `plan --out` starts with (`workflow::saved` writes it): a file that
+/// has it is refused as a spec with a hint, not with YAML errors.
+pub const SAVED_PLAN_MAGIC: &str = "hostform-saved-plan";
+
+/// Whether a file's text is (or was meant to be) a saved plan rather than a spec.
+pub fn looks_saved(text: &str) -> bool {
+    let t = text.trim_start();
+    t.starts_with('{')
+        && t.chars()
+            .take(200)
+            .collect::<String>()
+            .contains(&format!("\"{SAVED_PLAN_MAGIC}\""))
+}
+
 pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
     let fail = |label: String, msg: String| {
         let (msg, hint) = match msg.split_once("\nhint: ") {
@@ -90,7 +104,7 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
         .read(&rel)
         .map_err(|m| fail(shown.clone(), m.replacen(&rel, &shown, 1)))?;
     // A plan saved by `plan --out` given where a spec is expected: say so, not YAML errors.
-    if crate::workflow::saved::looks_saved(&main.text) {
+    if looks_saved(&main.text) {
         return Err(Failed {
             label: shown.clone(),
             commit: reader.commit(),

@@ -8,11 +8,25 @@ use super::host::{self, Seen};
 use super::journal::{self, Outcome, Record};
 use super::lock;
 use super::saved::{self, SavedPlan};
-use crate::cli::{ColorChoice, EXIT_FAIL, EXIT_USAGE};
+use crate::diag::ColorChoice;
 use crate::discover::Facts;
 use crate::plan::{Options, Plan};
 use crate::runner::Runner;
 use crate::spec::Loaded;
+
+/// Why apply stopped before it changed anything. What went wrong is printed (and, once the
+/// journal is open, recorded) where it is found; the command line turns the kind into an exit
+/// code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Stopped {
+    /// The command line asks for what cannot be done: `--rev` with a saved plan, a
+    /// `--lock-timeout` that is no duration.
+    #[error("a usage error; nothing was changed")]
+    Usage,
+    /// A check refused the apply, or it could not be made.
+    #[error("refused; nothing was changed")]
+    Refused,
+}
 
 /// What `apply` was asked to apply.
 pub enum Target {
@@ -22,7 +36,7 @@ pub enum Target {
 
 /// Tell a spec from a saved plan; refuse an altered plan file, and options that a saved plan
 /// fixes itself.
-pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Target, i32> {
+pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Target, Stopped> {
     match saved::read_if_saved(path) {
         Ok(None) => Ok(Target::Spec(path.to_path_buf())),
         Ok(Some(p)) => {
@@ -33,7 +47,7 @@ pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Tar
                     "apply: {} is a saved plan: it is applied with the spec revision and options it was made with (--rev and --allow-destroy belong to `hostform plan --out`)",
                     path.display()
                 );
-                return Err(EXIT_USAGE);
+                return Err(Stopped::Usage);
             }
             Ok(Target::Saved {
                 path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
@@ -42,19 +56,23 @@ pub fn target(path: &Path, rev: Option<&str>, allow_destroy: bool) -> Result<Tar
         }
         Err(e) => {
             eprintln!("apply: {e}; nothing was changed");
-            Err(EXIT_FAIL)
+            Err(Stopped::Refused)
         }
     }
 }
 
 /// Take the apply lock (waiting up to `timeout`), and journal that this apply started. The
 /// record to complete and append when it ends comes back with the lock.
-pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<(lock::Held, Record), i32> {
+pub fn lock(
+    lock_dir: &Path,
+    state_dir: &Path,
+    timeout: &str,
+) -> Result<(lock::Held, Record), Stopped> {
     let wait = match super::parse_duration(timeout) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("apply: --lock-timeout {e}");
-            return Err(EXIT_USAGE);
+            return Err(Stopped::Usage);
         }
     };
     let held = lock::acquire(lock_dir, wait, &mut |busy| {
@@ -70,14 +88,14 @@ pub fn lock(lock_dir: &Path, state_dir: &Path, timeout: &str) -> Result<(lock::H
             ),
             lock::LockError::Io { .. } => eprintln!("apply: {e}; nothing was changed"),
         }
-        EXIT_FAIL
+        Stopped::Refused
     })?;
     // The first line of this apply's record: if it is killed, history shows it interrupted.
     let mut started = Record::begin();
     started.outcome = Outcome::Started;
     if let Err(e) = journal::append(state_dir, &started) {
         eprintln!("apply: {e}; nothing was changed");
-        return Err(EXIT_FAIL);
+        return Err(Stopped::Refused);
     }
     Ok((
         held,
@@ -110,19 +128,19 @@ pub struct SpecArgs<'a> {
 }
 
 /// Load the spec, check its signature, read the host and make (or check) the plan.
-/// Every refusal is printed, recorded in `rec`, and returned as an exit code.
+/// Every refusal is printed, recorded in `rec`, and returned.
 pub fn prepare(
     target: &Target,
     a: &SpecArgs,
     runner: &dyn Runner,
     color: ColorChoice,
     rec: &mut Record,
-) -> Result<Ready, i32> {
+) -> Result<Ready, Stopped> {
     let refuse = |rec: &mut Record, msg: String| {
         eprintln!("apply: {msg}; nothing was changed");
         rec.outcome = Outcome::Refused;
         rec.message = Some(msg);
-        EXIT_FAIL
+        Stopped::Refused
     };
     let (spec_path, rev, opts) = match target {
         Target::Spec(p) => (
@@ -157,17 +175,16 @@ pub fn prepare(
             eprintln!("apply: nothing was changed");
             rec.outcome = Outcome::Refused;
             rec.message = Some(e.lines().next().unwrap_or_default().to_string());
-            return Err(EXIT_FAIL);
+            return Err(Stopped::Refused);
         }
     }
-    let loaded =
-        match crate::cli::load_spec(&spec_path, rev.as_deref(), color, "nothing was changed") {
-            Ok(l) => l,
-            Err(code) => {
-                rec.message = Some(format!("{} is not valid", spec_path.display()));
-                return Err(code);
-            }
-        };
+    let loaded = match super::load_spec(&spec_path, rev.as_deref(), color, "nothing was changed") {
+        Ok(l) => l,
+        Err(_) => {
+            rec.message = Some(format!("{} is not valid", spec_path.display()));
+            return Err(Stopped::Refused);
+        }
+    };
     let id = saved::spec_id(&loaded, rev.as_deref());
     rec.spec = Some(loaded.label.clone());
     rec.commit = loaded.commit.clone();
@@ -194,7 +211,7 @@ pub fn prepare(
         );
         rec.outcome = Outcome::Refused;
         rec.message = Some(d.message.clone());
-        return Err(EXIT_FAIL);
+        return Err(Stopped::Refused);
     }
     if a.require_signed {
         match super::signing::require_signed(runner, &loaded, a.allowed_signers) {
@@ -202,7 +219,7 @@ pub fn prepare(
             Err(e) => return Err(refuse(rec, format!("--require-signed: {e}"))),
         }
     }
-    let facts: Facts = match crate::cli::read_host(&loaded, runner) {
+    let facts: Facts = match super::read_host(&loaded, runner) {
         Ok(f) => f,
         Err(e) => return Err(refuse(rec, format!("cannot read the host: {e}"))),
     };

@@ -13,34 +13,10 @@
 //! hostname (or the snapshot's recorded host) in the comparison, never the spec's.
 
 use crate::diag::Diagnostic;
-use crate::runner::Runner;
 use crate::spec::types::Spec;
 
-/// What discovery writes as the host's name when the host has none: a snapshot whose spec
-/// says this recorded no host.
-pub const NOT_RECORDED: &str = "discovered";
-
-/// Where the kernel keeps the hostname.
-pub const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
-
-/// Names that say no hostname was set: the kernel's default, and the loopback's names a fresh
-/// installation may leave.
-const UNSET: &[&str] = &["(none)", "localhost", "localhost.localdomain"];
-
-/// This host's name from the kernel, or `None` when none is set.
-pub fn read_hostname(r: &dyn Runner) -> Option<String> {
-    r.read(HOSTNAME_FILE).and_then(|h| set_name(&h))
-}
-
-/// A hostname, or `None` when it is empty or unset.
-fn set_name(name: &str) -> Option<String> {
-    let n = name.trim();
-    if n.is_empty() || UNSET.iter().any(|u| n.eq_ignore_ascii_case(u)) {
-        None
-    } else {
-        Some(n.to_string())
-    }
-}
+use crate::discover::set_name;
+pub use crate::discover::{HOSTNAME_FILE, NOT_RECORDED, read_hostname};
 
 /// The host a snapshot recorded, or `None` when it is empty, unset or the placeholder of
 /// discovery (a host really named `discovered` needs `--host` for its snapshots).

@@ -14,7 +14,9 @@ pub mod trust;
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+pub use crate::clock::{now, rfc3339};
 
 /// Where the journal lives unless `--state-dir` or `HOSTFORM_STATE_DIR` says otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hostform";
@@ -31,6 +33,61 @@ pub struct Dirs {
     /// Where the apply lock file is kept.
     #[arg(long, value_name = "DIR", env = "HOSTFORM_LOCK_DIR", hide_env_values = true, default_value = DEFAULT_LOCK_DIR)]
     pub lock_dir: PathBuf,
+}
+
+/// A spec that did not load or validate; its diagnostics were printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{label} is not valid")]
+pub struct InvalidSpec {
+    /// The spec as its diagnostics name it (`path`, or `path @ commit`).
+    pub label: String,
+}
+
+/// Load and validate a spec for a command; on failure, print every diagnostic and `consequence`
+/// (what did not happen).
+pub fn load_spec(
+    path: &std::path::Path,
+    rev: Option<&str>,
+    color: crate::diag::ColorChoice,
+    consequence: &str,
+) -> Result<crate::spec::Loaded, InvalidSpec> {
+    crate::spec::load(path, rev).map_err(|f| {
+        for d in &f.diagnostics {
+            eprint!("{}", crate::diag::render(d, &f.sources, color.stderr()));
+        }
+        eprintln!("{} is not valid; {consequence}", f.label);
+        InvalidSpec { label: f.label }
+    })
+}
+
+/// Read the host for a spec: discovery, plus the spec's images (their sizes, for LVs made
+/// from them).
+pub fn read_host(
+    loaded: &crate::spec::Loaded,
+    runner: &dyn crate::runner::Runner,
+) -> Result<crate::discover::Facts, String> {
+    let mut facts = crate::discover::discover(runner)?.facts;
+    crate::kinds::guest::read_spec_xl_configs(runner, &loaded.spec, &mut facts.guests);
+    read_images(loaded, &mut facts, runner);
+    Ok(facts)
+}
+
+/// Read the spec's images (`image:` of LVs) into the facts the planner uses: paths relative to
+/// the spec's directory, inside its repository (or directory). Images are read from the work
+/// tree, also when the spec comes from `--rev`.
+pub fn read_images(
+    loaded: &crate::spec::Loaded,
+    facts: &mut crate::discover::Facts,
+    runner: &dyn crate::runner::Runner,
+) {
+    let root = std::fs::canonicalize(&loaded.root).unwrap_or_else(|_| loaded.root.clone());
+    let dir = root.join(
+        std::path::Path::new(&loaded.rel)
+            .parent()
+            .unwrap_or(std::path::Path::new("")),
+    );
+    let resolve = |img: &str| crate::kinds::image::resolve(&root, &dir, img);
+    facts.images = crate::kinds::image::inspect_spec(&loaded.spec, runner, &resolve);
 }
 
 /// Lower-case hex SHA-256 of some bytes.
@@ -80,32 +137,6 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     s
 }
 
-/// `2026-11-23T09:41:07Z` (UTC, to the second).
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-pub fn now() -> String {
-    rfc3339(SystemTime::now())
-}
-
 /// A duration as operators write it: `90s`, `5m`, `1h`, `0` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -135,15 +166,6 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_utc_rfc3339() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_340_467);
-        assert_eq!(rfc3339(t), "2026-11-22T09:41:07Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn durations() {

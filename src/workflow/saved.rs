@@ -27,9 +27,11 @@ use super::{canonical_json, sha256_hex};
 use crate::discover::Facts;
 use crate::plan::{Options, Plan};
 use crate::spec::Loaded;
+use crate::spec::load::SAVED_PLAN_MAGIC as MAGIC;
+
+pub use crate::spec::load::looks_saved;
 
 pub const FORMAT_VERSION: u32 = 1;
-const MAGIC: &str = "hostform-saved-plan";
 
 /// Parts of the facts that change without anyone changing the host: left out of the
 /// fingerprint. `*` matches any key. Rooms whose facts carry counters or progress add them here.
@@ -235,16 +237,6 @@ pub fn encode(saved: &SavedPlan) -> String {
     )
 }
 
-/// Whether a file's text is (or was meant to be) a saved plan rather than a spec.
-pub fn looks_saved(text: &str) -> bool {
-    let t = text.trim_start();
-    t.starts_with('{')
-        && t.chars()
-            .take(200)
-            .collect::<String>()
-            .contains(&format!("\"{MAGIC}\""))
-}
-
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "hostform-saved-plan")]
@@ -423,6 +415,33 @@ pub fn check_state(saved: &SavedPlan, now: &StateId) -> Result<(), Stale> {
 mod tests {
     use super::*;
     use crate::runner::fixtures::runner;
+
+    /// A pool fills as guests write: a saved plan does not go stale for that, but does when the
+    /// pool grows.
+    #[test]
+    fn how_full_a_pool_is_is_not_part_of_the_state_fingerprint() {
+        use crate::kinds::lvm::Thin;
+        let d = crate::discover::discover(&runner("thin")).expect("thin");
+        let before = state_id(&d.facts, "t").fingerprint;
+        let mut facts = d.facts.clone();
+        for lv in facts.lvm.lvs.values_mut() {
+            match &mut lv.thin {
+                Some(Thin::Pool {
+                    data_percent,
+                    metadata_percent,
+                    ..
+                }) => {
+                    *data_percent = "99.00".into();
+                    *metadata_percent = "50.00".into();
+                }
+                Some(Thin::Volume { data_percent, .. }) => *data_percent = "42.00".into(),
+                None => {}
+            }
+        }
+        assert_eq!(state_id(&facts, "t").fingerprint, before);
+        facts.lvm.lvs.get_mut("vgt/pool0").unwrap().size *= 2;
+        assert_ne!(state_id(&facts, "t").fingerprint, before);
+    }
 
     const SPEC: &str = "host: lab
 disks:

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+pub use crate::systemd::quote;
+
 /// `--every` as a systemd calendar expression. Only periods that divide the next larger unit
 /// evenly are accepted (15m, 2h, 1d), so runs are evenly spaced.
 pub fn every(s: &str) -> Result<String, String> {
@@ -36,26 +38,6 @@ pub fn every(s: &str) -> Result<String, String> {
         _ => Err(format!(
             "--every {s}: unknown unit `{unit}`; use m, h or d (15m, 1h, 1d)"
         )),
-    }
-}
-
-/// One argument of `ExecStart=`, quoted as systemd reads it (specifiers and variables escaped).
-pub fn quote(arg: &str) -> Result<String, String> {
-    if arg.contains(['\n', '\r']) {
-        return Err(format!("{arg:?} contains a line break"));
-    }
-    let esc = arg.replace('%', "%%").replace('$', "$$");
-    if !esc.is_empty()
-        && esc
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+$".contains(c))
-    {
-        Ok(esc)
-    } else {
-        Ok(format!(
-            "\"{}\"",
-            esc.replace('\\', "\\\\").replace('"', "\\\"")
-        ))
     }
 }
 

@@ -11,12 +11,22 @@
 
 use super::*;
 use crate::kinds::lvm::Thin;
+use crate::plan::Outcome;
 use crate::spec::units::Size;
 
 fn pool_addr(vg: &str, pool: &str) -> Address {
     Address::ThinPool {
         vg: vg.into(),
         pool: pool.into(),
+    }
+}
+
+/// What adopting a pool or a thin LV concluded: identity, or the updates it needs.
+fn outcome(reasons: Vec<String>) -> Outcome {
+    if reasons.is_empty() {
+        Outcome::Identity("matches".into())
+    } else {
+        Outcome::Changed(Action::Update, reasons)
     }
 }
 
@@ -186,11 +196,7 @@ fn pool_ready(
         );
         reasons.push("prevent-destroy: tagged on the host".into());
     }
-    if reasons.is_empty() {
-        c.change(&res, Action::NoOp, "matches");
-    } else {
-        c.change(&res, Action::Update, reasons.join(", "));
-    }
+    c.plan.record(&res, outcome(reasons));
     Some(ready)
 }
 
@@ -242,7 +248,10 @@ fn create_pool(
             vec![id.clone()],
         );
     }
-    c.change(&res, Action::Create, "no such thin pool");
+    c.plan.record(
+        &res,
+        Outcome::Changed(Action::Create, vec!["no such thin pool".into()]),
+    );
     id
 }
 
@@ -313,7 +322,10 @@ fn create_thin(
             vec![id],
         );
     }
-    c.change(&res, Action::Create, "no such thin LV");
+    c.plan.record(
+        &res,
+        Outcome::Changed(Action::Create, vec!["no such thin LV".into()]),
+    );
 }
 
 /// A thin LV on the host that is in another pool, or not a thin LV at all: refused (true).
@@ -444,11 +456,7 @@ fn thin_lv(
         );
         reasons.push("prevent-destroy: tagged on the host".into());
     }
-    if reasons.is_empty() {
-        c.change(&res, Action::NoOp, "matches");
-    } else {
-        c.change(&res, Action::Update, reasons.join(", "));
-    }
+    c.plan.record(&res, outcome(reasons));
 }
 
 /// An LV of the spec's `lvs` that is a thin pool or a thin LV on the host: refused (true), never
@@ -681,33 +689,6 @@ mod tests {
                 .iter()
                 .any(|a| a.contains("pool_lv"))
         );
-    }
-
-    /// A pool fills as guests write: a saved plan does not go stale for that, but does when the
-    /// pool grows.
-    #[test]
-    fn how_full_a_pool_is_is_not_part_of_the_state_fingerprint() {
-        use crate::workflow::saved::state_id;
-        let d = thin();
-        let before = state_id(&d.facts, "t").fingerprint;
-        let mut facts = d.facts.clone();
-        for lv in facts.lvm.lvs.values_mut() {
-            match &mut lv.thin {
-                Some(Thin::Pool {
-                    data_percent,
-                    metadata_percent,
-                    ..
-                }) => {
-                    *data_percent = "99.00".into();
-                    *metadata_percent = "50.00".into();
-                }
-                Some(Thin::Volume { data_percent, .. }) => *data_percent = "42.00".into(),
-                None => {}
-            }
-        }
-        assert_eq!(state_id(&facts, "t").fingerprint, before);
-        facts.lvm.lvs.get_mut("vgt/pool0").unwrap().size *= 2;
-        assert_ne!(state_id(&facts, "t").fingerprint, before);
     }
 
     #[test]
