@@ -1,0 +1,240 @@
+//! Physical volumes and volume groups: created on the spec's devices, extended with new
+//! PVs, protected by hostform's LVM tag, deferred while their array is coming back.
+
+use super::*;
+
+pub(super) fn volume_groups(c: &mut Ctx) {
+    for (vgname, vg) in &c.spec.volume_groups {
+        let res = format!("volume group {vgname}");
+        if vg.state == Presence::Absent {
+            continue;
+        }
+        let existing = c.facts.lvm.vgs.get(vgname.value.as_str()).cloned();
+        let mut after_vg: Vec<OpId> = Vec::new();
+        let mut new_pvs: Vec<String> = Vec::new();
+        let mut pv_ops: Vec<OpId> = Vec::new();
+        let mut blocked = false;
+        if let Some(pv) = vg
+            .pvs
+            .iter()
+            .find(|p| c.reappearing.contains(p.value.as_str()))
+        {
+            // Its contents (a PV, a VG, LVs) are read after assembly, in apply's follow-up round.
+            defer_vg(c, vgname, vg, pv);
+            continue;
+        }
+        for pv in &vg.pvs {
+            let Some(path) = c.device_path(&pv.value) else {
+                blocked = true;
+                continue;
+            };
+            let now = c.device_now(&pv.value);
+            if now.is_none() && !c.made_by.contains_key(pv.value.as_str()) {
+                c.refuse(&res, format!("PV {pv} is not on the host under that name, and this plan does not create it"), "see the refusals above for the device it lives on");
+                blocked = true;
+                continue;
+            }
+            let as_pv =
+                now.and_then(|b| {
+                    c.facts.lvm.pvs.iter().find(|p| {
+                        c.facts.blocks.by_path(&p.device).map(|x| &x.kname) == Some(&b.kname)
+                    })
+                });
+            match as_pv {
+                Some(p) if p.vg == vgname.value => continue,
+                Some(p) if !p.vg.is_empty() => {
+                    c.refuse(
+                        &res,
+                        format!("{} is a PV of volume group {}", pv, p.vg),
+                        "a PV belongs to one VG; fix the spec",
+                    );
+                    blocked = true;
+                    continue;
+                }
+                // Already a PV of no VG (an earlier apply stopped after pvcreate): use it.
+                Some(_) => {
+                    new_pvs.push(path);
+                    continue;
+                }
+                None => {}
+            }
+            if let Some(b) = now
+                && let Some(f) = &b.fstype
+                && f != "LVM2_member"
+            {
+                c.refuse(
+                    &res,
+                    format!("{} ({}) carries a {f} signature", pv, b.kname),
+                    "hostform never makes a PV over existing data; wipe it by hand if it may go",
+                );
+                blocked = true;
+                continue;
+            }
+            let after: Vec<OpId> = c
+                .made_by
+                .get(pv.value.as_str())
+                .cloned()
+                .into_iter()
+                .collect();
+            let id = c.op(
+                OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
+                &res,
+                format!("make {pv} an LVM physical volume"),
+                vec![s("pvcreate"), s("--quiet"), path.clone()],
+                None,
+                true,
+                after,
+            );
+            pv_ops.push(id);
+            new_pvs.push(path);
+        }
+        if blocked {
+            continue;
+        }
+        // `prevent-destroy: true` is written on the host as an LVM tag, so it outlives the spec.
+        let protect = vg.prevent_destroy && !existing.as_ref().is_some_and(|v| v.protected());
+        match &existing {
+            Some(_) if new_pvs.is_empty() && protect => {
+                c.change(&res, Action::Update, "prevent-destroy: tagged on the host")
+            }
+            Some(_) if new_pvs.is_empty() => {
+                c.change(&res, Action::NoOp, "exists with the spec's PVs")
+            }
+            Some(_) => {
+                let mut argv = vec![s("vgextend"), s("--quiet"), vgname.value.clone()];
+                argv.extend(new_pvs.iter().cloned());
+                let id = c.op(
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Extend),
+                    &res,
+                    format!("add {} PV(s) to {vgname}", new_pvs.len()),
+                    argv,
+                    None,
+                    true,
+                    pv_ops,
+                );
+                after_vg.push(id);
+                c.change(&res, Action::Update, "new PVs");
+            }
+            None => {
+                if vg.shared && !c.facts.lvm.lockd {
+                    c.refuse(
+                        &res,
+                        "a shared VG (`vgcreate --shared`) needs lvmlockd, which is not running on this host",
+                        "start lvmlockd and its lock manager (sanlock or dlm) with `use_lvmlockd = 1` in lvm.conf, or remove `shared: true`",
+                    );
+                    continue;
+                }
+                let mut argv = vec![s("vgcreate"), s("--quiet")];
+                if vg.shared {
+                    argv.push(s("--shared"));
+                }
+                if let Some(e) = vg.extent_size {
+                    argv.push(s("-s"));
+                    argv.push(format!("{}k", e.value.0 / 1024));
+                }
+                argv.push(vgname.value.clone());
+                argv.extend(new_pvs.iter().cloned());
+                let id = c.op(
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Create),
+                    &res,
+                    format!("create volume group {vgname}"),
+                    argv,
+                    None,
+                    true,
+                    pv_ops,
+                );
+                after_vg.push(id);
+                c.change(&res, Action::Create, "no such volume group");
+            }
+        }
+        if protect {
+            c.op(
+                OpId::new(41, Address::Vg(vgname.to_string()), Verb::Protect),
+                &res,
+                format!("tag {vgname} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                vec![
+                    s("vgchange"),
+                    s("--quiet"),
+                    s("--addtag"),
+                    s(PREVENT_DESTROY_TAG),
+                    vgname.value.clone(),
+                ],
+                None,
+                true,
+                after_vg.clone(),
+            );
+        }
+        let extent = existing
+            .as_ref()
+            .map(|v| v.extent_size)
+            .filter(|e| *e > 0)
+            .or(vg.extent_size.map(|e| e.value.0))
+            .unwrap_or(4 << 20);
+        for (lvname, lv) in &vg.lvs {
+            logical_volume(c, vgname, lvname, lv, extent, &after_vg);
+        }
+        super::thin::pools(c, vgname, vg, extent, &after_vg);
+        for (sname, snap) in &vg.snapshots {
+            let res = format!("snapshot {vgname}/{sname}");
+            if snap.state == Presence::Absent {
+                continue; // teardown
+            }
+            if c.facts.lvm.lvs.contains_key(&format!("{vgname}/{sname}")) {
+                c.change(&res, Action::NoOp, "exists");
+                continue;
+            }
+            let origin = format!("lv {vgname}/{}", snap.origin);
+            let after: Vec<OpId> = c
+                .ops
+                .iter()
+                .filter(|o| o.resource == origin)
+                .map(|o| o.id.clone())
+                .chain(after_vg.iter().cloned())
+                .collect();
+            c.op(
+                OpId::new(
+                    60,
+                    Address::Snapshot {
+                        vg: vgname.to_string(),
+                        name: sname.to_string(),
+                    },
+                    Verb::Create,
+                ),
+                &res,
+                format!("snapshot {vgname}/{}", snap.origin),
+                vec![
+                    s("lvcreate"),
+                    s("--quiet"),
+                    s("--snapshot"),
+                    s("-n"),
+                    sname.value.clone(),
+                    s("-L"),
+                    format!("{}b", snap.size.value.0),
+                    format!("{vgname}/{}", snap.origin),
+                ],
+                None,
+                true,
+                after,
+            );
+            c.change(&res, Action::Create, "no such snapshot");
+        }
+    }
+}
+
+/// A VG on an array this plan assembles: it, its LVs and snapshots are announced as deferred.
+pub(super) fn defer_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, waits_for: &str) {
+    let res = std::iter::once(format!("volume group {vgname}"))
+        .chain(vg.lvs.keys().map(|l| format!("lv {vgname}/{l}")))
+        .chain(
+            vg.snapshots
+                .keys()
+                .map(|l| format!("snapshot {vgname}/{l}")),
+        )
+        .chain(super::thin::resources(vgname, vg));
+    for resource in res {
+        c.plan.deferred.push(crate::plan::Deferred {
+            resource,
+            waits_for: waits_for.to_string(),
+        });
+    }
+}
