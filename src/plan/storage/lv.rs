@@ -3,7 +3,34 @@
 
 use super::*;
 
-#[allow(clippy::too_many_arguments)]
+/// What planning one LV needs to know.
+struct LvPlan<'s> {
+    vgname: &'s str,
+    lvname: &'s str,
+    lv: &'s crate::spec::types::Lv,
+    extent: u64,
+    after_vg: &'s [OpId],
+    res: String,
+    key: String,
+    path: String,
+    dm: String,
+    /// The filesystem signature on the LV now.
+    fstype: Option<String>,
+    /// The one the spec wants.
+    want_fs: Option<&'static str>,
+}
+
+impl LvPlan<'_> {
+    fn mkfs(&self, fs: &str) -> Vec<String> {
+        let path = self.path.clone();
+        match fs {
+            "ext4" => vec![s("mkfs.ext4"), s("-q"), path],
+            "xfs" => vec![s("mkfs.xfs"), s("-q"), path],
+            _ => vec![s("mkswap"), path],
+        }
+    }
+}
+
 pub(super) fn logical_volume(
     c: &mut Ctx,
     vgname: &str,
@@ -12,14 +39,11 @@ pub(super) fn logical_volume(
     extent: u64,
     after_vg: &[OpId],
 ) {
-    let res = format!("lv {vgname}/{lvname}");
-    let key = format!("{vgname}/{lvname}");
-    let path = format!("/dev/{vgname}/{lvname}");
-    let current = c.facts.lvm.lvs.get(&key).cloned();
     if lv.state == Presence::Absent {
         return; // teardown
     }
-    if super::thin::not_plain(c, &res, &key) {
+    let key = format!("{vgname}/{lvname}");
+    if super::thin::not_plain(c, &format!("lv {key}"), &key) {
         return;
     }
     let dm = format!(
@@ -27,305 +51,439 @@ pub(super) fn logical_volume(
         vgname.replace('-', "--"),
         lvname.replace('-', "--")
     );
-    let fstype = c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
-    let want_fs = match lv.fs {
-        Filesystem::Ext4 => Some("ext4"),
-        Filesystem::Xfs => Some("xfs"),
-        Filesystem::Swap => Some("swap"),
-        Filesystem::None => None,
+    let p = LvPlan {
+        vgname,
+        lvname,
+        lv,
+        extent,
+        after_vg,
+        res: format!("lv {vgname}/{lvname}"),
+        path: format!("/dev/{vgname}/{lvname}"),
+        fstype: c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone()),
+        want_fs: match lv.fs {
+            Filesystem::Ext4 => Some("ext4"),
+            Filesystem::Xfs => Some("xfs"),
+            Filesystem::Swap => Some("swap"),
+            Filesystem::None => None,
+        },
+        key,
+        dm,
     };
-    let mkfs = |fs: &str| -> Vec<String> {
-        match fs {
-            "ext4" => vec![s("mkfs.ext4"), s("-q"), path.clone()],
-            "xfs" => vec![s("mkfs.xfs"), s("-q"), path.clone()],
-            _ => vec![s("mkswap"), path.clone()],
-        }
-    };
-    match current {
+    match c.facts.lvm.lvs.get(&p.key).cloned() {
         Some(cur) => {
-            let mut reasons = Vec::new();
-            if lv.image.is_some()
-                && !image_lv_existing(c, vgname, lvname, lv, &cur, extent, after_vg, &mut reasons)
-            {
-                return;
-            }
-            if let Some(size) = lv.size
-                && let LvSize::Bytes(b) = size.value
-            {
-                let want = b.0.div_ceil(extent) * extent;
-                if want > cur.size {
-                    let mut argv = vec![s("lvextend"), s("--quiet"), s("-L"), format!("{want}b")];
-                    if want_fs.is_some_and(|f| f != "swap") && fstype.is_some() {
-                        argv.push(s("--resizefs"));
-                    }
-                    argv.push(key.clone());
-                    c.op(
-                        OpId::new(50, Address::lv_key(&key), Verb::Extend),
-                        &res,
-                        format!("grow {key} from {} to {}", cur.size, want),
-                        argv,
-                        None,
-                        true,
-                        after_vg.to_vec(),
-                    );
-                    reasons.push(format!("grows from {} to {want} bytes", cur.size));
-                } else if want < cur.size {
-                    let shrink = format!("is {} bytes, the spec says {want}", cur.size);
-                    if !lv.allow_shrink {
-                        c.refuse(&res, format!("{shrink}: that would shrink it"), "hostform never shrinks by accident: fix the spec to the real size, or set `allow-shrink: true`");
-                        return;
-                    }
-                    let dev = c.facts.blocks.by_name(&dm).map(|b| b.kname.clone());
-                    if let Some(why) = dev.and_then(|k| c.in_use(&k)) {
-                        c.refuse(
-                            &res,
-                            format!("{shrink}, but {why}: a mounted filesystem is never shrunk"),
-                            "unmount it (or swapoff), then plan again",
-                        );
-                        return;
-                    }
-                    if cur.open {
-                        c.refuse(&res, format!("{shrink}, but it is open (a guest or a process uses it): never shrunk while in use"), "stop what uses it, then plan again");
-                        return;
-                    }
-                    if !cur.active {
-                        c.refuse(
-                            &res,
-                            format!(
-                                "{shrink}, but it is inactive: its filesystem could not be read"
-                            ),
-                            "activate it (lvchange -ay), then plan again",
-                        );
-                        return;
-                    }
-                    let resizefs = match fstype.as_deref() {
-                        Some("ext4") => true,
-                        None => false,
-                        Some("xfs") => {
-                            c.refuse(&res, format!("{shrink}, but it holds xfs, which cannot be shrunk"), "fix the spec to the real size, or copy the data to a new, smaller LV");
-                            return;
-                        }
-                        Some(f) => {
-                            c.refuse(&res, format!("{shrink}, but it holds {f}, which hostform does not shrink"), "fix the spec to the real size, or recreate it (state: absent, then present again)");
-                            return;
-                        }
-                    };
-                    if !c.may_destroy(
-                        &res,
-                        &format!("{shrink}: shrinking it (allow-shrink) cuts off its end"),
-                    ) {
-                        return;
-                    }
-                    let mut argv = vec![s("lvreduce"), s("--quiet"), s("--yes")];
-                    if resizefs {
-                        // fsadm checks the filesystem (e2fsck -f), then shrinks it first.
-                        argv.push(s("--resizefs"));
-                    }
-                    argv.extend([s("-L"), format!("{want}b"), key.clone()]);
-                    c.destroy(
-                        OpId::new(50, Address::lv_key(&key), Verb::Reduce),
-                        &res,
-                        format!(
-                            "shrink {key} from {} to {want}{}",
-                            cur.size,
-                            if resizefs { " with its ext4" } else { "" }
-                        ),
-                        argv,
-                        true,
-                        after_vg.to_vec(),
-                    );
-                    reasons.push(format!("shrinks from {} to {want} bytes", cur.size));
-                }
-            }
-            if cur.readonly != lv.readonly {
-                c.op(
-                    OpId::new(55, Address::lv_key(&key), Verb::Permission),
-                    &res,
-                    format!(
-                        "make {key} {}",
-                        if lv.readonly {
-                            "read-only"
-                        } else {
-                            "read-write"
-                        }
-                    ),
-                    vec![
-                        s("lvchange"),
-                        s("--quiet"),
-                        s("-p"),
-                        s(if lv.readonly { "r" } else { "rw" }),
-                        key.clone(),
-                    ],
-                    None,
-                    true,
-                    after_vg.to_vec(),
-                );
-                reasons.push("permission".into());
-            }
-            // An inactive LV has no device node, so no signature could be read: activate it and
-            // leave the filesystem to the next reading (the verification after apply), never mkfs.
-            let unread = !cur.active && !cur.open;
-            if unread {
-                c.op(
-                    OpId::new(52, Address::lv_key(&key), Verb::Activate),
-                    &res,
-                    format!("activate {key} (inactive: its filesystem could not be read)"),
-                    vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
-                    None,
-                    false,
-                    after_vg.to_vec(),
-                );
-                reasons.push("inactive: activated".into());
-            }
-            match (want_fs, fstype.as_deref()) {
-                _ if unread => {}
-                (Some(w), None) => {
-                    c.op(
-                        OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
-                        &res,
-                        format!("create {w} on {key} (it holds no signature)"),
-                        mkfs(w),
-                        None,
-                        false,
-                        after_vg.to_vec(),
-                    );
-                    reasons.push(format!("new {w}"));
-                }
-                (Some(w), Some(f)) if w != f => {
-                    if !lv.wipe {
-                        c.refuse(&res, format!("holds {f}, the spec says {w}"), "hostform does not reformat by accident; fix the spec, or set `wipe: true` on the LV if its data may go");
-                        return;
-                    }
-                    let dev = c.facts.blocks.by_name(&dm).map(|b| b.kname.clone());
-                    if let Some(why) = dev
-                        .and_then(|k| c.in_use(&k))
-                        .or_else(|| cur.open.then(|| format!("{key} is open")))
-                    {
-                        c.refuse(&res, format!("holds {f}, the spec says {w}, but it is in use ({why}); `wipe: true` never erases what is in use"), "stop what uses it, then plan again");
-                        return;
-                    }
-                    if !c.may_destroy(
-                        &res,
-                        &format!("holds {f}; `wipe: true` erases it for a new {w}"),
-                    ) {
-                        return;
-                    }
-                    let wipe = c.destroy(
-                        OpId::new(56, Address::lv_key(&key), Verb::Wipe(None)),
-                        &res,
-                        format!("erase the {f} signature on {key}"),
-                        vec![s("wipefs"), s("--all"), path.clone()],
-                        false,
-                        after_vg.to_vec(),
-                    );
-                    c.op(
-                        OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
-                        &res,
-                        format!("create {w} on {key}"),
-                        mkfs(w),
-                        None,
-                        false,
-                        vec![wipe],
-                    );
-                    reasons.push(format!("{f} erased (wipe: true), new {w}"));
-                }
-                _ => {}
-            }
-            if lv.prevent_destroy && !cur.protected() {
-                c.op(
-                    OpId::new(58, Address::lv_key(&key), Verb::Protect),
-                    &res,
-                    format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-                    protect_argv(&key),
-                    None,
-                    true,
-                    after_vg.to_vec(),
-                );
-                reasons.push("prevent-destroy: tagged on the host".into());
-            }
-            if reasons.is_empty() {
-                c.change(&res, Action::NoOp, "matches");
-            } else {
-                c.change(&res, Action::Update, reasons.join(", "));
+            if let Some(outcome) = existing(c, &p, &cur) {
+                c.plan.record(&p.res, outcome);
             }
         }
-        None => {
-            if lv.image.is_some() {
-                image_lv_create(c, vgname, lvname, lv, extent, after_vg);
-                return;
-            }
-            let Some(size) = lv.size else { return };
-            let mut argv = vec![
-                s("lvcreate"),
-                s("--quiet"),
-                s("--yes"),
-                s("-n"),
-                lvname.to_string(),
-            ];
-            match size.value {
-                LvSize::Bytes(b) => {
-                    argv.push(s("-L"));
-                    argv.push(format!("{}b", b.0.div_ceil(extent) * extent));
-                }
-                LvSize::PercentVg(p) => {
-                    argv.push(s("-l"));
-                    argv.push(format!("{p}%VG"));
-                }
-                LvSize::PercentFree(p) => {
-                    argv.push(s("-l"));
-                    argv.push(format!("{p}%FREE"));
-                }
-            }
-            argv.push(vgname.to_string());
-            if let Some(pv) = &lv.pv
-                && let Some(p) = c.device_path(&pv.value)
-            {
-                argv.push(p);
-            }
-            let id = c.op(
-                OpId::new(50, Address::lv_key(&key), Verb::Create),
-                &res,
-                format!("create {key} ({})", size.value),
-                argv,
-                None,
-                true,
-                after_vg.to_vec(),
-            );
-            let mut last = id.clone();
-            if let Some(w) = want_fs {
-                last = c.op(
-                    OpId::new(57, Address::lv_key(&key), Verb::Mkfs),
-                    &res,
-                    format!("create {w} on {key}"),
-                    mkfs(w),
-                    None,
-                    false,
-                    vec![last],
-                );
-            }
-            if lv.prevent_destroy {
-                c.op(
-                    OpId::new(58, Address::lv_key(&key), Verb::Protect),
-                    &res,
-                    format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-                    protect_argv(&key),
-                    None,
-                    true,
-                    vec![id.clone()],
-                );
-            }
-            if lv.readonly {
-                c.op(
-                    OpId::new(58, Address::lv_key(&key), Verb::Permission),
-                    &res,
-                    format!("make {key} read-only"),
-                    vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
-                    None,
-                    true,
-                    vec![last],
-                );
-            }
-            c.change(&res, Action::Create, "no such LV");
+        None => create(c, &p),
+    }
+}
+
+/// An LV on the host: resized, its permission set, activated, formatted, protected as the
+/// spec says. `None` when refused.
+fn existing(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv) -> Option<Outcome> {
+    let mut reasons = Vec::new();
+    if p.lv.image.is_some()
+        && !image_lv_existing(
+            c,
+            p.vgname,
+            p.lvname,
+            p.lv,
+            cur,
+            p.extent,
+            p.after_vg,
+            &mut reasons,
+        )
+    {
+        return None;
+    }
+    if let Some(size) = p.lv.size
+        && let LvSize::Bytes(b) = size.value
+    {
+        let want = b.0.div_ceil(p.extent) * p.extent;
+        if want > cur.size {
+            grow(c, p, cur, want, &mut reasons);
+        } else if want < cur.size {
+            shrink(c, p, cur, want, &mut reasons)?;
         }
     }
+    permission(c, p, cur, &mut reasons);
+    filesystem(c, p, cur, &mut reasons)?;
+    protect(c, p, cur, &mut reasons);
+    Some(if reasons.is_empty() {
+        Outcome::Identity("matches".into())
+    } else {
+        Outcome::Changed(Action::Update, vec![reasons.join(", ")])
+    })
+}
+
+fn grow(
+    c: &mut Ctx,
+    p: &LvPlan,
+    cur: &crate::kinds::lvm::Lv,
+    want: u64,
+    reasons: &mut Vec<String>,
+) {
+    let LvPlan {
+        after_vg,
+        ref res,
+        ref key,
+        ref fstype,
+        want_fs,
+        ..
+    } = *p;
+    let mut argv = vec![s("lvextend"), s("--quiet"), s("-L"), format!("{want}b")];
+    if want_fs.is_some_and(|f| f != "swap") && fstype.is_some() {
+        argv.push(s("--resizefs"));
+    }
+    argv.push(key.clone());
+    c.op(
+        OpId::new(50, Address::lv_key(key), Verb::Extend),
+        res,
+        format!("grow {key} from {} to {}", cur.size, want),
+        argv,
+        None,
+        true,
+        after_vg.to_vec(),
+    );
+    reasons.push(format!("grows from {} to {want} bytes", cur.size));
+}
+
+/// Shrink an LV (and its ext4) when `allow-shrink` and `--allow-destroy` say so, and nothing
+/// uses it; `None` when refused.
+fn shrink(
+    c: &mut Ctx,
+    p: &LvPlan,
+    cur: &crate::kinds::lvm::Lv,
+    want: u64,
+    reasons: &mut Vec<String>,
+) -> Option<()> {
+    let LvPlan {
+        lv,
+        after_vg,
+        ref res,
+        ref key,
+        ref dm,
+        ref fstype,
+        ..
+    } = *p;
+    let shrink = format!("is {} bytes, the spec says {want}", cur.size);
+    if !lv.allow_shrink {
+        c.refuse(res, format!("{shrink}: that would shrink it"), "hostform never shrinks by accident: fix the spec to the real size, or set `allow-shrink: true`");
+        return None;
+    }
+    let dev = c.facts.blocks.by_name(dm).map(|b| b.kname.clone());
+    if let Some(why) = dev.and_then(|k| c.in_use(&k)) {
+        c.refuse(
+            res,
+            format!("{shrink}, but {why}: a mounted filesystem is never shrunk"),
+            "unmount it (or swapoff), then plan again",
+        );
+        return None;
+    }
+    if cur.open {
+        c.refuse(
+            res,
+            format!(
+                "{shrink}, but it is open (a guest or a process uses it): never shrunk while in use"
+            ),
+            "stop what uses it, then plan again",
+        );
+        return None;
+    }
+    if !cur.active {
+        c.refuse(
+            res,
+            format!("{shrink}, but it is inactive: its filesystem could not be read"),
+            "activate it (lvchange -ay), then plan again",
+        );
+        return None;
+    }
+    let resizefs = match fstype.as_deref() {
+        Some("ext4") => true,
+        None => false,
+        Some("xfs") => {
+            c.refuse(
+                res,
+                format!("{shrink}, but it holds xfs, which cannot be shrunk"),
+                "fix the spec to the real size, or copy the data to a new, smaller LV",
+            );
+            return None;
+        }
+        Some(f) => {
+            c.refuse(
+                res,
+                format!("{shrink}, but it holds {f}, which hostform does not shrink"),
+                "fix the spec to the real size, or recreate it (state: absent, then present again)",
+            );
+            return None;
+        }
+    };
+    if !c.may_destroy(
+        res,
+        &format!("{shrink}: shrinking it (allow-shrink) cuts off its end"),
+    ) {
+        return None;
+    }
+    let mut argv = vec![s("lvreduce"), s("--quiet"), s("--yes")];
+    if resizefs {
+        // fsadm checks the filesystem (e2fsck -f), then shrinks it first.
+        argv.push(s("--resizefs"));
+    }
+    argv.extend([s("-L"), format!("{want}b"), key.clone()]);
+    c.destroy(
+        OpId::new(50, Address::lv_key(key), Verb::Reduce),
+        res,
+        format!(
+            "shrink {key} from {} to {want}{}",
+            cur.size,
+            if resizefs { " with its ext4" } else { "" }
+        ),
+        argv,
+        true,
+        after_vg.to_vec(),
+    );
+    reasons.push(format!("shrinks from {} to {want} bytes", cur.size));
+    Some(())
+}
+
+fn permission(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv, reasons: &mut Vec<String>) {
+    let LvPlan {
+        lv,
+        after_vg,
+        ref res,
+        ref key,
+        ..
+    } = *p;
+    if cur.readonly != lv.readonly {
+        c.op(
+            OpId::new(55, Address::lv_key(key), Verb::Permission),
+            res,
+            format!(
+                "make {key} {}",
+                if lv.readonly {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
+            ),
+            vec![
+                s("lvchange"),
+                s("--quiet"),
+                s("-p"),
+                s(if lv.readonly { "r" } else { "rw" }),
+                key.clone(),
+            ],
+            None,
+            true,
+            after_vg.to_vec(),
+        );
+        reasons.push("permission".into());
+    }
+}
+
+/// The filesystem: made on a blank LV, erased and made again with `wipe: true`, left to the
+/// next reading on an inactive LV (activated here). `None` when refused.
+fn filesystem(
+    c: &mut Ctx,
+    p: &LvPlan,
+    cur: &crate::kinds::lvm::Lv,
+    reasons: &mut Vec<String>,
+) -> Option<()> {
+    let LvPlan {
+        lv,
+        after_vg,
+        ref res,
+        ref key,
+        ref path,
+        ref dm,
+        ref fstype,
+        want_fs,
+        ..
+    } = *p;
+    let mkfs = |fs: &str| p.mkfs(fs);
+    // An inactive LV has no device node, so no signature could be read: activate it and
+    // leave the filesystem to the next reading (the verification after apply), never mkfs.
+    let unread = !cur.active && !cur.open;
+    if unread {
+        c.op(
+            OpId::new(52, Address::lv_key(key), Verb::Activate),
+            res,
+            format!("activate {key} (inactive: its filesystem could not be read)"),
+            vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
+            None,
+            false,
+            after_vg.to_vec(),
+        );
+        reasons.push("inactive: activated".into());
+    }
+    match (want_fs, fstype.as_deref()) {
+        _ if unread => {}
+        (Some(w), None) => {
+            c.op(
+                OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+                res,
+                format!("create {w} on {key} (it holds no signature)"),
+                mkfs(w),
+                None,
+                false,
+                after_vg.to_vec(),
+            );
+            reasons.push(format!("new {w}"));
+        }
+        (Some(w), Some(f)) if w != f => {
+            if !lv.wipe {
+                c.refuse(res, format!("holds {f}, the spec says {w}"), "hostform does not reformat by accident; fix the spec, or set `wipe: true` on the LV if its data may go");
+                return None;
+            }
+            let dev = c.facts.blocks.by_name(dm).map(|b| b.kname.clone());
+            if let Some(why) = dev
+                .and_then(|k| c.in_use(&k))
+                .or_else(|| cur.open.then(|| format!("{key} is open")))
+            {
+                c.refuse(res, format!("holds {f}, the spec says {w}, but it is in use ({why}); `wipe: true` never erases what is in use"), "stop what uses it, then plan again");
+                return None;
+            }
+            if !c.may_destroy(
+                res,
+                &format!("holds {f}; `wipe: true` erases it for a new {w}"),
+            ) {
+                return None;
+            }
+            let wipe = c.destroy(
+                OpId::new(56, Address::lv_key(key), Verb::Wipe(None)),
+                res,
+                format!("erase the {f} signature on {key}"),
+                vec![s("wipefs"), s("--all"), path.clone()],
+                false,
+                after_vg.to_vec(),
+            );
+            c.op(
+                OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+                res,
+                format!("create {w} on {key}"),
+                mkfs(w),
+                None,
+                false,
+                vec![wipe],
+            );
+            reasons.push(format!("{f} erased (wipe: true), new {w}"));
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+fn protect(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv, reasons: &mut Vec<String>) {
+    let LvPlan {
+        lv,
+        after_vg,
+        ref res,
+        ref key,
+        ..
+    } = *p;
+    if lv.prevent_destroy && !cur.protected() {
+        c.op(
+            OpId::new(58, Address::lv_key(key), Verb::Protect),
+            res,
+            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+            protect_argv(key),
+            None,
+            true,
+            after_vg.to_vec(),
+        );
+        reasons.push("prevent-destroy: tagged on the host".into());
+    }
+}
+
+/// A new LV: from an image, or created with its size, formatted, protected, made read-only.
+fn create(c: &mut Ctx, p: &LvPlan) {
+    let LvPlan {
+        vgname,
+        lvname,
+        lv,
+        extent,
+        after_vg,
+        ref res,
+        ref key,
+        want_fs,
+        ..
+    } = *p;
+    let mkfs = |fs: &str| p.mkfs(fs);
+    if lv.image.is_some() {
+        image_lv_create(c, vgname, lvname, lv, extent, after_vg);
+        return;
+    }
+    let Some(size) = lv.size else { return };
+    let mut argv = vec![
+        s("lvcreate"),
+        s("--quiet"),
+        s("--yes"),
+        s("-n"),
+        lvname.to_string(),
+    ];
+    match size.value {
+        LvSize::Bytes(b) => {
+            argv.push(s("-L"));
+            argv.push(format!("{}b", b.0.div_ceil(extent) * extent));
+        }
+        LvSize::PercentVg(p) => {
+            argv.push(s("-l"));
+            argv.push(format!("{p}%VG"));
+        }
+        LvSize::PercentFree(p) => {
+            argv.push(s("-l"));
+            argv.push(format!("{p}%FREE"));
+        }
+    }
+    argv.push(vgname.to_string());
+    if let Some(pv) = &lv.pv
+        && let Some(p) = c.device_path(&pv.value)
+    {
+        argv.push(p);
+    }
+    let id = c.op(
+        OpId::new(50, Address::lv_key(key), Verb::Create),
+        res,
+        format!("create {key} ({})", size.value),
+        argv,
+        None,
+        true,
+        after_vg.to_vec(),
+    );
+    let mut last = id.clone();
+    if let Some(w) = want_fs {
+        last = c.op(
+            OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+            res,
+            format!("create {w} on {key}"),
+            mkfs(w),
+            None,
+            false,
+            vec![last],
+        );
+    }
+    if lv.prevent_destroy {
+        c.op(
+            OpId::new(58, Address::lv_key(key), Verb::Protect),
+            res,
+            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+            protect_argv(key),
+            None,
+            true,
+            vec![id.clone()],
+        );
+    }
+    if lv.readonly {
+        c.op(
+            OpId::new(58, Address::lv_key(key), Verb::Permission),
+            res,
+            format!("make {key} read-only"),
+            vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
+            None,
+            true,
+            vec![last],
+        );
+    }
+    c.change(res, Action::Create, "no such LV");
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Address, Effect, Op, OpId, Options, Plan, Refusal, Risk, Verb};
+use super::{Action, Address, Effect, Op, OpId, Options, Outcome, Plan, Refusal, Risk, Verb};
 use crate::discover::Facts;
 use crate::kinds::block::{BlockDev, sfdisk_script};
 use crate::kinds::lvm::PREVENT_DESTROY_TAG;
