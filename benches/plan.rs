@@ -83,6 +83,7 @@ fn adopt(quick: bool, sizes: &[usize]) {
                     devices: vec!["/dev/md0".into()],
                     internal: false,
                     tags: Vec::new(),
+                    thin: None,
                 },
             );
             let kname = format!("dm-{}", 100 + i);

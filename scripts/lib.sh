@@ -5,7 +5,7 @@
 # git, ssh-keygen and systemd-analyze are also used by the fast tier (signed commits, timer units).
 HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-client systemd)
 HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
-  mdadm lvm2 fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
+  mdadm lvm2 thin-provisioning-tools fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils)
 
 # Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty

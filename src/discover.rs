@@ -2,8 +2,8 @@
 //! (so `hostform discover` prints a spec an operator can adopt), with the observed facts the
 //! spec does not carry (signatures, mounts, array health) beside it.
 //!
-//! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each, whatever the number of
-//! disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
+//! Processes spawned: `lsblk` once and `pvs`, `vgs`, `lvs` once each (and `lvs` once more for
+//! the thin report where there are thin pools), whatever the number of disks and volumes; md state and stable names come from /proc, /sys and /dev files; `ip -j -d
 //! link`, `ip -j addr` and `ip -j route` once each, whatever the number of links; `virsh` twice
 //! and `xl` once, whatever the number of guests. The rooms read side by side. Then the block
 //! devices held open by processes, from the `/proc/PID/fd` links (no process).
@@ -164,6 +164,56 @@ fn fs_of(fstype: Option<&str>) -> Filesystem {
         Some("swap") => Filesystem::Swap,
         _ => Filesystem::None,
     }
+}
+
+/// The thin pools of a VG and their thin LVs, in the spec language.
+fn thin_pools(f: &Facts, vg: &str) -> IndexMap<Sp<String>, ThinPool> {
+    use crate::kinds::lvm::Thin;
+    let mut out = IndexMap::new();
+    for lv in f.lvm.lvs.values().filter(|l| l.vg == vg) {
+        let Some(Thin::Pool {
+            chunk_size,
+            metadata_size,
+            ..
+        }) = &lv.thin
+        else {
+            continue;
+        };
+        let lvs = f
+            .lvm
+            .lvs
+            .iter()
+            .filter(|(k, _)| f.lvm.pool_of(k) == Some(lv.name.as_str()))
+            .filter(|(_, t)| t.vg == vg)
+            .map(|(_, t)| {
+                let fstype = f
+                    .blocks
+                    .by_name(&dm_name(vg, &t.name))
+                    .and_then(|b| b.fstype.clone());
+                (
+                    Sp::bare(t.name.clone()),
+                    ThinLv {
+                        size: Some(Sp::bare(Size(t.size))),
+                        fs: fs_of(fstype.as_deref()),
+                        prevent_destroy: t.protected(),
+                        state: Presence::Present,
+                    },
+                )
+            })
+            .collect();
+        out.insert(
+            Sp::bare(lv.name.clone()),
+            ThinPool {
+                size: Some(Sp::bare(Size(lv.size))),
+                chunk_size: (*chunk_size > 0).then(|| Sp::bare(Size(*chunk_size))),
+                metadata_size: (*metadata_size > 0).then(|| Sp::bare(Size(*metadata_size))),
+                lvs,
+                prevent_destroy: lv.protected(),
+                state: Presence::Present,
+            },
+        );
+    }
+    out
 }
 
 /// Read the host. The rooms' readings are independent, so they run side by side, each on its
@@ -451,11 +501,12 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
             .collect();
         let mut lvs = IndexMap::new();
         let mut snapshots = IndexMap::new();
+        let thin_pools = thin_pools(f, &vg.name);
         for lv in f
             .lvm
             .lvs
             .values()
-            .filter(|l| l.vg == vg.name && !l.internal)
+            .filter(|l| l.vg == vg.name && !l.internal && l.thin.is_none())
         {
             let dm = dm_name(&vg.name, &lv.name);
             let fstype = f.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
@@ -498,6 +549,7 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
                     .then(|| Sp::bare(Size(vg.extent_size))),
                 lvs,
                 snapshots,
+                thin_pools,
                 prevent_destroy: vg.protected(),
                 state: Presence::Present,
             },

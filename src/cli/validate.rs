@@ -180,7 +180,11 @@ fn count(n: usize, one: &str, many: &str) -> String {
 }
 
 fn summarize(s: &crate::spec::Spec) -> String {
-    let lvs: usize = s.volume_groups.values().map(|v| v.lvs.len()).sum();
+    let lvs: usize = s
+        .volume_groups
+        .values()
+        .map(|v| v.lvs.len() + v.thin_pools.values().map(|p| p.lvs.len()).sum::<usize>())
+        .sum();
     [
         count(s.disks.len(), "disk", "disks"),
         count(s.arrays.len(), "array", "arrays"),

@@ -9,6 +9,10 @@ use crate::runner::{RunError, Runner, joined};
 pub const PV_FIELDS: &str = "pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count";
 pub const VG_FIELDS: &str = "vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_tags";
 pub const LV_FIELDS: &str = "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size,lv_tags";
+/// Asked only when the first `lvs` shows a thin pool or a thin LV (segtype `thin-pool`, `thin`),
+/// so a host without thin provisioning still costs three processes.
+pub const THIN_FIELDS: &str =
+    "lv_name,vg_name,segtype,pool_lv,chunk_size,lv_metadata_size,data_percent,metadata_percent";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pv {
@@ -54,6 +58,33 @@ pub struct Lv {
     /// LVM tags (`lv_tags`): hostform's `hostform_prevent_destroy` among them.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Thin provisioning: the LV is a thin pool, or a thin LV of a pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thin: Option<Thin>,
+}
+
+/// What the thin report (`THIN_FIELDS`) says of a thin pool or a thin LV.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Thin {
+    /// A thin pool (`segtype` `thin-pool`); `Lv::size` is the size of its data.
+    Pool {
+        chunk_size: u64,
+        /// The size of its metadata LV (`[POOL_tmeta]`).
+        metadata_size: u64,
+        /// How full its data and metadata are (`data_percent`, `metadata_percent`): they
+        /// change as thin LVs are written, so the state fingerprint leaves them out.
+        #[serde(default)]
+        data_percent: String,
+        #[serde(default)]
+        metadata_percent: String,
+    },
+    /// A thin LV (`segtype` `thin`) of the pool named here; `Lv::size` is its virtual size.
+    Volume {
+        pool: String,
+        #[serde(default)]
+        data_percent: String,
+    },
 }
 
 /// The LVM tag that protects an LV or a VG from removal, whatever later specs say.
@@ -162,6 +193,26 @@ struct RawLv {
     devices: String,
     #[serde(default)]
     lv_tags: String,
+    #[serde(default)]
+    segtype: String,
+}
+
+#[derive(Deserialize)]
+struct RawThin {
+    lv_name: String,
+    vg_name: String,
+    #[serde(default)]
+    segtype: String,
+    #[serde(default)]
+    pool_lv: String,
+    #[serde(default)]
+    chunk_size: String,
+    #[serde(default)]
+    lv_metadata_size: String,
+    #[serde(default)]
+    data_percent: String,
+    #[serde(default)]
+    metadata_percent: String,
 }
 
 impl Lvm {
@@ -215,6 +266,20 @@ impl Lvm {
                 open: attr.get(5) == Some(&'o'),
                 devices: Vec::new(),
                 tags: tags(&l.lv_tags),
+                // Filled from the thin report (`Lvm::add_thin`); a placeholder marks it asked for.
+                thin: match l.segtype.as_str() {
+                    "thin-pool" => Some(Thin::Pool {
+                        chunk_size: 0,
+                        metadata_size: 0,
+                        data_percent: String::new(),
+                        metadata_percent: String::new(),
+                    }),
+                    "thin" => Some(Thin::Volume {
+                        pool: String::new(),
+                        data_percent: String::new(),
+                    }),
+                    _ => None,
+                },
             });
             for d in devices {
                 if !entry.devices.contains(&d) {
@@ -225,7 +290,48 @@ impl Lvm {
         Ok(out)
     }
 
-    /// Read LVM with three processes. No LVM tools installed means no LVM here.
+    /// Whether the first `lvs` showed thin pools or thin LVs (the thin report is then asked).
+    pub fn has_thin(&self) -> bool {
+        self.lvs.values().any(|l| l.thin.is_some())
+    }
+
+    /// Merge the thin report (`lvs -a … -o THIN_FIELDS`) into the LVs it names.
+    pub fn add_thin(&mut self, json: &str) -> Result<(), String> {
+        for t in rows::<RawThin>(json, "lv")? {
+            let key = format!(
+                "{}/{}",
+                t.vg_name.trim(),
+                t.lv_name.trim_matches(|c| c == '[' || c == ']')
+            );
+            let Some(lv) = self.lvs.get_mut(&key) else {
+                continue;
+            };
+            lv.thin = match t.segtype.as_str() {
+                "thin-pool" => Some(Thin::Pool {
+                    chunk_size: bytes(&t.chunk_size),
+                    metadata_size: bytes(&t.lv_metadata_size),
+                    data_percent: t.data_percent,
+                    metadata_percent: t.metadata_percent,
+                }),
+                "thin" => Some(Thin::Volume {
+                    pool: t.pool_lv.trim_matches(|c| c == '[' || c == ']').to_string(),
+                    data_percent: t.data_percent,
+                }),
+                _ => lv.thin.take(),
+            };
+        }
+        Ok(())
+    }
+
+    /// The thin pool of a thin LV.
+    pub fn pool_of(&self, key: &str) -> Option<&str> {
+        match &self.lvs.get(key)?.thin {
+            Some(Thin::Volume { pool, .. }) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// Read LVM with three processes (four when there are thin pools). No LVM tools installed means no LVM here.
     pub fn discover(r: &dyn Runner) -> Result<Lvm, String> {
         let run = |cmd: &str, fields: &str| -> Result<String, String> {
             let argv = [cmd, "--reportformat", "json", "--units", "b", "-o", fields];
@@ -254,6 +360,22 @@ impl Lvm {
             (joined(pvs), joined(vgs), lvs)
         });
         let mut lvm = Lvm::parse(&pvs?, &vgs?, &lvs?)?;
+        if lvm.has_thin() {
+            let argv = [
+                "lvs",
+                "-a",
+                "--reportformat",
+                "json",
+                "--units",
+                "b",
+                "-o",
+                THIN_FIELDS,
+            ];
+            match r.check(&argv) {
+                Ok(o) => lvm.add_thin(&o.stdout)?,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
         lvm.lockd = lockd_running(r);
         Ok(lvm)
     }

@@ -47,6 +47,8 @@ pub struct Context<'a> {
     pub wiped: &'a BTreeSet<String>,
     /// An operation of this plan makes the device (see [`made_by`]).
     pub made: bool,
+    /// The LVs (`/dev/VG/LV`) that `lvremove` operations of this plan remove.
+    pub removed: &'a BTreeSet<String>,
 }
 
 /// The devices an argv writes: the rule's input, derived once from the command itself so that
@@ -174,6 +176,12 @@ pub fn signatures(b: &BlockDev, facts: &Facts) -> Vec<String> {
 /// Why the device is in use (mounted, swap, something on it mounted, held open by a process,
 /// an LV held open by a guest): never written, whatever the flags.
 pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
+    in_use_removing(b, facts, &BTreeSet::new())
+}
+
+/// [`in_use`], for a plan that removes the LVs `removed` (`/dev/VG/LV`): a thin pool is open
+/// while its thin LVs are active, and stops being used when the plan removes them all.
+fn in_use_removing(b: &BlockDev, facts: &Facts, removed: &BTreeSet<String>) -> Option<String> {
     if b.mountpoints.iter().any(|m| m == "[SWAP]") {
         return Some(format!("{} is active swap", b.kname));
     }
@@ -197,8 +205,9 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
         .lvm
         .lvs
         .iter()
-        .find(|(_, lv)| {
+        .find(|(key, lv)| {
             lv.open
+                && !pool_emptied(key, facts, removed)
                 && facts
                     .blocks
                     .by_name(&dm_name(&lv.vg, &lv.name))
@@ -206,6 +215,23 @@ pub fn in_use(b: &BlockDev, facts: &Facts) -> Option<String> {
                     == Some(&b.kname)
         })
         .map(|(key, _)| format!("{key} is open (mounted, or attached to a running guest)"))
+}
+
+/// A thin pool shows as open while its thin LVs are active. It is not in use when this plan
+/// removes every one of them (`removed`) and none is open itself; otherwise it is.
+fn pool_emptied(key: &str, facts: &Facts, removed: &BTreeSet<String>) -> bool {
+    let Some(lv) = facts.lvm.lvs.get(key) else {
+        return false;
+    };
+    if !matches!(lv.thin, Some(crate::kinds::lvm::Thin::Pool { .. })) {
+        return false;
+    }
+    facts
+        .lvm
+        .lvs
+        .iter()
+        .filter(|(k, t)| t.vg == lv.vg && facts.lvm.pool_of(k) == Some(lv.name.as_str()))
+        .all(|(_, t)| !t.open && removed.contains(&format!("/dev/{}/{}", t.vg, t.name)))
 }
 
 /// The processes holding the device open: the device itself, anything stacked on it (its
@@ -327,7 +353,7 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     } else {
         format!("{path} ({})", b.kname)
     };
-    if let Some(why) = in_use(b, facts) {
+    if let Some(why) = in_use_removing(b, facts, ctx.removed) {
         return Verdict::Refused(format!("{who} is in use ({why})"));
     }
     if ctx.wiped.contains(&b.kname) && ctx.allow_destroy {
@@ -397,6 +423,11 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String,
             std::iter::once(k.clone()).chain(facts.blocks.children(k).map(|c| c.kname.clone()))
         })
         .collect();
+    let removed: BTreeSet<String> = ops
+        .iter()
+        .filter(|o| o.program() == Some("lvremove"))
+        .flat_map(|o| o.writes.iter().cloned())
+        .collect();
     let mut out = Vec::new();
     for o in ops {
         let ctx = Context {
@@ -407,6 +438,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String,
             readds_to: readds_to(o),
             wiped: &wiped,
             made: false,
+            removed: &removed,
         };
         for w in &o.writes {
             let ctx = Context {

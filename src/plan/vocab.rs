@@ -85,6 +85,8 @@ pub enum Verb {
     /// Remove one member (an array's faulty member): `remove:vdb2`.
     RemoveMember(String),
     Extend,
+    /// Grow a thin pool's metadata: `metadata`.
+    Metadata,
     Reduce,
     Protect,
     Permission,
@@ -130,6 +132,7 @@ impl Verb {
             Verb::Remove => ("remove", None),
             Verb::RemoveMember(m) => ("remove", Some(m)),
             Verb::Extend => ("extend", None),
+            Verb::Metadata => ("metadata", None),
             Verb::Reduce => ("reduce", None),
             Verb::Protect => ("protect", None),
             Verb::Permission => ("permission", None),
@@ -170,6 +173,7 @@ impl Verb {
             ("remove", false) => Verb::Remove,
             ("remove", true) => Verb::RemoveMember(a()?),
             ("extend", false) => Verb::Extend,
+            ("metadata", false) => Verb::Metadata,
             ("reduce", false) => Verb::Reduce,
             ("protect", false) => Verb::Protect,
             ("permission", false) => Verb::Permission,
@@ -584,6 +588,17 @@ mod tests {
             (
                 OpId::new(65, Address::Route("default".into()), Verb::Set),
                 "65:route:default",
+            ),
+            (
+                OpId::new(
+                    53,
+                    Address::ThinPool {
+                        vg: "vg0".into(),
+                        pool: "pool0".into(),
+                    },
+                    Verb::Metadata,
+                ),
+                "53:thin-pool:vg0/pool0:metadata",
             ),
             // Links named like a kind.
             (

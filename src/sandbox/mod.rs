@@ -48,7 +48,7 @@ pub use host::{HostTools, Kernel, SYSTEM_DIRS, find_exe};
 
 /// Modules loaded in the guest once udev runs (in addition to what udev
 /// loads by itself).
-pub const GUEST_MODULES: [&str; 15] = [
+pub const GUEST_MODULES: [&str; 16] = [
     "virtio_blk",
     "virtio_net",
     "md_mod",
@@ -59,6 +59,7 @@ pub const GUEST_MODULES: [&str; 15] = [
     "dm_mod",
     "dm_snapshot",
     "dm_mirror",
+    "dm_thin_pool",
     "bridge",
     "tun",
     "dummy",

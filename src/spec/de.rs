@@ -267,6 +267,8 @@ impl<'a> Decoder<'a> {
 fn friendly(name: &str) -> String {
     match name {
         "Lv" => "logical volume",
+        "ThinPool" => "thin pool",
+        "ThinLv" => "thin LV",
         "Vm" => "guest",
         "VmDisk" => "guest disk",
         "VmNic" => "guest NIC",

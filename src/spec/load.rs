@@ -788,10 +788,19 @@ fn volume_groups(
                 .lvs
                 .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
         }
-        match dec.decode::<VolumeGroup>(&without(value, &["lvs", "snapshots"])) {
+        let mut pools = IndexMap::new();
+        if let Some(t) = value.get("thin-pools") {
+            let mut names = BTreeSet::new();
+            pools = thin_pools(t, dec, &mut names);
+            broken
+                .lvs
+                .extend(names.into_iter().map(|n| format!("{}/{n}", key.name)));
+        }
+        match dec.decode::<VolumeGroup>(&without(value, &["lvs", "snapshots", "thin-pools"])) {
             Some(mut vg) => {
                 vg.lvs = lvs;
                 vg.snapshots = snaps;
+                vg.thin_pools = pools;
                 out.insert(Sp::new(key.name.clone(), key.span), vg);
             }
             None => {
@@ -799,8 +808,50 @@ fn volume_groups(
                 broken.lvs.extend(
                     lvs.keys()
                         .chain(snaps.keys())
+                        .chain(pools.keys())
+                        .chain(pools.values().flat_map(|p| p.lvs.keys()))
                         .map(|n| format!("{}/{n}", key.name)),
                 );
+            }
+        }
+    }
+    out
+}
+
+/// A VG's `thin-pools`: each pool, and each thin LV in it, decoded on its own. `names` gets
+/// what failed to decode (a broken pool's thin LVs too), so references to them do not cascade.
+fn thin_pools(
+    node: &Node,
+    dec: &Decoder,
+    names: &mut BTreeSet<String>,
+) -> IndexMap<Sp<String>, ThinPool> {
+    let mut out = IndexMap::new();
+    let Some(map) = node.as_map() else {
+        if !matches!(node.kind, NodeKind::Null) {
+            dec.push(
+                Diagnostic::error(format!(
+                    "`thin-pools` must be a mapping of pool names to thin pools, found {}",
+                    node.describe()
+                ))
+                .code("invalid")
+                .at(node.span),
+            );
+        }
+        return out;
+    };
+    for (key, value) in map {
+        let lvs = value
+            .get("lvs")
+            .map(|l| entries::<ThinLv>(l, "lvs", dec, names))
+            .unwrap_or_default();
+        match dec.decode::<ThinPool>(&without(value, &["lvs"])) {
+            Some(mut pool) => {
+                pool.lvs = lvs;
+                out.insert(Sp::new(key.name.clone(), key.span), pool);
+            }
+            None => {
+                names.insert(key.name.clone());
+                names.extend(lvs.keys().map(|n| n.value.clone()));
             }
         }
     }

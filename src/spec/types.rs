@@ -449,6 +449,9 @@ pub struct VolumeGroup {
     /// Snapshots of LVs in this VG, keyed by snapshot name.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub snapshots: IndexMap<Name, Snapshot>,
+    /// Thin pools of this VG, keyed by pool name, each with its thin LVs.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub thin_pools: IndexMap<Name, ThinPool>,
     /// Never remove this VG, even if asked; kept as a protection on the host (the LVM tag
     /// `hostform_prevent_destroy`) after it leaves the spec.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -504,6 +507,79 @@ pub struct Lv {
     /// `absent` removes the LV (destructive).
     #[serde(default, skip_serializing_if = "is_present")]
     pub state: Presence,
+}
+
+/// A thin pool (`lvcreate --type thin-pool`): space that thin LVs take as they are written,
+/// so their virtual sizes may add up to more than the pool holds.
+///
+/// ```yaml
+/// thin-pools:
+///   pool0:
+///     size: 100GiB
+///     chunk-size: 64KiB
+///     metadata-size: 128MiB
+///     lvs:
+///       web_root: { size: 40GiB, fs: ext4 }
+///       web_data: { size: 200GiB }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThinPool {
+    /// Size of the pool's data space (`-L`). Grown with `lvextend`; never shrunk (LVM cannot
+    /// shrink a thin pool). Required unless `state: absent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Sp<Size>>,
+    /// Chunk size (`--chunksize`): a power of two from 64KiB to 1GiB; LVM chooses when omitted.
+    /// Fixed at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_size: Option<Sp<Size>>,
+    /// Size of the pool's metadata (`--poolmetadatasize`), 2MiB to 16GiB; LVM chooses when
+    /// omitted. Grown with `lvextend --poolmetadatasize`, never shrunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_size: Option<Sp<Size>>,
+    /// Thin LVs in this pool, keyed by LV name (the VG's LV namespace).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lvs: IndexMap<Name, ThinLv>,
+    /// Never remove this pool, even if asked; kept as a protection on the host (the LVM tag
+    /// `hostform_prevent_destroy`) after it leaves the spec.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub prevent_destroy: bool,
+    /// `absent` removes the pool (destructive); its thin LVs must be absent too.
+    #[serde(default, skip_serializing_if = "is_present")]
+    pub state: Presence,
+}
+
+/// A thin LV (`lvcreate --type thin`): a virtual size, backed by its pool as it is written.
+///
+/// ```yaml
+/// web_root: { size: 40GiB, fs: ext4 }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ThinLv {
+    /// Virtual size (`-V`): what the LV shows, not what it takes from the pool. Grown with
+    /// `lvextend` (and its filesystem with it); never shrunk. Required unless `state: absent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Sp<Size>>,
+    /// Filesystem to create on the LV: ext4, xfs, swap or none (the default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub fs: Filesystem,
+    /// Never remove this LV, even if asked; kept as a protection on the host (the LVM tag
+    /// `hostform_prevent_destroy`) after it leaves the spec.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub prevent_destroy: bool,
+    /// `absent` removes the thin LV (destructive).
+    #[serde(default, skip_serializing_if = "is_present")]
+    pub state: Presence,
+}
+
+impl VolumeGroup {
+    /// A thin LV of this VG by name, with the name of its pool.
+    pub fn thin_lv(&self, name: &str) -> Option<(&Name, &ThinLv)> {
+        self.thin_pools
+            .iter()
+            .find_map(|(p, pool)| pool.lvs.get(name).map(|l| (p, l)))
+    }
 }
 
 /// Filesystem (or swap) created on a volume.

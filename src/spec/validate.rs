@@ -63,12 +63,16 @@ impl Ctx<'_> {
         let prefix = format!("{vgname}/");
         did_you_mean(
             lv,
-            vg.lvs.keys().map(|k| k.value.as_str()).chain(
-                self.broken
-                    .lvs
-                    .iter()
-                    .filter_map(|k| k.strip_prefix(prefix.as_str())),
-            ),
+            vg.lvs
+                .keys()
+                .chain(vg.thin_pools.values().flat_map(|p| p.lvs.keys()))
+                .map(|k| k.value.as_str())
+                .chain(
+                    self.broken
+                        .lvs
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(prefix.as_str())),
+                ),
         )
     }
 
@@ -786,6 +790,7 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                 }
             }
         }
+        fixed = fixed.saturating_add(thin_pools(c, vgname, vg, extent));
         if pct_vg > 100 {
             c.error(
                 "capacity",
@@ -813,14 +818,181 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
                 .sum();
             let need = fixed.saturating_add(vg_size / 100 * u64::from(pct_vg.min(100)));
             if need > vg_size {
+                let what = if vg.thin_pools.is_empty() {
+                    "LVs and snapshots"
+                } else {
+                    "LVs, snapshots and thin pools"
+                };
                 c.error("capacity", vgname.span, format!(
-                    "volume group `{vgname}` is overcommitted: its LVs and snapshots need {}, it holds about {}",
+                    "volume group `{vgname}` is overcommitted: its {what} need {}, it holds about {}",
                     super::units::human(need),
                     super::units::human(vg_size)
                 )).hint = Some("shrink some LVs, add a PV, or correct the disk sizes".into());
             }
         }
     }
+}
+
+/// A VG's thin pools and their thin LVs: names (the VG's one LV namespace), sizes, chunk and
+/// metadata sizes, pools removed under kept thin LVs, and overcommit (a warning: thin LVs may
+/// promise more than the pool holds, that is what they are for, but the operator should see
+/// by how much). Returns what the pools take from the VG, in whole extents: data, and metadata
+/// twice (LVM keeps a spare metadata LV of the same size) when the spec states it.
+fn thin_pools(c: &mut Ctx, vgname: &Sp<String>, vg: &VolumeGroup, extent: u64) -> u64 {
+    let mut taken: u64 = 0;
+    let mut seen: BTreeMap<&str, Span> = vg
+        .lvs
+        .keys()
+        .chain(vg.snapshots.keys())
+        .map(|k| (k.value.as_str(), k.span))
+        .collect();
+    let round = |b: u64| b.div_ceil(extent) * extent;
+    for (pname, pool) in &vg.thin_pools {
+        c.rule(names::lv(pname), pname.span);
+        let names =
+            std::iter::once((pname, "thin pool")).chain(pool.lvs.keys().map(|k| (k, "thin LV")));
+        let mut dups = Vec::new();
+        for (n, what) in names {
+            if let Some(first) = seen.get(n.value.as_str()) {
+                dups.push((
+                    n.span,
+                    *first,
+                    format!("`{n}` is used twice in `{vgname}` (a {what})"),
+                ));
+            } else {
+                seen.insert(n.value.as_str(), n.span);
+            }
+        }
+        for (at, first, msg) in dups {
+            let d = c.error("duplicate", at, msg);
+            d.hint =
+                Some("LVs, snapshots, thin pools and thin LVs share one namespace in a VG".into());
+            d.related.push((first, "first used here".into()));
+        }
+        let present = pool.state == Presence::Present;
+        match pool.size {
+            None if present => {
+                c.error(
+                    "size",
+                    pname.span,
+                    format!("thin pool `{vgname}/{pname}` has no size"),
+                )
+                .hint = Some("add `size:` (the pool's data space: 100GiB)".into());
+            }
+            Some(s) if s.value.0 == 0 => {
+                c.error("size", s.span, "a thin pool cannot be empty");
+            }
+            Some(s) if present => taken = taken.saturating_add(round(s.value.0)),
+            _ => {}
+        }
+        if let Some(cs) = pool.chunk_size
+            && (!cs.value.0.is_power_of_two() || cs.value.0 < 64 * 1024 || cs.value.0 > 1 << 30)
+        {
+            c.error(
+                "size",
+                cs.span,
+                format!(
+                    "chunk size {} is not a power of two from 64KiB to 1GiB",
+                    cs.value
+                ),
+            )
+            .hint = Some("LVM's thin chunks: 64KiB, 128KiB, … 1GiB".into());
+        }
+        if let Some(m) = pool.metadata_size {
+            if m.value.0 < 2 * MIB || m.value.0 > 16 * 1024 * MIB {
+                c.error(
+                    "size",
+                    m.span,
+                    format!("metadata size {} is outside LVM's 2MiB to 16GiB", m.value),
+                );
+            } else if present {
+                taken = taken.saturating_add(2 * round(m.value.0));
+            }
+        }
+        if pool.prevent_destroy && !present {
+            c.error(
+                "conflict",
+                pname.span,
+                format!(
+                    "thin pool `{vgname}/{pname}` is both `prevent-destroy` and `state: absent`"
+                ),
+            )
+            .hint = Some(
+                "remove `prevent-destroy` first (in its own reviewed change) if it really must go"
+                    .into(),
+            );
+        }
+        let mut virtual_total: u64 = 0;
+        for (lname, lv) in &pool.lvs {
+            c.rule(names::lv(lname), lname.span);
+            let lv_present = lv.state == Presence::Present;
+            if lv_present && !present {
+                c.error(
+                    "conflict",
+                    lname.span,
+                    format!("thin LV `{vgname}/{lname}` stays, but its pool `{pname}` is `state: absent`"),
+                )
+                .hint = Some("a pool goes with its thin LVs: mark each `state: absent` too".into());
+            }
+            if lv.prevent_destroy && !lv_present {
+                c.error(
+                    "conflict",
+                    lname.span,
+                    format!("thin LV `{vgname}/{lname}` is both `prevent-destroy` and `state: absent`"),
+                )
+                .hint = Some("remove `prevent-destroy` first (in its own reviewed change) if it really must go".into());
+            }
+            match lv.size {
+                None if lv_present => {
+                    c.error(
+                        "size",
+                        lname.span,
+                        format!("thin LV `{vgname}/{lname}` has no size"),
+                    )
+                    .hint = Some("add `size:` (its virtual size: 40GiB)".into());
+                }
+                Some(s) if s.value.0 == 0 => {
+                    c.error("size", s.span, "a thin LV cannot be empty");
+                }
+                Some(s) if lv_present => {
+                    virtual_total = virtual_total.saturating_add(s.value.0);
+                    if let Some((tool, min, shown)) = fs_minimum(lv.fs)
+                        && s.value.0 < min
+                    {
+                        c.error(
+                            "size",
+                            s.span,
+                            format!(
+                                "`{vgname}/{lname}` is {} with `fs: {}`, below {tool}'s minimum of {shown}",
+                                s.value,
+                                fs_name(lv.fs)
+                            ),
+                        )
+                        .hint = Some(format!("{tool} refuses it at apply; give at least {shown}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if let Some(size) = pool.size
+            && present
+            && size.value.0 > 0
+            && virtual_total > size.value.0
+        {
+            let ratio = virtual_total as f64 / size.value.0 as f64;
+            c.warn(
+                "overcommit",
+                pname.span,
+                format!(
+                    "thin pool `{vgname}/{pname}` is overcommitted {ratio:.2}x: its thin LVs promise {}, it holds {}",
+                    super::units::human(virtual_total),
+                    super::units::human(size.value.0)
+                ),
+            )
+            .hint = Some("writes fail once the pool is full: watch its data% (`lvs`), grow it in time".into());
+        }
+    }
+    taken
 }
 
 /// A disk used whole (as a PV or array member) cannot also be partitioned.
@@ -1002,7 +1174,26 @@ fn vms(c: &mut Ctx) {
                     )
                     .hint = Some("detach the disk, or keep the LV".into());
                 }
-                Some(vg) if vg.lvs.contains_key(lvn) || vg.snapshots.contains_key(lvn) => {}
+                Some(vg)
+                    if vg
+                        .thin_lv(lvn)
+                        .is_some_and(|(_, l)| l.state == Presence::Absent)
+                        && vm.state != Some(VmState::Absent) =>
+                {
+                    c.error(
+                        "conflict",
+                        d.lv.span,
+                        format!(
+                            "guest `{name}` uses `{}`, which the spec removes (`state: absent`)",
+                            d.lv
+                        ),
+                    )
+                    .hint = Some("detach the disk, or keep the thin LV".into());
+                }
+                Some(vg)
+                    if vg.lvs.contains_key(lvn)
+                        || vg.snapshots.contains_key(lvn)
+                        || vg.thin_lv(lvn).is_some() => {}
                 Some(vg) => {
                     if !c.broken.lvs.contains(&d.lv.value) {
                         let h = c.lv_hint(vgn, vg, lvn);

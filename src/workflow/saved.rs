@@ -37,6 +37,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// fingerprint. `*` matches any key. Rooms whose facts carry counters or progress add them here.
 pub const VOLATILE: &[&[&str]] = &[
     &["arrays", "*", "progress"],
+    // How full a thin pool (and each thin LV) is changes as guests write.
+    &["lvm", "lvs", "*", "thin", "*", "data_percent"],
+    &["lvm", "lvs", "*", "thin", "*", "metadata_percent"],
     // Where the SSH session that runs hostform arrived: a property of the session, not of
     // the host (a plan made over SSH may be applied from the console).
     &["net", "ssh_local"],
@@ -412,6 +415,33 @@ pub fn check_state(saved: &SavedPlan, now: &StateId) -> Result<(), Stale> {
 mod tests {
     use super::*;
     use crate::runner::fixtures::runner;
+
+    /// A pool fills as guests write: a saved plan does not go stale for that, but does when the
+    /// pool grows.
+    #[test]
+    fn how_full_a_pool_is_is_not_part_of_the_state_fingerprint() {
+        use crate::kinds::lvm::Thin;
+        let d = crate::discover::discover(&runner("thin")).expect("thin");
+        let before = state_id(&d.facts, "t").fingerprint;
+        let mut facts = d.facts.clone();
+        for lv in facts.lvm.lvs.values_mut() {
+            match &mut lv.thin {
+                Some(Thin::Pool {
+                    data_percent,
+                    metadata_percent,
+                    ..
+                }) => {
+                    *data_percent = "99.00".into();
+                    *metadata_percent = "50.00".into();
+                }
+                Some(Thin::Volume { data_percent, .. }) => *data_percent = "42.00".into(),
+                None => {}
+            }
+        }
+        assert_eq!(state_id(&facts, "t").fingerprint, before);
+        facts.lvm.lvs.get_mut("vgt/pool0").unwrap().size *= 2;
+        assert_ne!(state_id(&facts, "t").fingerprint, before);
+    }
 
     const SPEC: &str = "host: lab
 disks:

@@ -1,6 +1,7 @@
 //! Storage on the real kernel: a RAID1 and LVM stack by hand, read back by discover; an array
 //! reassembled and built upon; a host grown through every kind of LV; LVs from images; shrink
-//! and teardown under prevent-destroy; a failed member replaced.
+//! and teardown under prevent-destroy; a failed member replaced; a thin pool made, grown and
+//! torn down.
 
 use std::fs;
 use std::process::Command;
@@ -201,6 +202,99 @@ lsblk -no PARTLABEL /dev/vda3
     assert!(out.contains(" scratch -wi-a"), "{out}");
     assert!(out.contains("\nxfs\n"), "{out}");
     assert!(out.contains("\nlvm\n"), "the appended partition: {out}");
+}
+
+/// Thin provisioning on a real kernel (dm-thin-pool, thin_check): blank disk → a pool and two
+/// overcommitted thin LVs (ext4 on one) → an empty second plan → the pool and the ext4 thin LV
+/// grown, its file kept → the whole VG torn down, thin LVs before their pool. One boot.
+#[test]
+fn a_thin_pool_is_made_grown_and_torn_down() {
+    let Some(_vm) = vm() else { return };
+    let script = r#"
+H=$HOSTFORM; S=tests/specs/e2e
+$H validate $S/thin.yaml 2>&1 | grep -o 'overcommitted 6.00x'
+$H apply $S/thin.yaml --auto-approve > /tmp/a.log 2>&1; echo apply=$?
+grep -E '^ *\$ (lvcreate|mkfs)' /tmp/a.log
+$H plan $S/thin.yaml --detailed-exitcode > /tmp/p.log 2>&1; echo second=$?
+mkdir -p /mnt/web && mount /dev/vgt/web /mnt/web && echo kept > /mnt/web/f && umount /mnt/web
+$H apply $S/thin-grown.yaml --auto-approve > /tmp/g.log 2>&1; echo grow=$?
+grep -E '^ *\$ lvextend|Verified' /tmp/g.log
+$H plan $S/thin-grown.yaml --detailed-exitcode > /tmp/p2.log 2>&1; echo grown-second=$?
+lvs --noheadings --units b -o lv_name,lv_size,segtype,pool_lv vgt | tr -s ' '
+mount /dev/vgt/web /mnt/web && cat /mnt/web/f && echo "blocks: $(df -B1M --output=size /mnt/web | tail -1 | tr -d ' ')" && umount /mnt/web
+$H apply $S/thin-destroy.yaml --auto-approve > /tmp/d0.log 2>&1; echo destroy-no-flag=$?
+$H apply $S/thin-destroy.yaml --auto-approve --allow-destroy > /tmp/d.log 2>&1; echo destroy=$?
+grep '\[destructive\]' /tmp/d.log
+echo "vgs: $(vgs --noheadings -o vg_name | tr -d ' ')."
+"#
+    .replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"));
+    let o = hostform(
+        &root(),
+        &[
+            "sandbox",
+            "tests/specs/e2e/thin.yaml",
+            "--scale",
+            "1",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("overcommitted 6.00x"), "{out}");
+    assert!(out.contains("apply=0"), "{out}");
+    for cmd in [
+        "$ lvcreate --quiet --yes --type thin-pool -L 268435456b --chunksize 128k --poolmetadatasize 4096k -n pool0 vgt",
+        "$ lvcreate --quiet --yes --type thin -V 536870912b -n web vgt/pool0",
+        "$ lvcreate --quiet --yes --type thin -V 1073741824b -n scratch vgt/pool0",
+        "$ mkfs.ext4 -q /dev/vgt/web",
+        "$ lvextend --quiet -L 402653184b vgt/pool0",
+        "$ lvextend --quiet -L 805306368b --resizefs vgt/web",
+    ] {
+        assert!(out.contains(cmd), "{cmd}: {out}");
+    }
+    assert!(out.contains("second=0"), "{out}");
+    assert!(out.contains("grow=0"), "{out}");
+    assert!(out.contains("grown-second=0"), "{out}");
+    assert!(out.contains(" pool0 402653184B thin-pool \n"), "{out}");
+    assert!(out.contains(" web 805306368B thin pool0\n"), "{out}");
+    assert!(out.contains(" scratch 1073741824B thin pool0\n"), "{out}");
+    assert!(
+        out.contains("\nkept\n"),
+        "the file survived the grow: {out}"
+    );
+    assert!(
+        out.lines()
+            .find_map(|l| l.strip_prefix("blocks: "))
+            .and_then(|b| b.parse::<u64>().ok())
+            .is_some_and(|mb| mb > 700),
+        "the ext4 grew with its LV: {out}"
+    );
+    assert!(out.contains("destroy-no-flag=1"), "{out}");
+    assert!(out.contains("destroy=0"), "{out}");
+    let mut teardown: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with("[destructive]"))
+        .map(str::trim)
+        .collect();
+    // The two thin LVs go side by side, in either order; then the pool, the VG, the PV label.
+    if teardown.len() >= 2 {
+        teardown[..2].sort();
+    }
+    assert_eq!(
+        teardown,
+        [
+            "remove vgt/scratch [destructive]",
+            "remove vgt/web [destructive]",
+            "remove thin pool vgt/pool0 [destructive]",
+            "remove volume group vgt [destructive]",
+            "clear the PV label of /dev/vda [destructive]",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("vgs: ."), "{out}");
 }
 
 const IMAGE_SPEC: &str = "host: lab

@@ -9,7 +9,7 @@ use hostform::plan::{Options, plan_host, render};
 /// Scenarios replayed by `ReplayRunner` whole (`guests/` is scripted and `degraded/` holds the
 /// arrays' captures only: their own tests replay them).
 const SCENARIOS: &[&str] = &[
-    "blank", "full", "reused", "failed", "replaced", "tagged", "opened",
+    "blank", "full", "reused", "failed", "replaced", "tagged", "opened", "thin",
 ];
 
 /// Network-only captures: planned on the blank scenario's disks, with the network read from

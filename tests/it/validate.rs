@@ -185,6 +185,32 @@ fn warnings_do_not_fail_validation() {
     assert!(stdout(&o).contains("1 warning"));
 }
 
+/// A thin pool promising more than it holds is what thin pools are for: a warning with the
+/// ratio, not an error; a guest may use a thin LV; a thin LV in a pool removed is an error.
+#[test]
+fn an_overcommitted_thin_pool_is_a_warning_and_its_lvs_are_lvs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "host: h\ndisks:\n  sda: { serial: S1, size: 100GiB }\nvolume-groups:\n  vg0:\n    pvs: [sda]\n    thin-pools:\n      pool0:\n        size: 10GiB\n        lvs:\n          web: { size: 20GiB, fs: ext4 }\n          db: { size: 5GiB }\nvms:\n  web: { hypervisor: libvirt, memory: 1GiB, vcpus: 1, disks: [{ lv: vg0/web, target: vda }] }\n";
+    std::fs::write(dir.path().join("h.yaml"), spec).unwrap();
+    let o = hostform(dir.path(), &["validate", "h.yaml"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning[overcommit]: thin pool `vg0/pool0` is overcommitted 2.50x: its thin LVs promise 25GiB, it holds 10GiB"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("2 LVs"), "{}", stdout(&o));
+    let gone = spec.replace("        size: 10GiB\n", "        state: absent\n");
+    std::fs::write(dir.path().join("g.yaml"), gone).unwrap();
+    let o = hostform(dir.path(), &["validate", "g.yaml"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("thin LV `vg0/web` stays, but its pool `pool0` is `state: absent`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn templates_chain_and_vm_defaults_may_name_one() {
     let text = "host: h\nvm-defaults: { hypervisor: xen, template: base }\nvm-templates:\n  base: { memory: 1GiB, vcpus: 1 }\n  big: { template: base, vcpus: 8 }\nvms:\n  a: {}\n  b: { template: big, memory: 4GiB }\n";

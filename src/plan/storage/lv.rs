@@ -43,6 +43,9 @@ pub(super) fn logical_volume(
         return; // teardown
     }
     let key = format!("{vgname}/{lvname}");
+    if super::thin::not_plain(c, &format!("lv {key}"), &key) {
+        return;
+    }
     let dm = format!(
         "{}-{}",
         vgname.replace('-', "--"),

@@ -19,6 +19,7 @@ mod lv;
 mod repair;
 mod snapshot;
 mod teardown;
+mod thin;
 mod vg;
 
 use array::*;
@@ -366,7 +367,9 @@ fn unmanaged(c: &mut Ctx) {
             continue;
         }
         let known = c.spec.volume_groups.get(l.vg.as_str()).is_some_and(|vg| {
-            vg.lvs.contains_key(l.name.as_str()) || vg.snapshots.contains_key(l.name.as_str())
+            vg.lvs.contains_key(l.name.as_str())
+                || vg.snapshots.contains_key(l.name.as_str())
+                || thin::known(vg, &l.name)
         });
         if !known && c.spec.volume_groups.contains_key(l.vg.as_str()) {
             c.plan.unmanaged.push(format!("lv {k}"));

@@ -85,6 +85,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
                 lv_ops.push(id);
             }
         }
+        lv_ops.extend(super::thin::teardown(c, vgname, vg));
         if vg.state == Presence::Absent {
             remove_vg(c, vgname, vg, lv_ops);
         }
@@ -97,7 +98,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
 }
 
 /// Remove one LV or snapshot (`key` = `vg/lv`); the op id, or `None` (refused or already gone).
-fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<OpId>) -> Option<OpId> {
+pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<OpId>) -> Option<OpId> {
     let Some(cur) = c.facts.lvm.lvs.get(key) else {
         c.change(res, Action::NoOp, "absent, as the spec says");
         return None;
@@ -191,7 +192,7 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
                 .snapshots
                 .get(l.name.as_str())
                 .is_some_and(|x| x.state == Presence::Absent);
-            !absent_lv && !absent_snap
+            !absent_lv && !absent_snap && !super::thin::marked_absent(vg, &l.name)
         })
         .map(|l| l.name.as_str())
         .collect();

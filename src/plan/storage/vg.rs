@@ -58,6 +58,7 @@ fn volume_group<'a>(c: &mut Ctx<'a>, vgname: &'a Name, vg: &'a VolumeGroup) {
     for (lvname, lv) in &vg.lvs {
         logical_volume(c, vgname, lvname, lv, extent, &after_vg);
     }
+    super::thin::pools(c, vgname, vg, extent, &after_vg);
     snapshots(c, vgname, vg, &after_vg);
 }
 
@@ -222,7 +223,8 @@ pub(super) fn defer_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, waits_for: &
             vg.snapshots
                 .keys()
                 .map(|l| format!("snapshot {vgname}/{l}")),
-        );
+        )
+        .chain(super::thin::resources(vgname, vg));
     for resource in res {
         c.plan.deferred.push(crate::plan::Deferred {
             resource,
