@@ -26,6 +26,101 @@ pub(super) fn health(x: &MdArray) -> String {
     h
 }
 
+/// Whether a device may not be added back to the degraded array `name` (in use, another
+/// array's, carrying other data): refused, saying why.
+fn cannot_add(
+    c: &mut Ctx,
+    res: &str,
+    (name, state): (&str, &str),
+    r: &str,
+    b: &BlockDev,
+    uuid: Option<&str>,
+) -> bool {
+    if let Some(why) = c.in_use(&b.kname) {
+        c.refuse(
+            res,
+            format!("{state}; member {r} ({}) is in use ({why})", b.kname),
+            "hostform never touches a device in use",
+        );
+        return true;
+    }
+    if let Some(other) = c
+        .facts
+        .arrays
+        .values()
+        .find(|o| o.kname != name && o.members.iter().any(|m| m.kname == b.kname))
+    {
+        c.refuse(
+            res,
+            format!(
+                "{state}; member {r} ({}) belongs to the array {}",
+                b.kname, other.kname
+            ),
+            "check the spec's member names: hostform never takes a device from another array",
+        );
+        return true;
+    }
+    match b.fstype.as_deref() {
+        None => {}
+        Some("linux_raid_member") if b.uuid.as_deref() == uuid && uuid.is_some() => {}
+        Some("linux_raid_member") => {
+            c.refuse(
+                res,
+                format!(
+                    "{state}; member {r} ({}) carries the superblock of another array ({})",
+                    b.kname,
+                    b.uuid.as_deref().unwrap_or("unknown UUID")
+                ),
+                format!("check it with `mdadm --examine /dev/{}`; if it may go, clear it by hand (mdadm --zero-superblock) and plan again", b.kname),
+            );
+            return true;
+        }
+        Some(f) => {
+            c.refuse(
+                res,
+                format!("{state}; member {r} ({}) carries a {f} signature", b.kname),
+                "check that this is the replacement device; if its data may go, erase it by hand (wipefs -a) and plan again",
+            );
+            return true;
+        }
+    }
+    false
+}
+
+/// Remove the array's faulty members: the op of each, by kernel name.
+fn remove_faulty(c: &mut Ctx, res: &str, name: &str, x: &MdArray) -> BTreeMap<String, OpId> {
+    let mut removes: BTreeMap<String, OpId> = BTreeMap::new();
+    for m in x.members.iter().filter(|m| m.failed) {
+        let dev = if c.block(&m.kname).is_some() {
+            format!("/dev/{}", m.kname)
+        } else {
+            // Gone from /dev: mdadm's keyword for every failed member.
+            s("failed")
+        };
+        let id = c.op(
+            OpId::new(
+                21,
+                Address::Array(name.to_string()),
+                Verb::RemoveMember(m.kname.to_string()),
+            ),
+            res,
+            format!("remove the faulty member {} from {name}", m.kname),
+            vec![
+                s("mdadm"),
+                s("--manage"),
+                crate::spec::names::array_path(name),
+                s("--remove"),
+                dev,
+            ],
+            None,
+            false,
+            Vec::new(),
+        );
+        removes.insert(m.kname.clone(), id);
+    }
+    removes
+}
+
 pub(super) fn degraded(
     c: &mut Ctx,
     name: &str,
@@ -54,35 +149,7 @@ pub(super) fn degraded(
         .filter(|m| !m.failed)
         .filter_map(|m| c.block(&m.kname))
         .find_map(|b| b.uuid.as_deref());
-    let mut removes: BTreeMap<String, OpId> = BTreeMap::new();
-    for m in x.members.iter().filter(|m| m.failed) {
-        let dev = if c.block(&m.kname).is_some() {
-            format!("/dev/{}", m.kname)
-        } else {
-            // Gone from /dev: mdadm's keyword for every failed member.
-            s("failed")
-        };
-        let id = c.op(
-            OpId::new(
-                21,
-                Address::Array(name.to_string()),
-                Verb::RemoveMember(m.kname.to_string()),
-            ),
-            &res,
-            format!("remove the faulty member {} from {name}", m.kname),
-            vec![
-                s("mdadm"),
-                s("--manage"),
-                crate::spec::names::array_path(name),
-                s("--remove"),
-                dev,
-            ],
-            None,
-            false,
-            Vec::new(),
-        );
-        removes.insert(m.kname.clone(), id);
-    }
+    let removes = remove_faulty(c, &res, name, x);
     let mut added: Vec<String> = Vec::new();
     let mut refused = false;
     for ((r, b), path) in refs.iter().zip(now).zip(paths) {
@@ -95,57 +162,9 @@ pub(super) fn degraded(
                     Some(_) => after.extend(removes.get(&b.kname).cloned()),
                     None => {}
                 }
-                if let Some(why) = c.in_use(&b.kname) {
-                    c.refuse(
-                        &res,
-                        format!("{state}; member {r} ({}) is in use ({why})", b.kname),
-                        "hostform never touches a device in use",
-                    );
+                if cannot_add(c, &res, (name, &state), r, b, uuid) {
                     refused = true;
                     continue;
-                }
-                if let Some(other) = c
-                    .facts
-                    .arrays
-                    .values()
-                    .find(|o| o.kname != name && o.members.iter().any(|m| m.kname == b.kname))
-                {
-                    c.refuse(
-                        &res,
-                        format!(
-                            "{state}; member {r} ({}) belongs to the array {}",
-                            b.kname, other.kname
-                        ),
-                        "check the spec's member names: hostform never takes a device from another array",
-                    );
-                    refused = true;
-                    continue;
-                }
-                match b.fstype.as_deref() {
-                    None => {}
-                    Some("linux_raid_member") if b.uuid.as_deref() == uuid && uuid.is_some() => {}
-                    Some("linux_raid_member") => {
-                        c.refuse(
-                            &res,
-                            format!(
-                                "{state}; member {r} ({}) carries the superblock of another array ({})",
-                                b.kname,
-                                b.uuid.as_deref().unwrap_or("unknown UUID")
-                            ),
-                            format!("check it with `mdadm --examine /dev/{}`; if it may go, clear it by hand (mdadm --zero-superblock) and plan again", b.kname),
-                        );
-                        refused = true;
-                        continue;
-                    }
-                    Some(f) => {
-                        c.refuse(
-                            &res,
-                            format!("{state}; member {r} ({}) carries a {f} signature", b.kname),
-                            "check that this is the replacement device; if its data may go, erase it by hand (wipefs -a) and plan again",
-                        );
-                        refused = true;
-                        continue;
-                    }
                 }
             }
             None => match c.made_by.get(*r) {
