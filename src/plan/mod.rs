@@ -405,6 +405,7 @@ pub fn order(ops: Vec<Op>) -> Result<Vec<Op>, String> {
 /// The human rendering: changes with `+ ~ - -/+`, each op with its exact command.
 pub fn render(plan: &Plan, color: bool) -> String {
     use std::fmt::Write as _;
+    let v = crate::diag::visible;
     let paint = |code: &str, s: &str| {
         if color {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -412,81 +413,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
             s.to_string()
         }
     };
-    // Spec and host strings are shown with control characters escaped.
-    let v = crate::diag::visible;
     let mut s = String::new();
-    // Refusals with the same reason and hint are one line naming every object they concern.
-    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
-    let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
-    for r in &plan.refusals {
-        let key = (r.reason.as_str(), r.hint.as_str());
-        match group_of.get(&key) {
-            Some(&i) => groups[i].2.push(&r.resource),
-            None => {
-                group_of.insert(key, groups.len());
-                groups.push((key.0, key.1, vec![&r.resource]));
-            }
-        }
-    }
-    for (reason, hint, resources) in &groups {
-        let _ = writeln!(
-            s,
-            "{} {}: {}",
-            paint("1;31", "refused"),
-            v(&resources.join(", ")),
-            v(reason)
-        );
-        let _ = writeln!(s, "        hint: {}", v(hint));
-    }
-    if !plan.refusals.is_empty() {
-        s.push('\n');
-    }
-    // Each change's operations, in plan order: grouped once (a scan of every op per change
-    // made rendering quadratic: minutes for 50,000 LVs).
-    let mut ops_of: HashMap<&str, Vec<&Op>> = HashMap::with_capacity(plan.changes.len());
-    for o in &plan.ops {
-        ops_of.entry(o.resource.as_str()).or_default().push(o);
-    }
-    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
-        let code = match c.action {
-            Action::Create => "32",
-            Action::Update => "33",
-            Action::Delete | Action::Replace => "31",
-            Action::NoOp => "0",
-        };
-        let _ = writeln!(
-            s,
-            "{} {}  ({})",
-            paint(code, c.action.symbol()),
-            v(&c.resource),
-            v(&c.reason)
-        );
-        for o in ops_of.get(c.resource.as_str()).into_iter().flatten() {
-            let risk = if o.risk == Risk::Destructive {
-                paint("1;31", " [destructive]")
-            } else {
-                String::new()
-            };
-            // A summary may hold a diff: its lines stay lines.
-            let summary: Vec<_> = o.summary.split('\n').map(v).collect();
-            let _ = writeln!(s, "    {}{risk}", summary.join("\n"));
-            if let Some(w) = o.write() {
-                let _ = writeln!(s, "      writes {}", v(&w.path));
-                for l in w.diff.lines() {
-                    let _ = writeln!(s, "      {}", v(l));
-                }
-                continue;
-            }
-            s.push_str("      $ ");
-            crate::runner::push_argv(&mut s, o.argv().iter().map(String::as_str));
-            s.push('\n');
-            if let Some(input) = o.stdin() {
-                for l in input.lines() {
-                    let _ = writeln!(s, "      < {}", v(l));
-                }
-            }
-        }
-    }
+    render_refusals(&mut s, plan, &paint);
+    render_changes(&mut s, plan, &paint);
     let mut waits: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for d in &plan.deferred {
         waits.entry(&d.waits_for).or_default().push(&d.resource);
@@ -566,6 +495,91 @@ pub fn render(plan: &Plan, color: bool) -> String {
         }
     );
     s
+}
+
+/// Refusals with the same reason and hint are one line naming every object they concern.
+fn render_refusals(s: &mut String, plan: &Plan, paint: &dyn Fn(&str, &str) -> String) {
+    use std::fmt::Write as _;
+    // Spec and host strings are shown with control characters escaped.
+    let v = crate::diag::visible;
+    let mut groups: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut group_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for r in &plan.refusals {
+        let key = (r.reason.as_str(), r.hint.as_str());
+        match group_of.get(&key) {
+            Some(&i) => groups[i].2.push(&r.resource),
+            None => {
+                group_of.insert(key, groups.len());
+                groups.push((key.0, key.1, vec![&r.resource]));
+            }
+        }
+    }
+    for (reason, hint, resources) in &groups {
+        let _ = writeln!(
+            s,
+            "{} {}: {}",
+            paint("1;31", "refused"),
+            v(&resources.join(", ")),
+            v(reason)
+        );
+        let _ = writeln!(s, "        hint: {}", v(hint));
+    }
+    if !plan.refusals.is_empty() {
+        s.push('\n');
+    }
+}
+
+/// Each change with its operations, in plan order, each with its exact command, its input
+/// or the diff of the file it writes.
+fn render_changes(s: &mut String, plan: &Plan, paint: &dyn Fn(&str, &str) -> String) {
+    use std::fmt::Write as _;
+    let v = crate::diag::visible;
+    // Each change's operations, in plan order: grouped once (a scan of every op per change
+    // made rendering quadratic: minutes for 50,000 LVs).
+    let mut ops_of: HashMap<&str, Vec<&Op>> = HashMap::with_capacity(plan.changes.len());
+    for o in &plan.ops {
+        ops_of.entry(o.resource.as_str()).or_default().push(o);
+    }
+    for c in plan.changes.iter().filter(|c| c.action != Action::NoOp) {
+        let code = match c.action {
+            Action::Create => "32",
+            Action::Update => "33",
+            Action::Delete | Action::Replace => "31",
+            Action::NoOp => "0",
+        };
+        let _ = writeln!(
+            s,
+            "{} {}  ({})",
+            paint(code, c.action.symbol()),
+            v(&c.resource),
+            v(&c.reason)
+        );
+        for o in ops_of.get(c.resource.as_str()).into_iter().flatten() {
+            let risk = if o.risk == Risk::Destructive {
+                paint("1;31", " [destructive]")
+            } else {
+                String::new()
+            };
+            // A summary may hold a diff: its lines stay lines.
+            let summary: Vec<_> = o.summary.split('\n').map(v).collect();
+            let _ = writeln!(s, "    {}{risk}", summary.join("\n"));
+            if let Some(w) = o.write() {
+                let _ = writeln!(s, "      writes {}", v(&w.path));
+                for l in w.diff.lines() {
+                    let _ = writeln!(s, "      {}", v(l));
+                }
+                continue;
+            }
+            s.push_str("      $ ");
+            crate::runner::push_argv(s, o.argv().iter().map(String::as_str));
+            s.push('\n');
+            if let Some(input) = o.stdin() {
+                for l in input.lines() {
+                    let _ = writeln!(s, "      < {}", v(l));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

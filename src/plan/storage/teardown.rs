@@ -255,6 +255,83 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
     c.change(&res, Action::Delete, "state: absent");
 }
 
+/// What sits on an array marked absent must go in this plan first: the ops it waits for
+/// (its PV label cleared, its VG removed); `None` when refused (in use, held, a PV kept).
+fn freed_first(c: &mut Ctx, res: &str, b: &BlockDev) -> Option<Vec<OpId>> {
+    let mut after: Vec<OpId> = Vec::new();
+    if let Some(why) = c.in_use(&b.kname) {
+        c.refuse(
+            res,
+            format!("is in use ({why})"),
+            "hostform never stops an array that is in use: unmount what sits on it first",
+        );
+        return None;
+    }
+    // What sits on it must be going away in this plan.
+    let mut lvm_goes = false;
+    if b.fstype.as_deref() == Some("LVM2_member") {
+        lvm_goes = true;
+        match c.freed.get(&b.kname) {
+            Some(id) => after.push(id.clone()),
+            None => {
+                let vg = c
+                    .facts
+                    .lvm
+                    .pvs
+                    .iter()
+                    .find(|p| c.facts.blocks.by_path(&p.device).map(|x| &x.kname) == Some(&b.kname))
+                    .map(|p| p.vg.clone())
+                    .unwrap_or_default();
+                let vg_absent = c
+                    .spec
+                    .volume_groups
+                    .get(vg.as_str())
+                    .is_some_and(|v| v.state == Presence::Absent);
+                if vg_absent {
+                    held_back(c, res, &format!("volume group {vg}"));
+                    return None;
+                } else if vg.is_empty() {
+                    // A PV of no VG: clear its label first.
+                    let id = c.destroy(
+                        OpId::new(7, Address::Pv(b.kname.to_string()), Verb::Remove),
+                        res,
+                        format!("clear the PV label of /dev/{}", b.kname),
+                        vec![s("pvremove"), s("--quiet"), format!("/dev/{}", b.kname)],
+                        true,
+                        Vec::new(),
+                    );
+                    after.push(id);
+                } else {
+                    c.refuse(
+                        res,
+                        format!("is a PV of volume group {vg}, which this plan keeps"),
+                        format!("mark volume group {vg} absent too, or move it off the array (pvmove, vgreduce) by hand"),
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+    let held: Vec<String> = c
+        .facts
+        .blocks
+        .children(&b.kname)
+        // The device-mapper tables of a VG removed in this plan (LVs, snapshots' -real
+        // and -cow) go with it.
+        .filter(|h| !(c.freed.contains_key(&h.kname) || (lvm_goes && h.kind == "lvm")))
+        .map(|h| h.name.clone())
+        .collect();
+    if !held.is_empty() {
+        c.refuse(
+            res,
+            format!("is held by {}", held.join(", ")),
+            "remove what sits on the array first (in the spec, with `state: absent`)",
+        );
+        return None;
+    }
+    Some(after)
+}
+
 fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
     let res = format!("array {name}");
     let Some(cur) = c.facts.arrays.get(name) else {
@@ -270,80 +347,11 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         );
         return;
     }
-    let md = c.block(name);
     let mut after: Vec<OpId> = Vec::new();
-    if let Some(b) = md {
-        if let Some(why) = c.in_use(&b.kname) {
-            c.refuse(
-                &res,
-                format!("is in use ({why})"),
-                "hostform never stops an array that is in use: unmount what sits on it first",
-            );
-            return;
-        }
-        // What sits on it must be going away in this plan.
-        let mut lvm_goes = false;
-        if b.fstype.as_deref() == Some("LVM2_member") {
-            lvm_goes = true;
-            match c.freed.get(&b.kname) {
-                Some(id) => after.push(id.clone()),
-                None => {
-                    let vg = c
-                        .facts
-                        .lvm
-                        .pvs
-                        .iter()
-                        .find(|p| {
-                            c.facts.blocks.by_path(&p.device).map(|x| &x.kname) == Some(&b.kname)
-                        })
-                        .map(|p| p.vg.clone())
-                        .unwrap_or_default();
-                    let vg_absent = c
-                        .spec
-                        .volume_groups
-                        .get(vg.as_str())
-                        .is_some_and(|v| v.state == Presence::Absent);
-                    if vg_absent {
-                        held_back(c, &res, &format!("volume group {vg}"));
-                        return;
-                    } else if vg.is_empty() {
-                        // A PV of no VG: clear its label first.
-                        let id = c.destroy(
-                            OpId::new(7, Address::Pv(b.kname.to_string()), Verb::Remove),
-                            &res,
-                            format!("clear the PV label of /dev/{}", b.kname),
-                            vec![s("pvremove"), s("--quiet"), format!("/dev/{}", b.kname)],
-                            true,
-                            Vec::new(),
-                        );
-                        after.push(id);
-                    } else {
-                        c.refuse(
-                            &res,
-                            format!("is a PV of volume group {vg}, which this plan keeps"),
-                            format!("mark volume group {vg} absent too, or move it off the array (pvmove, vgreduce) by hand"),
-                        );
-                        return;
-                    }
-                }
-            }
-        }
-        let held: Vec<String> = c
-            .facts
-            .blocks
-            .children(&b.kname)
-            // The device-mapper tables of a VG removed in this plan (LVs, snapshots' -real
-            // and -cow) go with it.
-            .filter(|h| !(c.freed.contains_key(&h.kname) || (lvm_goes && h.kind == "lvm")))
-            .map(|h| h.name.clone())
-            .collect();
-        if !held.is_empty() {
-            c.refuse(
-                &res,
-                format!("is held by {}", held.join(", ")),
-                "remove what sits on the array first (in the spec, with `state: absent`)",
-            );
-            return;
+    if let Some(b) = c.block(name) {
+        match freed_first(c, &res, b) {
+            Some(a) => after = a,
+            None => return,
         }
     }
     if !c.may_destroy(
