@@ -152,10 +152,7 @@ fn reference(inv: &Inventory, arrays: &BTreeMap<String, MdArray>, dev: &str) -> 
     Some(b.kname.clone())
 }
 
-/// Device-mapper name of an LV: dashes in names are doubled.
-fn dm_name(vg: &str, lv: &str) -> String {
-    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
-}
+use crate::kinds::lvm::dm_name;
 
 fn fs_of(fstype: Option<&str>) -> Filesystem {
     match fstype {

@@ -87,6 +87,11 @@ pub enum Thin {
     },
 }
 
+/// The device-mapper name of an LV (`/dev/mapper/NAME`): dashes in names are doubled.
+pub fn dm_name(vg: &str, lv: &str) -> String {
+    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
+}
+
 /// The LVM tag that protects an LV or a VG from removal, whatever later specs say.
 /// LVM tags may hold `A-Z a-z 0-9 _ + . -` (and `/ = ! : # &`): this one is plain.
 pub const PREVENT_DESTROY_TAG: &str = "hostform_prevent_destroy";

@@ -48,6 +48,15 @@ impl Outcome {
     }
 }
 
+/// A unified diff (three lines of context) between two texts, with the labels of each side.
+pub fn unified_diff(old: &str, new: &str, old_label: &str, new_label: &str) -> String {
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(old_label, new_label)
+        .to_string()
+}
+
 impl Plan {
     /// Record what planning `resource` concluded.
     pub fn record(&mut self, resource: &str, outcome: Outcome) {

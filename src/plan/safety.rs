@@ -118,7 +118,7 @@ pub fn resolve<'f>(path: &str, facts: &'f Facts) -> Option<&'f BlockDev> {
         .map(str::to_string)
         .or_else(|| {
             let (vg, lv) = rest.split_once('/')?;
-            (vg != "md").then(|| format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--")))
+            (vg != "md").then(|| crate::kinds::lvm::dm_name(vg, lv))
         })?;
     facts.blocks.by_name(&dm)
 }
@@ -277,9 +277,7 @@ fn inactive_lv<'f>(path: &str, facts: &'f Facts) -> Option<(String, &'f crate::k
     Some((key, found))
 }
 
-fn dm_name(vg: &str, lv: &str) -> String {
-    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
-}
+use crate::kinds::lvm::dm_name;
 
 /// Whether an operation of the plan makes `path`: `lvcreate -n LV … VG` makes `/dev/VG/LV`,
 /// `mdadm --create PATH` makes PATH, and `sfdisk DISK` makes DISK's partitions

@@ -52,11 +52,12 @@ fn stop_guest(id: OpId, resource: &str, summary: String, stop: GuestStop) -> Op 
 }
 
 fn unified(old: &str, new: &str, path: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&format!("{path} (now)"), &format!("{path} (spec)"))
-        .to_string()
+    super::room::unified_diff(
+        old,
+        new,
+        &format!("{path} (now)"),
+        &format!("{path} (spec)"),
+    )
 }
 
 /// What every guest's planning shares, and what it produces: the room's changes, refusals

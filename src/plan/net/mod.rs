@@ -90,11 +90,7 @@ pub fn diff(path: &str, old: Option<&str>, new: &str) -> String {
     } else {
         "/dev/null".to_string()
     };
-    similar::TextDiff::from_lines(old.unwrap_or(""), new)
-        .unified_diff()
-        .context_radius(3)
-        .header(&old_label, path)
-        .to_string()
+    super::room::unified_diff(old.unwrap_or(""), new, &old_label, path)
 }
 
 /// The network room.

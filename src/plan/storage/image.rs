@@ -189,11 +189,7 @@ pub(super) fn image_lv_existing(
         );
         return false;
     }
-    let dm = format!(
-        "{}-{}",
-        vgname.replace('-', "--"),
-        lvname.replace('-', "--")
-    );
+    let dm = crate::kinds::lvm::dm_name(vgname, lvname);
     let blank = c
         .facts
         .blocks

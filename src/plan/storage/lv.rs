@@ -46,11 +46,7 @@ pub(super) fn logical_volume(
     if super::thin::not_plain(c, &format!("lv {key}"), &key) {
         return;
     }
-    let dm = format!(
-        "{}-{}",
-        vgname.replace('-', "--"),
-        lvname.replace('-', "--")
-    );
+    let dm = crate::kinds::lvm::dm_name(vgname, lvname);
     let p = LvPlan {
         vgname,
         lvname,

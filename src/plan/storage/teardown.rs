@@ -10,9 +10,7 @@
 use super::*;
 use crate::kinds::lvm::PREVENT_DESTROY_TAG;
 
-fn dm_name(vg: &str, lv: &str) -> String {
-    format!("{}-{}", vg.replace('-', "--"), lv.replace('-', "--"))
-}
+use crate::kinds::lvm::dm_name;
 
 /// A removal that cannot happen because what sits on the resource stays (refused above):
 /// without --allow-destroy, that is the flag's refusal; with it, say what it waits for.

@@ -376,7 +376,7 @@ fn thin_lv(
     if in_another_pool(c, &res, &key, pname) {
         return;
     }
-    let dm = format!("{}-{}", vgname.replace('-', "--"), lname.replace('-', "--"));
+    let dm = crate::kinds::lvm::dm_name(vgname, lname);
     let fstype = c.facts.blocks.by_name(&dm).and_then(|b| b.fstype.clone());
     let mut reasons = Vec::new();
     if size < cur.size {
@@ -591,7 +591,7 @@ fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<OpId> {
         after,
     );
     // Its device-mapper devices (the pool, `-tpool`, `_tdata`, `_tmeta`) leave the PVs.
-    let dm = format!("{}-{}", vgname.replace('-', "--"), pname.replace('-', "--"));
+    let dm = crate::kinds::lvm::dm_name(vgname, pname);
     for n in [
         dm.clone(),
         format!("{dm}-tpool"),
