@@ -31,8 +31,6 @@ pub enum Address {
     Snapshot { vg: String, name: String },
     /// A thin pool: `thin-pool:vg0/pool`.
     ThinPool { vg: String, pool: String },
-    /// A thin LV: `thin:vg0/web_data`.
-    Thin { vg: String, lv: String },
     /// A network link (a bridge or a port): its name alone, as plan format 1 writes it.
     Link(String),
     /// A route: `route:default`.
@@ -68,7 +66,6 @@ impl fmt::Display for Address {
             Address::Lv { vg, lv } => write!(f, "lv:{vg}/{lv}"),
             Address::Snapshot { vg, name } => write!(f, "snapshot:{vg}/{name}"),
             Address::ThinPool { vg, pool } => write!(f, "thin-pool:{vg}/{pool}"),
-            Address::Thin { vg, lv } => write!(f, "thin:{vg}/{lv}"),
             Address::Link(n) => f.write_str(n),
             Address::Route(r) => write!(f, "route:{r}"),
             Address::File(p) => write!(f, "file:{p}"),
@@ -336,7 +333,6 @@ fn parse_kind(rest: &str) -> Option<(Address, Verb)> {
                 "lv",
                 "snapshot",
                 "thin-pool",
-                "thin",
                 "route",
                 "guest",
             ]
@@ -376,10 +372,6 @@ fn parse_named(kind: Option<&str>, rest: &str) -> Option<(Address, Verb)> {
         Some("thin-pool") => {
             let (vg, pool) = pair()?;
             Address::ThinPool { vg, pool }
-        }
-        Some("thin") => {
-            let (vg, lv) = pair()?;
-            Address::Thin { vg, lv }
         }
         Some("guest") => Address::Guest(name.into()),
         Some("route") => Address::Route(name.into()),
