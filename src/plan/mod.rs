@@ -172,6 +172,25 @@ impl Op {
         }
     }
 
+    /// The same operation, run only after `ops`.
+    pub fn after(mut self, ops: Vec<OpId>) -> Op {
+        self.after = ops;
+        self
+    }
+
+    /// The same operation, writing LVM metadata under /etc (wrapped in a remount of a
+    /// read-only root).
+    pub fn on_root(mut self) -> Op {
+        self.writes_root = true;
+        self
+    }
+
+    /// The same operation, destroying data: planned only once the operator allowed it.
+    pub fn destructive(mut self) -> Op {
+        self.risk = Risk::Destructive;
+        self
+    }
+
     /// The same operation, with text on the standard input of its command.
     pub fn with_stdin(mut self, input: String) -> Op {
         if let Effect::Run { stdin, .. } = &mut self.effect {

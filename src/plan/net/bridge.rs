@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::{Ctx, ip, s};
 use crate::kinds::net::Link;
-use crate::plan::{Action, Address, OpId, Options, Outcome, Risk, Verb};
+use crate::plan::{Action, Address, Op, OpId, Options, Outcome, Verb};
 use crate::spec::types::{Bridge, Presence, Spec};
 
 /// One present bridge's planning so far: why it changes, and the ops later steps wait for.
@@ -172,21 +172,21 @@ fn create_or_stp(c: &mut Ctx, st: &mut Steps, b: &Bridge, cur: Option<&Link>) {
         st.base.push(create_id.clone());
         st.reasons.push("missing".into());
         c.op(
-            create_id,
-            &st.res,
-            format!("create bridge {name} (STP {on_off})"),
-            ip(&[
-                "link",
-                "add",
-                "name",
-                name,
-                "type",
-                "bridge",
-                "stp_state",
-                stp,
-            ]),
-            Risk::Safe,
-            vec![],
+            Op::run(
+                create_id,
+                &st.res,
+                format!("create bridge {name} (STP {on_off})"),
+                ip(&[
+                    "link",
+                    "add",
+                    "name",
+                    name,
+                    "type",
+                    "bridge",
+                    "stp_state",
+                    stp,
+                ]),
+            ),
             &[name],
         );
     } else if let Some(l) = cur
@@ -194,21 +194,21 @@ fn create_or_stp(c: &mut Ctx, st: &mut Steps, b: &Bridge, cur: Option<&Link>) {
     {
         st.reasons.push(format!("STP {on_off}"));
         c.op(
-            OpId::new(62, Address::Link(name.to_string()), Verb::Stp),
-            &st.res,
-            format!("STP {on_off} on {name}"),
-            ip(&[
-                "link",
-                "set",
-                "dev",
-                name,
-                "type",
-                "bridge",
-                "stp_state",
-                stp,
-            ]),
-            Risk::Safe,
-            vec![],
+            Op::run(
+                OpId::new(62, Address::Link(name.to_string()), Verb::Stp),
+                &st.res,
+                format!("STP {on_off} on {name}"),
+                ip(&[
+                    "link",
+                    "set",
+                    "dev",
+                    name,
+                    "type",
+                    "bridge",
+                    "stp_state",
+                    stp,
+                ]),
+            ),
             &[name],
         );
     }
@@ -229,12 +229,13 @@ fn enslave(c: &mut Ctx, st: &mut Steps, b: &Bridge) {
             Verb::Port(p.to_string()),
         );
         c.op(
-            id.clone(),
-            &st.res,
-            format!("enslave {p} to {name}"),
-            ip(&["link", "set", "dev", &p.value, "master", name]),
-            Risk::Safe,
-            st.base.clone(),
+            Op::run(
+                id.clone(),
+                &st.res,
+                format!("enslave {p} to {name}"),
+                ip(&["link", "set", "dev", &p.value, "master", name]),
+            )
+            .after(st.base.clone()),
             &[&p.value],
         );
         st.enslaved.push(id);
@@ -253,12 +254,13 @@ fn mtu(c: &mut Ctx, st: &mut Steps, b: &Bridge, cur: Option<&Link>) {
     after.extend(st.enslaved.iter().cloned());
     let mtu = m.value.to_string();
     c.op(
-        OpId::new(62, Address::Link(name.to_string()), Verb::Mtu),
-        &st.res,
-        format!("MTU {mtu} on {name}"),
-        ip(&["link", "set", "dev", name, "mtu", &mtu]),
-        Risk::Safe,
-        after,
+        Op::run(
+            OpId::new(62, Address::Link(name.to_string()), Verb::Mtu),
+            &st.res,
+            format!("MTU {mtu} on {name}"),
+            ip(&["link", "set", "dev", name, "mtu", &mtu]),
+        )
+        .after(after),
         &[name],
     );
 }
@@ -289,12 +291,13 @@ fn add_addresses(c: &mut Ctx, st: &mut Steps, b: &Bridge, have: &[crate::spec::u
         );
         let addr = a.value.to_string();
         c.op(
-            id.clone(),
-            &st.res,
-            format!("add {addr} to {name}{from}"),
-            ip(&["addr", "add", &addr, "dev", name]),
-            Risk::Safe,
-            st.base.clone(),
+            Op::run(
+                id.clone(),
+                &st.res,
+                format!("add {addr} to {name}{from}"),
+                ip(&["addr", "add", &addr, "dev", name]),
+            )
+            .after(st.base.clone()),
             &st.touches,
         );
         st.adds.push(id);
@@ -308,12 +311,13 @@ fn bring_up(c: &mut Ctx, st: &mut Steps, b: &Bridge, cur: Option<&Link>) {
         st.reasons.push("up".into());
         let id = OpId::new(63, Address::Link(name.to_string()), Verb::Up);
         c.op(
-            id.clone(),
-            &st.res,
-            format!("bring {name} up"),
-            ip(&["link", "set", "dev", name, "up"]),
-            Risk::Safe,
-            st.base.clone(),
+            Op::run(
+                id.clone(),
+                &st.res,
+                format!("bring {name} up"),
+                ip(&["link", "set", "dev", name, "up"]),
+            )
+            .after(st.base.clone()),
             &[name],
         );
         st.adds.push(id);
@@ -323,12 +327,12 @@ fn bring_up(c: &mut Ctx, st: &mut Steps, b: &Bridge, cur: Option<&Link>) {
             st.reasons.push(format!("{p} up"));
             let id = OpId::new(63, Address::Link(p.to_string()), Verb::Up);
             c.op(
-                id.clone(),
-                &st.res,
-                format!("bring {p} up"),
-                ip(&["link", "set", "dev", &p.value, "up"]),
-                Risk::Safe,
-                vec![],
+                Op::run(
+                    id.clone(),
+                    &st.res,
+                    format!("bring {p} up"),
+                    ip(&["link", "set", "dev", &p.value, "up"]),
+                ),
                 &[&p.value],
             );
             st.adds.push(id);
@@ -359,19 +363,20 @@ fn clear_ports(c: &mut Ctx, st: &mut Steps, b: &Bridge, carrier_gone: &mut Vec<S
             let id = OpId::new(64, Address::Link(p.to_string()), Verb::Del(a.to_string()));
             let addr = a.to_string();
             c.op(
-                id.clone(),
-                &st.res,
-                format!(
-                    "remove {addr} from {p}{}",
-                    if moved {
-                        " (now on the bridge)"
-                    } else {
-                        " (a port keeps no address)"
-                    }
-                ),
-                ip(&["addr", "del", &addr, "dev", &p.value]),
-                Risk::Safe,
-                dels_after.clone(),
+                Op::run(
+                    id.clone(),
+                    &st.res,
+                    format!(
+                        "remove {addr} from {p}{}",
+                        if moved {
+                            " (now on the bridge)"
+                        } else {
+                            " (a port keeps no address)"
+                        }
+                    ),
+                    ip(&["addr", "del", &addr, "dev", &p.value]),
+                )
+                .after(dels_after.clone()),
                 &st.touches,
             );
             st.dels.push(id);
@@ -398,12 +403,13 @@ fn remove_extra(c: &mut Ctx, st: &mut Steps, b: &Bridge, have: &[crate::spec::un
         );
         let addr = a.to_string();
         c.op(
-            id.clone(),
-            &st.res,
-            format!("remove {addr} from {name} (not in the spec)"),
-            ip(&["addr", "del", &addr, "dev", name]),
-            Risk::Safe,
-            dels_after.clone(),
+            Op::run(
+                id.clone(),
+                &st.res,
+                format!("remove {addr} from {name} (not in the spec)"),
+                ip(&["addr", "del", &addr, "dev", name]),
+            )
+            .after(dels_after.clone()),
             &st.touches,
         );
         st.dels.push(id);
@@ -466,12 +472,13 @@ pub(super) fn absent(c: &mut Ctx, name: &str, b: &Bridge, opts: &Options) {
         Outcome::Changed(Action::Delete, vec!["`state: absent` in the spec".into()]),
     );
     c.op(
-        OpId::new(69, Address::Link(name.to_string()), Verb::Delete(None)),
-        &res,
-        format!("delete bridge {name} (its addresses go with it)"),
-        ip(&["link", "del", "dev", name]),
-        Risk::Destructive,
-        vec![],
+        Op::run(
+            OpId::new(69, Address::Link(name.to_string()), Verb::Delete(None)),
+            &res,
+            format!("delete bridge {name} (its addresses go with it)"),
+            ip(&["link", "del", "dev", name]),
+        )
+        .destructive(),
         &[name],
     );
 }
@@ -537,12 +544,13 @@ pub(super) fn default_route(
         .connectivity
         .push(format!("{summary}: changes the default route"));
     c.op(
-        OpId::new(65, Address::Route(s("default")), Verb::Set),
-        &res,
-        summary,
-        ip(&["route", "replace", "default", "via", &g, "dev", br]),
-        Risk::Safe,
-        route_after,
+        Op::run(
+            OpId::new(65, Address::Route(s("default")), Verb::Set),
+            &res,
+            summary,
+            ip(&["route", "replace", "default", "via", &g, "dev", br]),
+        )
+        .after(route_after),
         &[],
     );
 }

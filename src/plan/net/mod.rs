@@ -19,7 +19,7 @@
 mod bridge;
 mod persist;
 
-use super::{Op, OpId, Options, Outcome, Plan, Risk};
+use super::{Op, OpId, Options, Outcome, Plan};
 use crate::discover::Facts;
 use crate::kinds::net::NetFacts;
 use crate::spec::types::{NetManager, Presence, Spec};
@@ -49,28 +49,18 @@ impl Ctx<'_> {
     fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
         self.plan.refuse(resource, reason, hint);
     }
-    #[allow(clippy::too_many_arguments)]
-    fn op(
-        &mut self,
-        id: OpId,
-        resource: &str,
-        summary: String,
-        argv: Vec<String>,
-        risk: Risk,
-        after: Vec<OpId>,
-        touches: &[&str],
-    ) {
+    /// Add an operation; one touching a link that carries this host's address or default
+    /// route is named in the plan's connectivity risks.
+    fn op(&mut self, op: Op, touches: &[&str]) {
         if let Some(l) = touches
             .iter()
             .find(|l| self.carriers.iter().any(|c| c == *l))
         {
             self.plan.connectivity.push(format!(
-                "{summary}: {l} carries this host's address or default route"
+                "{}: {l} carries this host's address or default route",
+                op.summary
             ));
         }
-        let mut op = Op::run(id, resource, summary, argv);
-        op.risk = risk;
-        op.after = after;
         self.plan.ops.push(op);
     }
 }

@@ -45,7 +45,13 @@ fn array<'a>(c: &mut Ctx<'a>, name: &'a Name, a: &'a Array) {
         .find(|x| x.members.iter().any(|m| knames.contains(&m.kname.as_str())));
     if let Some(x) = running {
         let x = x.clone();
-        adopt(c, &res, name, a, &refs, &now, &paths, &knames, &x);
+        let members = Members {
+            refs: &refs,
+            now: &now,
+            paths: &paths,
+            knames: &knames,
+        };
+        adopt(c, &res, (name, a), &members, &x);
         return;
     }
     if name_taken(c, &res, name) {
@@ -124,20 +130,30 @@ fn same_device_twice(
         })
 }
 
+/// The spec array's members: as the spec names them, their paths, the devices they are now
+/// (if any), and those devices' kernel names.
+struct Members<'m> {
+    refs: &'m [&'m str],
+    now: &'m [Option<&'m BlockDev>],
+    paths: &'m [String],
+    knames: &'m [&'m str],
+}
+
 /// An array running on the spec's members: adopted when its level, name and members match,
 /// repaired when degraded, refused otherwise.
-#[allow(clippy::too_many_arguments)]
 fn adopt(
     c: &mut Ctx,
     res: &str,
-    name: &Name,
-    a: &Array,
-    refs: &[&str],
-    now: &[Option<&BlockDev>],
-    paths: &[String],
-    knames: &[&str],
+    (name, a): (&Name, &Array),
+    m: &Members,
     x: &crate::kinds::md::MdArray,
 ) {
+    let Members {
+        refs,
+        now,
+        paths,
+        knames,
+    } = *m;
     let level = u8::from(a.level.value);
     if x.level_number() != Some(level) {
         c.refuse(
@@ -255,22 +271,25 @@ fn wipe_foreign(
             return None;
         }
         for b in targets {
-            wiped.push(c.destroy(
-                OpId::new(
-                    19,
-                    Address::Array(name.to_string()),
-                    Verb::Wipe(Some(b.kname.to_string())),
+            wiped.push(
+                c.add(
+                    Op::run(
+                        OpId::new(
+                            19,
+                            Address::Array(name.to_string()),
+                            Verb::Wipe(Some(b.kname.to_string())),
+                        ),
+                        res,
+                        format!(
+                            "erase the {} signature on {}",
+                            b.fstype.as_deref().unwrap_or(""),
+                            b.kname
+                        ),
+                        vec![s("wipefs"), s("--all"), format!("/dev/{}", b.kname)],
+                    )
+                    .destructive(),
                 ),
-                res,
-                format!(
-                    "erase the {} signature on {}",
-                    b.fstype.as_deref().unwrap_or(""),
-                    b.kname
-                ),
-                vec![s("wipefs"), s("--all"), format!("/dev/{}", b.kname)],
-                false,
-                Vec::new(),
-            ));
+            );
         }
     }
     Some(wiped)
@@ -284,14 +303,14 @@ fn assemble(c: &mut Ctx, res: &str, name: &Name, paths: &[String], after: Vec<Op
         crate::spec::names::array_path(name),
     ];
     argv.extend(paths.iter().cloned());
-    c.op(
-        OpId::new(20, Address::Array(name.to_string()), Verb::Assemble),
-        res,
-        format!("assemble {name} from its members (they carry its superblock)"),
-        argv,
-        None,
-        false,
-        after,
+    c.add(
+        Op::run(
+            OpId::new(20, Address::Array(name.to_string()), Verb::Assemble),
+            res,
+            format!("assemble {name} from its members (they carry its superblock)"),
+            argv,
+        )
+        .after(after),
     );
     c.reappearing.insert(name.value.clone());
     c.change(
@@ -325,18 +344,18 @@ fn create(
         argv.push(format!("--spare-devices={}", a.spares.len()));
     }
     argv.extend(paths.iter().cloned());
-    let id = c.op(
-        OpId::new(20, Address::Array(name.to_string()), Verb::Create),
-        res,
-        format!(
-            "create RAID{} {name} over {}",
-            u8::from(a.level.value),
-            refs.join(", ")
-        ),
-        argv,
-        None,
-        false,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(20, Address::Array(name.to_string()), Verb::Create),
+            res,
+            format!(
+                "create RAID{} {name} over {}",
+                u8::from(a.level.value),
+                refs.join(", ")
+            ),
+            argv,
+        )
+        .after(after),
     );
     c.made_by.insert(name.value.clone(), id);
     c.change(res, Action::Create, "no array on these members");

@@ -326,46 +326,48 @@ fn append(c: &mut Ctx, res: &str, name: &Name, kname: &str, path: &str, missing:
         .get(name.as_str())
         .cloned()
         .unwrap_or_default();
-    let id = c.op(
-        OpId::new(10, Address::Disk(name.to_string()), Verb::Append),
-        res,
-        format!(
-            "add {} partition(s) in the free space of {kname}",
-            missing.len()
-        ),
-        // The disk is usually in use (its other partitions are array members or
-        // PVs): sfdisk then refuses unless told not to check with the re-read ioctl,
-        // and the kernel cannot re-read a busy disk's table (both seen on the real
-        // kernel, where sfdisk still exits 0). So sfdisk only writes the new entries,
-        // and partx tells the kernel about those alone (BLKPG), next to the busy ones.
-        vec![
-            s("sfdisk"),
-            s("--quiet"),
-            s("--append"),
-            s("--no-reread"),
-            s("--no-tell-kernel"),
-            s("--wipe"),
-            s("never"),
-            path.to_string(),
-        ],
-        Some(sfdisk_script(&script_parts(missing), false)),
-        false,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(10, Address::Disk(name.to_string()), Verb::Append),
+            res,
+            format!(
+                "add {} partition(s) in the free space of {kname}",
+                missing.len()
+            ), // The disk is usually in use (its other partitions are array members or
+            // PVs): sfdisk then refuses unless told not to check with the re-read ioctl,
+            // and the kernel cannot re-read a busy disk's table (both seen on the real
+            // kernel, where sfdisk still exits 0). So sfdisk only writes the new entries,
+            // and partx tells the kernel about those alone (BLKPG), next to the busy ones.
+            vec![
+                s("sfdisk"),
+                s("--quiet"),
+                s("--append"),
+                s("--no-reread"),
+                s("--no-tell-kernel"),
+                s("--wipe"),
+                s("never"),
+                path.to_string(),
+            ],
+        )
+        .with_stdin(sfdisk_script(&script_parts(missing), false))
+        .after(after),
     );
-    let id = c.op(
-        OpId::new(11, Address::Disk(name.to_string()), Verb::Partx),
-        res,
-        format!("make the kernel see the new partition(s) of {kname}, leaving the others alone"),
-        vec![
-            s("partx"),
-            s("--add"),
-            s("--nr"),
-            format!("-{}:-1", missing.len()),
-            path.to_string(),
-        ],
-        None,
-        false,
-        vec![id],
+    let id = c.add(
+        Op::run(
+            OpId::new(11, Address::Disk(name.to_string()), Verb::Partx),
+            res,
+            format!(
+                "make the kernel see the new partition(s) of {kname}, leaving the others alone"
+            ),
+            vec![
+                s("partx"),
+                s("--add"),
+                s("--nr"),
+                format!("-{}:-1", missing.len()),
+                path.to_string(),
+            ],
+        )
+        .after(vec![id]),
     );
     for p in missing {
         c.made_by.insert(format!("{name}/{}", p.name), id.clone());
@@ -422,20 +424,21 @@ pub(super) fn new_table(
     present: &[&Partition],
     after: Vec<OpId>,
 ) {
-    let id = c.op(
-        OpId::new(10, Address::Disk(name.to_string()), Verb::Table),
-        &format!("disk {name}"),
-        format!("write a GPT with {} partitions on {kname}", present.len()),
-        vec![
-            s("sfdisk"),
-            s("--quiet"),
-            s("--wipe"),
-            s("never"),
-            path.to_string(),
-        ],
-        Some(sfdisk_script(&script_parts(present), true)),
-        false,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(10, Address::Disk(name.to_string()), Verb::Table),
+            format!("disk {name}"),
+            format!("write a GPT with {} partitions on {kname}", present.len()),
+            vec![
+                s("sfdisk"),
+                s("--quiet"),
+                s("--wipe"),
+                s("never"),
+                path.to_string(),
+            ],
+        )
+        .with_stdin(sfdisk_script(&script_parts(present), true))
+        .after(after),
     );
     for p in present {
         c.made_by.insert(format!("{name}/{}", p.name), id.clone());
@@ -498,26 +501,31 @@ pub(super) fn wipe_disk(
     }
     let mut ids = Vec::new();
     for p in parts {
-        ids.push(c.destroy(
-            OpId::new(
-                9,
-                Address::Disk(name.to_string()),
-                Verb::Wipe(Some(p.kname.to_string())),
+        ids.push(
+            c.add(
+                Op::run(
+                    OpId::new(
+                        9,
+                        Address::Disk(name.to_string()),
+                        Verb::Wipe(Some(p.kname.to_string())),
+                    ),
+                    &res,
+                    format!("erase the signatures on {}", p.kname),
+                    vec![s("wipefs"), s("--all"), format!("/dev/{}", p.kname)],
+                )
+                .destructive(),
             ),
-            &res,
-            format!("erase the signatures on {}", p.kname),
-            vec![s("wipefs"), s("--all"), format!("/dev/{}", p.kname)],
-            false,
-            Vec::new(),
-        ));
+        );
     }
-    let id = c.destroy(
-        OpId::new(9, Address::Disk(name.to_string()), Verb::Wipe(None)),
-        &res,
-        format!("erase the partition table and signatures of {kname}"),
-        vec![s("wipefs"), s("--all"), path.to_string()],
-        false,
-        ids,
+    let id = c.add(
+        Op::run(
+            OpId::new(9, Address::Disk(name.to_string()), Verb::Wipe(None)),
+            &res,
+            format!("erase the partition table and signatures of {kname}"),
+            vec![s("wipefs"), s("--all"), path.to_string()],
+        )
+        .destructive()
+        .after(ids),
     );
     Some(vec![id])
 }

@@ -90,28 +90,30 @@ pub(super) fn image_lv_create(
             crate::spec::units::Size(extent)
         )
     };
-    let id = c.op(
-        OpId::new(50, Address::lv_key(&key), Verb::Create),
-        &res,
-        format!(
-            "create {key} ({size} bytes: {img} is {} bytes{rounded})",
-            info.virtual_size
-        ),
-        argv,
-        None,
-        true,
-        after_vg.to_vec(),
+    let id = c.add(
+        Op::run(
+            OpId::new(50, Address::lv_key(&key), Verb::Create),
+            &res,
+            format!(
+                "create {key} ({size} bytes: {img} is {} bytes{rounded})",
+                info.virtual_size
+            ),
+            argv,
+        )
+        .on_root()
+        .after(after_vg.to_vec()),
     );
     let last = image_write_op(c, &res, &key, info, &img, vec![id]);
     if lv.readonly {
-        c.op(
-            OpId::new(58, Address::lv_key(&key), Verb::Permission),
-            &res,
-            format!("make {key} read-only"),
-            vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
-            None,
-            true,
-            vec![last],
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv_key(&key), Verb::Permission),
+                &res,
+                format!("make {key} read-only"),
+                vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
+            )
+            .on_root()
+            .after(vec![last]),
         );
     }
     c.change(&res, Action::Create, format!("no such LV: made from {img}"));
@@ -129,24 +131,24 @@ pub(super) fn image_write_op(
     img: &str,
     after: Vec<OpId>,
 ) -> OpId {
-    let id = c.op(
-        OpId::new(56, Address::lv_key(key), Verb::Image),
-        res,
-        format!("write {img} ({}) into {key}", info.format),
-        vec![
-            s("qemu-img"),
-            s("convert"),
-            s("-n"),
-            s("-t"),
-            s("none"),
-            s("-O"),
-            s("raw"),
-            crate::kinds::image::convert_source(info),
-            format!("/dev/{key}"),
-        ],
-        None,
-        false,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(56, Address::lv_key(key), Verb::Image),
+            res,
+            format!("write {img} ({}) into {key}", info.format),
+            vec![
+                s("qemu-img"),
+                s("convert"),
+                s("-n"),
+                s("-t"),
+                s("none"),
+                s("-O"),
+                s("raw"),
+                crate::kinds::image::convert_source(info),
+                format!("/dev/{key}"),
+            ],
+        )
+        .after(after),
     );
     // The op just pushed (found without a scan of every op, once per image LV).
     if let Some(o) = c.ops.last_mut() {
@@ -161,17 +163,20 @@ pub(super) fn image_write_op(
 /// up to extents), refused otherwise. If it holds nothing at all (no partition table, no
 /// filesystem: an import interrupted after lvcreate), the image is written again: the LV was
 /// seen blank, and only this spec's image goes there. Returns false when refused.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn image_lv_existing(
     c: &mut Ctx,
-    vgname: &str,
-    lvname: &str,
-    lv: &crate::spec::types::Lv,
+    p: &LvPlan,
     cur: &crate::kinds::lvm::Lv,
-    extent: u64,
-    after_vg: &[OpId],
     reasons: &mut Vec<String>,
 ) -> bool {
+    let LvPlan {
+        vgname,
+        lvname,
+        lv,
+        extent,
+        after_vg,
+        ..
+    } = *p;
     let res = format!("lv {vgname}/{lvname}");
     let key = format!("{vgname}/{lvname}");
     let Some((info, size)) = image_lv_size(c, &res, lv, extent) else {

@@ -4,20 +4,20 @@
 use super::*;
 
 /// What planning one LV needs to know.
-struct LvPlan<'s> {
-    vgname: &'s str,
-    lvname: &'s str,
-    lv: &'s crate::spec::types::Lv,
-    extent: u64,
-    after_vg: &'s [OpId],
-    res: String,
-    key: String,
-    path: String,
-    dm: String,
+pub(super) struct LvPlan<'s> {
+    pub(super) vgname: &'s str,
+    pub(super) lvname: &'s str,
+    pub(super) lv: &'s crate::spec::types::Lv,
+    pub(super) extent: u64,
+    pub(super) after_vg: &'s [OpId],
+    pub(super) res: String,
+    pub(super) key: String,
+    pub(super) path: String,
+    pub(super) dm: String,
     /// The filesystem signature on the LV now.
-    fstype: Option<String>,
+    pub(super) fstype: Option<String>,
     /// The one the spec wants.
-    want_fs: Option<&'static str>,
+    pub(super) want_fs: Option<&'static str>,
 }
 
 impl LvPlan<'_> {
@@ -79,18 +79,7 @@ pub(super) fn logical_volume(
 /// spec says. `None` when refused.
 fn existing(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv) -> Option<Outcome> {
     let mut reasons = Vec::new();
-    if p.lv.image.is_some()
-        && !image_lv_existing(
-            c,
-            p.vgname,
-            p.lvname,
-            p.lv,
-            cur,
-            p.extent,
-            p.after_vg,
-            &mut reasons,
-        )
-    {
+    if p.lv.image.is_some() && !image_lv_existing(c, p, cur, &mut reasons) {
         return None;
     }
     if let Some(size) = p.lv.size
@@ -133,14 +122,15 @@ fn grow(
         argv.push(s("--resizefs"));
     }
     argv.push(key.clone());
-    c.op(
-        OpId::new(50, Address::lv_key(key), Verb::Extend),
-        res,
-        format!("grow {key} from {} to {}", cur.size, want),
-        argv,
-        None,
-        true,
-        after_vg.to_vec(),
+    c.add(
+        Op::run(
+            OpId::new(50, Address::lv_key(key), Verb::Extend),
+            res,
+            format!("grow {key} from {} to {}", cur.size, want),
+            argv,
+        )
+        .on_root()
+        .after(after_vg.to_vec()),
     );
     reasons.push(format!("grows from {} to {want} bytes", cur.size));
 }
@@ -227,17 +217,20 @@ fn shrink(
         argv.push(s("--resizefs"));
     }
     argv.extend([s("-L"), format!("{want}b"), key.clone()]);
-    c.destroy(
-        OpId::new(50, Address::lv_key(key), Verb::Reduce),
-        res,
-        format!(
-            "shrink {key} from {} to {want}{}",
-            cur.size,
-            if resizefs { " with its ext4" } else { "" }
-        ),
-        argv,
-        true,
-        after_vg.to_vec(),
+    c.add(
+        Op::run(
+            OpId::new(50, Address::lv_key(key), Verb::Reduce),
+            res,
+            format!(
+                "shrink {key} from {} to {want}{}",
+                cur.size,
+                if resizefs { " with its ext4" } else { "" }
+            ),
+            argv,
+        )
+        .destructive()
+        .on_root()
+        .after(after_vg.to_vec()),
     );
     reasons.push(format!("shrinks from {} to {want} bytes", cur.size));
     Some(())
@@ -252,27 +245,28 @@ fn permission(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv, reasons: &mu
         ..
     } = *p;
     if cur.readonly != lv.readonly {
-        c.op(
-            OpId::new(55, Address::lv_key(key), Verb::Permission),
-            res,
-            format!(
-                "make {key} {}",
-                if lv.readonly {
-                    "read-only"
-                } else {
-                    "read-write"
-                }
-            ),
-            vec![
-                s("lvchange"),
-                s("--quiet"),
-                s("-p"),
-                s(if lv.readonly { "r" } else { "rw" }),
-                key.clone(),
-            ],
-            None,
-            true,
-            after_vg.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(55, Address::lv_key(key), Verb::Permission),
+                res,
+                format!(
+                    "make {key} {}",
+                    if lv.readonly {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    }
+                ),
+                vec![
+                    s("lvchange"),
+                    s("--quiet"),
+                    s("-p"),
+                    s(if lv.readonly { "r" } else { "rw" }),
+                    key.clone(),
+                ],
+            )
+            .on_root()
+            .after(after_vg.to_vec()),
         );
         reasons.push("permission".into());
     }
@@ -302,28 +296,28 @@ fn filesystem(
     // leave the filesystem to the next reading (the verification after apply), never mkfs.
     let unread = !cur.active && !cur.open;
     if unread {
-        c.op(
-            OpId::new(52, Address::lv_key(key), Verb::Activate),
-            res,
-            format!("activate {key} (inactive: its filesystem could not be read)"),
-            vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
-            None,
-            false,
-            after_vg.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(52, Address::lv_key(key), Verb::Activate),
+                res,
+                format!("activate {key} (inactive: its filesystem could not be read)"),
+                vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
+            )
+            .after(after_vg.to_vec()),
         );
         reasons.push("inactive: activated".into());
     }
     match (want_fs, fstype.as_deref()) {
         _ if unread => {}
         (Some(w), None) => {
-            c.op(
-                OpId::new(57, Address::lv_key(key), Verb::Mkfs),
-                res,
-                format!("create {w} on {key} (it holds no signature)"),
-                mkfs(w),
-                None,
-                false,
-                after_vg.to_vec(),
+            c.add(
+                Op::run(
+                    OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+                    res,
+                    format!("create {w} on {key} (it holds no signature)"),
+                    mkfs(w),
+                )
+                .after(after_vg.to_vec()),
             );
             reasons.push(format!("new {w}"));
         }
@@ -346,22 +340,24 @@ fn filesystem(
             ) {
                 return None;
             }
-            let wipe = c.destroy(
-                OpId::new(56, Address::lv_key(key), Verb::Wipe(None)),
-                res,
-                format!("erase the {f} signature on {key}"),
-                vec![s("wipefs"), s("--all"), path.clone()],
-                false,
-                after_vg.to_vec(),
+            let wipe = c.add(
+                Op::run(
+                    OpId::new(56, Address::lv_key(key), Verb::Wipe(None)),
+                    res,
+                    format!("erase the {f} signature on {key}"),
+                    vec![s("wipefs"), s("--all"), path.clone()],
+                )
+                .destructive()
+                .after(after_vg.to_vec()),
             );
-            c.op(
-                OpId::new(57, Address::lv_key(key), Verb::Mkfs),
-                res,
-                format!("create {w} on {key}"),
-                mkfs(w),
-                None,
-                false,
-                vec![wipe],
+            c.add(
+                Op::run(
+                    OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+                    res,
+                    format!("create {w} on {key}"),
+                    mkfs(w),
+                )
+                .after(vec![wipe]),
             );
             reasons.push(format!("{f} erased (wipe: true), new {w}"));
         }
@@ -379,14 +375,15 @@ fn protect(c: &mut Ctx, p: &LvPlan, cur: &crate::kinds::lvm::Lv, reasons: &mut V
         ..
     } = *p;
     if lv.prevent_destroy && !cur.protected() {
-        c.op(
-            OpId::new(58, Address::lv_key(key), Verb::Protect),
-            res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(key),
-            None,
-            true,
-            after_vg.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv_key(key), Verb::Protect),
+                res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(key),
+            )
+            .on_root()
+            .after(after_vg.to_vec()),
         );
         reasons.push("prevent-destroy: tagged on the host".into());
     }
@@ -438,47 +435,50 @@ fn create(c: &mut Ctx, p: &LvPlan) {
     {
         argv.push(p);
     }
-    let id = c.op(
-        OpId::new(50, Address::lv_key(key), Verb::Create),
-        res,
-        format!("create {key} ({})", size.value),
-        argv,
-        None,
-        true,
-        after_vg.to_vec(),
+    let id = c.add(
+        Op::run(
+            OpId::new(50, Address::lv_key(key), Verb::Create),
+            res,
+            format!("create {key} ({})", size.value),
+            argv,
+        )
+        .on_root()
+        .after(after_vg.to_vec()),
     );
     let mut last = id.clone();
     if let Some(w) = want_fs {
-        last = c.op(
-            OpId::new(57, Address::lv_key(key), Verb::Mkfs),
-            res,
-            format!("create {w} on {key}"),
-            mkfs(w),
-            None,
-            false,
-            vec![last],
+        last = c.add(
+            Op::run(
+                OpId::new(57, Address::lv_key(key), Verb::Mkfs),
+                res,
+                format!("create {w} on {key}"),
+                mkfs(w),
+            )
+            .after(vec![last]),
         );
     }
     if lv.prevent_destroy {
-        c.op(
-            OpId::new(58, Address::lv_key(key), Verb::Protect),
-            res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(key),
-            None,
-            true,
-            vec![id.clone()],
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv_key(key), Verb::Protect),
+                res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(key),
+            )
+            .on_root()
+            .after(vec![id.clone()]),
         );
     }
     if lv.readonly {
-        c.op(
-            OpId::new(58, Address::lv_key(key), Verb::Permission),
-            res,
-            format!("make {key} read-only"),
-            vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
-            None,
-            true,
-            vec![last],
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv_key(key), Verb::Permission),
+                res,
+                format!("make {key} read-only"),
+                vec![s("lvchange"), s("--quiet"), s("-p"), s("r"), key.clone()],
+            )
+            .on_root()
+            .after(vec![last]),
         );
     }
     c.change(res, Action::Create, "no such LV");

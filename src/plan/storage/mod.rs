@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Address, Effect, Op, OpId, Options, Outcome, Plan, Refusal, Risk, Verb};
+use super::{Action, Address, Op, OpId, Options, Outcome, Plan, Refusal, Verb};
 use crate::discover::Facts;
 use crate::kinds::block::{BlockDev, sfdisk_script};
 use crate::kinds::lvm::PREVENT_DESTROY_TAG;
@@ -63,50 +63,13 @@ impl<'a> Ctx<'a> {
     fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
         self.plan.refuse(resource, reason, hint);
     }
-    #[allow(clippy::too_many_arguments)]
-    fn op(
-        &mut self,
-        id: OpId,
-        resource: &str,
-        summary: String,
-        argv: Vec<String>,
-        stdin: Option<String>,
-        writes_root: bool,
-        after: Vec<OpId>,
-    ) -> OpId {
-        self.push(
-            Risk::Safe,
-            id,
-            resource,
-            summary,
-            argv,
-            stdin,
-            writes_root,
-            after,
-        )
-    }
-
-    /// An operation that destroys data (removes, wipes, shrinks). Only planned once
-    /// [`Ctx::may_destroy`] said yes.
-    fn destroy(
-        &mut self,
-        id: OpId,
-        resource: &str,
-        summary: String,
-        argv: Vec<String>,
-        writes_root: bool,
-        after: Vec<OpId>,
-    ) -> OpId {
-        self.push(
-            Risk::Destructive,
-            id,
-            resource,
-            summary,
-            argv,
-            None,
-            writes_root,
-            after,
-        )
+    /// Add an operation to the room's plan. New partitions, arrays and LVs get their /dev
+    /// nodes and by-id links from udev: each waits for it to settle.
+    fn add(&mut self, mut op: Op) -> OpId {
+        op.settle = true;
+        let id = op.id.clone();
+        self.ops.push(op);
+        id
     }
 
     /// Whether the operator allowed destruction; if not, the refusal says which flag to add.
@@ -137,31 +100,6 @@ impl<'a> Ctx<'a> {
             .blocks
             .busy(kname)
             .then(|| format!("{} holds something mounted or used as swap", b.kname))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        risk: Risk,
-        id: OpId,
-        resource: &str,
-        summary: String,
-        argv: Vec<String>,
-        stdin: Option<String>,
-        writes_root: bool,
-        after: Vec<OpId>,
-    ) -> OpId {
-        let mut op = Op::run(id.clone(), resource, summary, argv);
-        if let Effect::Run { stdin: input, .. } = &mut op.effect {
-            *input = stdin;
-        }
-        op.risk = risk;
-        op.writes_root = writes_root;
-        op.after = after;
-        // New partitions, arrays and LVs get their /dev nodes and by-id links from udev.
-        op.settle = true;
-        self.ops.push(op);
-        id
     }
 
     fn block(&self, kname: &str) -> Option<&'a BlockDev> {
@@ -383,6 +321,7 @@ fn unmanaged(c: &mut Ctx) {
 mod tests {
     use super::*;
     use crate::discover::discover;
+    use crate::plan::Risk;
     use crate::runner::fixtures::runner;
 
     fn full() -> crate::discover::Discovered {

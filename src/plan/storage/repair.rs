@@ -97,7 +97,7 @@ fn remove_faulty(c: &mut Ctx, res: &str, name: &str, x: &MdArray) -> BTreeMap<St
             // Gone from /dev: mdadm's keyword for every failed member.
             s("failed")
         };
-        let id = c.op(
+        let id = c.add(Op::run(
             OpId::new(
                 21,
                 Address::Array(name.to_string()),
@@ -112,10 +112,7 @@ fn remove_faulty(c: &mut Ctx, res: &str, name: &str, x: &MdArray) -> BTreeMap<St
                 s("--remove"),
                 dev,
             ],
-            None,
-            false,
-            Vec::new(),
-        );
+        ));
         removes.insert(m.kname.clone(), id);
     }
     removes
@@ -175,24 +172,24 @@ pub(super) fn degraded(
                 }
             },
         }
-        c.op(
-            OpId::new(
-                22,
-                Address::Array(name.to_string()),
-                Verb::Add(r.to_string()),
-            ),
-            &res,
-            format!("add {r} to {name}"),
-            vec![
-                s("mdadm"),
-                s("--manage"),
-                crate::spec::names::array_path(name),
-                s("--add"),
-                path.clone(),
-            ],
-            None,
-            false,
-            after,
+        c.add(
+            Op::run(
+                OpId::new(
+                    22,
+                    Address::Array(name.to_string()),
+                    Verb::Add(r.to_string()),
+                ),
+                &res,
+                format!("add {r} to {name}"),
+                vec![
+                    s("mdadm"),
+                    s("--manage"),
+                    crate::spec::names::array_path(name),
+                    s("--add"),
+                    path.clone(),
+                ],
+            )
+            .after(after),
         );
         added.push(r.to_string());
     }

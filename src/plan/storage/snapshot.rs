@@ -21,30 +21,31 @@ pub(super) fn snapshots(c: &mut Ctx, vgname: &Name, vg: &VolumeGroup, after_vg: 
             .map(|o| o.id.clone())
             .chain(after_vg.iter().cloned())
             .collect();
-        c.op(
-            OpId::new(
-                60,
-                Address::Snapshot {
-                    vg: vgname.to_string(),
-                    name: sname.to_string(),
-                },
-                Verb::Create,
-            ),
-            &res,
-            format!("snapshot {vgname}/{}", snap.origin),
-            vec![
-                s("lvcreate"),
-                s("--quiet"),
-                s("--snapshot"),
-                s("-n"),
-                sname.value.clone(),
-                s("-L"),
-                format!("{}b", snap.size.value.0),
-                format!("{vgname}/{}", snap.origin),
-            ],
-            None,
-            true,
-            after,
+        c.add(
+            Op::run(
+                OpId::new(
+                    60,
+                    Address::Snapshot {
+                        vg: vgname.to_string(),
+                        name: sname.to_string(),
+                    },
+                    Verb::Create,
+                ),
+                &res,
+                format!("snapshot {vgname}/{}", snap.origin),
+                vec![
+                    s("lvcreate"),
+                    s("--quiet"),
+                    s("--snapshot"),
+                    s("-n"),
+                    sname.value.clone(),
+                    s("-L"),
+                    format!("{}b", snap.size.value.0),
+                    format!("{vgname}/{}", snap.origin),
+                ],
+            )
+            .on_root()
+            .after(after),
         );
         c.change(&res, Action::Create, "no such snapshot");
     }

@@ -141,13 +141,16 @@ pub(super) fn remove_lv(c: &mut Ctx, res: &str, key: &str, after: Vec<OpId>) -> 
     } else {
         OpId::new(5, Address::lv(vg, name), Verb::Remove)
     };
-    let id = c.destroy(
-        id,
-        res,
-        format!("remove {key}"),
-        vec![s("lvremove"), s("--quiet"), s("--yes"), key.to_string()],
-        true,
-        after,
+    let id = c.add(
+        Op::run(
+            id,
+            res,
+            format!("remove {key}"),
+            vec![s("lvremove"), s("--quiet"), s("--yes"), key.to_string()],
+        )
+        .destructive()
+        .on_root()
+        .after(after),
     );
     if let Some(b) = c.facts.blocks.by_name(&dm) {
         c.freed.insert(b.kname.clone(), id.clone());
@@ -217,13 +220,16 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
     if !c.may_destroy(&res, "marked `state: absent`") {
         return;
     }
-    let id = c.destroy(
-        OpId::new(6, Address::Vg(vgname.to_string()), Verb::Remove),
-        &res,
-        format!("remove volume group {vgname}"),
-        vec![s("vgremove"), s("--quiet"), vgname.to_string()],
-        true,
-        lv_ops,
+    let id = c.add(
+        Op::run(
+            OpId::new(6, Address::Vg(vgname.to_string()), Verb::Remove),
+            &res,
+            format!("remove volume group {vgname}"),
+            vec![s("vgremove"), s("--quiet"), vgname.to_string()],
+        )
+        .destructive()
+        .on_root()
+        .after(lv_ops),
     );
     let pvs: Vec<String> = c
         .facts
@@ -240,13 +246,16 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
             .by_path(&dev)
             .map(|b| b.kname.clone())
             .unwrap_or_else(|| dev.trim_start_matches("/dev/").to_string());
-        let pid = c.destroy(
-            OpId::new(7, Address::Pv(kname.to_string()), Verb::Remove),
-            &res,
-            format!("clear the PV label of {dev}"),
-            vec![s("pvremove"), s("--quiet"), dev.clone()],
-            true,
-            vec![id.clone()],
+        let pid = c.add(
+            Op::run(
+                OpId::new(7, Address::Pv(kname.to_string()), Verb::Remove),
+                &res,
+                format!("clear the PV label of {dev}"),
+                vec![s("pvremove"), s("--quiet"), dev.clone()],
+            )
+            .destructive()
+            .on_root()
+            .after(vec![id.clone()]),
         );
         c.freed.insert(kname, pid);
     }
@@ -290,13 +299,15 @@ fn freed_first(c: &mut Ctx, res: &str, b: &BlockDev) -> Option<Vec<OpId>> {
                     return None;
                 } else if vg.is_empty() {
                     // A PV of no VG: clear its label first.
-                    let id = c.destroy(
-                        OpId::new(7, Address::Pv(b.kname.to_string()), Verb::Remove),
-                        res,
-                        format!("clear the PV label of /dev/{}", b.kname),
-                        vec![s("pvremove"), s("--quiet"), format!("/dev/{}", b.kname)],
-                        true,
-                        Vec::new(),
+                    let id = c.add(
+                        Op::run(
+                            OpId::new(7, Address::Pv(b.kname.to_string()), Verb::Remove),
+                            res,
+                            format!("clear the PV label of /dev/{}", b.kname),
+                            vec![s("pvremove"), s("--quiet"), format!("/dev/{}", b.kname)],
+                        )
+                        .destructive()
+                        .on_root(),
                     );
                     after.push(id);
                 } else {
@@ -360,17 +371,19 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
         c.ops.retain(|o| o.resource != res);
         return;
     }
-    let stop = c.destroy(
-        OpId::new(8, Address::Array(name.to_string()), Verb::Stop),
-        &res,
-        format!("stop {name}"),
-        vec![
-            s("mdadm"),
-            s("--stop"),
-            crate::spec::names::array_path(name),
-        ],
-        false,
-        after,
+    let stop = c.add(
+        Op::run(
+            OpId::new(8, Address::Array(name.to_string()), Verb::Stop),
+            &res,
+            format!("stop {name}"),
+            vec![
+                s("mdadm"),
+                s("--stop"),
+                crate::spec::names::array_path(name),
+            ],
+        )
+        .destructive()
+        .after(after),
     );
     let mut members: Vec<String> = cur
         .members
@@ -382,13 +395,15 @@ fn remove_array(c: &mut Ctx, name: &str, a: &Array) {
     if !members.is_empty() {
         let mut argv = vec![s("mdadm"), s("--zero-superblock")];
         argv.extend(members.iter().map(|k| format!("/dev/{k}")));
-        let zero = c.destroy(
-            OpId::new(8, Address::Array(name.to_string()), Verb::ZeroSuperblock),
-            &res,
-            format!("clear the md superblock of {}", members.join(", ")),
-            argv,
-            false,
-            vec![stop],
+        let zero = c.add(
+            Op::run(
+                OpId::new(8, Address::Array(name.to_string()), Verb::ZeroSuperblock),
+                &res,
+                format!("clear the md superblock of {}", members.join(", ")),
+                argv,
+            )
+            .destructive()
+            .after(vec![stop]),
         );
         for k in members {
             c.freed.insert(k, zero.clone());
@@ -492,23 +507,25 @@ pub(super) fn remove_partition(
     if !c.may_destroy(&res, "marked `state: absent`") {
         return;
     }
-    let id = c.destroy(
-        OpId::new(
-            9,
-            Address::Disk(disk.to_string()),
-            Verb::Delete(Some(part.name.to_string())),
-        ),
-        &res,
-        format!("delete partition {number} ({}) of {disk}", part.name),
-        vec![
-            s("sfdisk"),
-            s("--quiet"),
-            s("--delete"),
-            disk_path.to_string(),
-            number,
-        ],
-        false,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(
+                9,
+                Address::Disk(disk.to_string()),
+                Verb::Delete(Some(part.name.to_string())),
+            ),
+            &res,
+            format!("delete partition {number} ({}) of {disk}", part.name),
+            vec![
+                s("sfdisk"),
+                s("--quiet"),
+                s("--delete"),
+                disk_path.to_string(),
+                number,
+            ],
+        )
+        .destructive()
+        .after(after),
     );
     c.disk_teardown
         .entry(disk.to_string())

@@ -147,52 +147,59 @@ fn pool_ready(
         return None;
     }
     if size > cur.size {
-        ready.push(c.op(
-            OpId::new(53, pool_addr(vgname, pname), Verb::Extend),
-            &res,
-            format!("grow thin pool {key} from {} to {size}", cur.size),
-            vec![
-                s("lvextend"),
-                s("--quiet"),
-                s("-L"),
-                format!("{size}b"),
-                key.clone(),
-            ],
-            None,
-            true,
-            after_vg.to_vec(),
-        ));
+        ready.push(
+            c.add(
+                Op::run(
+                    OpId::new(53, pool_addr(vgname, pname), Verb::Extend),
+                    &res,
+                    format!("grow thin pool {key} from {} to {size}", cur.size),
+                    vec![
+                        s("lvextend"),
+                        s("--quiet"),
+                        s("-L"),
+                        format!("{size}b"),
+                        key.clone(),
+                    ],
+                )
+                .on_root()
+                .after(after_vg.to_vec()),
+            ),
+        );
         reasons.push(format!("grows from {} to {size} bytes", cur.size));
     }
     if let Some(m) = meta
         && m > metadata_size
     {
-        ready.push(c.op(
-            OpId::new(53, pool_addr(vgname, pname), Verb::Metadata),
-            &res,
-            format!("grow the metadata of {key} from {metadata_size} to {m}"),
-            vec![
-                s("lvextend"),
-                s("--quiet"),
-                s("--poolmetadatasize"),
-                kib(m),
-                key.clone(),
-            ],
-            None,
-            true,
-            after_vg.to_vec(),
-        ));
+        ready.push(
+            c.add(
+                Op::run(
+                    OpId::new(53, pool_addr(vgname, pname), Verb::Metadata),
+                    &res,
+                    format!("grow the metadata of {key} from {metadata_size} to {m}"),
+                    vec![
+                        s("lvextend"),
+                        s("--quiet"),
+                        s("--poolmetadatasize"),
+                        kib(m),
+                        key.clone(),
+                    ],
+                )
+                .on_root()
+                .after(after_vg.to_vec()),
+            ),
+        );
         reasons.push(format!("metadata grows from {metadata_size} to {m} bytes"));
     }
     if pool.prevent_destroy && !cur.protected() {
-        c.op(
-            OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
-            &res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(&key),
-            None,
-            true,
-            after_vg.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
+                &res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(&key),
+            )
+            .on_root()
+            .after(after_vg.to_vec()),
         );
         reasons.push("prevent-destroy: tagged on the host".into());
     }
@@ -228,24 +235,26 @@ fn create_pool(
         argv.extend([s("--poolmetadatasize"), kib(m)]);
     }
     argv.extend([s("-n"), s(pname), s(vgname)]);
-    let id = c.op(
-        OpId::new(51, pool_addr(vgname, pname), Verb::Create),
-        &res,
-        format!("create thin pool {key} ({})", Size(size)),
-        argv,
-        None,
-        true,
-        after_vg.to_vec(),
+    let id = c.add(
+        Op::run(
+            OpId::new(51, pool_addr(vgname, pname), Verb::Create),
+            &res,
+            format!("create thin pool {key} ({})", Size(size)),
+            argv,
+        )
+        .on_root()
+        .after(after_vg.to_vec()),
     );
     if pool.prevent_destroy {
-        c.op(
-            OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
-            &res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(&key),
-            None,
-            true,
-            vec![id.clone()],
+        c.add(
+            Op::run(
+                OpId::new(54, pool_addr(vgname, pname), Verb::Protect),
+                &res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(&key),
+            )
+            .on_root()
+            .after(vec![id.clone()]),
         );
     }
     c.plan.record(
@@ -277,49 +286,51 @@ fn create_thin(
     let key = format!("{vgname}/{lname}");
     let res = format!("lv {key}");
     let fs = mkfs(lv.fs, &format!("/dev/{vgname}/{lname}"));
-    let id = c.op(
-        OpId::new(50, Address::lv(vgname, lname), Verb::Create),
-        &res,
-        format!(
-            "create thin LV {key} ({} virtual, in pool {pname})",
-            Size(size)
-        ),
-        vec![
-            s("lvcreate"),
-            s("--quiet"),
-            s("--yes"),
-            s("--type"),
-            s("thin"),
-            s("-V"),
-            format!("{size}b"),
-            s("-n"),
-            s(lname),
-            format!("{vgname}/{pname}"),
-        ],
-        None,
-        true,
-        ready.to_vec(),
+    let id = c.add(
+        Op::run(
+            OpId::new(50, Address::lv(vgname, lname), Verb::Create),
+            &res,
+            format!(
+                "create thin LV {key} ({} virtual, in pool {pname})",
+                Size(size)
+            ),
+            vec![
+                s("lvcreate"),
+                s("--quiet"),
+                s("--yes"),
+                s("--type"),
+                s("thin"),
+                s("-V"),
+                format!("{size}b"),
+                s("-n"),
+                s(lname),
+                format!("{vgname}/{pname}"),
+            ],
+        )
+        .on_root()
+        .after(ready.to_vec()),
     );
     if let Some((w, argv)) = fs {
-        c.op(
-            OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
-            &res,
-            format!("create {w} on {key}"),
-            argv,
-            None,
-            false,
-            vec![id.clone()],
+        c.add(
+            Op::run(
+                OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
+                &res,
+                format!("create {w} on {key}"),
+                argv,
+            )
+            .after(vec![id.clone()]),
         );
     }
     if lv.prevent_destroy {
-        c.op(
-            OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
-            &res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(&key),
-            None,
-            true,
-            vec![id],
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
+                &res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(&key),
+            )
+            .on_root()
+            .after(vec![id]),
         );
     }
     c.plan.record(
@@ -396,40 +407,41 @@ fn thin_lv(
             argv.push(s("--resizefs"));
         }
         argv.push(key.clone());
-        c.op(
-            OpId::new(50, Address::lv(vgname, lname), Verb::Extend),
-            &res,
-            format!("grow thin LV {key} from {} to {size} (virtual)", cur.size),
-            argv,
-            None,
-            true,
-            ready.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(50, Address::lv(vgname, lname), Verb::Extend),
+                &res,
+                format!("grow thin LV {key} from {} to {size} (virtual)", cur.size),
+                argv,
+            )
+            .on_root()
+            .after(ready.to_vec()),
         );
         reasons.push(format!("grows from {} to {size} bytes", cur.size));
     }
     if !cur.active && !cur.open {
         // No device node: its filesystem is read again after activation, never made blind.
-        c.op(
-            OpId::new(52, Address::lv(vgname, lname), Verb::Activate),
-            &res,
-            format!("activate {key} (inactive: its filesystem could not be read)"),
-            vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
-            None,
-            false,
-            ready.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(52, Address::lv(vgname, lname), Verb::Activate),
+                &res,
+                format!("activate {key} (inactive: its filesystem could not be read)"),
+                vec![s("lvchange"), s("--quiet"), s("-ay"), key.clone()],
+            )
+            .after(ready.to_vec()),
         );
         reasons.push("inactive: activated".into());
     } else {
         match (fs, fstype.as_deref()) {
             (Some((w, argv)), None) => {
-                c.op(
-                    OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
-                    &res,
-                    format!("create {w} on {key} (it holds no signature)"),
-                    argv,
-                    None,
-                    false,
-                    ready.to_vec(),
+                c.add(
+                    Op::run(
+                        OpId::new(57, Address::lv(vgname, lname), Verb::Mkfs),
+                        &res,
+                        format!("create {w} on {key} (it holds no signature)"),
+                        argv,
+                    )
+                    .after(ready.to_vec()),
                 );
                 reasons.push(format!("new {w}"));
             }
@@ -445,14 +457,15 @@ fn thin_lv(
         }
     }
     if lv.prevent_destroy && !cur.protected() {
-        c.op(
-            OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
-            &res,
-            format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            protect_argv(&key),
-            None,
-            true,
-            ready.to_vec(),
+        c.add(
+            Op::run(
+                OpId::new(58, Address::lv(vgname, lname), Verb::Protect),
+                &res,
+                format!("tag {key} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                protect_argv(&key),
+            )
+            .on_root()
+            .after(ready.to_vec()),
         );
         reasons.push("prevent-destroy: tagged on the host".into());
     }
@@ -582,13 +595,16 @@ fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<OpId> {
         .iter()
         .filter_map(|k| c.removing.get(k).cloned())
         .collect();
-    let id = c.destroy(
-        OpId::new(5, pool_addr(vgname, pname), Verb::Remove),
-        &res,
-        format!("remove thin pool {key}"),
-        vec![s("lvremove"), s("--quiet"), s("--yes"), key.clone()],
-        true,
-        after,
+    let id = c.add(
+        Op::run(
+            OpId::new(5, pool_addr(vgname, pname), Verb::Remove),
+            &res,
+            format!("remove thin pool {key}"),
+            vec![s("lvremove"), s("--quiet"), s("--yes"), key.clone()],
+        )
+        .destructive()
+        .on_root()
+        .after(after),
     );
     // Its device-mapper devices (the pool, `-tpool`, `_tdata`, `_tmeta`) leave the PVs.
     let dm = crate::kinds::lvm::dm_name(vgname, pname);
@@ -611,7 +627,7 @@ fn remove_pool(c: &mut Ctx, vgname: &str, pname: &str) -> Option<OpId> {
 mod tests {
     use super::*;
     use crate::discover::{Discovered, discover};
-    use crate::plan::plan_host;
+    use crate::plan::{Risk, plan_host};
     use crate::runner::fixtures::runner;
     use crate::spec::de::Sp;
 

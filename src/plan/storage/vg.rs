@@ -33,20 +33,21 @@ fn volume_group<'a>(c: &mut Ctx<'a>, vgname: &'a Name, vg: &'a VolumeGroup) {
         return;
     };
     if protect {
-        c.op(
-            OpId::new(41, Address::Vg(vgname.to_string()), Verb::Protect),
-            &res,
-            format!("tag {vgname} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
-            vec![
-                s("vgchange"),
-                s("--quiet"),
-                s("--addtag"),
-                s(PREVENT_DESTROY_TAG),
-                vgname.value.clone(),
-            ],
-            None,
-            true,
-            after_vg.clone(),
+        c.add(
+            Op::run(
+                OpId::new(41, Address::Vg(vgname.to_string()), Verb::Protect),
+                &res,
+                format!("tag {vgname} {PREVENT_DESTROY_TAG} (prevent-destroy)"),
+                vec![
+                    s("vgchange"),
+                    s("--quiet"),
+                    s("--addtag"),
+                    s(PREVENT_DESTROY_TAG),
+                    vgname.value.clone(),
+                ],
+            )
+            .on_root()
+            .after(after_vg.clone()),
         );
     }
     let extent = existing
@@ -133,14 +134,15 @@ fn physical_volumes(
             .cloned()
             .into_iter()
             .collect();
-        let id = c.op(
-            OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
-            res,
-            format!("make {pv} an LVM physical volume"),
-            vec![s("pvcreate"), s("--quiet"), path.clone()],
-            None,
-            true,
-            after,
+        let id = c.add(
+            Op::run(
+                OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
+                res,
+                format!("make {pv} an LVM physical volume"),
+                vec![s("pvcreate"), s("--quiet"), path.clone()],
+            )
+            .on_root()
+            .after(after),
         );
         pv_ops.push(id);
         new_pvs.push(path);
@@ -168,14 +170,15 @@ fn group(
         Some(_) => {
             let mut argv = vec![s("vgextend"), s("--quiet"), vgname.value.clone()];
             argv.extend(new_pvs.iter().cloned());
-            let id = c.op(
-                OpId::new(40, Address::Vg(vgname.to_string()), Verb::Extend),
-                res,
-                format!("add {} PV(s) to {vgname}", new_pvs.len()),
-                argv,
-                None,
-                true,
-                pv_ops,
+            let id = c.add(
+                Op::run(
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Extend),
+                    res,
+                    format!("add {} PV(s) to {vgname}", new_pvs.len()),
+                    argv,
+                )
+                .on_root()
+                .after(pv_ops),
             );
             after_vg.push(id);
             c.change(res, Action::Update, "new PVs");
@@ -199,14 +202,15 @@ fn group(
             }
             argv.push(vgname.value.clone());
             argv.extend(new_pvs.iter().cloned());
-            let id = c.op(
-                OpId::new(40, Address::Vg(vgname.to_string()), Verb::Create),
-                res,
-                format!("create volume group {vgname}"),
-                argv,
-                None,
-                true,
-                pv_ops,
+            let id = c.add(
+                Op::run(
+                    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Create),
+                    res,
+                    format!("create volume group {vgname}"),
+                    argv,
+                )
+                .on_root()
+                .after(pv_ops),
             );
             after_vg.push(id);
             c.change(res, Action::Create, "no such volume group");
