@@ -990,6 +990,83 @@ fn a_resealed_plan_runs_only_what_hostform_itself_produces() {
     assert!(journal(dir).is_empty());
 }
 
+/// What the plan's vocabulary reads back from a saved plan is only what it writes: an id that
+/// is not the canonical spelling of one, a guest stop of the wrong shape, an operation that
+/// both runs a command and writes a file. Resealed (the checksum made to match), each is
+/// refused when the plan is read, before anything runs.
+#[test]
+fn a_resealed_plan_with_a_forged_id_or_effect_is_not_read() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    let o = hf(
+        dir,
+        &[
+            "plan",
+            "lab.yaml",
+            "--against",
+            snap.to_str().unwrap(),
+            "--out",
+            "p.plan",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(dir.join("p.plan")).unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "verb",
+            Box::new(|b| first_op(b)["id"] = serde_json::json!("10:disk:a:explode")),
+            "not an operation id: \"10:disk:a:explode\"",
+        ),
+        (
+            "spelling",
+            Box::new(|b| first_op(b)["id"] = serde_json::json!("010:disk:a:table")),
+            "not an operation id",
+        ),
+        (
+            "after",
+            Box::new(|b| first_op(b)["after"] = serde_json::json!(["anything"])),
+            "not an operation id: \"anything\"",
+        ),
+        (
+            "stop",
+            Box::new(|b| {
+                first_op(b)["argv"] =
+                    serde_json::json!(["hostform-stop-guest", "libvirt", "qemu:///system", "g1"])
+            }),
+            "malformed guest stop",
+        ),
+        (
+            "both",
+            Box::new(|b| {
+                first_op(b)["write"] = serde_json::json!({
+                    "path": "/etc/network/interfaces.d/hostform", "content": "",
+                    "mode": 420, "diff": ""});
+            }),
+            "both writes a file and runs a command",
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let file = format!("{name}.plan");
+        std::fs::write(dir.join(&file), reseal(&text, edit)).unwrap();
+        for cmd in ["show", "apply"] {
+            let o = hf(
+                dir,
+                &[cmd, &file, "--auto-approve"][..if cmd == "show" { 2 } else { 3 }],
+            );
+            assert_eq!(code(&o), 1, "{name} {cmd}: {}", stdout(&o));
+            let e = stderr(&o);
+            assert!(
+                e.contains("is not a usable saved plan"),
+                "{name} {cmd}: {e}"
+            );
+            assert!(e.contains(says), "{name} {cmd}: {e}");
+            assert!(stdout(&o).is_empty(), "{name} {cmd}: nothing shown");
+        }
+    }
+    assert!(journal(dir).is_empty());
+}
+
 #[test]
 fn apply_plans_again_and_refuses_a_saved_plan_that_differs() {
     let (d, _) = setup();
