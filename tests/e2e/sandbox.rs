@@ -257,6 +257,7 @@ fn kept_images_are_reused() {
 
 /// Ctrl-C on `hostform sandbox` stops qemu and removes the temporary images.
 #[test]
+#[allow(unsafe_code)]
 fn ctrl_c_stops_qemu_and_removes_temporary_files() {
     let Some(_vm) = vm() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -265,8 +266,8 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
         "host: lab\ndisks:\n  d: { serial: HF-INT, size: 64MiB }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hostform"))
-        .current_dir(dir.path())
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostform"));
+    cmd.current_dir(dir.path())
         .args([
             "sandbox",
             "lab.yaml",
@@ -278,9 +279,23 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
             "echo started; sleep 600",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    // Ctrl-C reaches a program run in the foreground. A test runner started in the background
+    // by a non-interactive shell (`… &`) inherits SIGINT ignored, and hostform keeps an
+    // inherited ignore, as nohup expects: give the child the terminal's default instead.
+    // SAFETY: between fork and exec the child only calls sigaction(2), which is
+    // async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGINT,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+            .map(|_| ())
+            .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     let pid = child.id();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
