@@ -20,22 +20,34 @@ loud() {
 
 # Install what is missing, when we can (root on a Debian-like system). Never fails the
 # caller by itself: the tier that needs a package reports its absence.
-install_missing() {
-  local missing=() p
+not_installed() {
+  local p
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
   done
+}
+install_missing() {
+  local missing pass
+  mapfile -t missing < <(not_installed "$@")
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     loud "missing Debian packages (run as root to install them): ${missing[*]}"
     return 0
   fi
-  say "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   # Old package lists may name versions the mirror no longer has: update first.
   apt-get update -qq >/dev/null || true
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-    loud "apt-get could not install: ${missing[*]}"
+  # A second pass: installing one package can remove another of the list that conflicts with
+  # it in another version (a backported qemu-utils goes when Debian's qemu-system-x86 comes);
+  # asked again alone, it comes back in the version that fits.
+  for pass in 1 2; do
+    say "installing: ${missing[*]}"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+      loud "apt-get could not install: ${missing[*]}"
+    mapfile -t missing < <(not_installed "$@")
+    [ ${#missing[@]} -eq 0 ] && return 0
+  done
+  loud "still not installed after apt-get: ${missing[*]}"
 }
 
 ensure_rust() {
