@@ -41,7 +41,8 @@ pub struct Args {
     #[arg(long)]
     pub check: bool,
     /// The command to run inside, after `--`. By default: `hostform plan SPEC`, `apply
-    /// --auto-approve`, then a second `plan --detailed-exitcode` that must be empty.
+    /// --auto-approve --confirm-within 10m`, `confirm` when a network change waits for it,
+    /// then a second `plan --detailed-exitcode` that must be empty.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
@@ -90,10 +91,20 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         let mut c: Vec<String> = vec![
             "sh".into(),
             "-c".into(),
+            // A change goes the safe way the docs ask of an operator: apply arms a rollback
+            // and waits; `confirm` runs from another session once it waits.
             r#"set -e
 exe=$0; spec=$1; shift
+out=/tmp/hostform-apply.out
 "$exe" plan "$spec" "$@"
-"$exe" apply "$spec" "$@" --auto-approve
+"$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m >"$out" 2>&1 &
+apply=$!
+tail -n +1 -f --pid=$apply "$out" &
+while kill -0 $apply 2>/dev/null && ! grep -q 'for `hostform confirm`' "$out"; do sleep 0.5; done
+if kill -0 $apply 2>/dev/null; then "$exe" confirm; fi
+rc=0; wait $apply || rc=$?
+wait
+[ $rc = 0 ] || exit $rc
 echo "== second plan (must be empty)"
 "$exe" plan "$spec" "$@" --detailed-exitcode"#
                 .into(),
@@ -143,13 +154,20 @@ echo "== second plan (must be empty)"
             cfg.nics.join(", ")
         }
     );
+    for part in from_spec::left_out(&loaded.spec) {
+        eprintln!("sandbox: left out: {}", part.describe());
+    }
     let mut out = std::io::stdout();
     let result = sandbox::run(&cfg, &mut out);
     let _ = out.flush();
     match result {
         Ok(o) => {
+            let set_up = o
+                .provided
+                .map(|p| format!(", set up in {:.1}s", p.as_secs_f64()))
+                .unwrap_or_default();
             eprintln!(
-                "sandbox: command exited with status {} (ready in {:.1}s, total {:.1}s)",
+                "sandbox: command exited with status {} (ready in {:.1}s{set_up}, total {:.1}s)",
                 o.exit_code,
                 o.boot_ready.as_secs_f64(),
                 o.total.as_secs_f64()

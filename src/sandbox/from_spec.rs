@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::{MAX_SERIAL_LEN, SandboxConfig, SandboxDisk, sanitize_serial};
-use crate::spec::Spec;
+use super::{MAX_SERIAL_LEN, Provide, SandboxConfig, SandboxDisk, sanitize_serial};
+use crate::spec::sandboxed::{self, LeftOut};
+use crate::spec::types::{Hypervisor, NetManager};
 use crate::spec::units::MIB;
+use crate::spec::{Spec, scale};
 
 /// How spec sizes become sandbox sizes.
 #[derive(Debug, Clone, Copy)]
@@ -17,11 +19,11 @@ pub struct Sizing {
     pub default_disk: u64,
 }
 
-/// The smallest disk worth booting: room for a GPT, a BIOS boot partition and md/LVM metadata.
-pub const MIN_DISK: u64 = 64 * MIB;
+pub use crate::spec::scale::MIN_DISK;
 
 /// Disks and NICs for `spec`. Commands, workdir and limits are the caller's.
 pub fn layout(spec: &Spec, sizing: Sizing) -> Vec<SandboxDisk> {
+    let headroom = scale::headroom(spec, sizing.scale);
     spec.disks
         .values()
         .map(|d| {
@@ -48,11 +50,13 @@ pub fn layout(spec: &Spec, sizing: Sizing) -> Vec<SandboxDisk> {
                 }
                 (None, None) => "hostform-disk".to_string(),
             };
+            // The size the plan inside checks (the spec's, scaled as hostform scales it there),
+            // plus the room the scaled capacities' floors need.
             let size = d
                 .size
-                .map(|s| s.value.0 / sizing.scale.max(1))
-                .unwrap_or(sizing.default_disk)
-                .max(MIN_DISK)
+                .map(|s| scale::disk(s.value.0, sizing.scale))
+                .unwrap_or(sizing.default_disk.max(MIN_DISK))
+                .saturating_add(headroom)
                 .div_ceil(MIB)
                 * MIB;
             SandboxDisk {
@@ -74,11 +78,58 @@ pub fn nics(spec: &Spec) -> Vec<String> {
     ports.into_iter().collect()
 }
 
-/// Apply a spec's disks and NICs to a configuration.
+/// Apply a spec's disks, NICs, needs and scale to a configuration.
 pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, sizing: Sizing) {
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
     cfg.hostname = hostname(spec);
+    // What the spec needs, once the parts the sandbox cannot host are left out.
+    cfg.provide = provide(&sandboxed::leave_out(spec, &left_out(spec)));
+    if sizing.scale > 1 {
+        cfg.env
+            .push((scale::ENV.to_string(), sizing.scale.to_string()));
+    }
+    let out = left_out(spec);
+    if !out.is_empty() {
+        let words: Vec<&str> = out.iter().map(|l| l.word()).collect();
+        cfg.env
+            .push((sandboxed::LEAVE_OUT_ENV.to_string(), words.join(",")));
+    }
+}
+
+/// The parts of `spec` this sandbox cannot host, which hostform inside leaves out (and its
+/// plan header names): Xen guests until the sandbox boots Xen, shared VGs until it runs
+/// lvmlockd.
+pub fn left_out(spec: &Spec) -> Vec<LeftOut> {
+    LeftOut::ALL
+        .into_iter()
+        .filter(|l| l.present(spec))
+        .collect()
+}
+
+/// What the spec needs from its host that a bare sandbox lacks: the network files its
+/// manager reads, libvirtd for libvirt guests, and md resync throttled for its arrays. Xen
+/// (the Xen issue) and lvmlockd for shared VGs (the cluster issue) are not provided yet:
+/// their refusals name them.
+pub fn provide(spec: &Spec) -> Vec<Provide> {
+    let mut p = BTreeSet::new();
+    if !spec.bridges.is_empty() {
+        p.insert(match spec.network.manager {
+            NetManager::Networkd => Provide::Networkd,
+            NetManager::Ifupdown | NetManager::Auto => Provide::Ifupdown,
+        });
+    }
+    if spec.vms.values().any(|v| {
+        v.hypervisor
+            .as_ref()
+            .is_some_and(|h| h.value == Hypervisor::Libvirt)
+    }) {
+        p.insert(Provide::Libvirtd);
+    }
+    if !spec.arrays.is_empty() {
+        p.insert(Provide::ThrottleResync);
+    }
+    p.into_iter().collect()
 }
 
 /// The guest's hostname: the spec's host, so that `plan` and `apply` inside take the VM for
@@ -117,8 +168,18 @@ mod tests {
             sanitize_serial(&disks[1].serial)
         );
         assert!(disks[0].serial.ends_with("7SGK1234"));
-        // 8 TB / 1000 = 8 GB, rounded up to whole MiB.
-        assert_eq!(disks[0].size_bytes, 8_000_000_000u64.div_ceil(MIB) * MIB);
+        // 8 TB / 1000 = 8 GB, rounded up to whole MiB, and the room the scaled LVs' floors
+        // need.
+        let room = scale::headroom(&l.spec, 1000);
+        assert!(room > 0);
+        assert_eq!(
+            disks[0].size_bytes,
+            8_000_000_000u64.div_ceil(MIB) * MIB + room
+        );
+        assert_eq!(
+            provide(&l.spec),
+            vec![Provide::Ifupdown, Provide::ThrottleResync]
+        );
         assert_eq!(nics(&l.spec), vec!["eth0".to_string()]);
         assert_eq!(hostname(&l.spec), "dom0");
     }

@@ -9,6 +9,8 @@ use super::host::{HostTools, INITRAMFS_MODULES, resolve_modules};
 
 pub const STAGE1: &str = include_str!("guest/stage1.sh");
 pub const STAGE2: &str = include_str!("guest/stage2.sh");
+/// Starts libvirtd in the guest; also run by the end-to-end tests that need it.
+pub const LIBVIRT_UP: &str = include_str!("../../scripts/sandbox/libvirt-up.sh");
 
 /// Quotes a string for a POSIX shell (single quotes, `'` as `'\''`).
 pub fn shell_quote(s: &str) -> String {
@@ -43,6 +45,10 @@ pub struct GuestConfig {
     /// `(mac, name)` pairs.
     pub nics: Vec<(String, String)>,
     pub command: Vec<String>,
+    /// `Provide` words, set up by stage 2 after boot.
+    pub provide: Vec<&'static str>,
+    /// `(name, value)` the command gets in its environment.
+    pub env: Vec<(String, String)>,
     /// `(kernel name, by-id alias)` pairs turned into udev rules in the guest.
     pub by_id: Vec<(String, String)>,
 }
@@ -73,11 +79,16 @@ impl GuestConfig {
         var("HF_NICS", &nics.join(" "));
         let by_id: Vec<String> = self.by_id.iter().map(|(d, a)| format!("{d}={a}")).collect();
         var("HF_BYID", &by_id.join(" "));
+        var("HF_PROVIDE", &self.provide.join(" "));
         // busybox sh prefers its own applets even for `exec sh`, so the
         // command goes through env(1), which searches $PATH for real binaries.
         s.push_str("hf_command() { exec ");
         s.push_str(&shell_quote(&host.env.to_string_lossy()));
         s.push_str(" --");
+        for (k, v) in &self.env {
+            s.push(' ');
+            s.push_str(&shell_quote(&format!("{k}={v}")));
+        }
         for a in &self.command {
             s.push(' ');
             s.push_str(&shell_quote(a));
@@ -105,6 +116,7 @@ pub fn build(host: &HostTools, config_sh: &str, dest: &Path) -> Result<(), Sandb
     a.file("init", 0o755, STAGE1.as_bytes());
     a.file("hostform/stage2.sh", 0o644, STAGE2.as_bytes());
     a.file("hostform/config.sh", 0o644, config_sh.as_bytes());
+    a.file("hostform/libvirt-up.sh", 0o755, LIBVIRT_UP.as_bytes());
 
     let modules = resolve_modules(&host.kernel, &INITRAMFS_MODULES)?;
     for (i, m) in modules.iter().enumerate() {

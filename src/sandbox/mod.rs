@@ -151,6 +151,38 @@ pub struct SandboxConfig {
     /// The guest's hostname (also mdadm's homehost there): the spec's host when booted from a
     /// spec, so that hostform inside takes the VM for that host.
     pub hostname: String,
+    /// What the guest sets up before the command, as a Debian host would have it.
+    pub provide: Vec<Provide>,
+    /// Variables the command gets (`HOSTFORM_SANDBOX_SCALE`).
+    pub env: Vec<(String, String)>,
+}
+
+/// Services and files a sandbox guest sets up after boot, before the command: what a spec
+/// needs from its host that a bare sandbox lacks (`from_spec::provide` chooses them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Provide {
+    /// `/etc/network/interfaces` as Debian installs it, sourcing `interfaces.d`.
+    Ifupdown,
+    /// systemd-networkd enabled (its `multi-user.target.wants` link) and `/etc/systemd/network`.
+    Networkd,
+    /// libvirtd with the qemu driver (`scripts/sandbox/libvirt-up.sh`).
+    Libvirtd,
+    /// md resync and recovery throttled to 1 MB/s: a new mirror of the sandbox's large sparse
+    /// disks would otherwise copy gigabytes under emulation, which a real host does in the
+    /// background anyway.
+    ThrottleResync,
+}
+
+impl Provide {
+    /// The word stage 2 reads in `HF_PROVIDE`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Provide::Ifupdown => "ifupdown",
+            Provide::Networkd => "networkd",
+            Provide::Libvirtd => "libvirtd",
+            Provide::ThrottleResync => "throttle-resync",
+        }
+    }
 }
 
 impl SandboxConfig {
@@ -169,6 +201,8 @@ impl SandboxConfig {
             keep: None,
             timeout: Duration::from_secs(300),
             hostname: GUEST_HOSTNAME.into(),
+            provide: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -199,6 +233,8 @@ pub struct SandboxOutcome {
     pub boot_ready: Duration,
     /// The guest's own uptime when it was ready (excludes firmware/qemu start).
     pub guest_uptime_at_ready: Option<Duration>,
+    /// From ready to the end of what the guest set up for the spec (`Provide`).
+    pub provided: Option<Duration>,
     /// Whole run, including image creation and power-off.
     pub total: Duration,
     /// The disks as attached.
@@ -737,6 +773,8 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             .map(|(i, n)| (nic_mac(i), n.clone()))
             .collect(),
         command: cfg.command.clone(),
+        provide: cfg.provide.iter().map(|p| p.word()).collect(),
+        env: cfg.env.clone(),
         by_id: cfg
             .disks
             .iter()
@@ -866,10 +904,12 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             exit_code,
             boot_ready,
             guest_uptime,
+            provided,
         } => Ok(SandboxOutcome {
             exit_code,
             boot_ready,
             guest_uptime_at_ready: guest_uptime,
+            provided,
             total: started.elapsed(),
             disks,
         }),
@@ -886,6 +926,7 @@ enum LoopEnd {
         exit_code: i32,
         boot_ready: Duration,
         guest_uptime: Option<Duration>,
+        provided: Option<Duration>,
     },
     GuestError(String),
     NoStatus,
@@ -903,6 +944,7 @@ fn event_loop(
 ) -> Result<LoopEnd, SandboxError> {
     let mut ctl_buf: Vec<u8> = Vec::new();
     let mut ready: Option<(Duration, Option<Duration>)> = None;
+    let mut provided: Option<Duration> = None;
     let mut exit_code: Option<i32> = None;
     let mut guest_error: Option<String> = None;
     let (mut out_eof, mut ctl_eof) = (false, false);
@@ -927,7 +969,9 @@ fn event_loop(
                 while let Some(pos) = ctl_buf.iter().position(|&b| b == b'\n') {
                     let line: Vec<u8> = ctl_buf.drain(..=pos).collect();
                     let line = String::from_utf8_lossy(&line).trim().to_string();
-                    if let Some(rest) = line.strip_prefix("ready") {
+                    if line.starts_with("provided") {
+                        provided = Some(spawned_at.elapsed());
+                    } else if let Some(rest) = line.strip_prefix("ready") {
                         let up = rest
                             .trim()
                             .parse::<f64>()
@@ -981,11 +1025,13 @@ fn event_loop(
             exit_code,
             boot_ready,
             guest_uptime,
+            provided: provided.map(|p| p.saturating_sub(boot_ready)),
         }),
         (Some(exit_code), None) => Ok(LoopEnd::Exited {
             exit_code,
             boot_ready: spawned_at.elapsed(),
             guest_uptime: None,
+            provided: None,
         }),
         _ => Ok(LoopEnd::NoStatus),
     }
@@ -1067,6 +1113,8 @@ mod tests {
             modules: vec!["md_mod".into(), "dm_mod".into()],
             nics: vec![(nic_mac(0), "eth0".into())],
             command: vec!["sh".into(), "-c".into(), "echo $HOME; exit 3".into()],
+            provide: vec!["ifupdown", "libvirtd"],
+            env: vec![("HOSTFORM_SANDBOX_SCALE".into(), "1000".into())],
             by_id: vec![("vda".into(), "ata-WDC_WD80EFAX_7SGK1234".into())],
         };
         let text = g.render(&host);
@@ -1085,10 +1133,11 @@ mod tests {
         );
         assert!(
             text.contains(
-                "hf_command() { exec '/usr/bin/env' -- 'sh' '-c' 'echo $HOME; exit 3'; }"
+                "hf_command() { exec '/usr/bin/env' -- 'HOSTFORM_SANDBOX_SCALE=1000' 'sh' '-c' 'echo $HOME; exit 3'; }"
             ),
             "{text}"
         );
+        assert!(text.contains("HF_PROVIDE='ifupdown libvirtd'\n"), "{text}");
     }
 
     fn test_host() -> HostTools {

@@ -2,6 +2,8 @@
 pub mod de;
 pub mod load;
 pub mod names;
+pub mod sandboxed;
+pub mod scale;
 pub mod source;
 pub mod types;
 pub mod units;

@@ -76,19 +76,36 @@ fn ready(slots: Slots) -> Option<Vm> {
     }
 }
 
+/// Where a test's time went so far (its sandbox runs).
+#[derive(Clone, Copy, Default)]
+struct Runs {
+    /// Sandbox runs counted.
+    n: u32,
+    /// qemu start to the guest ready for the command.
+    boot: Duration,
+    /// What the sandbox set up for the spec (libvirtd, network files), and what the test's
+    /// script marked as setup: building what the test does not itself test.
+    setup: Duration,
+    /// What the test's script marked as waiting (a rollback window, a guest's timeout).
+    wait: Duration,
+    /// The runs' whole time.
+    whole: Duration,
+}
+
 thread_local! {
-    /// This test's sandbox runs so far: how many, their time to ready, their whole time.
-    static RUNS: Cell<(u32, Duration, Duration)> = Cell::default();
+    static RUNS: Cell<Runs> = Cell::default();
 }
 
 /// A test's VM slots, taken once they were free. When the test ends, passed or failed, they are
 /// given back, and one line says where its time went (captured by the test harness, shown with
-/// `--nocapture`):
-/// `e2e-timing NAME boot=Xs setup=? in-vm=Ys total=Zs boots=N`.
-/// `boot` is the sandbox runs' time to ready (qemu start to the guest ready for the command),
-/// `in-vm` the rest of those runs (the command inside, then power-off), `total` the test from
-/// its slots on, `boots` the runs counted. `setup` (building what the test does not itself
-/// test) is not measured: the harness cannot tell it from the command's other work.
+/// `--nocapture`; `scripts/e2e` collects them):
+/// `e2e-timing NAME boot=Xs setup=Xs tools=Xs wait=Xs total=Xs boots=N`.
+/// `boot` is the sandbox runs' time to ready; `setup` what the sandbox set up for the spec plus
+/// what the test's script marked as setup (`e2e-setup SECONDS` lines: building a stack the test
+/// does not itself test); `wait` what it marked as waiting (`e2e-wait SECONDS`); `tools` the
+/// rest of the runs (hostform and the tools it runs, then power-off); `total` the test from its
+/// slots on, its own work on the build machine included; `boots` the runs counted (a run cut
+/// off by a signal or a timeout is not).
 pub struct Vm {
     _slots: Slots,
     started: Instant,
@@ -96,47 +113,92 @@ pub struct Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
-        let (boots, boot, whole) = RUNS.take();
+        let r = RUNS.take();
+        let tools = r.whole.saturating_sub(r.boot + r.setup + r.wait);
         eprintln!(
-            "\ne2e-timing {} boot={:.1}s setup=? in-vm={:.1}s total={:.1}s boots={boots}",
+            "\ne2e-timing {} boot={:.1}s setup={:.1}s tools={:.1}s wait={:.1}s total={:.1}s boots={}",
             std::thread::current().name().unwrap_or("?"),
-            boot.as_secs_f64(),
-            whole.saturating_sub(boot).as_secs_f64(),
+            r.boot.as_secs_f64(),
+            r.setup.as_secs_f64(),
+            tools.as_secs_f64(),
+            r.wait.as_secs_f64(),
             self.started.elapsed().as_secs_f64(),
+            r.n,
         );
     }
 }
 
-fn note(ready: Duration, total: Duration) {
-    RUNS.with(|r| {
-        let (n, b, w) = r.get();
-        r.set((n + 1, b + ready, w + total));
+fn add(f: impl FnOnce(&mut Runs)) {
+    RUNS.with(|c| {
+        let mut r = c.get();
+        f(&mut r);
+        c.set(r);
     });
 }
 
+fn secs(s: &str) -> Option<Duration> {
+    let v: f64 = s.trim().trim_end_matches('s').parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
+}
+
 /// Counts a `hostform sandbox` run by its closing line on stderr,
-/// `sandbox: command exited with status N (ready in Xs, total Ys)`.
+/// `sandbox: command exited with status N (ready in Xs[, set up in Ys], total Zs)`.
 pub fn note_sandbox_run(stderr: &str) {
-    let secs = |s: &str| s.trim().strip_suffix('s')?.parse::<f64>().ok();
     for l in stderr.lines() {
         let Some((_, rest)) = l.split_once("sandbox: command exited with status ") else {
             continue;
         };
-        let Some((ready, total)) = rest
-            .split_once("(ready in ")
-            .and_then(|(_, r)| r.strip_suffix(')')?.split_once(", total "))
-        else {
+        let Some(fields) = rest.split_once('(').and_then(|(_, r)| r.strip_suffix(')')) else {
             continue;
         };
-        if let (Some(r), Some(t)) = (secs(ready), secs(total)) {
-            note(Duration::from_secs_f64(r), Duration::from_secs_f64(t));
+        let (mut ready, mut set_up, mut total) = (None, None, None);
+        for f in fields.split(", ") {
+            if let Some(v) = f.strip_prefix("ready in ") {
+                ready = secs(v);
+            } else if let Some(v) = f.strip_prefix("set up in ") {
+                set_up = secs(v);
+            } else if let Some(v) = f.strip_prefix("total ") {
+                total = secs(v);
+            }
+        }
+        if let (Some(b), Some(t)) = (ready, total) {
+            add(|r| {
+                r.n += 1;
+                r.boot += b;
+                r.setup += set_up.unwrap_or_default();
+                r.whole += t;
+            });
         }
     }
 }
 
+/// Adds what a test's script marked on its output: `e2e-setup SECONDS` and
+/// `e2e-wait SECONDS` lines (see [`MARK`]).
+pub fn note_marks(stdout: &str) {
+    for l in stdout.lines() {
+        if let Some(v) = l.trim().strip_prefix("e2e-setup ").and_then(secs) {
+            add(|r| r.setup += v);
+        } else if let Some(v) = l.trim().strip_prefix("e2e-wait ").and_then(secs) {
+            add(|r| r.wait += v);
+        }
+    }
+}
+
+/// Shell functions for a test's script inside the VM: `mark_start` starts a phase,
+/// `mark setup` / `mark wait` prints the seconds since as `e2e-setup S` / `e2e-wait S`.
+pub const MARK: &str = r#"mark_start() { hf_t0=$(cut -d' ' -f1 /proc/uptime); }
+mark() { awk -v t0="$hf_t0" -v k="$1" '{ printf "e2e-%s %.1f
+", k, $1 - t0 }' /proc/uptime; }
+"#;
+
 /// Counts a sandbox run made in this process.
 pub fn note_outcome(o: &SandboxOutcome) {
-    note(o.boot_ready, o.total);
+    add(|r| {
+        r.n += 1;
+        r.boot += o.boot_ready;
+        r.setup += o.provided.unwrap_or_default();
+        r.whole += o.total;
+    });
 }
 
 pub fn root() -> PathBuf {
@@ -151,6 +213,7 @@ pub fn hostform(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run hostform");
     note_sandbox_run(&text(&o.stderr));
+    note_marks(&text(&o.stdout));
     o
 }
 

@@ -330,3 +330,91 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
         text(&qemus.stdout)
     );
 }
+
+/// The example specs, each with what it waits for before the sandbox can host all of it: the
+/// parts the sandbox leaves out of it (and says so). Each has its own test below, so that the
+/// tier runs them side by side.
+const EXAMPLES: &[(&str, &[&str])] = &[
+    (
+        "dom0.yaml",
+        &["Xen guests (no Xen hypervisor in the sandbox yet)"],
+    ),
+    (
+        "kvm1.yaml",
+        &["shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"],
+    ),
+    ("minimal.yaml", &[]),
+];
+
+/// Every spec in specs/ is in [`EXAMPLES`], so a new example cannot go untried.
+#[test]
+fn every_example_spec_has_a_sandbox_test() {
+    let mut specs: Vec<String> = fs::read_dir(root().join("specs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    specs.sort();
+    let known: Vec<&str> = EXAMPLES.iter().map(|(s, _)| *s).collect();
+    assert_eq!(specs, known);
+}
+
+#[test]
+fn example_dom0_runs_in_the_sandbox_with_defaults() {
+    example("dom0.yaml");
+}
+
+#[test]
+fn example_kvm1_runs_in_the_sandbox_with_defaults() {
+    example("kvm1.yaml");
+}
+
+#[test]
+fn example_minimal_runs_in_the_sandbox_with_defaults() {
+    example("minimal.yaml");
+}
+
+/// An example spec as a new user runs it: `hostform sandbox SPEC` with no flags plans,
+/// applies and plans again to nothing, with no refusal, leaving out only what [`EXAMPLES`]
+/// says the spec waits for, and saying so in every plan's header.
+fn example(spec: &str) {
+    let Some(_vm) = vm() else { return };
+    let path = format!("specs/{spec}");
+    let o = hostform(&root(), &["sandbox", &path]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{spec}:\n{out}\n{err}");
+    let awaited: &[&str] = EXAMPLES
+        .iter()
+        .find(|(s, _)| *s == spec)
+        .map_or(&[], |(_, a)| *a);
+    let left: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("sandbox: left out: "))
+        .collect();
+    assert_eq!(left, awaited, "{spec}: what the sandbox left out\n{err}");
+    assert!(!out.contains("refused"), "{spec}: a refusal\n{out}");
+    let headers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.ends_with(" against this host:"))
+        .collect();
+    assert_eq!(headers.len(), 3, "{spec}: plan, apply, second plan\n{out}");
+    for h in &headers {
+        assert!(h.contains("(sandbox: capacities divided by 1000"), "{h}");
+        for a in awaited {
+            assert!(h.contains(&format!("left out: {a}")), "{h}");
+        }
+    }
+    assert!(
+        out.contains("Verified: the host matches the spec ("),
+        "{spec}:\n{out}"
+    );
+    let second = out
+        .split("== second plan (must be empty)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{spec}: no second plan\n{out}"));
+    assert!(
+        second.contains("Plan: 0 to create, 0 to change, 0 to replace, 0 to delete, "),
+        "{spec}: second plan\n{second}"
+    );
+}

@@ -1,0 +1,225 @@
+//! The spec as hostform sees it inside a sandbox VM: its capacities scaled down as the
+//! sandbox's disks were ([`super::scale`]), and the parts the sandbox cannot host yet left
+//! out, each named with what it waits for. `hostform sandbox` sets the variables; they are
+//! ignored outside a sandbox VM ([`super::scale::SANDBOX_MARK`]), so a real host never gets
+//! a scaled or partial plan. The spec's label, which heads every plan, says what was done.
+
+use super::scale;
+use super::types::{Hypervisor, Spec};
+
+/// Set by `hostform sandbox`: what to leave out, comma-separated [`LeftOut`] words.
+pub const LEAVE_OUT_ENV: &str = "HOSTFORM_SANDBOX_LEAVE_OUT";
+
+/// A part of a spec the sandbox cannot host yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeftOut {
+    /// Xen guests: the sandbox boots no Xen hypervisor yet.
+    Xen,
+    /// Shared VGs, their LVs and the guests on them: the sandbox runs no lvmlockd and
+    /// sanlock yet.
+    SharedVg,
+}
+
+impl LeftOut {
+    pub const ALL: [LeftOut; 2] = [LeftOut::Xen, LeftOut::SharedVg];
+
+    pub fn word(self) -> &'static str {
+        match self {
+            LeftOut::Xen => "xen",
+            LeftOut::SharedVg => "shared-vg",
+        }
+    }
+
+    /// What is left out, and what it waits for.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LeftOut::Xen => "Xen guests (no Xen hypervisor in the sandbox yet)",
+            LeftOut::SharedVg => {
+                "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
+            }
+        }
+    }
+
+    fn parse(word: &str) -> Option<LeftOut> {
+        LeftOut::ALL.into_iter().find(|l| l.word() == word.trim())
+    }
+
+    /// Whether `spec` has anything of this part.
+    pub fn present(self, spec: &Spec) -> bool {
+        match self {
+            LeftOut::Xen => spec.vms.values().any(is_xen),
+            LeftOut::SharedVg => spec.volume_groups.values().any(|v| v.shared),
+        }
+    }
+}
+
+fn is_xen(vm: &super::types::Vm) -> bool {
+    vm.hypervisor
+        .as_ref()
+        .is_some_and(|h| h.value == Hypervisor::Xen)
+}
+
+/// `spec` without `parts`: the guests, VGs and LVs they name, and every reference to them
+/// (a dependency on a guest left out, a guest whose disk is on a VG left out).
+pub fn leave_out(spec: &Spec, parts: &[LeftOut]) -> Spec {
+    let mut s = spec.clone();
+    for part in parts {
+        match part {
+            LeftOut::Xen => s.vms.retain(|_, vm| !is_xen(vm)),
+            LeftOut::SharedVg => {
+                let shared: Vec<String> = s
+                    .volume_groups
+                    .iter()
+                    .filter(|(_, v)| v.shared)
+                    .map(|(k, _)| k.value.clone())
+                    .collect();
+                s.volume_groups.retain(|k, _| !shared.contains(&k.value));
+                s.vms.retain(|_, vm| {
+                    !vm.disks.iter().any(|d| {
+                        d.lv.value
+                            .split_once('/')
+                            .is_some_and(|(vg, _)| shared.iter().any(|x| x == vg))
+                    })
+                });
+            }
+        }
+    }
+    let kept: Vec<String> = s.vms.keys().map(|k| k.value.clone()).collect();
+    for vm in s.vms.values_mut() {
+        vm.depends_on.retain(|d| kept.contains(&d.value));
+    }
+    s.shutdown.first.retain(|d| kept.contains(&d.value));
+    s
+}
+
+/// What the sandbox asks of hostform inside, from the environment: a scale and the parts
+/// to leave out. Both empty outside a sandbox VM.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sandboxed {
+    pub scale: Option<u64>,
+    pub leave_out: Vec<LeftOut>,
+}
+
+impl Sandboxed {
+    pub fn from_env() -> Sandboxed {
+        if !std::path::Path::new(scale::SANDBOX_MARK).is_dir() {
+            return Sandboxed::default();
+        }
+        let mut leave_out: Vec<LeftOut> = std::env::var(LEAVE_OUT_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(LeftOut::parse)
+            .collect();
+        leave_out.sort();
+        leave_out.dedup();
+        Sandboxed {
+            scale: scale::from_env(),
+            leave_out,
+        }
+    }
+
+    /// The spec as the sandbox runs it, and its label saying how.
+    pub fn apply(&self, spec: Spec, label: String) -> (Spec, String) {
+        let mut notes = Vec::new();
+        let mut spec = spec;
+        if let Some(n) = self.scale {
+            spec = scale::scaled(&spec, n);
+            notes.push(format!("capacities divided by {n}"));
+        }
+        let present: Vec<LeftOut> = self
+            .leave_out
+            .iter()
+            .copied()
+            .filter(|l| l.present(&spec))
+            .collect();
+        if !present.is_empty() {
+            spec = leave_out(&spec, &present);
+            notes.extend(
+                present
+                    .iter()
+                    .map(|l| format!("left out: {}", l.describe())),
+            );
+        }
+        if notes.is_empty() {
+            (spec, label)
+        } else {
+            (spec, format!("{label} (sandbox: {})", notes.join("; ")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(name: &str) -> Spec {
+        crate::spec::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name),
+            None,
+        )
+        .expect("loads")
+        .spec
+    }
+
+    #[test]
+    fn xen_guests_go_and_nothing_else() {
+        let s = load("specs/dom0.yaml");
+        assert!(LeftOut::Xen.present(&s));
+        assert!(!LeftOut::SharedVg.present(&s));
+        let t = leave_out(&s, &[LeftOut::Xen]);
+        assert!(t.vms.is_empty());
+        assert!(t.shutdown.first.is_empty());
+        assert_eq!(t.volume_groups.len(), s.volume_groups.len());
+        assert_eq!(t.bridges.len(), s.bridges.len());
+        assert!(
+            crate::spec::validate::validate(&t, &Default::default())
+                .iter()
+                .all(|d| !d.is_error())
+        );
+    }
+
+    #[test]
+    fn a_shared_vg_goes_with_the_guests_on_it() {
+        let s = load("specs/kvm1.yaml");
+        assert!(LeftOut::SharedVg.present(&s));
+        let t = leave_out(&s, &[LeftOut::SharedVg]);
+        assert!(t.volume_groups.values().all(|v| !v.shared));
+        assert!(t.volume_groups.len() < s.volume_groups.len());
+        for vm in t.vms.values() {
+            for d in &vm.disks {
+                let vg = d.lv.value.split_once('/').unwrap().0;
+                assert!(t.volume_groups.keys().any(|k| k.value == vg), "{vg}");
+            }
+            for dep in &vm.depends_on {
+                assert!(t.vms.keys().any(|k| k.value == dep.value));
+            }
+        }
+        assert!(
+            crate::spec::validate::validate(&t, &Default::default())
+                .iter()
+                .all(|d| !d.is_error())
+        );
+    }
+
+    #[test]
+    fn the_label_says_what_was_done_and_a_part_absent_is_not_named() {
+        let sb = Sandboxed {
+            scale: Some(1000),
+            leave_out: vec![LeftOut::Xen, LeftOut::SharedVg],
+        };
+        let (_, label) = sb.apply(load("specs/dom0.yaml"), "specs/dom0.yaml".into());
+        assert_eq!(
+            label,
+            "specs/dom0.yaml (sandbox: capacities divided by 1000; left out: Xen guests (no Xen hypervisor in the sandbox yet))"
+        );
+        let (_, label) = Sandboxed::default().apply(load("specs/minimal.yaml"), "m".into());
+        assert_eq!(label, "m");
+    }
+
+    #[test]
+    fn outside_a_sandbox_vm_the_variables_do_nothing() {
+        // The build machine is no sandbox VM.
+        assert!(!std::path::Path::new(scale::SANDBOX_MARK).exists());
+        assert_eq!(Sandboxed::from_env(), Sandboxed::default());
+    }
+}
