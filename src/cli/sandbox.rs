@@ -125,6 +125,7 @@ echo "== second plan (must be empty)"
     from_spec::apply(
         &mut cfg,
         &loaded.spec,
+        &loaded.root.join(&loaded.rel),
         from_spec::Sizing {
             scale: args.scale,
             default_disk: args.disk_size.0,

@@ -3,6 +3,7 @@
 //! port, named as in the spec.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use super::{MAX_SERIAL_LEN, Provide, SandboxConfig, SandboxDisk, sanitize_serial};
 use crate::spec::sandboxed::{self, LeftOut};
@@ -78,8 +79,13 @@ pub fn nics(spec: &Spec) -> Vec<String> {
     ports.into_iter().collect()
 }
 
-/// Apply a spec's disks, NICs, needs and scale to a configuration.
-pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, sizing: Sizing) {
+/// Apply a spec's disks, NICs, needs and scale to a configuration. `path` is the spec's
+/// absolute path: hostform inside scales and leaves out of that spec only.
+pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) {
+    cfg.env.push((
+        sandboxed::SPEC_ENV.to_string(),
+        path.to_string_lossy().into_owned(),
+    ));
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
     cfg.hostname = hostname(spec);

@@ -183,7 +183,15 @@ pub fn load(path: &Path, rev: Option<&str>) -> Result<Loaded, Failed> {
         }
     }
 
-    finish(root, fragments, early, sources, Some(&reader), label, rel)
+    let mut loaded = finish(root, fragments, early, sources, Some(&reader), label, rel)?;
+    // Inside a sandbox VM, the spec it was shaped from: capacities divided as its disks were,
+    // the parts the sandbox cannot host left out, and the label (every plan's header) says so.
+    let sandboxed = super::sandboxed::Sandboxed::from_env(path);
+    if sandboxed != super::sandboxed::Sandboxed::default() {
+        let (spec, label) = sandboxed.apply(loaded.spec, loaded.label);
+        (loaded.spec, loaded.label) = (spec, label);
+    }
+    Ok(loaded)
 }
 
 /// Decode, expand and validate a parsed spec; split errors from warnings.
@@ -223,23 +231,18 @@ fn finish(
     let (errors, warnings): (Vec<_>, Vec<_>) =
         diagnostics.into_iter().partition(Diagnostic::is_error);
     match spec {
-        Some(spec) if errors.is_empty() => {
-            // Inside a sandbox VM: the spec's capacities divided as its disks were, the parts
-            // the sandbox cannot host left out, and the label (every plan's header) says so.
-            let (spec, label) = super::sandboxed::Sandboxed::from_env().apply(spec, label);
-            Ok(Loaded {
-                spec,
-                sources,
-                label,
-                rel,
-                root: reader
-                    .map(|r| r.root.clone())
-                    .or_else(|| std::env::current_dir().ok())
-                    .unwrap_or_default(),
-                commit: reader.and_then(Reader::commit),
-                warnings,
-            })
-        }
+        Some(spec) if errors.is_empty() => Ok(Loaded {
+            spec,
+            sources,
+            label,
+            rel,
+            root: reader
+                .map(|r| r.root.clone())
+                .or_else(|| std::env::current_dir().ok())
+                .unwrap_or_default(),
+            commit: reader.and_then(Reader::commit),
+            warnings,
+        }),
         _ => Err(Failed {
             label,
             commit: reader.and_then(Reader::commit),

@@ -1,14 +1,20 @@
-//! The spec as hostform sees it inside a sandbox VM: its capacities scaled down as the
+//! The sandbox's spec as hostform sees it inside the VM: its capacities scaled down as the
 //! sandbox's disks were ([`super::scale`]), and the parts the sandbox cannot host yet left
 //! out, each named with what it waits for. `hostform sandbox` sets the variables; they are
 //! ignored outside a sandbox VM ([`super::scale::SANDBOX_MARK`]), so a real host never gets
 //! a scaled or partial plan. The spec's label, which heads every plan, says what was done.
+
+use std::path::Path;
 
 use super::scale;
 use super::types::{Hypervisor, Spec};
 
 /// Set by `hostform sandbox`: what to leave out, comma-separated [`LeftOut`] words.
 pub const LEAVE_OUT_ENV: &str = "HOSTFORM_SANDBOX_LEAVE_OUT";
+
+/// Set by `hostform sandbox`: the spec it was shaped from (its absolute path, the same inside
+/// the VM). Only that spec is scaled and left out of.
+pub const SPEC_ENV: &str = "HOSTFORM_SANDBOX_SPEC";
 
 /// A part of a spec the sandbox cannot host yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -101,8 +107,16 @@ pub struct Sandboxed {
 }
 
 impl Sandboxed {
-    pub fn from_env() -> Sandboxed {
-        if !std::path::Path::new(scale::SANDBOX_MARK).is_dir() {
+    /// For the spec at `path`: what the sandbox asks, when this is a sandbox VM and `path`
+    /// is the spec the sandbox was shaped from ([`SPEC_ENV`]). Any other spec loads as written,
+    /// in a sandbox too.
+    pub fn from_env(path: &Path) -> Sandboxed {
+        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        let ours = std::env::var_os(SPEC_ENV).is_some_and(|s| same(Path::new(&s), path));
+        if !ours || !Path::new(scale::SANDBOX_MARK).is_dir() {
             return Sandboxed::default();
         }
         let mut leave_out: Vec<LeftOut> = std::env::var(LEAVE_OUT_ENV)
@@ -220,6 +234,9 @@ mod tests {
     fn outside_a_sandbox_vm_the_variables_do_nothing() {
         // The build machine is no sandbox VM.
         assert!(!std::path::Path::new(scale::SANDBOX_MARK).exists());
-        assert_eq!(Sandboxed::from_env(), Sandboxed::default());
+        assert_eq!(
+            Sandboxed::from_env(Path::new("specs/dom0.yaml")),
+            Sandboxed::default()
+        );
     }
 }
