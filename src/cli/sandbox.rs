@@ -18,7 +18,8 @@ pub struct Args {
     #[arg(long, value_name = "REV")]
     pub rev: Option<String>,
     /// Divide the spec's disk sizes by this (an 8 TB disk with --scale 1000 becomes 8 GB;
-    /// images are sparse and cost only what is written).
+    /// images are sparse and cost only what is written). hostform inside divides the spec's
+    /// capacities alike (never below what their tools need) and says so in every plan header.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub scale: u64,
     /// Size of disks whose size the spec does not give.

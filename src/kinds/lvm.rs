@@ -96,6 +96,11 @@ pub fn dm_name(vg: &str, lv: &str) -> String {
 /// LVM tags may hold `A-Z a-z 0-9 _ + . -` (and `/ = ! : # &`): this one is plain.
 pub const PREVENT_DESTROY_TAG: &str = "hostform_prevent_destroy";
 
+/// The LVM tag hostform adds to an LV once an image is written into it: the LV then holds
+/// its image whatever that image holds (even nothing a signature names, as a blank image),
+/// so the next plan does not write it again.
+pub const IMAGE_TAG: &str = "hostform_image";
+
 /// `"a,b"` → `["a", "b"]` (LVM's JSON report joins tags with commas).
 fn tags(s: &str) -> Vec<String> {
     s.split(',')

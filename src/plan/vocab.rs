@@ -92,6 +92,8 @@ pub enum Verb {
     /// Erase signatures; of one partition of a disk, or one member of an array: `wipe:vdb1`.
     Wipe(Option<String>),
     Image,
+    /// Tag an LV as holding its image: `imaged`.
+    Imaged,
     Append,
     Partx,
     Table,
@@ -137,6 +139,7 @@ impl Verb {
             Verb::Mkfs => ("mkfs", None),
             Verb::Wipe(w) => ("wipe", w.as_deref()),
             Verb::Image => ("image", None),
+            Verb::Imaged => ("imaged", None),
             Verb::Append => ("append", None),
             Verb::Partx => ("partx", None),
             Verb::Table => ("table", None),
@@ -178,6 +181,7 @@ impl Verb {
             ("mkfs", false) => Verb::Mkfs,
             ("wipe", _) => Verb::Wipe(a()),
             ("image", false) => Verb::Image,
+            ("imaged", false) => Verb::Imaged,
             ("append", false) => Verb::Append,
             ("partx", false) => Verb::Partx,
             ("table", false) => Verb::Table,

@@ -187,8 +187,7 @@ pub fn note_marks(stdout: &str) {
 /// Shell functions for a test's script inside the VM: `mark_start` starts a phase,
 /// `mark setup` / `mark wait` prints the seconds since as `e2e-setup S` / `e2e-wait S`.
 pub const MARK: &str = r#"mark_start() { hf_t0=$(cut -d' ' -f1 /proc/uptime); }
-mark() { awk -v t0="$hf_t0" -v k="$1" '{ printf "e2e-%s %.1f
-", k, $1 - t0 }' /proc/uptime; }
+mark() { awk -v t0="$hf_t0" -v k="$1" '{ printf "e2e-%s %.1f\n", k, $1 - t0 }' /proc/uptime; }
 "#;
 
 /// Counts a sandbox run made in this process.

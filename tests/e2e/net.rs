@@ -54,7 +54,7 @@ fn net_state(out: &str, name: &str) -> hostform::kinds::net::NetFacts {
 }
 
 fn net_script(body: &str) -> String {
-    format!("{NET_SETUP}{body}").replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"))
+    format!("{MARK}{NET_SETUP}{body}").replace("$HOSTFORM", env!("CARGO_BIN_EXE_hostform"))
 }
 
 fn sandbox_net(script: &str) -> String {
@@ -178,7 +178,14 @@ fn an_unconfirmed_change_rolls_back_to_the_exact_previous_state() {
         r#"
 S=tests/specs/e2e/net.yaml
 set +e
-$H apply $S --auto-approve --confirm-within 6s; echo "apply=$?"
+$H apply $S --auto-approve --confirm-within 6s >/tmp/apply.out 2>&1 &
+pid=$!
+until grep -q 'Waiting' /tmp/apply.out || ! kill -0 $pid 2>/dev/null; do sleep 0.2; done
+# The 6 s window, then the rollback.
+mark_start
+wait $pid; echo "apply=$?"
+mark wait
+cat /tmp/apply.out
 set -e
 state after
 test -e /etc/network/interfaces.d/hostform && echo "FILE-LEFT" || echo "file-removed"
@@ -214,8 +221,10 @@ set +e
 wait $pid; echo "killed=$?"
 set -e
 cat /tmp/apply.out
-# The rollback waiter outlives the apply.
+# The rollback waiter outlives the apply: the rest of the 30 s window.
+mark_start
 for i in $(seq 1 300); do [ -e /run/hostform/result.json ] && break; sleep 0.2; done
+mark wait
 cat /run/hostform/result.json
 cat /run/hostform/rollback.log
 state after

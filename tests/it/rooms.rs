@@ -173,6 +173,51 @@ fn an_existing_lv_is_adopted_when_its_size_matches_never_overwritten() {
     assert!(p.ops.is_empty(), "{:#?}", p.ops);
 }
 
+/// An image LV that holds nothing a signature names is written, then tagged; once tagged it
+/// holds its image whatever it shows (a blank image leaves it blank), so the next plan is
+/// empty instead of writing it again at every apply.
+#[test]
+fn an_image_lv_is_tagged_once_written_and_not_written_again() {
+    let (spec, mut facts) = with_image(Some(qcow2()));
+    let mut spec2 = spec.clone();
+    let vg = spec2.volume_groups.get_index_mut(0).unwrap().1;
+    let lv = vg.lvs.shift_remove("fw").unwrap();
+    *vg.lvs.get_mut("guest1_var").unwrap() = lv;
+    let cur = facts.lvm.lvs.get_mut("vg0/guest1_var").unwrap();
+    cur.size = 12582912;
+    cur.open = false;
+    let dm = facts
+        .blocks
+        .devices
+        .values_mut()
+        .find(|b| b.name == "vg0-guest1_var")
+        .unwrap();
+    // As a blank LV shows: no signature, not mounted.
+    dm.fstype = None;
+    dm.pttype = None;
+    dm.mountpoints.clear();
+    let p = hostform::plan::plan_host(&spec2, &facts, &Default::default());
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    let argv: Vec<String> = p.ops.iter().map(|o| o.argv().join(" ")).collect();
+    assert_eq!(argv.len(), 2, "{argv:#?}");
+    assert!(argv[0].starts_with("qemu-img convert "), "{argv:#?}");
+    assert_eq!(
+        argv[1],
+        "lvchange --quiet --addtag hostform_image vg0/guest1_var"
+    );
+    assert_eq!(p.ops[1].after, [p.ops[0].id.clone()]);
+    facts
+        .lvm
+        .lvs
+        .get_mut("vg0/guest1_var")
+        .unwrap()
+        .tags
+        .push("hostform_image".into());
+    let p = hostform::plan::plan_host(&spec2, &facts, &Default::default());
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    assert!(p.ops.is_empty(), "{:#?}", p.ops);
+}
+
 #[test]
 fn unreadable_and_hostile_images_are_refused() {
     let (spec, facts) = with_image(Some(ImageFact::Unreadable("No such file".into())));

@@ -1,6 +1,7 @@
 //! LVs made from disk images: sized from the image, filled with `qemu-img convert`.
 
 use super::*;
+use crate::kinds::lvm::IMAGE_TAG;
 
 /// The image of an LV, read at plan time, and the LV size it needs: its virtual size rounded
 /// up to whole extents. Refused (None) when it cannot be read or is not self-contained.
@@ -156,13 +157,32 @@ pub(super) fn image_write_op(
         // written; the verification after apply sees it.
         o.settle = true;
     }
+    // Once written, the LV is tagged: an image holding nothing a signature names (a blank
+    // disk) leaves the LV looking as it was, and would be written again at every apply.
+    c.add(
+        Op::run(
+            OpId::new(56, Address::lv_key(key), Verb::Imaged),
+            res,
+            format!("tag {key} {IMAGE_TAG} (holds its image)"),
+            vec![
+                s("lvchange"),
+                s("--quiet"),
+                s("--addtag"),
+                s(IMAGE_TAG),
+                key.to_string(),
+            ],
+        )
+        .on_root()
+        .after(vec![id.clone()]),
+    );
     id
 }
 
 /// An existing LV the spec makes from an image: adopted when its size is the image's (rounded
 /// up to extents), refused otherwise. If it holds nothing at all (no partition table, no
-/// filesystem: an import interrupted after lvcreate), the image is written again: the LV was
-/// seen blank, and only this spec's image goes there. Returns false when refused.
+/// filesystem) and has no image tag (an import interrupted after lvcreate), the image is
+/// written again: the LV was seen blank, and only this spec's image goes there. Returns
+/// false when refused.
 pub(super) fn image_lv_existing(
     c: &mut Ctx,
     p: &LvPlan,
@@ -195,11 +215,11 @@ pub(super) fn image_lv_existing(
         return false;
     }
     let dm = crate::kinds::lvm::dm_name(vgname, lvname);
-    let blank = c
-        .facts
-        .blocks
-        .by_name(&dm)
-        .is_some_and(|b| b.fstype.is_none() && b.pttype.is_none());
+    let blank = !cur.tags.iter().any(|t| t == IMAGE_TAG)
+        && c.facts
+            .blocks
+            .by_name(&dm)
+            .is_some_and(|b| b.fstype.is_none() && b.pttype.is_none());
     if blank && cur.active && !cur.readonly {
         let img = lv
             .image
