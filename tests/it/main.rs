@@ -10,6 +10,7 @@ mod net;
 mod pictures;
 mod plan;
 mod plan_format;
+mod resolve;
 mod rooms;
 mod safety;
 mod scenarios;
