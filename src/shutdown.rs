@@ -530,9 +530,8 @@ pub fn render_dot(spec: &Spec, order: &Order) -> String {
 
     let own = |n: &str| {
         spec.vms
-            .iter()
-            .find(|(k, _)| k.value == n)
-            .and_then(|(_, v)| v.shutdown_timeout.as_ref())
+            .get(n)
+            .and_then(|v| v.shutdown_timeout.as_ref())
             .map(|t| t.value.0)
     };
     // Each guest's node, numbered in stop order; each stage's nodes, for the sequence.
@@ -604,7 +603,7 @@ pub fn render_dot(spec: &Spec, order: &Order) -> String {
     // The dependencies, in stop order of the guest that depends.
     let first: BTreeSet<&str> = order.first.iter().map(String::as_str).collect();
     for g in order.first.iter().chain(order.batches.iter().flatten()) {
-        let Some(vm) = spec.vms.iter().find(|(k, _)| k.value == *g).map(|(_, v)| v) else {
+        let Some(vm) = spec.vms.get(g.as_str()) else {
             continue;
         };
         let mut deps: Vec<&str> = vm.depends_on.iter().map(|d| d.value.as_str()).collect();

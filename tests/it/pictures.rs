@@ -684,3 +684,77 @@ fn an_invalid_spec_gives_validates_errors_and_no_graph() {
     assert!(g.nodes.keys().any(|n| n.starts_with("op")));
     assert_eq!(stdout(&hostform(dir.path(), &args)), stdout(&p));
 }
+
+/// `first` guests, the guests not in the spec placed last or left running, a guest's own
+/// timeout, and a dependency the order leaves out (on a `first` guest), dashed.
+#[test]
+fn shutdown_picture_of_first_last_and_own_timeouts() {
+    let spec = |unknown: &str| {
+        hostform::spec::load_str(
+            "s.yaml",
+            &format!(
+                "host: h
+shutdown: {{ first: [a], unknown-guests: {unknown} }}
+vms:
+  a: {{ hypervisor: xen, memory: 1GiB, depends-on: [b] }}
+  b: {{ hypervisor: xen, memory: 1GiB, shutdown-timeout: 30s }}
+  c: {{ hypervisor: xen, memory: 1GiB, depends-on: [b] }}
+"
+            ),
+        )
+        .unwrap()
+        .spec
+    };
+    let s = spec("last");
+    let dot = hostform::shutdown::render_dot(&s, &hostform::shutdown::order(&s).unwrap());
+    let g = read(&dot, "shutdown");
+    let stages: Vec<&str> = g.clusters.iter().map(|c| c.1["label"].as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "first, in the background",
+            "batch 1",
+            "batch 2",
+            "not in the spec"
+        ]
+    );
+    let by_label = |l: &str| {
+        g.nodes
+            .iter()
+            .find(|(_, (a, _))| a["label"] == l)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| panic!("no node {l:?} in {dot}"))
+    };
+    let (a, b, c) = (by_label("a"), by_label("b\n30s"), by_label("c"));
+    // The dependencies: every edge but the stages' invisible sequence.
+    let edge = |x: &str, y: &str| {
+        g.edges
+            .iter()
+            .find(|e| e.0 == x && e.1 == y && e.2.get("style").map(String::as_str) != Some("invis"))
+            .map(|e| &e.2)
+    };
+    assert_eq!(edge(&c, &b).unwrap().get("style"), None);
+    assert_eq!(edge(&a, &b).unwrap()["style"], "dashed");
+    assert!(g.nodes[&b].0["tooltip"].contains("30s"));
+    // The stages in stop order: invisible edges from each stage to the next.
+    let seq: Vec<(&str, &str)> = g
+        .edges
+        .iter()
+        .filter(|e| e.2.get("style").map(String::as_str) == Some("invis"))
+        .map(|e| (e.0.as_str(), e.1.as_str()))
+        .collect();
+    assert_eq!(seq.len(), 3);
+    assert_eq!(seq[0], (a.as_str(), c.as_str()));
+    assert_eq!(seq[1], (c.as_str(), b.as_str()));
+
+    let s = spec("leave");
+    let dot = hostform::shutdown::render_dot(&s, &hostform::shutdown::order(&s).unwrap());
+    let g = read(&dot, "shutdown");
+    assert_eq!(g.clusters.len(), 3);
+    assert!(!g.nodes.keys().any(|n| n.starts_with("unknown")));
+    assert!(
+        g.attrs["label"].ends_with("guests running but not in the spec: left running"),
+        "{}",
+        g.attrs["label"]
+    );
+}

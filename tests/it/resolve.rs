@@ -110,12 +110,8 @@ fn every_spec_resolves_to_a_spec_that_plans_the_same() {
                 assert!(!out.contains(gone), "{what}: {gone} left in\n{out}");
             }
             // The same warnings (validate's verdict: valid, with the same warnings).
-            let codes = |l: &hostform::spec::Loaded| {
-                l.warnings
-                    .iter()
-                    .map(|w| w.code)
-                    .collect::<Vec<_>>()
-            };
+            let codes =
+                |l: &hostform::spec::Loaded| l.warnings.iter().map(|w| w.code).collect::<Vec<_>>();
             assert_eq!(codes(&again), codes(&original), "{what}");
             let v = hostform(&here, &["validate", &resolved_name]);
             assert_eq!(code(&v), 0, "{what}: {}", stderr(&v));
