@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod diag;
 pub mod discover;
+pub mod dot;
 pub mod interrupt;
 pub mod kinds;
 pub mod plan;

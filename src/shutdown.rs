@@ -496,6 +496,148 @@ WantedBy=multi-user.target
     ))
 }
 
+/// The order as a picture, in Graphviz's DOT language: each stage (the `first` guests, the
+/// batches, the guests not in the spec) a cluster whose guests stand in one column, stages
+/// left to right in stop order; an arrow from each guest to each guest it depends on ("stops
+/// before"), dashed where the order ignores it (a `first` guest stops before everything).
+/// Deterministic: guests are numbered in stop order, every string is quoted by `crate::dot`.
+pub fn render_dot(spec: &Spec, order: &Order) -> String {
+    use crate::dot::{quoted, tooltip};
+    use std::fmt::Write as _;
+    let mut s = String::from("digraph shutdown {\n");
+    let default_timeout = spec
+        .shutdown
+        .timeout
+        .as_ref()
+        .map(|d| d.value.0)
+        .unwrap_or(DEFAULT_TIMEOUT_SECS);
+    let total = order.first.len() + order.batches.iter().map(Vec::len).sum::<usize>();
+    let mut title = format!(
+        "Shutdown order of {} ({total} guests; timeout {default_timeout}s per guest unless the guest sets its own, then {})\nan arrow: stops before",
+        spec.host.value,
+        on_timeout_word(spec.shutdown.on_timeout),
+    );
+    if order.unknown_guests == UnknownGuests::Leave {
+        title.push_str("; guests running but not in the spec: left running");
+    }
+    let _ = writeln!(
+        s,
+        "  graph [label={}, labelloc=t, fontname=\"Helvetica\", rankdir=LR, newrank=true, nodesep=0.25, ranksep=0.6];",
+        quoted(&title)
+    );
+    s.push_str("  node [shape=box, style=\"rounded,filled\", fillcolor=\"#e3f2fd\", color=\"#1565c0\", fontname=\"Helvetica\", fontsize=11];\n");
+    s.push_str("  edge [color=\"#424242\", arrowsize=0.7];\n");
+
+    let own = |n: &str| {
+        spec.vms
+            .get(n)
+            .and_then(|v| v.shutdown_timeout.as_ref())
+            .map(|t| t.value.0)
+    };
+    // Each guest's node, numbered in stop order; each stage's nodes, for the sequence.
+    let mut node_of: BTreeMap<&str, String> = BTreeMap::new();
+    let mut stage_nodes: Vec<Vec<String>> = Vec::new();
+    let mut stages: Vec<(String, Option<&[String]>, bool)> = Vec::new();
+    if !order.first.is_empty() {
+        stages.push(("first, in the background".into(), Some(&order.first), true));
+    }
+    if order.unknown_guests == UnknownGuests::First {
+        stages.push(("not in the spec".into(), None, true));
+    }
+    for (i, b) in order.batches.iter().enumerate() {
+        let word = if b.len() > 1 { ": side by side" } else { "" };
+        stages.push((format!("batch {}{word}", i + 1), Some(b), false));
+    }
+    if order.unknown_guests == UnknownGuests::Last {
+        stages.push(("not in the spec".into(), None, true));
+    }
+    let mut next = 0usize;
+    for (k, (label, guests, dashed)) in stages.iter().enumerate() {
+        let _ = writeln!(s, "  subgraph cluster_{k} {{");
+        let _ = writeln!(
+            s,
+            "    graph [label={}, color=\"#1565c0\", fontcolor=\"#1565c0\", style=\"{}\", fontsize=11];",
+            quoted(label),
+            if *dashed { "rounded,dashed" } else { "rounded" }
+        );
+        s.push_str("    rank=same;\n");
+        let mut here = Vec::new();
+        match guests {
+            Some(guests) => {
+                for g in guests.iter() {
+                    let name = format!("g{next}");
+                    next += 1;
+                    let label = match own(g) {
+                        Some(t) => format!("{g}\n{t}s"),
+                        None => g.clone(),
+                    };
+                    let _ = writeln!(
+                        s,
+                        "    {name} [label={}{}];",
+                        quoted(&label),
+                        tooltip(&format!("{g}: {}s to stop", timeout_secs(spec, g)))
+                    );
+                    node_of.insert(g.as_str(), name.clone());
+                    here.push(name);
+                }
+            }
+            None => {
+                let name = format!("unknown{k}");
+                let _ = writeln!(
+                    s,
+                    "    {name} [label={}, shape=note, style=\"filled,dashed\", fillcolor=\"#f5f5f5\", color=\"#616161\"];",
+                    quoted("guests running\nbut not in the spec")
+                );
+                here.push(name);
+            }
+        }
+        s.push_str("  }\n");
+        stage_nodes.push(here);
+    }
+    // The sequence: each stage after the one before it.
+    for w in stage_nodes.windows(2) {
+        if let (Some(a), Some(b)) = (w[0].first(), w[1].first()) {
+            let _ = writeln!(s, "  {a} -> {b} [style=invis, weight=10];");
+        }
+    }
+    // The dependencies, in stop order of the guest that depends.
+    let first: BTreeSet<&str> = order.first.iter().map(String::as_str).collect();
+    for g in order.first.iter().chain(order.batches.iter().flatten()) {
+        let Some(vm) = spec.vms.get(g.as_str()) else {
+            continue;
+        };
+        let mut deps: Vec<&str> = vm.depends_on.iter().map(|d| d.value.as_str()).collect();
+        deps.sort_unstable();
+        deps.dedup();
+        for d in deps {
+            let (Some(a), Some(b)) = (node_of.get(g.as_str()), node_of.get(d)) else {
+                continue;
+            };
+            if first.contains(g.as_str()) || first.contains(d) {
+                let _ = writeln!(
+                    s,
+                    "  {a} -> {b} [style=dashed, color=\"#9e9e9e\"{}];",
+                    tooltip(&format!(
+                        "{g} depends on {d}; ignored: `first` guests stop before everything"
+                    ))
+                );
+            } else {
+                let tip = tooltip(&format!("{g} depends on {d}: {g} stops first"));
+                match tip.strip_prefix(", ") {
+                    Some(t) => {
+                        let _ = writeln!(s, "  {a} -> {b} [{t}];");
+                    }
+                    None => {
+                        let _ = writeln!(s, "  {a} -> {b};");
+                    }
+                }
+            }
+        }
+    }
+    s.push_str("}\n");
+    s
+}
+
 /// The hostform a generated unit runs when `--exe` is not given: this executable, by its
 /// canonical path, when it is installed; `/usr/bin/hostform` when it runs from a build tree
 /// (a `target/` directory), which is no place for a unit to depend on.

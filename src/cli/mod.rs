@@ -17,6 +17,7 @@ mod drift;
 mod history;
 mod net_config;
 mod plan;
+mod resolve;
 mod rollback;
 mod sandbox;
 mod schema;
@@ -60,6 +61,11 @@ pub struct Cli {
 pub enum Command {
     /// Check specs: syntax, names, references, capacity, dependencies. Reports every error.
     Validate(validate::Args),
+    /// Print the spec as the planner sees it: includes, vm-defaults, templates and `like` applied.
+    ///
+    /// Each guest and disk is spelled out. The output is a spec of its own, which validates and
+    /// plans as the original does. Reads nothing from the host.
+    Resolve(resolve::Args),
     /// Print the live host in the spec language (or, with --format json, a snapshot with the
     /// observed facts). Read-only.
     Discover(discover::Args),
@@ -197,6 +203,7 @@ pub fn main() -> i32 {
     let color = cli.color;
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Validate(a) => validate::run(a, color),
+        Command::Resolve(a) => resolve::run(a, color),
         Command::Schema(a) => schema::run(a),
         Command::ShutdownOrder(a) => shutdown_order::run(a, color),
         Command::Shutdown(a) => shutdown::run(a, color, false),

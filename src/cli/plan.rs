@@ -5,7 +5,19 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use super::{ColorChoice, EXIT_FAIL, EXIT_OK, Format};
+use super::{ColorChoice, EXIT_FAIL, EXIT_OK};
+
+/// `plan --format` (its values are described in the option's help, which stays short).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PlanFormat {
+    // The changes and their operations with their exact commands, for people.
+    #[default]
+    Text,
+    // The plan as JSON (format_version 1, docs/plan-format.md).
+    Json,
+    // The operations' graph in Graphviz's DOT language (`crate::plan::dot`).
+    Dot,
+}
 
 /// `--detailed-exitcode`: changes present.
 pub const EXIT_CHANGES: i32 = 2;
@@ -17,9 +29,10 @@ pub struct Args {
     /// Plan against a snapshot from `hostform discover --format json` instead of this host.
     #[arg(long, value_name = "SNAPSHOT")]
     pub against: Option<PathBuf>,
-    /// Output format.
+    /// Output format: text for people, json (docs/plan-format.md), or dot, the operations'
+    /// graph for Graphviz (`dot -Tsvg`): a cluster per resource, coloured by action.
     #[arg(long, value_enum, default_value_t)]
-    pub format: Format,
+    pub format: PlanFormat,
     /// Allow the destructive operations the plan shows: removing what the spec marks
     /// `state: absent` (never a resource marked `prevent-destroy`).
     #[arg(long)]
@@ -77,7 +90,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
             }
             eprintln!("{} is not valid; no plan was made", f.label);
             // JSON readers get the diagnostics `validate --format json` gives.
-            if args.format == Format::Json {
+            if args.format == PlanFormat::Json {
                 super::validate::print_json_failure(&spec_path, &f);
             }
             return EXIT_FAIL;
@@ -101,7 +114,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
                 "{}: refused by the host check; no plan was made",
                 loaded.label
             );
-            if args.format == Format::Json {
+            if args.format == PlanFormat::Json {
                 super::validate::print_json_errors(&spec_path, &loaded, &[*d]);
             }
             return EXIT_FAIL;
@@ -119,14 +132,18 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
     let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
     timings.mark("plan");
     match args.format {
-        Format::Text => {
+        PlanFormat::Text => {
             println!("{} against {against}:\n", loaded.label);
             print!(
                 "{}",
                 crate::plan::render(&plan, color.enabled(std::io::stdout().is_terminal()))
             );
         }
-        Format::Json => {
+        PlanFormat::Dot => print!(
+            "{}",
+            crate::plan::dot::render_dot(&plan, &format!("{} against {against}", loaded.label))
+        ),
+        PlanFormat::Json => {
             let j = JsonPlan {
                 format_version: 1,
                 source: &loaded.label,

@@ -21,6 +21,8 @@ pub enum OrderFormat {
     Xendomains,
     /// A systemd unit that runs `hostform shutdown` at host shutdown.
     Systemd,
+    /// The batches and the dependencies in Graphviz's DOT language, for `dot -Tsvg`.
+    Dot,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,6 +59,7 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     match args.format {
         OrderFormat::Text => print!("{}", shutdown::render_text(spec, &order)),
         OrderFormat::Json => print!("{}", shutdown::render_json(spec, &order)),
+        OrderFormat::Dot => print!("{}", shutdown::render_dot(spec, &order)),
         OrderFormat::Xendomains => {
             let runner = RealRunner::new();
             let xl = Xl::new(&runner, None);

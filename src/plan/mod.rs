@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
+pub mod dot;
 pub mod guests;
 pub mod net;
 pub mod room;

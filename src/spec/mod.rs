@@ -2,6 +2,7 @@
 pub mod de;
 pub mod load;
 pub mod names;
+pub mod resolved;
 pub mod sandboxed;
 pub mod scale;
 pub mod source;

@@ -11,6 +11,7 @@ fn help_texts() {
     insta::assert_snapshot!("help", stdout(&top));
     for cmd in [
         "validate",
+        "resolve",
         "discover",
         "plan",
         "apply",

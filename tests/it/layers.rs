@@ -22,7 +22,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("kinds", &["kinds"]),
     ("runner", &["runner", "interrupt"]),
     // Leaves: they name nothing above them.
-    ("leaf", &["spec", "diag", "version", "clock", "systemd"]),
+    (
+        "leaf",
+        &["spec", "diag", "dot", "version", "clock", "systemd"],
+    ),
 ];
 
 /// Upward references still allowed: (a file's path prefix, the module it may name). Each is
