@@ -123,7 +123,10 @@ fn command() -> clap::Command {
 /// (`hostform-timer-install.1`), as clap_mangen names them.
 fn man_pages() -> Vec<(String, Vec<u8>)> {
     fn walk(cmd: &clap::Command, date: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        // Every page's source is the program, as `--version` names it (clap_mangen would name
+        // a subcommand's page after the subcommand).
         let man = clap_mangen::Man::new(cmd.clone())
+            .source(format!("hostform {}", crate::version::IDENTITY))
             .date(date)
             .manual("hostform manual");
         let mut page = Vec::new();
