@@ -112,13 +112,28 @@ fn a_man_page_for_every_command_and_none_for_generate() {
 }
 
 /// The pages render without a single warning from groff, as `man` shows them (the check
-/// lintian makes).
+/// lintian makes), and man-db's index (whatis, apropos) reads each one's name and summary.
 #[test]
 fn the_man_pages_render_without_warnings() {
     let Some(man) = system_tool("man", "man-db") else {
         return;
     };
     let (_d, dir) = generate("man", &[]);
+    if let Some(lexgrog) = system_tool("lexgrog", "man-db") {
+        for f in files_in(&dir) {
+            let o = std::process::Command::new(&lexgrog)
+                .arg(dir.join(&f))
+                .output()
+                .unwrap();
+            let name = f.trim_end_matches(".1");
+            assert!(o.status.success(), "{f}: {}{}", stdout(&o), stderr(&o));
+            assert!(
+                stdout(&o).starts_with(&format!("{}: \"{name} - ", dir.join(&f).display())),
+                "{}",
+                stdout(&o)
+            );
+        }
+    }
     for f in files_in(&dir) {
         let o = std::process::Command::new(&man)
             .args(["--warnings", "-E", "UTF-8", "-l", "-Tutf8", "-Z"])
