@@ -116,7 +116,18 @@ step gone sh -c 'command -v hostform; ls /usr/lib/systemd/system/hostform-* /usr
             out.contains(&format!("\n{step}=0\n")),
             "{step} failed:\n{out}"
         );
-        assert_eq!(between(&out, &format!("{step}-err")), "", "{step}: {out}");
+        // man-db's trigger says once that it left its index alone, as asked above: dpkg's
+        // only allowed word.
+        let err = between(&out, &format!("{step}-err"));
+        let err = match step {
+            "dpkg" | "remove" => err.replacen(
+                "Not building database; man-db/auto-update is not 'true'.\n",
+                "",
+                1,
+            ),
+            _ => err.to_string(),
+        };
+        assert_eq!(err, "", "{step}: {out}");
     }
     assert_eq!(between(&out, "which"), "/usr/bin/hostform\n");
     // The package holds this very build.
