@@ -35,6 +35,32 @@ fn package() -> PathBuf {
     p
 }
 
+/// Debian's own checker finds nothing, pedantic tags included (scripts/lib.sh installs it;
+/// under CI=true its absence is a failure).
+fn lintian_is_silent(deb: &std::path::Path) {
+    if !std::path::Path::new("/usr/bin/lintian").is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "lintian is missing: install the lintian package (scripts/lib.sh does)"
+        );
+        eprintln!("lintian is not installed: the package was not checked with it");
+        return;
+    }
+    let o = Command::new("/usr/bin/lintian")
+        .args(["--pedantic", "--fail-on", "error,warning,info,pedantic"])
+        .arg(deb)
+        .output()
+        .expect("run lintian");
+    // lintian's note on being run as root is about lintian, not the package.
+    let err: String = text(&o.stderr)
+        .lines()
+        .filter(|l| *l != "running with root privileges is not recommended!")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(o.status.success(), "lintian: {}{err}", text(&o.stdout));
+    assert_eq!(format!("{}{err}", text(&o.stdout)), "", "lintian");
+}
+
 /// Install, use, remove. Every step's stderr is shown in a section of its own, and every one
 /// must be empty; bash's session runs on a terminal (`script`), as at a login, so that whatever
 /// it says shows in its output.
@@ -47,6 +73,7 @@ fn installed_with_dpkg_the_package_works_without_a_warning() {
         "{}: the VM sees only the work tree",
         deb.display()
     );
+    lintian_is_silent(&deb);
     let script = r#"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/tmp/operator
 mkdir -p $HOME
