@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clap_complete::Shell;
 
-use super::{Cli, EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use super::{Cli, EXIT_FAIL, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE};
 
 /// Write the man pages, shell completions or systemd template units the package ships.
 #[derive(Parser, Debug)]
@@ -57,7 +57,13 @@ pub fn main(args: impl Iterator<Item = std::ffi::OsString>) -> i32 {
         .try_get_matches_from_mut(args)
         .and_then(|m| Args::from_arg_matches(&m));
     match parsed {
-        Ok(a) => run(a),
+        // As every command: a panic is reported as a bug, with its exit code.
+        Ok(a) => std::panic::catch_unwind(move || run(a)).unwrap_or_else(|_| {
+            eprintln!(
+                "hostform: internal error (a bug): please report it with the command that caused it"
+            );
+            EXIT_INTERNAL
+        }),
         Err(e) => {
             let _ = e.print();
             match e.kind() {
