@@ -228,6 +228,67 @@ fn completions_offer_every_command_and_not_generate() {
     assert!(!fish.contains("-a \"generate\""), "{fish}");
 }
 
+/// fish, run for real, offers exactly each command's subcommands; zsh reads its script
+/// without a syntax error.
+#[test]
+fn fish_completes_every_command_and_zsh_reads_its_script() {
+    let (_d, dir) = generate("completions", &[]);
+    if let Some(zsh) = system_tool("zsh", "zsh") {
+        let o = std::process::Command::new(zsh)
+            .arg("-n")
+            .arg(dir.join("_hostform"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stderr(&o), "");
+    }
+    let Some(fish) = system_tool("fish", "fish") else {
+        return;
+    };
+    let mut cmd = hostform::cli::Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let empty = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for path in command_paths() {
+        let mut c = &cmd;
+        for name in &path {
+            c = c.find_subcommand(name).unwrap();
+        }
+        let subs: BTreeSet<String> = c
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().to_string())
+            .collect();
+        if subs.is_empty() {
+            continue;
+        }
+        let line = format!("hostform {}", path.join(" "));
+        let line = format!("{} ", line.trim_end());
+        let o = std::process::Command::new(&fish)
+            .current_dir(empty.path())
+            .env("HOME", empty.path())
+            .env("XDG_CONFIG_HOME", empty.path())
+            .arg("--no-config")
+            .arg("-c")
+            .arg(format!(
+                "source {}; complete -C '{line}'",
+                dir.join("hostform.fish").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{line}");
+        let offered: BTreeSet<String> = stdout(&o)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .filter(|w| !w.starts_with('-'))
+            .collect();
+        assert_eq!(offered, subs, "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 2, "the top level and timer");
+}
+
 /// Every file `generate` writes is one Cargo.toml's package assets ship, where Debian's tools
 /// look for it.
 #[test]
