@@ -2,11 +2,16 @@
 
 # Debian packages: building, and the real-kernel sandbox (tools used inside the VM come from
 # this machine's own root filesystem, shared read-only into it).
-# git, ssh-keygen and systemd-analyze are also used by the fast tier (signed commits, timer units).
-HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-client systemd)
+# git, ssh-keygen, systemd-analyze, man and the shells are also used by the fast tier (signed
+# commits, timer units, the package's man pages and completions); the package's end-to-end
+# test checks the package with lintian, installs it in the VM and uses man-db and
+# bash-completion there (scripts/deb needs build-essential's dpkg-dev).
+HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-client systemd man-db
+  bash zsh fish)
 HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
   mdadm lvm2 thin-provisioning-tools fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
-  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils)
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils
+  man-db bash-completion lintian)
 
 # Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty
 # (https://no-color.org): a CI log or a file gets plain text.

@@ -14,6 +14,7 @@ mod apply;
 mod confirm;
 mod discover;
 mod drift;
+mod generate;
 mod history;
 mod net_config;
 mod plan;
@@ -184,6 +185,11 @@ pub(crate) fn load_spec(
 
 pub fn main() -> i32 {
     default_sigpipe();
+    // Packaging's own command, outside `Cli` so that help, the man pages and the completions
+    // it writes never offer it to operators.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        return generate::main(std::env::args_os().skip(1));
+    }
     let mut command = Cli::command().color(clap_color(color_from_args(std::env::args_os())));
     let parsed = command
         .try_get_matches_from_mut(std::env::args_os())

@@ -79,9 +79,42 @@ pub fn units(
         .map(|a| quote(a))
         .collect::<Result<Vec<_>, _>>()?
         .join(" ");
-    let shown = spec.display().to_string().replace('%', "%%");
-    let service = format!(
-        "# Written by `hostform timer install`; `hostform timer remove` removes it.\n\
+    let header = "# Written by `hostform timer install`; `hostform timer remove` removes it.\n";
+    Ok(render(
+        header,
+        &spec.display().to_string().replace('%', "%%"),
+        &exec,
+        &format!("{name}.service"),
+        on_calendar,
+    ))
+}
+
+/// The name of the packaged template units: `hostform-drift@.service` and `.timer`.
+pub const TEMPLATE: &str = "hostform-drift@";
+
+/// The template units the package installs in /usr/lib/systemd/system: the same service and
+/// timer as `units`, hourly, for the spec whose path is the instance (`%f`), so that
+/// `systemctl enable --now hostform-drift@$(systemd-escape --path /etc/hostform/dom0.yaml).timer`
+/// checks /etc/hostform/dom0.yaml. `exe`: hostform's absolute path.
+pub fn template_units(exe: &Path) -> Result<Units, String> {
+    let exec = format!("{} drift %f", quote(&exe.to_string_lossy())?);
+    let header = "# Installed by the hostform package. The instance is the spec's path, escaped:\n\
+# systemctl enable --now hostform-drift@$(systemd-escape --path /etc/hostform/dom0.yaml).timer\n\
+# `systemctl edit` adds --rev or --host (a new ExecStart=), or another OnCalendar=.\n";
+    Ok(render(
+        header,
+        "%f",
+        &exec,
+        &format!("{TEMPLATE}%i.service"),
+        "hourly",
+    ))
+}
+
+/// The two units' text: `shown` is the spec as the description shows it, `exec` the whole
+/// `ExecStart=` command line, `service` the unit the timer starts.
+fn render(header: &str, shown: &str, exec: &str, service: &str, on_calendar: &str) -> Units {
+    let service_text = format!(
+        "{header}\
 [Unit]\n\
 Description=hostform drift detection for {shown}\n\
 After=local-fs.target\n\
@@ -105,21 +138,24 @@ NoNewPrivileges=true\n",
         state = crate::workflow::DEFAULT_STATE_DIR,
     );
     let timer = format!(
-        "# Written by `hostform timer install`; `hostform timer remove` removes it.\n\
+        "{header}\
 [Unit]\n\
-Description=Run {name}.service (hostform drift detection) on a schedule\n\
+Description=Run {service} (hostform drift detection) on a schedule\n\
 \n\
 [Timer]\n\
 OnCalendar={on_calendar}\n\
 Persistent=true\n\
 # Spread the hosts of a fleet, so that they do not all read their disks at the same second.\n\
 RandomizedDelaySec={RANDOM_DELAY}\n\
-Unit={name}.service\n\
+Unit={service}\n\
 \n\
 [Install]\n\
 WantedBy=timers.target\n"
     );
-    Ok(Units { service, timer })
+    Units {
+        service: service_text,
+        timer,
+    }
 }
 
 /// A unit name operators can type: letters, digits, `-`, `_`, `.`, `@` not allowed.
@@ -216,6 +252,57 @@ mod tests {
             "{}",
             u.service
         );
+    }
+
+    /// The packaged template runs the spec named by its instance, and is otherwise the unit
+    /// `timer install` writes, line for line.
+    #[test]
+    fn the_template_is_the_installed_unit_with_the_instance_as_spec() {
+        let exe = Path::new("/usr/bin/hostform");
+        let t = template_units(exe).unwrap();
+        let u = units(
+            "hostform-drift",
+            exe,
+            Path::new("/srv/specs/dom0.yaml"),
+            None,
+            None,
+            "hourly",
+        )
+        .unwrap();
+        assert!(
+            t.service
+                .lines()
+                .any(|l| l == "ExecStart=/usr/bin/hostform drift %f"),
+            "{}",
+            t.service
+        );
+        assert!(
+            t.timer
+                .lines()
+                .any(|l| l == "Unit=hostform-drift@%i.service"),
+            "{}",
+            t.timer
+        );
+        let body = |s: &str| -> Vec<String> {
+            s.lines()
+                .skip_while(|l| l.starts_with('#'))
+                .map(|l| {
+                    l.replace("/srv/specs/dom0.yaml", "%f")
+                        .replace("hostform-drift.service", "hostform-drift@%i.service")
+                })
+                .collect()
+        };
+        assert_eq!(body(&t.service), body(&u.service));
+        assert_eq!(body(&t.timer), body(&u.timer));
+        // A hostform whose path has a space is quoted; a `%` in it is no specifier.
+        let odd = template_units(Path::new("/opt/host form/50%/hostform")).unwrap();
+        assert!(
+            odd.service
+                .contains("ExecStart=\"/opt/host form/50%%/hostform\" drift %f\n"),
+            "{}",
+            odd.service
+        );
+        assert!(template_units(Path::new("/opt/a\nb")).is_err());
     }
 
     #[test]

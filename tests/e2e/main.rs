@@ -11,6 +11,7 @@
 mod common;
 mod guests;
 mod net;
+mod package;
 mod safety;
 mod sandbox;
 mod storage;

@@ -7,6 +7,7 @@ mod git;
 mod host;
 mod layers;
 mod net;
+mod package;
 mod pictures;
 mod plan;
 mod plan_format;
