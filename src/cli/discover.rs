@@ -22,6 +22,28 @@ pub struct Args {
     pub format: DiscoverFormat,
 }
 
+/// The editor's pointer to the spec language's JSON Schema, for a spec saved as
+/// `hosts/NAME.yaml` next to a copy of `hostform schema` at the repository's root
+/// (docs/spec.md, "Editor support"). A YAML comment: validate and plan read past it.
+pub const SCHEMA_MODELINE: &str = "# yaml-language-server: $schema=../spec.schema.json";
+
+/// The comment lines above a discovered spec: the schema modeline first (the YAML language
+/// server reads it only there), then what to do with the spec, then discovery's notes.
+fn header(host: &str, notes: &[String]) -> String {
+    let mut h = format!("{SCHEMA_MODELINE}\n");
+    h.push_str(&format!(
+        "# The host `{}` as `hostform discover` found it.\n",
+        crate::diag::visible(host)
+    ));
+    h.push_str("# Review it, name things as you like (keep ids and serials), add what the\n");
+    h.push_str("# spec should protect (prevent-destroy), then commit it as this host's spec.\n");
+    // A note quotes host strings (device names, labels): escaped, on one comment line.
+    for n in notes {
+        h.push_str(&format!("# note: {}\n", crate::diag::visible(n)));
+    }
+    h
+}
+
 #[derive(Serialize)]
 struct Snapshot<'a> {
     format_version: u32,
@@ -57,18 +79,7 @@ fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
                     return EXIT_FAIL;
                 }
             };
-            println!(
-                "# The host `{}` as `hostform discover` found it.",
-                crate::diag::visible(&found.spec.host)
-            );
-            println!("# Review it, name things as you like (keep ids and serials), add what the");
-            println!(
-                "# spec should protect (prevent-destroy), then commit it as this host's spec."
-            );
-            // A note quotes host strings (device names, labels): escaped, on one comment line.
-            for n in &found.facts.notes {
-                println!("# note: {}", crate::diag::visible(n));
-            }
+            print!("{}", header(&found.spec.host, &found.facts.notes));
             print!("{yaml}");
         }
         DiscoverFormat::Json => {
@@ -98,4 +109,23 @@ fn discover(args: Args, timings: &mut super::timings::Timings) -> i32 {
         spawned.join("; ")
     );
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The modeline is the first line (the language server reads no other), the notes follow
+    /// escaped on one line each, and every line is a YAML comment.
+    #[test]
+    fn the_header_starts_with_the_schema_modeline_and_stays_a_comment() {
+        let h = header("lab\nx", &["a disk\rwithout id".to_string()]);
+        let lines: Vec<&str> = h.lines().collect();
+        assert_eq!(lines[0], SCHEMA_MODELINE);
+        assert_eq!(lines.len(), 4, "{h}");
+        assert!(lines.iter().all(|l| l.starts_with("# ")), "{h}");
+        assert!(lines[3].starts_with("# note: a disk"), "{h}");
+        // The modeline names the schema by a path relative to hosts/NAME.yaml.
+        assert!(SCHEMA_MODELINE.ends_with("$schema=../spec.schema.json"));
+    }
 }
