@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area (fast tier: no root, no VM).
 mod bad_input;
+mod ci;
 mod cli;
 mod colour;
 mod common;
