@@ -103,6 +103,16 @@ fn run_step(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
     c.output().unwrap()
 }
 
+/// The recipe's directory of host specs, as its workflow-level variable sets it.
+fn specs_var(path: &str, key: &str) -> (&'static str, String) {
+    let v = yaml(path)[key]["HOSTFORM_SPECS"]
+        .as_str()
+        .expect("HOSTFORM_SPECS")
+        .to_string();
+    assert_eq!(v, "specs");
+    ("HOSTFORM_SPECS", v)
+}
+
 fn github_steps() -> Vec<(String, String)> {
     let w = yaml("docs/ci/github-actions.yml");
     w["jobs"]["check"]["steps"]
@@ -144,6 +154,7 @@ fn the_github_recipe_installs_validates_plans_and_posts_as_written() {
     spec_repo(dir);
     let summary = dir.join("summary.md");
     let env = [
+        specs_var("docs/ci/github-actions.yml", "env"),
         ("GITHUB_STEP_SUMMARY", summary.display().to_string()),
         ("GH_TOKEN", "t".to_string()),
         ("PR", "7".to_string()),
@@ -185,7 +196,10 @@ fn the_github_recipe_fails_on_an_invalid_spec_and_on_a_broken_snapshot() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     spec_repo(dir);
-    let env = [("GITHUB_STEP_SUMMARY", dir.join("s.md").display().to_string())];
+    let env = [
+        specs_var("docs/ci/github-actions.yml", "env"),
+        ("GITHUB_STEP_SUMMARY", dir.join("s.md").display().to_string()),
+    ];
 
     let lab = dir.join("specs/lab.yaml");
     let good = fs::read_to_string(&lab).unwrap();
@@ -229,6 +243,7 @@ fn the_gitlab_recipe_validates_plans_and_posts_a_note_as_written() {
     let dir = tmp.path();
     spec_repo(dir);
     let env = [
+        specs_var("docs/ci/gitlab-ci.yml", "variables"),
         ("CI_API_V4_URL", "https://gitlab.example/api/v4".to_string()),
         ("CI_PROJECT_ID", "3".to_string()),
         ("CI_MERGE_REQUEST_IID", "7".to_string()),
