@@ -26,7 +26,10 @@ fn yaml(path: &str) -> serde_json::Value {
 }
 
 fn bash_n(script: &str, what: &str) {
-    let o = Command::new("bash").args(["-n", "-c", script]).output().unwrap();
+    let o = Command::new("bash")
+        .args(["-n", "-c", script])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{what}: {}", stderr(&o));
 }
 
@@ -71,7 +74,10 @@ fn path_with_standins(dir: &Path) -> String {
         let p = bin.join(tool);
         fs::write(
             &p,
-            format!("#!/bin/sh\necho {tool} \"$@\" >> '{}'\n", dir.join("posted").display()),
+            format!(
+                "#!/bin/sh\necho {tool} \"$@\" >> '{}'\n",
+                dir.join("posted").display()
+            ),
         )
         .unwrap();
         Command::new("chmod").arg("+x").arg(&p).status().unwrap();
@@ -121,7 +127,10 @@ fn github_steps() -> Vec<(String, String)> {
         .iter()
         .filter_map(|s| {
             let run = s["run"].as_str()?;
-            Some((s["name"].as_str().unwrap_or("").to_string(), run.to_string()))
+            Some((
+                s["name"].as_str().unwrap_or("").to_string(),
+                run.to_string(),
+            ))
         })
         .collect()
 }
@@ -146,8 +155,14 @@ fn the_github_recipe_installs_validates_plans_and_posts_as_written() {
     }
     // The package is built from the repository and installed.
     let install = &steps[0].1;
-    assert!(install.lines().any(|l| l.trim() == "scripts/deb"), "{install}");
-    assert!(install.contains("dpkg -i target/debian/hostform_"), "{install}");
+    assert!(
+        install.lines().any(|l| l.trim() == "scripts/deb"),
+        "{install}"
+    );
+    assert!(
+        install.contains("dpkg -i target/debian/hostform_"),
+        "{install}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -178,7 +193,10 @@ fn the_github_recipe_installs_validates_plans_and_posts_as_written() {
     }
     let plans = fs::read_to_string(dir.join("plans.md")).unwrap();
     // The blank disks get the whole stack; each spec has its section; the plans were saved.
-    assert!(plans.contains("### lab\n\n```\nspecs/lab.yaml against snapshot snapshots/lab.json"), "{plans}");
+    assert!(
+        plans.contains("### lab\n\n```\nspecs/lab.yaml against snapshot snapshots/lab.json"),
+        "{plans}"
+    );
     assert!(plans.contains("### thin\n"), "{plans}");
     assert!(plans.contains("+ volume group vgt"), "{plans}");
     assert!(plans.contains("No snapshot of `dom0`"), "{plans}");
@@ -198,7 +216,10 @@ fn the_github_recipe_fails_on_an_invalid_spec_and_on_a_broken_snapshot() {
     spec_repo(dir);
     let env = [
         specs_var("docs/ci/github-actions.yml", "env"),
-        ("GITHUB_STEP_SUMMARY", dir.join("s.md").display().to_string()),
+        (
+            "GITHUB_STEP_SUMMARY",
+            dir.join("s.md").display().to_string(),
+        ),
     ];
 
     let lab = dir.join("specs/lab.yaml");
@@ -233,11 +254,21 @@ fn the_gitlab_recipe_validates_plans_and_posts_a_note_as_written() {
     let before = lines(&ci["default"]["before_script"]);
     let validate = lines(&ci["validate"]["script"]);
     let plan = lines(&ci["plan"]["script"]);
-    for (name, s) in [("before", &before), ("validate", &validate), ("plan", &plan)] {
+    for (name, s) in [
+        ("before", &before),
+        ("validate", &validate),
+        ("plan", &plan),
+    ] {
         bash_n(s, name);
     }
-    assert!(before.lines().any(|l| l.trim() == "scripts/deb"), "{before}");
-    assert!(before.contains("dpkg -i target/debian/hostform_"), "{before}");
+    assert!(
+        before.lines().any(|l| l.trim() == "scripts/deb"),
+        "{before}"
+    );
+    assert!(
+        before.contains("dpkg -i target/debian/hostform_"),
+        "{before}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -249,15 +280,25 @@ fn the_gitlab_recipe_validates_plans_and_posts_a_note_as_written() {
         ("CI_MERGE_REQUEST_IID", "7".to_string()),
         ("HOSTFORM_NOTE_TOKEN", "t".to_string()),
     ];
-    for (name, s) in [("before", &before), ("validate", &validate), ("plan", &plan)] {
+    for (name, s) in [
+        ("before", &before),
+        ("validate", &validate),
+        ("plan", &plan),
+    ] {
         let o = run_step(dir, s, &env);
         assert_eq!(code(&o), 0, "{name}:\n{}\n{}", stdout(&o), stderr(&o));
     }
     let plans = fs::read_to_string(dir.join("plans.md")).unwrap();
-    assert!(plans.contains("specs/lab.yaml against snapshot snapshots/lab.json"), "{plans}");
+    assert!(
+        plans.contains("specs/lab.yaml against snapshot snapshots/lab.json"),
+        "{plans}"
+    );
     let posted = fs::read_to_string(dir.join("posted")).unwrap();
     assert!(posted.starts_with("curl "), "{posted}");
-    assert!(posted.contains("--data-urlencode body@plans.md"), "{posted}");
+    assert!(
+        posted.contains("--data-urlencode body@plans.md"),
+        "{posted}"
+    );
     assert!(
         posted.contains("https://gitlab.example/api/v4/projects/3/merge_requests/7/notes"),
         "{posted}"
@@ -302,7 +343,11 @@ fn the_pre_commit_hook_refuses_an_invalid_spec_and_a_fragment_that_breaks_one() 
     git(dir, &["add", "."], &path);
     let o = git(dir, &["commit", "-q", "-m", "specs"], &path);
     assert_eq!(code(&o), 0, "{}{}", stderr(&o), stderr(&o));
-    assert!(stderr(&o).contains("specs/minimal.yaml: valid"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("specs/minimal.yaml: valid"),
+        "{}",
+        stderr(&o)
+    );
 
     // A commit without spec changes runs no validation.
     fs::write(dir.join("notes.txt"), "still not a spec\n").unwrap();
