@@ -122,9 +122,9 @@ mod tests {
         let h = header("lab\nx", &["a disk\rwithout id".to_string()]);
         let lines: Vec<&str> = h.lines().collect();
         assert_eq!(lines[0], SCHEMA_MODELINE);
-        assert_eq!(lines.len(), 4, "{h}");
+        assert_eq!(lines.len(), 5, "{h}");
         assert!(lines.iter().all(|l| l.starts_with("# ")), "{h}");
-        assert!(lines[3].starts_with("# note: a disk"), "{h}");
+        assert!(lines[4].starts_with("# note: a disk\\r"), "{h}");
         // The modeline names the schema by a path relative to hosts/NAME.yaml.
         assert!(SCHEMA_MODELINE.ends_with("$schema=../spec.schema.json"));
     }
