@@ -55,8 +55,8 @@ pub struct Cli {
     /// When to colour output: auto (a terminal, and NO_COLOR unset), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// Show on stderr the operations as they run, their commands and results (`-vv`: every
-    /// command run, reads too). For `history`: each apply's operations.
+    /// Show on stderr each operation's start and end with its command (-vv: every command
+    /// run, reads too), and drift's log line; for `history`, each apply's operations.
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
