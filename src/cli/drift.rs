@@ -5,8 +5,8 @@
 use serde::Serialize;
 use std::path::PathBuf;
 
-use super::plan::NotRead;
 use super::log::Logging;
+use super::plan::NotRead;
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK, Format};
 use crate::plan::{Action, Plan};
 use crate::runner::RealRunner;
@@ -288,7 +288,11 @@ mod tests {
             journal: true,
             ..Logging::default()
         };
-        log(&journal, Level::Warning, "drift: 1 resource(s)\nof unit-x differ");
+        log(
+            &journal,
+            Level::Warning,
+            "drift: 1 resource(s)\nof unit-x differ",
+        );
         log(&journal, Level::Err, "drift: unit-y is not valid");
         let mine = |label: &str| {
             log_capture::events(|c| {
