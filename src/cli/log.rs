@@ -5,6 +5,7 @@
 //! this module decides where they go.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
@@ -58,6 +59,14 @@ fn journald() -> std::io::Result<tracing_journald::Layer> {
         }))
 }
 
+/// `-v` as [`init`] was given it.
+static VERBOSE: AtomicU8 = AtomicU8::new(0);
+
+/// How many `-v`: 0 when nothing is shown on stderr.
+pub fn verbose() -> u8 {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
 /// The level `-v` shows on stderr: nothing, the operations and summaries (`-v`), every
 /// command run (`-vv`).
 pub fn stderr_level(verbose: u8) -> LevelFilter {
@@ -71,6 +80,7 @@ pub fn stderr_level(verbose: u8) -> LevelFilter {
 /// Install the process's subscriber, once, from `main`. Never fails: a journal that cannot be
 /// reached is left out (and said by the command that required it).
 pub fn init(verbose: u8, journal: Journal) -> Logging {
+    VERBOSE.store(verbose, Ordering::Relaxed);
     let mut logging = Logging {
         verbose,
         ..Logging::default()
