@@ -51,26 +51,96 @@ impl Outcome {
     }
 }
 
-fn run_op(r: &dyn Runner, op: &Op) -> Result<(), RunError> {
+/// Run one operation; with the exit status of its command when a command ran to its end.
+fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
     let (argv, stdin) = match &op.effect {
-        Effect::Write(w) => return r.write_file(&w.path, &w.content, w.mode),
-        Effect::StopGuest(g) => return crate::shutdown::run::stop_guest(r, g),
+        Effect::Write(w) => return (r.write_file(&w.path, &w.content, w.mode), None),
+        Effect::StopGuest(g) => return (crate::shutdown::run::stop_guest(r, g), None),
         Effect::Run { argv, stdin } => (argv, stdin),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = r.run_input(&argv, stdin.as_deref())?;
+    let out = match r.run_input(&argv, stdin.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return (Err(e), None),
+    };
     if out.status != 0 {
-        return Err(RunError::Failed {
+        let e = RunError::Failed {
             argv: show_argv(&argv),
             status: out.status,
             stderr: out.stderr.trim().to_string(),
-        });
+        };
+        return (Err(e), Some(out.status));
     }
     if op.settle {
         // Best effort: a missing udevadm (no udev) leaves nothing to wait for.
         let _ = r.run(&["udevadm", "settle", "--timeout=30"]);
     }
-    Ok(())
+    (Ok(()), Some(0))
+}
+
+/// The target of the operations' log events (`hostform -v` shows them; the journal keeps them).
+pub const LOG_TARGET: &str = "hostform::op";
+
+/// What an operation runs, as the plan shows it; `None` for a file write.
+fn logged_argv(op: &Op) -> Option<String> {
+    let argv = op.effect.argv();
+    (!argv.is_empty()).then(|| show_argv(&argv.iter().map(String::as_str).collect::<Vec<_>>()))
+}
+
+fn logged_file(op: &Op) -> Option<&str> {
+    match &op.effect {
+        Effect::Write(w) => Some(w.path.as_str()),
+        _ => None,
+    }
+}
+
+/// One structured event when an operation starts (`journalctl -t hostform OP_ID=…`).
+fn log_start(op: &Op) {
+    tracing::info!(
+        target: LOG_TARGET,
+        HOSTFORM_EVENT = "op-start",
+        OP_ID = op.id.as_str(),
+        RESOURCE = op.resource.as_str(),
+        ARGV = logged_argv(op).as_deref(),
+        FILE = logged_file(op),
+        "started {}",
+        crate::diag::visible(&op.summary)
+    );
+}
+
+/// One structured event when an operation ends: its outcome, exit status and duration.
+fn log_end(op: &Op, res: &Result<(), RunError>, status: Option<i32>, took: Duration) {
+    let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    match res {
+        Ok(()) => tracing::info!(
+            target: LOG_TARGET,
+            HOSTFORM_EVENT = "op-end",
+            OP_ID = op.id.as_str(),
+            RESOURCE = op.resource.as_str(),
+            ARGV = logged_argv(op).as_deref(),
+            FILE = logged_file(op),
+            OUTCOME = "done",
+            EXIT_STATUS = status,
+            DURATION_MS = ms,
+            "done {} ({ms} ms)",
+            crate::diag::visible(&op.summary)
+        ),
+        Err(e) => tracing::error!(
+            target: LOG_TARGET,
+            HOSTFORM_EVENT = "op-end",
+            OP_ID = op.id.as_str(),
+            RESOURCE = op.resource.as_str(),
+            ARGV = logged_argv(op).as_deref(),
+            FILE = logged_file(op),
+            OUTCOME = "failed",
+            EXIT_STATUS = status,
+            DURATION_MS = ms,
+            ERROR = e.brief().as_str(),
+            "failed {} ({ms} ms): {}",
+            crate::diag::visible(&op.summary),
+            crate::diag::visible(&e.brief())
+        ),
+    }
 }
 
 /// Run the plan with at most `parallelism` operations at once: an operation starts when every
@@ -243,9 +313,11 @@ fn run_graph(
                         total,
                         op,
                     });
+                    log_start(op);
                     let t = Instant::now();
                     let began = crate::clock::now();
-                    let res = run_op(r, op);
+                    let (res, status) = run_op(r, op);
+                    log_end(op, &res, status, t.elapsed());
                     if let Ok(mut o) = result.lock() {
                         o.times
                             .insert(op.id.to_string(), (began, crate::clock::now()));
@@ -341,6 +413,71 @@ pub fn follow_up_allowed(announced: &[Deferred], next: &Plan) -> Result<(), Stri
     Ok(())
 }
 
+/// Tests' view of the log events: a layer, installed once for the test process (the executor
+/// emits from its worker threads, which a thread's own default would not see), that keeps
+/// every event's level, target and fields. Tests pick theirs out by names only they use.
+#[cfg(test)]
+pub(crate) mod log_capture {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, Once};
+    use tracing_subscriber::layer::Context;
+    use tracing_subscriber::prelude::*;
+
+    #[derive(Clone, Debug)]
+    pub struct Captured {
+        pub level: tracing::Level,
+        pub target: String,
+        pub fields: BTreeMap<String, String>,
+    }
+
+    static EVENTS: Mutex<Vec<Captured>> = Mutex::new(Vec::new());
+    static INSTALL: Once = Once::new();
+
+    struct Capture;
+
+    struct Fields<'a>(&'a mut BTreeMap<String, String>);
+
+    impl tracing::field::Visit for Fields<'_> {
+        fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+            self.0.insert(f.name().into(), v.into());
+        }
+        fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+            self.0.insert(f.name().into(), format!("{v:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(&self, e: &tracing::Event<'_>, _: Context<'_, S>) {
+            let mut fields = BTreeMap::new();
+            e.record(&mut Fields(&mut fields));
+            if let Ok(mut v) = EVENTS.lock() {
+                v.push(Captured {
+                    level: *e.metadata().level(),
+                    target: e.metadata().target().into(),
+                    fields,
+                });
+            }
+        }
+    }
+
+    /// Start capturing (idempotent).
+    pub fn install() {
+        INSTALL.call_once(|| {
+            let _ = tracing::subscriber::set_global_default(
+                tracing_subscriber::registry().with(Capture),
+            );
+        });
+    }
+
+    /// The events so far that `keep` selects.
+    pub fn events(keep: impl Fn(&Captured) -> bool) -> Vec<Captured> {
+        EVENTS
+            .lock()
+            .map(|v| v.iter().filter(|c| keep(c)).cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,6 +534,50 @@ mod tests {
         o.writes_root = root;
         o.after = after.iter().map(|a| id(a)).collect();
         o
+    }
+
+    #[test]
+    fn each_operation_logs_a_start_and_an_end_with_its_fields() {
+        log_capture::install();
+        let plan = Plan {
+            ops: vec![
+                op("logged-ok", &[], false),
+                op("logged-bad", &[], false),
+                op("logged-after", &["logged-bad"], false),
+            ],
+            ..Plan::default()
+        };
+        let r = Script {
+            fail: vec!["cmd logged-bad"],
+            ran: Mutex::new(Vec::new()),
+        };
+        execute(&plan, &r, 2, &mut |_| {});
+        let of = |name: &str| {
+            let id = id(name).to_string();
+            log_capture::events(|c| c.fields.get("OP_ID") == Some(&id))
+        };
+        let ok = of("logged-ok");
+        assert_eq!(ok.len(), 2, "{ok:?}");
+        let (start, end) = (&ok[0].fields, &ok[1].fields);
+        assert_eq!(ok[0].target, LOG_TARGET);
+        assert_eq!(start["HOSTFORM_EVENT"], "op-start");
+        assert_eq!(start["ARGV"], "cmd logged-ok");
+        assert_eq!(start["RESOURCE"], "logged-ok");
+        assert!(!start.contains_key("EXIT_STATUS"), "{start:?}");
+        assert_eq!(end["HOSTFORM_EVENT"], "op-end");
+        assert_eq!(end["OUTCOME"], "done");
+        assert_eq!(end["EXIT_STATUS"], "0");
+        assert_eq!(end["ARGV"], "cmd logged-ok");
+        assert!(end["DURATION_MS"].parse::<u64>().is_ok(), "{end:?}");
+        assert_eq!(ok[1].level, tracing::Level::INFO);
+        let bad = of("logged-bad");
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!(bad[1].level, tracing::Level::ERROR);
+        assert_eq!(bad[1].fields["OUTCOME"], "failed");
+        assert_eq!(bad[1].fields["EXIT_STATUS"], "5");
+        assert!(bad[1].fields["ERROR"].contains("boom"), "{bad:?}");
+        // Skipped: it never ran, so it has neither a start nor an end.
+        assert!(of("logged-after").is_empty());
     }
 
     #[test]

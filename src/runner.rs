@@ -593,6 +593,8 @@ impl Runner for RealRunner {
         if let Ok(mut v) = self.spawned.lock() {
             v.push(show_argv(argv));
         }
+        // `hostform -vv` shows every command as it starts (the journal keeps only the ops).
+        tracing::debug!(target: "hostform::run", "run {}", show_argv(argv));
         let spawn_err = |source| RunError::Spawn {
             argv: show_argv(argv),
             source,

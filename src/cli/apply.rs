@@ -223,7 +223,8 @@ fn run_locked(
             }
         }
     }
-    let progress = Progress::new(tty);
+    // With -v the events' lines go to the terminal too: no status line for them to cut into.
+    let progress = Progress::new(tty && super::log::verbose() == 0);
     progress.begin(plan.ops.len());
     crate::interrupt::set_applying(true);
     let base = rec.clone();

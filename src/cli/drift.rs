@@ -1,19 +1,32 @@
 //! `hostform drift`: is the host still what the spec says? Read-only, for timers and
-//! monitoring: exit 0 in sync, 2 drift, 1 error; a concise report, and one log line (to the
-//! systemd journal when there is one, otherwise to stderr).
+//! monitoring: exit 0 in sync, 2 drift, 1 error; a concise report, and one log event per run
+//! (to the systemd journal when there is one, otherwise a line on stderr).
 
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::log::Logging;
 use super::plan::NotRead;
 use super::{ColorChoice, EXIT_FAIL, EXIT_OK, Format};
 use crate::plan::{Action, Plan};
-use crate::runner::{RealRunner, Runner};
+use crate::runner::RealRunner;
 
 /// The host differs from the spec.
 pub const EXIT_DRIFT: i32 = 2;
 
-const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+/// The target of drift's one event per run.
+pub const LOG_TARGET: &str = "hostform::drift";
+
+/// How a run ended, as the journal's priority says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Level {
+    /// The check could not be made (priority 3).
+    Err,
+    /// Drift (priority 4).
+    Warning,
+    /// In sync (priority 6).
+    Info,
+}
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LogTo {
@@ -81,7 +94,7 @@ fn drifted(plan: &Plan) -> Vec<&str> {
     v
 }
 
-pub fn run(args: Args, color: ColorChoice) -> i32 {
+pub fn run(args: Args, color: ColorChoice, logging: &Logging) -> i32 {
     let spec_path = args.source.path();
     let runner = RealRunner::new();
     let loaded = match super::load_spec(
@@ -93,9 +106,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(l) => l,
         Err(code) => {
             log(
-                &runner,
-                args.log,
-                "err",
+                logging,
+                Level::Err,
                 &format!(
                     "drift: {} is not valid; drift was not checked",
                     spec_path.display()
@@ -113,9 +125,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         Ok(f) => f,
         Err(NotRead::Code(code)) => {
             log(
-                &runner,
-                args.log,
-                "err",
+                logging,
+                Level::Err,
                 &format!("drift: {}: the host could not be read", loaded.label),
             );
             return code;
@@ -126,9 +137,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
                 crate::diag::render(&d, &loaded.sources, color.stderr())
             );
             log(
-                &runner,
-                args.log,
-                "err",
+                logging,
+                Level::Err,
                 &format!(
                     "drift: {}: {}; drift was not checked",
                     loaded.label, d.message
@@ -190,9 +200,8 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
         )
     };
     log(
-        &runner,
-        args.log,
-        if in_sync { "info" } else { "warning" },
+        logging,
+        if in_sync { Level::Info } else { Level::Warning },
         &summary,
     );
     if in_sync { EXIT_OK } else { EXIT_DRIFT }
@@ -240,88 +249,67 @@ fn report(label: &str, against: &str, plan: &Plan) -> String {
     s
 }
 
-/// One line to the journal (with `HOSTFORM_*` fields to filter on), or to stderr.
-fn log(r: &dyn Runner, to: LogTo, level: &str, msg: &str) {
-    let journald = match to {
-        LogTo::Journald => true,
-        LogTo::Stderr => false,
-        LogTo::Auto => Path::new(JOURNAL_SOCKET).exists(),
-    };
-    if journald {
-        let priority = match level {
-            "err" => 3,
-            "warning" => 4,
-            _ => 6,
-        };
-        let entry = format!(
-            "MESSAGE={}\nPRIORITY={priority}\nSYSLOG_IDENTIFIER=hostform\nHOSTFORM_EVENT=drift\n",
-            msg.replace('\n', " ")
-        );
-        match r.run_input(&["logger", "--journald"], Some(&entry)) {
-            Ok(o) if o.status == 0 => return,
-            Ok(o) => eprintln!("hostform: logger --journald failed: {}", o.stderr.trim()),
-            Err(e) => eprintln!("hostform: {e}"),
+/// The run's one event: to the journal (with `HOSTFORM_EVENT=drift` to filter on) when it is
+/// there, otherwise one line on stderr (or, with `-v`, the event as `-v` shows it). Never both:
+/// under a timer's unit stderr is the journal too, and a second copy would be a second entry.
+fn log(logging: &Logging, level: Level, msg: &str) {
+    let msg = msg.replace('\n', " ");
+    match level {
+        Level::Err => {
+            tracing::error!(target: LOG_TARGET, HOSTFORM_EVENT = "drift", "{msg}")
+        }
+        Level::Warning => {
+            tracing::warn!(target: LOG_TARGET, HOSTFORM_EVENT = "drift", "{msg}")
+        }
+        Level::Info => {
+            tracing::info!(target: LOG_TARGET, HOSTFORM_EVENT = "drift", "{msg}")
         }
     }
-    eprintln!("hostform {msg}");
+    if logging.journal {
+        return;
+    }
+    if let Some(e) = &logging.journal_error {
+        eprintln!("hostform: {e}");
+    }
+    if logging.verbose == 0 {
+        eprintln!("hostform {msg}");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::{Output, RunError};
-    use std::sync::Mutex;
-
-    /// Records what would be sent to `logger`, and answers as logger does.
-    #[derive(Default)]
-    struct Recorder {
-        sent: Mutex<Vec<(Vec<String>, Option<String>)>>,
-        status: i32,
-    }
-
-    impl Runner for Recorder {
-        fn run_input(&self, argv: &[&str], input: Option<&str>) -> Result<Output, RunError> {
-            self.sent.lock().unwrap().push((
-                argv.iter().map(|s| s.to_string()).collect(),
-                input.map(str::to_string),
-            ));
-            Ok(Output {
-                status: self.status,
-                stdout: String::new(),
-                stderr: if self.status == 0 {
-                    String::new()
-                } else {
-                    "no journal".into()
-                },
-            })
-        }
-        fn read(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn list(&self, _: &str) -> Vec<String> {
-            Vec::new()
-        }
-        fn resolve_link(&self, _: &str) -> Option<String> {
-            None
-        }
-    }
+    use crate::apply::log_capture;
 
     #[test]
-    fn the_journal_gets_one_entry_with_fields_and_a_priority() {
-        let r = Recorder::default();
-        log(&r, LogTo::Journald, "warning", "drift: 1 resource(s)\nof x");
-        let sent = r.sent.lock().unwrap();
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0].0, ["logger", "--journald"]);
-        assert_eq!(
-            sent[0].1.as_deref(),
-            Some(
-                "MESSAGE=drift: 1 resource(s) of x\nPRIORITY=4\nSYSLOG_IDENTIFIER=hostform\nHOSTFORM_EVENT=drift\n"
-            )
+    fn a_run_logs_one_event_with_the_fields_journalctl_filters_on() {
+        log_capture::install();
+        let journal = Logging {
+            journal: true,
+            ..Logging::default()
+        };
+        log(
+            &journal,
+            Level::Warning,
+            "drift: 1 resource(s)\nof unit-x differ",
         );
-        let quiet = Recorder::default();
-        log(&quiet, LogTo::Stderr, "info", "in sync");
-        assert!(quiet.sent.lock().unwrap().is_empty(), "stderr: no logger");
+        log(&journal, Level::Err, "drift: unit-y is not valid");
+        let mine = |label: &str| {
+            log_capture::events(|c| {
+                c.target == LOG_TARGET && c.fields.get("message").is_some_and(|m| m.contains(label))
+            })
+        };
+        let x = mine("unit-x");
+        assert_eq!(x.len(), 1, "{x:?}");
+        assert_eq!(x[0].level, tracing::Level::WARN);
+        assert_eq!(x[0].fields["HOSTFORM_EVENT"], "drift");
+        assert_eq!(
+            x[0].fields["message"],
+            "drift: 1 resource(s) of unit-x differ"
+        );
+        let y = mine("unit-y");
+        assert_eq!(y.len(), 1, "{y:?}");
+        assert_eq!(y[0].level, tracing::Level::ERROR);
     }
 
     #[test]

@@ -12,15 +12,13 @@ pub struct Args {
     /// Show only the last N applies.
     #[arg(long, short = 'n', value_name = "N")]
     pub last: Option<usize>,
-    /// List each apply's operations and their results.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// Where the apply journal is kept.
     #[arg(long, value_name = "DIR", env = "HOSTFORM_STATE_DIR", hide_env_values = true, default_value = crate::workflow::DEFAULT_STATE_DIR)]
     pub state_dir: std::path::PathBuf,
 }
 
-pub fn run(args: Args) -> i32 {
+/// `verbose`: the global `-v` (each apply's operations).
+pub fn run(args: Args, verbose: bool) -> i32 {
     let (records, bad) = match journal::read(&args.state_dir) {
         Ok(r) => r,
         Err(e) => {
@@ -47,7 +45,7 @@ pub fn run(args: Args) -> i32 {
                 );
             }
             for r in shown {
-                print!("{}", line(r, args.verbose));
+                print!("{}", line(r, verbose));
             }
         }
     }

@@ -16,6 +16,7 @@ mod discover;
 mod drift;
 mod generate;
 mod history;
+pub mod log;
 mod net_config;
 mod plan;
 mod resolve;
@@ -54,6 +55,10 @@ pub struct Cli {
     /// When to colour output: auto (a terminal, and NO_COLOR unset), always or never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Show on stderr each operation's start and end with its command (-vv: every command
+    /// run, reads too), and drift's log line; for `history`, each apply's operations.
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -207,6 +212,16 @@ pub fn main() -> i32 {
         }
     };
     let color = cli.color;
+    let journal = match &cli.command {
+        Command::Drift(a) => match a.log {
+            drift::LogTo::Auto => log::Journal::Auto,
+            drift::LogTo::Journald => log::Journal::Required,
+            drift::LogTo::Stderr => log::Journal::Off,
+        },
+        _ => log::Journal::Auto,
+    };
+    let logging = log::init(cli.verbose, journal);
+    let verbose = cli.verbose > 0;
     let result = std::panic::catch_unwind(move || match cli.command {
         Command::Validate(a) => validate::run(a, color),
         Command::Resolve(a) => resolve::run(a, color),
@@ -218,8 +233,8 @@ pub fn main() -> i32 {
         Command::Plan(a) => plan::run(a, color),
         Command::Apply(a) => apply::run(a, color),
         Command::Show(a) => show::run(a, color),
-        Command::Drift(a) => drift::run(a, color),
-        Command::History(a) => history::run(a),
+        Command::Drift(a) => drift::run(a, color, &logging),
+        Command::History(a) => history::run(a, verbose),
         Command::Timer(a) => timer::run(a, color),
         Command::Confirm(a) => confirm::run(a),
         Command::Rollback(a) => rollback::run(a),

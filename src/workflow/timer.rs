@@ -124,6 +124,8 @@ Type=oneshot\n\
 # Exit status 0: in sync; 2: drift; 1: error; 64: usage error. Drift leaves the unit failed, so\n\
 # `systemctl --failed` and OnFailure= see it; the report is in the journal.\n\
 ExecStart={exec}\n\
+# The report (stdout) under its own tag: `journalctl -t hostform` has drift's one entry per run.\n\
+SyslogIdentifier=hostform-drift\n\
 # A hung read (an `lvs` on a dead iSCSI path) must not hold the unit forever: a timer does\n\
 # not start a unit that is still running, so drift would never be checked again.\n\
 TimeoutStartSec={TIMEOUT_START}\n\
@@ -224,6 +226,7 @@ mod tests {
             "ReadWritePaths=-/var/lib/hostform -/run/lock -/run/lvm -/run/mdadm",
             "PrivateTmp=true",
             "NoNewPrivileges=true",
+            "SyslogIdentifier=hostform-drift",
         ] {
             assert!(lines.contains(&want), "{want} missing:\n{}", u.service);
         }

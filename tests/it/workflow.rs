@@ -421,6 +421,83 @@ fn every_apply_is_journaled_and_history_shows_it() {
     );
 }
 
+/// `drift` logs once per run: to the journal when there is one, otherwise one line on stderr;
+/// with `-v` the event itself is shown instead of that line, never both.
+#[test]
+fn drift_logs_one_event_per_run() {
+    let (d, snap) = setup();
+    let dir = d.path();
+    let snap = snap.to_str().unwrap();
+    let full = snapshot(dir, "full");
+    let full = full.to_str().unwrap();
+    std::fs::write(dir.join("full.yaml"), FULL).unwrap();
+    let lines = |o: &std::process::Output, what: &str| {
+        stderr(o).lines().filter(|l| l.contains(what)).count()
+    };
+    let o = hf(
+        dir,
+        &["drift", "full.yaml", "--against", full, "--log", "stderr"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(lines(&o, "in sync: full.yaml matches"), 1, "{}", stderr(&o));
+    assert_eq!(lines(&o, "HOSTFORM_EVENT"), 0, "no event shown without -v");
+    let o = hf(
+        dir,
+        &[
+            "-v",
+            "drift",
+            "full.yaml",
+            "--against",
+            full,
+            "--log",
+            "stderr",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(lines(&o, "in sync: full.yaml matches"), 1, "{}", stderr(&o));
+    assert_eq!(lines(&o, "HOSTFORM_EVENT=\"drift\""), 1, "{}", stderr(&o));
+    assert!(!stderr(&o).contains("hostform in sync"), "{}", stderr(&o));
+    // An error is one event too, at error level.
+    std::fs::write(dir.join("bad.yaml"), "host: lab\nbogus: 1\n").unwrap();
+    let o = hf(
+        dir,
+        &[
+            "-v",
+            "drift",
+            "bad.yaml",
+            "--against",
+            snap,
+            "--log",
+            "stderr",
+        ],
+    );
+    assert_eq!(code(&o), 1);
+    assert_eq!(lines(&o, "HOSTFORM_EVENT"), 1, "{}", stderr(&o));
+    assert_eq!(
+        lines(&o, "ERROR drift: bad.yaml is not valid"),
+        1,
+        "{}",
+        stderr(&o)
+    );
+    // The journal asked for: without one, why, and the line on stderr once.
+    let o = hf(
+        dir,
+        &["drift", "full.yaml", "--against", full, "--log", "journald"],
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    if std::path::Path::new("/run/systemd/journal/socket").exists() {
+        assert_eq!(stderr(&o), "", "the journal has it");
+    } else {
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "hostform: the systemd journal: no /run/systemd/journal/socket\n\
+                 hostform in sync: full.yaml matches snapshot {full}\n"
+            )
+        );
+    }
+}
+
 #[test]
 fn drift_exit_codes_and_reports() {
     let (d, snap) = setup();
