@@ -4,9 +4,9 @@
 //! devices it writes ([`Op::writes`](super::Op::writes)); [`guard`] asks [`check`] about each
 //! of them, after every room planned, whatever the room decided itself.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
-use super::{Op, OpId, Options, Plan, Refusal, Risk};
+use super::{Effect, Op, OpId, Options, Plan, Refusal, Risk};
 use crate::discover::Facts;
 use crate::kinds::block::BlockDev;
 
@@ -279,48 +279,74 @@ fn inactive_lv<'f>(path: &str, facts: &'f Facts) -> Option<(String, &'f crate::k
 
 use crate::kinds::lvm::dm_name;
 
-/// Whether an operation of the plan makes `path`: `lvcreate -n LV … VG` makes `/dev/VG/LV`,
-/// `mdadm --create PATH` makes PATH, and `sfdisk DISK` makes DISK's partitions
-/// (`DISK-partN`, `DISKN`, `DISKpN`).
-pub fn made_by(path: &str, ops: &[Op]) -> bool {
-    ops.iter().any(|o| {
-        let a = o.argv();
-        match a.first().map(String::as_str) {
-            Some("lvcreate") => {
-                let Some(rest) = path.strip_prefix("/dev/") else {
-                    return false;
-                };
-                let Some((vg, lv)) = rest.split_once('/') else {
-                    return false;
-                };
-                let named = a.windows(2).any(|w| w[0] == "-n" && w[1] == lv);
-                let in_vg = a
-                    .iter()
-                    .skip(1)
-                    .any(|x| x == vg || x.starts_with(&format!("{vg}/")));
-                named && in_vg
+/// What the operations of a plan make, read once from their argv: `lvcreate -n LV … VG`
+/// makes `/dev/VG/LV`, `mdadm --create PATH` makes PATH, and `sfdisk DISK` makes DISK's
+/// partitions (`DISK-partN`, `DISKN`, `DISKpN`). Looked up per written device, so the rule
+/// costs one pass over the plan, not one per device (10,000 LVs planned in 12 s before).
+pub struct Made {
+    paths: HashSet<String>,
+    tables: Vec<String>,
+}
+
+impl Made {
+    pub fn new(ops: &[Op]) -> Made {
+        let mut paths = HashSet::new();
+        let mut tables = Vec::new();
+        for o in ops {
+            let Effect::Run { argv: a, .. } = &o.effect else {
+                continue;
+            };
+            match a.first().map(String::as_str) {
+                Some("lvcreate") => {
+                    let names: Vec<&String> = a
+                        .windows(2)
+                        .filter(|w| w[0] == "-n")
+                        .map(|w| &w[1])
+                        .collect();
+                    for x in a.iter().skip(1) {
+                        // A VG, or VG/LV (an origin, a pool): the VG is its first part.
+                        let vg = x.split_once('/').map_or(x.as_str(), |(vg, _)| vg);
+                        for lv in &names {
+                            paths.insert(format!("/dev/{vg}/{lv}"));
+                        }
+                    }
+                }
+                Some("mdadm") => {
+                    if let Some(made) = a
+                        .iter()
+                        .position(|x| x == "--create")
+                        .and_then(|i| a.get(i + 1))
+                    {
+                        paths.insert(made.clone());
+                    }
+                }
+                Some("sfdisk") => {
+                    tables.extend(a.iter().skip(1).filter(|x| x.starts_with("/dev/")).cloned())
+                }
+                _ => {}
             }
-            Some("mdadm") => a
-                .iter()
-                .position(|x| x == "--create")
-                .and_then(|i| a.get(i + 1))
-                .is_some_and(|made| made == path),
-            Some("sfdisk") => a
-                .iter()
-                .skip(1)
-                .filter(|x| x.starts_with("/dev/"))
-                .any(|disk| {
-                    path.strip_prefix(disk.as_str()).is_some_and(|n| {
-                        let n = n
-                            .strip_prefix("-part")
-                            .or_else(|| n.strip_prefix('p'))
-                            .unwrap_or(n);
-                        !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())
-                    })
-                }),
-            _ => false,
         }
-    })
+        Made { paths, tables }
+    }
+
+    /// Whether an operation of the plan makes `path`.
+    pub fn makes(&self, path: &str) -> bool {
+        self.paths.contains(path)
+            || self.tables.iter().any(|disk| {
+                path.strip_prefix(disk.as_str()).is_some_and(|n| {
+                    let n = n
+                        .strip_prefix("-part")
+                        .or_else(|| n.strip_prefix('p'))
+                        .unwrap_or(n);
+                    !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit())
+                })
+            })
+    }
+}
+
+/// Whether an operation of the plan makes `path` (see [`Made`]).
+pub fn made_by(path: &str, ops: &[Op]) -> bool {
+    Made::new(ops).makes(path)
 }
 
 /// The rule itself. `path` is not on the host: it is written only if `made` (an operation of
@@ -426,6 +452,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String,
         .filter(|o| o.program() == Some("lvremove"))
         .flat_map(|o| o.writes.iter().cloned())
         .collect();
+    let made = Made::new(ops);
     let mut out = Vec::new();
     for o in ops {
         let ctx = Context {
@@ -440,7 +467,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String,
         };
         for w in &o.writes {
             let ctx = Context {
-                made: made_by(w, ops),
+                made: made.makes(w),
                 readds_to: ctx.readds_to.clone(),
                 ..ctx
             };
