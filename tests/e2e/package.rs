@@ -188,7 +188,7 @@ step gone sh -c 'command -v hostform; ls /usr/lib/systemd/system/hostform-* /usr
         between(&out, "bash").replace('\r', ""),
         "complete -o bashdefault -o default -o nosort -F _hostform hostform\n\
          tab: timer\n\
-         tab: -h -V --color --help --version install remove\n"
+         tab: -v -h -V --color --verbose --help --version install remove\n"
     );
     assert!(
         out.contains("\ninstance=usr-share-doc-hostform-examples-dom0.yaml\n"),
