@@ -116,7 +116,7 @@ pub fn left_out(spec: &Spec) -> Vec<LeftOut> {
 /// What the spec needs from its host that a bare sandbox lacks: the network files its
 /// manager reads, libvirtd for libvirt guests, and md resync throttled for its arrays. Xen
 /// (the Xen issue) and lvmlockd for shared VGs (the cluster issue) are not provided yet:
-/// their refusals name them.
+/// those parts are left out ([`left_out`]) and named.
 pub fn provide(spec: &Spec) -> Vec<Provide> {
     let mut p = BTreeSet::new();
     if !spec.bridges.is_empty() {
