@@ -52,15 +52,9 @@ fn op_tip(o: &Op) -> String {
 pub fn render_dot(plan: &Plan, title: &str) -> String {
     let mut s = String::new();
     s.push_str("digraph plan {\n");
-    let n = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
     let summary = format!(
-        "Plan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations{}{}",
-        n(Action::Create),
-        n(Action::Update),
-        n(Action::Replace),
-        n(Action::Delete),
-        n(Action::NoOp),
-        plan.ops.len(),
+        "{}{}{}",
+        super::counts(plan),
         if plan.deferred.is_empty() {
             String::new()
         } else {

@@ -482,7 +482,6 @@ pub fn render(plan: &Plan, color: bool) -> String {
             "  apply it with `--confirm-within 60s`: it rolls back by itself unless `hostform confirm` follows."
         );
     }
-    let n = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
     if plan.remount_root && plan.has_changes() {
         let _ = writeln!(
             s,
@@ -491,13 +490,8 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     let _ = writeln!(
         s,
-        "\nPlan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations{}{}.",
-        n(Action::Create),
-        n(Action::Update),
-        n(Action::Replace),
-        n(Action::Delete),
-        n(Action::NoOp),
-        plan.ops.len(),
+        "\n{}{}{}.",
+        counts(plan),
         if plan.deferred.is_empty() {
             String::new()
         } else {
@@ -515,6 +509,21 @@ pub fn render(plan: &Plan, color: bool) -> String {
         }
     );
     s
+}
+
+/// `Plan: 1 to create, 0 to change, 0 to replace, 0 to delete, 3 unchanged; 4 operations`: the
+/// counts every rendering of a plan starts its summary with.
+pub(crate) fn counts(plan: &Plan) -> String {
+    let n = |a: Action| plan.changes.iter().filter(|c| c.action == a).count();
+    format!(
+        "Plan: {} to create, {} to change, {} to replace, {} to delete, {} unchanged; {} operations",
+        n(Action::Create),
+        n(Action::Update),
+        n(Action::Replace),
+        n(Action::Delete),
+        n(Action::NoOp),
+        plan.ops.len()
+    )
 }
 
 /// Refusals with the same reason and hint are one line naming every object they concern.

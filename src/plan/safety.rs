@@ -45,7 +45,7 @@ pub struct Context<'a> {
     pub readds_to: Option<String>,
     /// Kernel names an allowed destructive operation of this plan erases first.
     pub wiped: &'a BTreeSet<String>,
-    /// An operation of this plan makes the device (see [`made_by`]).
+    /// An operation of this plan makes the device (see [`Made`]).
     pub made: bool,
     /// The LVs (`/dev/VG/LV`) that `lvremove` operations of this plan remove.
     pub removed: &'a BTreeSet<String>,
@@ -342,11 +342,6 @@ impl Made {
                 })
             })
     }
-}
-
-/// Whether an operation of the plan makes `path` (see [`Made`]).
-pub fn made_by(path: &str, ops: &[Op]) -> bool {
-    Made::new(ops).makes(path)
 }
 
 /// The rule itself. `path` is not on the host: it is written only if `made` (an operation of

@@ -12,6 +12,23 @@ use crate::common::*;
 /// Every command an operator can type, as its path (`["timer", "install"]`), from the clap
 /// definition itself: the top-level command is the empty path. clap's `help` is left out, as
 /// are hidden commands.
+/// The command at `path` in `cmd`'s tree, and its visible subcommands' names.
+fn command_at<'a>(
+    cmd: &'a clap::Command,
+    path: &[String],
+) -> (&'a clap::Command, BTreeSet<String>) {
+    let mut c = cmd;
+    for name in path {
+        c = c.find_subcommand(name).unwrap();
+    }
+    let subs = c
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(|s| s.get_name().to_string())
+        .collect();
+    (c, subs)
+}
+
 fn command_paths() -> Vec<Vec<String>> {
     fn walk(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<Vec<String>>) {
         out.push(path.clone());
@@ -163,15 +180,7 @@ fn completions_offer_every_command_and_not_generate() {
     let mut cmd = hostform::cli::Cli::command().disable_help_subcommand(true);
     cmd.build();
     for path in command_paths() {
-        let mut c = &cmd;
-        for name in &path {
-            c = c.find_subcommand(name).unwrap();
-        }
-        let subs: BTreeSet<String> = c
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set())
-            .map(|s| s.get_name().to_string())
-            .collect();
+        let (c, subs) = command_at(&cmd, &path);
         let longs: BTreeSet<String> = c
             .get_arguments()
             .filter(|a| !a.is_hide_set())
@@ -250,15 +259,7 @@ fn fish_completes_every_command_and_zsh_reads_its_script() {
     let empty = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for path in command_paths() {
-        let mut c = &cmd;
-        for name in &path {
-            c = c.find_subcommand(name).unwrap();
-        }
-        let subs: BTreeSet<String> = c
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set())
-            .map(|s| s.get_name().to_string())
-            .collect();
+        let (_, subs) = command_at(&cmd, &path);
         if subs.is_empty() {
             continue;
         }

@@ -164,13 +164,7 @@ pub(super) fn image_write_op(
             OpId::new(56, Address::lv_key(key), Verb::Imaged),
             res,
             format!("tag {key} {IMAGE_TAG} (holds its image)"),
-            vec![
-                s("lvchange"),
-                s("--quiet"),
-                s("--addtag"),
-                s(IMAGE_TAG),
-                key.to_string(),
-            ],
+            addtag_argv(IMAGE_TAG, key),
         )
         .on_root()
         .after(vec![id.clone()]),

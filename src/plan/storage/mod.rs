@@ -263,11 +263,16 @@ pub(crate) fn resolve_id(facts: &crate::discover::Facts, id: &str) -> Option<Str
 }
 
 fn protect_argv(key: &str) -> Vec<String> {
+    addtag_argv(PREVENT_DESTROY_TAG, key)
+}
+
+/// `lvchange --quiet --addtag TAG VG/LV`.
+fn addtag_argv(tag: &str, key: &str) -> Vec<String> {
     vec![
         s("lvchange"),
         s("--quiet"),
         s("--addtag"),
-        s(PREVENT_DESTROY_TAG),
+        s(tag),
         key.to_string(),
     ]
 }

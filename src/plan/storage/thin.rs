@@ -995,11 +995,8 @@ mod tests {
         // The mkfs writes a device the plan makes: the write rule lets it through.
         let mkfs = &p.ops[pos("57:lv:vgt/web:mkfs")];
         assert_eq!(mkfs.writes, ["/dev/vgt/web"]);
-        assert!(crate::plan::safety::made_by("/dev/vgt/web", &p.ops));
-        assert!(!crate::plan::safety::made_by(
-            "/dev/vgt/pool0_tdata",
-            &p.ops
-        ));
+        assert!(crate::plan::safety::Made::new(&p.ops).makes("/dev/vgt/web"));
+        assert!(!crate::plan::safety::Made::new(&p.ops).makes("/dev/vgt/pool0_tdata"));
         assert!(!p.ops.iter().any(|o| o.id == "57:lv:vgt/scratch:mkfs"));
         // What the capture shows on the host is what this plan makes, from the same spec.
         let applied = thin();
