@@ -89,13 +89,18 @@ pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) 
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
     cfg.hostname = hostname(spec);
+    // Xen guests boot the sandbox under Xen (so does `--hypervisor xen`).
+    cfg.xen = cfg.xen || LeftOut::Xen.present(spec);
+    let out = left_out(spec, cfg.xen);
     // What the spec needs, once the parts the sandbox cannot host are left out.
-    cfg.provide = provide(&sandboxed::leave_out(spec, &left_out(spec)));
+    cfg.provide = provide(&sandboxed::leave_out(spec, &out));
+    if cfg.xen {
+        cfg.provide.push(Provide::Xen);
+    }
     if sizing.scale > 1 {
         cfg.env
             .push((scale::ENV.to_string(), sizing.scale.to_string()));
     }
-    let out = left_out(spec);
     if !out.is_empty() {
         let words: Vec<&str> = out.iter().map(|l| l.word()).collect();
         cfg.env
@@ -104,19 +109,20 @@ pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) 
 }
 
 /// The parts of `spec` this sandbox cannot host, which hostform inside leaves out (and its
-/// plan header names): Xen guests until the sandbox boots Xen, shared VGs until it runs
-/// lvmlockd.
-pub fn left_out(spec: &Spec) -> Vec<LeftOut> {
+/// plan header names): Xen guests when the sandbox boots no Xen (`xen` false), shared VGs
+/// until it runs lvmlockd.
+pub fn left_out(spec: &Spec, xen: bool) -> Vec<LeftOut> {
     LeftOut::ALL
         .into_iter()
+        .filter(|l| !(xen && *l == LeftOut::Xen))
         .filter(|l| l.present(spec))
         .collect()
 }
 
 /// What the spec needs from its host that a bare sandbox lacks: the network files its
-/// manager reads, libvirtd for libvirt guests, and md resync throttled for its arrays. Xen
-/// (the Xen issue) and lvmlockd for shared VGs (the cluster issue) are not provided yet:
-/// those parts are left out ([`left_out`]) and named.
+/// manager reads, libvirtd for libvirt guests, and md resync throttled for its arrays. The Xen
+/// toolstack is added by [`apply`] when the sandbox boots Xen; lvmlockd for shared VGs (the
+/// cluster issue) is not provided yet: that part is left out ([`left_out`]) and named.
 pub fn provide(spec: &Spec) -> Vec<Provide> {
     let mut p = BTreeSet::new();
     if !spec.bridges.is_empty() {
@@ -188,6 +194,38 @@ mod tests {
         );
         assert_eq!(nics(&l.spec), vec!["eth0".to_string()]);
         assert_eq!(hostname(&l.spec), "dom0");
+    }
+
+    /// A spec with Xen guests boots Xen and keeps its guests; one without boots no Xen
+    /// unless asked.
+    #[test]
+    fn xen_guests_boot_xen() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let l = crate::spec::load(&root.join("specs/dom0.yaml"), None).expect("dom0 loads");
+        assert_eq!(left_out(&l.spec, false), vec![LeftOut::Xen]);
+        assert!(left_out(&l.spec, true).is_empty());
+        let sizing = Sizing {
+            scale: 1000,
+            default_disk: 8 << 30,
+        };
+        let mut cfg = SandboxConfig::new("/", vec!["true".into()]);
+        apply(&mut cfg, &l.spec, &root.join("specs/dom0.yaml"), sizing);
+        assert!(cfg.xen);
+        assert_eq!(cfg.provide.last(), Some(&Provide::Xen));
+        assert!(
+            !cfg.env.iter().any(|(k, _)| k == sandboxed::LEAVE_OUT_ENV),
+            "{:?}",
+            cfg.env
+        );
+        let plain = crate::spec::load_str("t.yaml", "host: h\n").expect("valid");
+        let mut cfg = SandboxConfig::new("/", vec!["true".into()]);
+        apply(&mut cfg, &plain.spec, Path::new("/t.yaml"), sizing);
+        assert!(!cfg.xen);
+        assert!(!cfg.provide.contains(&Provide::Xen));
+        let mut cfg = SandboxConfig::new("/", vec!["true".into()]);
+        cfg.xen = true;
+        apply(&mut cfg, &plain.spec, Path::new("/t.yaml"), sizing);
+        assert_eq!(cfg.provide, vec![Provide::Xen]);
     }
 
     #[test]

@@ -117,6 +117,7 @@ pub fn build(host: &HostTools, config_sh: &str, dest: &Path) -> Result<(), Sandb
     a.file("hostform/stage2.sh", 0o644, STAGE2.as_bytes());
     a.file("hostform/config.sh", 0o644, config_sh.as_bytes());
     a.file("hostform/libvirt-up.sh", 0o755, LIBVIRT_UP.as_bytes());
+    a.file("hostform/xen-up.sh", 0o755, super::xen::XEN_UP.as_bytes());
 
     let modules = resolve_modules(&host.kernel, &INITRAMFS_MODULES)?;
     for (i, m) in modules.iter().enumerate() {

@@ -33,6 +33,7 @@ pub mod from_spec;
 mod host;
 mod initramfs;
 mod signals;
+mod xen;
 
 use std::collections::HashSet;
 use std::fs;
@@ -45,6 +46,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use host::{HostTools, Kernel, SYSTEM_DIRS, find_exe};
+pub use xen::{DEFAULT_MEMORY_MIB as XEN_DEFAULT_MEMORY_MIB, dom0_mem_mib as xen_dom0_mem_mib};
 
 /// Modules loaded in the guest once udev runs (in addition to what udev
 /// loads by itself).
@@ -155,6 +157,9 @@ pub struct SandboxConfig {
     pub provide: Vec<Provide>,
     /// Variables the command gets (`HOSTFORM_SANDBOX_SCALE`).
     pub env: Vec<(String, String)>,
+    /// Boot a Xen hypervisor with the guest as its dom0 (`xen.rs`); pair it with
+    /// [`Provide::Xen`] for the toolstack.
+    pub xen: bool,
 }
 
 /// Services and files a sandbox guest sets up after boot, before the command: what a spec
@@ -171,6 +176,8 @@ pub enum Provide {
     /// disks would otherwise copy gigabytes under emulation, which a real host does in the
     /// background anyway.
     ThrottleResync,
+    /// The Xen toolstack in dom0 (Debian's `/etc/init.d/xen start`), in a Xen sandbox.
+    Xen,
 }
 
 impl Provide {
@@ -181,6 +188,7 @@ impl Provide {
             Provide::Networkd => "networkd",
             Provide::Libvirtd => "libvirtd",
             Provide::ThrottleResync => "throttle-resync",
+            Provide::Xen => "xen",
         }
     }
 }
@@ -203,6 +211,7 @@ impl SandboxConfig {
             hostname: GUEST_HOSTNAME.into(),
             provide: Vec::new(),
             env: Vec::new(),
+            xen: false,
         }
     }
 }
@@ -355,6 +364,13 @@ fn validate(cfg: &SandboxConfig) -> Result<(), SandboxError> {
     }
     if cfg.memory_mib < 256 {
         return bad(format!("memory_mib {} is below 256", cfg.memory_mib));
+    }
+    if cfg.xen && cfg.memory_mib < xen::MIN_MEMORY_MIB {
+        return bad(format!(
+            "memory_mib {} is below {} (dom0 and its guests under Xen)",
+            cfg.memory_mib,
+            xen::MIN_MEMORY_MIB
+        ));
     }
     if !(1..=8).contains(&cfg.cpus) {
         return bad(format!("cpus {} is not within 1..=8", cfg.cpus));
@@ -597,20 +613,33 @@ fn qemu_plan(
         "-accel",
         "tcg,thread=multi",
         "-cpu",
-        CPU,
+        if cfg.xen { xen::CPU } else { CPU },
     ]);
     let smp = cfg.cpus.to_string();
     push(&["-smp", &smp]);
     let mem = cfg.memory_mib.to_string();
     push(&["-m", &mem]);
-    if let Some(q) = &host.qboot {
-        push(&["-bios", path_str(q)?]);
-    }
     let kernel_image = host::pvh_kernel(&host.kernel).unwrap_or_else(|| host.kernel.image.clone());
-    push(&["-kernel", path_str(&kernel_image)?]);
-    push(&["-initrd", path_str(initrd)?]);
-    let append = KERNEL_ARGS.join(" ");
-    push(&["-append", &append]);
+    if cfg.xen {
+        // Xen through multiboot (SeaBIOS): the hypervisor, then dom0's kernel and initramfs.
+        let elf = xen::hypervisor_elf()?;
+        push(&["-kernel", path_str(&elf)?]);
+        let dom0_args = KERNEL_ARGS
+            .join(" ")
+            .replace("console=ttyS0", "console=hvc0");
+        let modules =
+            xen::multiboot_modules(path_str(&kernel_image)?, &dom0_args, path_str(initrd)?);
+        push(&["-initrd", &modules]);
+        push(&["-append", &xen::xen_cmdline(cfg.memory_mib)]);
+    } else {
+        if let Some(q) = &host.qboot {
+            push(&["-bios", path_str(q)?]);
+        }
+        push(&["-kernel", path_str(&kernel_image)?]);
+        push(&["-initrd", path_str(initrd)?]);
+        let append = KERNEL_ARGS.join(" ");
+        push(&["-append", &append]);
+    }
     let console = format!("file:{}", path_str(&console_log)?);
     push(&["-serial", &console]);
     push(&["-monitor", "none"]);

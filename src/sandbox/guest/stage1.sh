@@ -31,7 +31,7 @@ mount -t overlay -o lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work ove
     fail "mounting the overlay failed"
 
 mkdir -p /newroot/.hostform-sandbox || fail "overlay is not writable"
-cp /bin/busybox /hostform/config.sh /hostform/stage2.sh /hostform/libvirt-up.sh /newroot/.hostform-sandbox/ ||
+cp /bin/busybox /hostform/config.sh /hostform/stage2.sh /hostform/libvirt-up.sh /hostform/xen-up.sh /newroot/.hostform-sandbox/ ||
     fail "copying stage 2 failed"
 
 for d in dev proc sys; do

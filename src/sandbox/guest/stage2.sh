@@ -157,6 +157,9 @@ provide() {
     libvirtd)
         /.hostform-sandbox/libvirt-up.sh >/dev/console 2>&1 || fail "libvirtd did not start"
         ;;
+    xen)
+        /.hostform-sandbox/xen-up.sh >/dev/console 2>&1 || fail "the Xen toolstack did not start"
+        ;;
     throttle-resync)
         echo 1000 >/proc/sys/dev/raid/speed_limit_max || fail "cannot throttle md resync"
         echo 1000 >/proc/sys/dev/raid/speed_limit_min
