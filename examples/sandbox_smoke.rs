@@ -3,7 +3,7 @@
 //! code and timings.
 //!
 //! ```text
-//! cargo run --example sandbox_smoke -- [--keep DIR] [--writable] [--timeout SECS]
+//! cargo run --example sandbox_smoke -- [--keep DIR] [--writable] [--xen] [--timeout SECS]
 //!     [--memory MIB] [--cpus N] [--workdir DIR] [--] [COMMAND ARGS...]
 //! ```
 //!
@@ -20,7 +20,7 @@ const GIB: u64 = 1 << 30;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: sandbox_smoke [--keep DIR] [--writable] [--timeout SECS] [--memory MIB] \
+        "usage: sandbox_smoke [--keep DIR] [--writable] [--xen] [--timeout SECS] [--memory MIB] \
          [--cpus N] [--workdir DIR] [--] [COMMAND ARGS...]"
     );
     std::process::exit(2);
@@ -30,6 +30,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut keep: Option<PathBuf> = None;
     let mut writable = false;
+    let mut xen = false;
     let mut timeout = 300u64;
     let mut memory = 1024u32;
     let mut cpus = 1u32;
@@ -39,6 +40,7 @@ fn main() {
         match a.as_str() {
             "--keep" => keep = Some(args.next().map(PathBuf::from).unwrap_or_else(|| usage())),
             "--writable" => writable = true,
+            "--xen" => xen = true,
             "--timeout" => {
                 timeout = args
                     .next()
@@ -99,6 +101,11 @@ fn main() {
     cfg.keep = keep;
     cfg.workdir_writable = writable;
     cfg.timeout = Duration::from_secs(timeout);
+    if xen {
+        // Xen with the sandbox as dom0, the toolstack started (src/sandbox/xen.rs).
+        cfg.xen = true;
+        cfg.provide.push(sandbox::Provide::Xen);
+    }
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -30,8 +30,8 @@ pub struct Args {
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub memory: Option<Size>,
     /// Boot a Xen hypervisor with the sandbox as its dom0 (Debian's xen-hypervisor package,
-    /// the toolstack started as Debian starts it). Chosen by itself when the spec has Xen
-    /// guests.
+    /// the toolstack started as Debian starts it); the spec's Xen guests are then applied, not
+    /// left out.
     #[arg(long, value_enum, value_name = "HYPERVISOR")]
     pub hypervisor: Option<HypervisorArg>,
     /// Virtual CPUs (1 boots fastest on a busy 2-core machine).

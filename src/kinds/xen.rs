@@ -2,10 +2,11 @@
 //! default), started with `xl create FILE`, stopped with `xl shutdown NAME` (without `-w`:
 //! hostform waits with its own timeout), forced off with `xl destroy NAME`.
 //!
-//! Xen cannot run in the sandbox (no Xen hypervisor under qemu TCG here). The config files are
-//! checked against golden files (tests/golden/xen/), the command sequences through the
-//! scripted runner, and `xl list -l` is read as xl's source prints it (a JSON array of
-//! `{"domid": N, "config": {"c_info": {"name": ...}, ...}}`), not from a captured output.
+//! The sandbox runs a real Xen (`hostform sandbox --hypervisor xen`): the config files are
+//! checked against golden files (tests/golden/xen/) and booted by the real `xl create` in the
+//! end-to-end tier (tests/e2e/xen.rs); the command sequences replay the real xl's output and
+//! errors (tests/fixtures/xen/, scripts/capture-xen-fixtures.sh). `xl list -l` is a JSON array
+//! of `{"domid": N, "config": {"c_info": {"name": ...}, ...}}`.
 
 use super::guest::{GuestConfig, Lifecycle};
 use crate::runner::{RunError, Runner};
@@ -234,7 +235,6 @@ impl Lifecycle for Xl<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::ScriptedRunner;
 
     fn dom0() -> crate::spec::Spec {
         crate::spec::load(
@@ -324,52 +324,78 @@ mod tests {
         assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}"), "{e}");
     }
 
-    // Shaped as tools/xl/xl_info.c prints it (printf_info_one_json); not a captured output,
-    // since Xen cannot run in the sandbox.
-    const LIST_LONG: &str = r#"[
-    { "domid": 0, "config": { "c_info": { "type": "pv", "name": "Domain-0" } } },
-    { "domid": 3, "config": { "c_info": { "type": "pv", "name": "srvnfs" }, "b_info": { "max_memkb": 2097152 } } },
-    { "domid": 1, "config": { "c_info": { "type": "pv", "name": "firewall" } } }
-]"#;
+    use crate::runner::fixtures::{scripted, text};
 
+    /// `xl list -l` of the real xl (tests/fixtures/xen/, scripts/capture-xen-fixtures.sh):
+    /// Domain-0 left out, names and ids of the guests, running or paused alike.
     #[test]
     fn list_long_gives_names_and_ids_without_domain0() {
+        let g = |domid, name: &str| XlDomain {
+            domid,
+            name: name.into(),
+        };
         assert_eq!(
-            parse_list_long(LIST_LONG).unwrap(),
-            vec![
-                XlDomain {
-                    domid: 1,
-                    name: "firewall".into()
-                },
-                XlDomain {
-                    domid: 3,
-                    name: "srvnfs".into()
-                }
-            ]
+            parse_list_long(&text("xen/list-long-running")).unwrap(),
+            vec![g(1, "g1"), g(2, "g2")]
+        );
+        // Paused is still there (xl list -l says nothing of the state).
+        assert_eq!(
+            parse_list_long(&text("xen/list-long-paused")).unwrap(),
+            vec![g(1, "g1"), g(2, "g2")]
+        );
+        assert!(
+            parse_list_long(&text("xen/list-long-dom0"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            parse_list_long(&text("xen/list-long-empty"))
+                .unwrap()
+                .is_empty()
         );
         assert!(parse_list_long("{}").is_err());
         assert!(parse_list_long("[{\"domid\": 1}]").is_err());
         assert!(parse_list_long("").is_err());
     }
 
+    /// The real xl's answers, replayed in the order they were captured: list, create, domid,
+    /// shutdown, the guest gone, then xl's own errors (a name taken, an unknown domain).
     #[test]
-    fn the_exact_xl_command_sequence() {
-        let r = ScriptedRunner::new()
-            .then("xl list -l", 0, LIST_LONG)
-            .then("xl create /etc/xen/guest/guest1.xl", 0, "")
-            .then("xl domid guest1", 0, "7\n")
-            .then("xl shutdown guest1", 0, "")
-            .then("xl domid guest1", 1, "")
-            .then("xl destroy guest2", 0, "");
-        let xl = Xl::new(&r, Some("/etc/xen/guest"));
-        assert_eq!(xl.running().unwrap(), vec!["firewall", "srvnfs"]);
-        xl.start("guest1").unwrap();
-        assert!(xl.is_running("guest1").unwrap());
-        xl.request_shutdown("guest1").unwrap();
-        assert!(!xl.is_running("guest1").unwrap());
-        xl.destroy("guest2").unwrap();
+    fn the_xl_command_sequence_against_real_captures() {
+        let r = scripted(
+            "xen",
+            &[
+                "list-long-running",
+                "create-g1",
+                "domid-g1",
+                "shutdown-g1",
+                "domid-g1-gone",
+                "create-g1-again",
+                "shutdown-unknown",
+                "destroy-unknown",
+            ],
+        );
+        // The captured configs were /tmp/NAME.xl.
+        let xl = Xl::new(&r, Some("/tmp"));
+        assert_eq!(xl.running().unwrap(), vec!["g1", "g2"]);
+        xl.start("g1").unwrap();
+        assert!(xl.is_running("g1").unwrap());
+        xl.request_shutdown("g1").unwrap();
+        assert!(!xl.is_running("g1").unwrap());
+        // xl create of a name already running fails with libxl's own words.
+        let e = xl.start("g1").unwrap_err().to_string();
+        assert!(e.contains("Domain with name \"g1\" already exists"), "{e}");
+        let e = xl
+            .request_shutdown("no-such-guest")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no-such-guest is an invalid domain identifier"),
+            "{e}"
+        );
+        assert!(xl.destroy("no-such-guest").is_err());
         assert!(r.remaining().is_empty());
         // Out of sequence is an error, not a silent pass.
-        assert!(xl.destroy("guest2").is_err());
+        assert!(xl.destroy("g2").is_err());
     }
 }

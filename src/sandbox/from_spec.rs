@@ -89,8 +89,9 @@ pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) 
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
     cfg.hostname = hostname(spec);
-    // Xen guests boot the sandbox under Xen (so does `--hypervisor xen`).
-    cfg.xen = cfg.xen || LeftOut::Xen.present(spec);
+    // Under Xen (`--hypervisor xen`, set by the caller) Xen guests are kept. Xen is not
+    // chosen by itself yet: the example specs' guests need more memory than a sandbox has and
+    // boot from LVs that hold no OS, so they are left out unless asked.
     let out = left_out(spec, cfg.xen);
     // What the spec needs, once the parts the sandbox cannot host are left out.
     cfg.provide = provide(&sandboxed::leave_out(spec, &out));
@@ -196,10 +197,10 @@ mod tests {
         assert_eq!(hostname(&l.spec), "dom0");
     }
 
-    /// A spec with Xen guests boots Xen and keeps its guests; one without boots no Xen
-    /// unless asked.
+    /// Asked to boot Xen, a spec keeps its Xen guests and gets the toolstack; otherwise they
+    /// are left out and named, and nothing of Xen is set up.
     #[test]
-    fn xen_guests_boot_xen() {
+    fn xen_guests_are_kept_under_xen() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let l = crate::spec::load(&root.join("specs/dom0.yaml"), None).expect("dom0 loads");
         assert_eq!(left_out(&l.spec, false), vec![LeftOut::Xen]);
@@ -210,7 +211,18 @@ mod tests {
         };
         let mut cfg = SandboxConfig::new("/", vec!["true".into()]);
         apply(&mut cfg, &l.spec, &root.join("specs/dom0.yaml"), sizing);
-        assert!(cfg.xen);
+        assert!(!cfg.xen);
+        assert!(!cfg.provide.contains(&Provide::Xen));
+        assert!(
+            cfg.env
+                .iter()
+                .any(|(k, v)| k == sandboxed::LEAVE_OUT_ENV && v == "xen"),
+            "{:?}",
+            cfg.env
+        );
+        let mut cfg = SandboxConfig::new("/", vec!["true".into()]);
+        cfg.xen = true;
+        apply(&mut cfg, &l.spec, &root.join("specs/dom0.yaml"), sizing);
         assert_eq!(cfg.provide.last(), Some(&Provide::Xen));
         assert!(
             !cfg.env.iter().any(|(k, _)| k == sandboxed::LEAVE_OUT_ENV),

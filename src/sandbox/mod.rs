@@ -33,7 +33,7 @@ pub mod from_spec;
 mod host;
 mod initramfs;
 mod signals;
-mod xen;
+pub mod xen;
 
 use std::collections::HashSet;
 use std::fs;

@@ -19,7 +19,7 @@ pub const SPEC_ENV: &str = "HOSTFORM_SANDBOX_SPEC";
 /// A part of a spec the sandbox cannot host yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LeftOut {
-    /// Xen guests: the sandbox boots no Xen hypervisor yet.
+    /// Xen guests, when the sandbox boots no Xen hypervisor (without `--hypervisor xen`).
     Xen,
     /// Shared VGs, their LVs and the guests on them: the sandbox runs no lvmlockd and
     /// sanlock yet.
@@ -39,7 +39,7 @@ impl LeftOut {
     /// What is left out, and what it waits for.
     pub fn describe(self) -> &'static str {
         match self {
-            LeftOut::Xen => "Xen guests (no Xen hypervisor in the sandbox yet)",
+            LeftOut::Xen => "Xen guests (booted under Xen only with `--hypervisor xen`)",
             LeftOut::SharedVg => {
                 "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
             }
@@ -224,7 +224,7 @@ mod tests {
         let (_, label) = sb.apply(load("specs/dom0.yaml"), "specs/dom0.yaml".into());
         assert_eq!(
             label,
-            "specs/dom0.yaml (sandbox: capacities divided by 1000; left out: Xen guests (no Xen hypervisor in the sandbox yet))"
+            "specs/dom0.yaml (sandbox: capacities divided by 1000; left out: Xen guests (booted under Xen only with `--hypervisor xen`))"
         );
         let (_, label) = Sandboxed::default().apply(load("specs/minimal.yaml"), "m".into());
         assert_eq!(label, "m");

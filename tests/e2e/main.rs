@@ -16,3 +16,4 @@ mod safety;
 mod sandbox;
 mod storage;
 mod workflow;
+mod xen;

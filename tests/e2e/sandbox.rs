@@ -337,7 +337,7 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
 const EXAMPLES: &[(&str, &[&str])] = &[
     (
         "dom0.yaml",
-        &["Xen guests (no Xen hypervisor in the sandbox yet)"],
+        &["Xen guests (booted under Xen only with `--hypervisor xen`)"],
     ),
     (
         "kvm1.yaml",
