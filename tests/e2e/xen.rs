@@ -126,6 +126,8 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
             "1",
             "--memory",
             "2560MiB",
+            "--cpus",
+            "2",
             "--",
             "bash",
             "-c",
