@@ -57,7 +57,8 @@ pub struct Args {
 /// What `--hypervisor` accepts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HypervisorArg {
-    /// Xen 4.17 from Debian, the sandbox as dom0.
+    // Xen 4.17 from Debian, the sandbox as dom0. (No doc comment: clap would switch the
+    // whole help to its long layout for one documented value.)
     Xen,
 }
 

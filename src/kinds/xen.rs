@@ -15,6 +15,15 @@ use crate::spec::types::{Firmware, Loader};
 /// Where xl configs live when the spec does not say.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/xen";
 
+/// Where Debian's xendomains looks for the guests to start with the host
+/// (`XENDOMAINS_AUTO`): every file there is `xl create`d at boot.
+pub const AUTO_DIR: &str = "/etc/xen/auto";
+
+/// The autostart entry of guest `name`: `/etc/xen/auto/NAME.xl`.
+pub fn auto_path(name: &str) -> String {
+    format!("{AUTO_DIR}/{name}.xl")
+}
+
 /// The config file of guest `name` in `dir`: `/etc/xen/guest/guest1.xl`.
 pub fn config_path(dir: Option<&str>, name: &str) -> String {
     format!(

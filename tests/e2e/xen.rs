@@ -47,8 +47,8 @@ fn prepare(dir: &Path) {
     std::fs::remove_dir_all(&fs).unwrap();
     let spec = std::fs::read_to_string(root().join("tests/specs/e2e/xen.yaml"))
         .unwrap()
-        .replace("@KERNEL@", kernel.to_str().unwrap())
-        .replace("@DIR@", dir.to_str().unwrap());
+        .replace("/boot/vmlinuz-hostform-e2e", kernel.to_str().unwrap())
+        .replace("/var/lib/hostform-e2e", dir.to_str().unwrap());
     // The variants the test plans and applies, next to the images they name (the VM sees this
     // directory read-only).
     let more = spec.replace("  memory: 128MiB", "  memory: 160MiB");

@@ -251,9 +251,10 @@ fn guest(c: &mut Ctx, name: &str, vm: &Vm) {
         .filter(|lv| c.extended.contains(lv))
         .collect();
     let stop_id = lifecycle::stop(c, &g, &grown, &mut f);
-    // Autostart (libvirt; Xen's /etc/xen/auto links are not managed yet).
-    if hv == Hypervisor::Libvirt {
-        libvirt::autostart(c, &g, config_op.as_ref(), &mut f);
+    // Autostart: libvirt's flag, or the guest's entry in Xen's /etc/xen/auto.
+    match hv {
+        Hypervisor::Libvirt => libvirt::autostart(c, &g, config_op.as_ref(), &mut f),
+        Hypervisor::Xen => xen::autostart(c, &g, config_op.as_ref(), &mut f),
     }
     // Start: when it should run and does not (or was stopped for a resize).
     let must_start = g.want_state == VmState::Running

@@ -66,6 +66,59 @@ pub(super) fn configure(c: &mut Ctx, g: &Guest, f: &mut Findings) -> Result<Opti
     Ok(Some(id))
 }
 
+/// Autostart of a Xen guest: its entry in /etc/xen/auto, which Debian's xendomains starts at
+/// boot. The entry is a copy of the guest's xl config, rewritten with it (xendomains reads
+/// whatever file is there, and `xl create` needs the whole config); without autostart it is
+/// removed.
+pub(super) fn autostart(c: &mut Ctx, g: &Guest, config_op: Option<&OpId>, f: &mut Findings) {
+    use crate::spec::types::VmState;
+    let name = g.name;
+    let path = xen::auto_path(name);
+    let want_auto = g.vm.autostart.unwrap_or(g.want_state == VmState::Running);
+    let now = c.facts.guests.xl_configs.get(&path);
+    let content = xen::render_config(&g.want);
+    let mut o = if want_auto {
+        if now.map(String::as_str) == Some(content.as_str()) {
+            return;
+        }
+        let mut o = op(
+            OpId::new(73, Address::Guest(name.to_string()), Verb::Autostart),
+            &g.res,
+            format!("mark {name} to start with the host (write {path})"),
+            Vec::new(),
+        );
+        o.effect = Effect::Write(FileWrite {
+            path: path.clone(),
+            content: content.clone(),
+            mode: 0o644,
+            diff: unified(now.map(String::as_str).unwrap_or(""), &content, &path),
+        });
+        o
+    } else {
+        if now.is_none() {
+            return;
+        }
+        op(
+            OpId::new(73, Address::Guest(name.to_string()), Verb::Autostart),
+            &g.res,
+            format!("unmark {name}: not started with the host (remove {path})"),
+            vec![
+                "rm".to_string(),
+                "-f".to_string(),
+                "--".to_string(),
+                path.clone(),
+            ],
+        )
+    };
+    o.after = config_op.into_iter().cloned().collect();
+    c.out.ops.push(o);
+    f.update(Some(match (want_auto, now.is_some()) {
+        (true, false) => "autostart on".to_string(),
+        (true, true) => format!("{path} rewritten with the xl config"),
+        (false, _) => "autostart off".to_string(),
+    }));
+}
+
 #[cfg(test)]
 mod tests {
     use crate::discover::Facts;
@@ -112,5 +165,60 @@ mod tests {
             .unwrap();
         assert_eq!(start.argv(), ["xl", "create", "/etc/xen/guest/guest1.xl"]);
         assert!(start.after.iter().any(|a| a == "75:guest:srvlan:start"));
+    }
+
+    /// A running Xen guest gets its entry in /etc/xen/auto (the same config, for xendomains);
+    /// an entry equal to the config is left alone, and one for a guest without autostart is
+    /// removed.
+    #[test]
+    fn xen_autostart_is_an_entry_in_etc_xen_auto() {
+        let spec = |extra: &str| {
+            crate::spec::load_str(
+                "t.yaml",
+                &format!(
+                    "host: h\nvm-defaults: {{ hypervisor: xen, memory: 128MiB }}\nvms:\n  a: {{ {extra} }}\n"
+                ),
+            )
+            .unwrap()
+            .spec
+        };
+        let mut f = Facts::default();
+        f.guests.xen = Some(Default::default());
+        let run = |s: &crate::spec::Spec, f: &Facts| {
+            let mut p = Plan::default();
+            crate::plan::guests::plan(&mut p, s, f, &Options::default());
+            p
+        };
+        let p = run(&spec(""), &f);
+        let auto = p
+            .ops
+            .iter()
+            .find(|o| o.id == "73:guest:a:autostart")
+            .expect("autostart op");
+        let w = auto.write().cloned().unwrap();
+        assert_eq!(w.path, "/etc/xen/auto/a.xl");
+        let config = p
+            .ops
+            .iter()
+            .find(|o| o.id == "71:guest:a:config")
+            .and_then(|o| o.write().cloned())
+            .unwrap();
+        assert_eq!(w.content, config.content);
+        assert!(auto.after.iter().any(|a| a == "71:guest:a:config"));
+
+        f.guests
+            .xl_configs
+            .insert("/etc/xen/a.xl".into(), config.content.clone());
+        f.guests
+            .xl_configs
+            .insert("/etc/xen/auto/a.xl".into(), config.content.clone());
+        f.guests.xen = Some(crate::kinds::guest::XenFacts {
+            running: [("a".to_string(), 1)].into(),
+        });
+        assert!(run(&spec(""), &f).ops.is_empty());
+        let p = run(&spec("autostart: false"), &f);
+        let ids: Vec<String> = p.ops.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["73:guest:a:autostart"]);
+        assert_eq!(p.ops[0].argv(), ["rm", "-f", "--", "/etc/xen/auto/a.xl"]);
     }
 }
