@@ -156,6 +156,68 @@ pub fn render_config(c: &GuestConfig) -> String {
     x
 }
 
+/// What a config file hostform wrote says of memory, vCPUs, disks and NICs, laid over
+/// `like` (the spec's guest) for the rest: the "current" side a change is classified against.
+/// `None` when the file is not one [`render_config`] would write for such a guest (edited by
+/// hand, another boot): every difference is then a restart.
+pub fn read_config(text: &str, like: &GuestConfig) -> Option<GuestConfig> {
+    let mut c = like.clone();
+    c.disks.clear();
+    c.nics.clear();
+    let mut section = "";
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("memory = ") {
+            c.memory_kib = v.parse::<u64>().ok()?.checked_mul(1024)?;
+        } else if let Some(v) = l.strip_prefix("vcpus = ") {
+            c.vcpus = v.parse().ok()?;
+        } else if l == "disk = [" || l == "vif = [" {
+            section = if l.starts_with("disk") { "disk" } else { "vif" };
+        } else if l == "]" {
+            section = "";
+        } else if let Some(item) = l.strip_prefix('\'').and_then(|r| r.strip_suffix("',")) {
+            let fields: Vec<&str> = item.split(',').collect();
+            match (section, fields.as_slice()) {
+                ("disk", [src, target, mode]) => c.disks.push(super::guest::GuestDisk {
+                    source: src.strip_prefix("phy:")?.to_string(),
+                    target: target.to_string(),
+                    readonly: *mode == "r",
+                }),
+                ("vif", [bridge]) => c.nics.push(super::guest::GuestNic {
+                    bridge: bridge.strip_prefix("bridge=")?.to_string(),
+                    mac: None,
+                }),
+                ("vif", [bridge, mac]) => c.nics.push(super::guest::GuestNic {
+                    bridge: bridge.strip_prefix("bridge=")?.to_string(),
+                    mac: Some(mac.strip_prefix("mac=")?.to_string()),
+                }),
+                _ => return None,
+            }
+        }
+    }
+    // Anything else that differs (boot, name, a line edited by hand) is not what `like` says.
+    (render_config(&c) == text).then_some(c)
+}
+
+/// The disk as `xl block-attach` takes it (and as the config file lists it).
+pub fn disk_spec(d: &super::guest::GuestDisk) -> String {
+    format!(
+        "phy:{},{},{}",
+        d.source,
+        d.target,
+        if d.readonly { "r" } else { "rw" }
+    )
+}
+
+/// The NIC as `xl network-attach` takes it.
+pub fn nic_spec(n: &super::guest::GuestNic) -> Vec<String> {
+    let mut v = vec![format!("bridge={}", n.bridge)];
+    if let Some(m) = &n.mac {
+        v.push(format!("mac={m}"));
+    }
+    v
+}
+
 /// A running domain from `xl list -l`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XlDomain {

@@ -59,7 +59,19 @@ fn prepare(dir: &Path) {
         "srvnfs_data:   { size: 24MiB",
     );
     assert_ne!(grown, spec);
+    // Then a disk for the running srvlan: a new LV, attached live.
+    let attach = grown
+        .replace(
+            "      srvpub_root:   { size: 8MiB }\n",
+            "      srvpub_root:   { size: 8MiB }\n      srvlan_extra:  { size: 8MiB }\n",
+        )
+        .replace(
+            "    disks: [{ lv: vg0/srvlan_root, target: xvda }]\n",
+            "    disks: [{ lv: vg0/srvlan_root, target: xvda }, { lv: vg0/srvlan_extra, target: xvdb }]\n",
+        );
+    assert_eq!(attach.matches("srvlan_extra").count(), 2);
     std::fs::write(dir.join("grown.yaml"), grown).unwrap();
+    std::fs::write(dir.join("attach.yaml"), attach).unwrap();
     std::fs::write(dir.join("xen.yaml"), spec).unwrap();
 }
 
@@ -72,6 +84,8 @@ fn prepare(dir: &Path) {
 /// - `start` brings them back in reverse order;
 /// - more memory: the plan says a restart is needed;
 /// - a running guest's LV grown: stop, grow, start, and the file on it survives;
+/// - a disk added to a running guest: `xl block-attach`, the same domain id after;
+/// - every guest that starts with the host has its entry in /etc/xen/auto;
 /// - `shutdown-order --format xendomains` as the list hook of Debian's real
 ///   /etc/init.d/xendomains: its stop asks the domains in the spec's order.
 #[test]
@@ -90,6 +104,8 @@ ip link set br0 up
 echo ==INFO==; xl info | grep -E '^(xen_version|xen_caps)'; echo ==/INFO==
 echo ==APPLY==; $H apply $S --auto-approve > /tmp/apply 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:' /tmp/apply || cat /tmp/apply; echo ==/APPLY==
 xl list
+echo auto=$(ls /etc/xen/auto | tr '\n' ' ')
+cmp /etc/xen/auto/guest1.xl /etc/xen/guest/guest1.xl && echo auto-same=yes
 $H plan $S --detailed-exitcode > /tmp/plan2 2>&1 && echo second-plan=0 || { echo second-plan=$?; cat /tmp/plan2; }
 echo ==STOP==; $H shutdown $S --format json 2>/tmp/stop.log; echo ==/STOP==
 echo ==STOPLOG==; cat /tmp/stop.log; echo ==/STOPLOG==
@@ -103,6 +119,11 @@ echo ==GROW==; $H apply grown.yaml --auto-approve > /tmp/grow 2>&1 || true; grep
 echo srvnfs-running=$(xl domid srvnfs >/dev/null 2>&1 && echo yes || echo no)
 echo data-size=$(lvs --noheadings --units b --nosuffix -o lv_size vg0/srvnfs_data | tr -d ' ')
 mount -o ro /dev/vg0/srvnfs_data /mnt/data && echo data-file=$(cat /mnt/data/keep) && umount /mnt/data
+# A disk for the running srvlan: attached live, same domain id before and after.
+echo srvlan-id-before=$(xl domid srvlan)
+echo ==ATTACH==; $H apply attach.yaml --auto-approve > /tmp/attach 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:|applied live' /tmp/attach || cat /tmp/attach; echo ==/ATTACH==
+echo srvlan-id-after=$(xl domid srvlan)
+echo srvlan-disks=$(xl block-list srvlan | tail -n +2 | grep -c .)
 # Debian's xendomains with hostform's order as its list hook (the domain notes' setup).
 cat > /usr/lib/xen-common/bin/xen-init-list <<HOOK
 #!/bin/sh
@@ -126,8 +147,6 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
             "1",
             "--memory",
             "2560MiB",
-            "--cpus",
-            "2",
             "--",
             "bash",
             "-c",
@@ -252,6 +271,33 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
     assert!(out.contains("srvnfs-running=yes"), "{out}");
     assert!(out.contains(&format!("data-size={}", 24 << 20)), "{out}");
     assert!(out.contains("data-file=kept"), "{out}");
+
+    // Every guest that starts with the host has its entry in /etc/xen/auto, its xl config.
+    assert!(
+        out.contains("auto=firewall-slave.xl firewall.xl guest1.xl srvlan.xl srvnfs.xl srvpub.xl "),
+        "{out}"
+    );
+    assert!(out.contains("auto-same=yes"), "{out}");
+
+    // A disk added to the running srvlan: `xl block-attach`, no restart.
+    let attach = between(&out, "ATTACH");
+    assert!(
+        attach.contains(") attach /dev/vg0/srvlan_extra to the running srvlan as xvdb"),
+        "{attach}"
+    );
+    assert!(!attach.contains("stop srvlan"), "{attach}");
+    assert!(
+        attach.contains("Verified: the host matches the spec"),
+        "{attach}"
+    );
+    let id = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("{k} in {out}"))
+            .to_string()
+    };
+    assert_eq!(id("srvlan-id-before="), id("srvlan-id-after="), "{out}");
+    assert!(out.contains("srvlan-disks=2"), "{out}");
 
     // Debian's xendomains asks the domains to stop in the order hostform lists them.
     let xd = between(&out, "XENDOMAINS");

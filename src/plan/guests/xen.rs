@@ -2,7 +2,7 @@
 //! written with its diff when it differs from the spec's rendering.
 
 use super::{Ctx, Findings, Guest, Refused, Seen, class_word, lv_ops, op, unified};
-use crate::kinds::guest::ChangeClass;
+use crate::kinds::guest::{ChangeClass, GuestConfig, classify};
 use crate::kinds::xen;
 use crate::plan::{Action, Address, Effect, FileWrite, OpId, Verb};
 
@@ -52,18 +52,86 @@ pub(super) fn configure(c: &mut Ctx, g: &Guest, f: &mut Findings) -> Result<Opti
     o.after = lv_ops(&g.want);
     let id = o.id.clone();
     c.out.ops.push(o);
-    if now.is_none() {
+    let Some(now) = now else {
         f.configure(Action::Create, ["no xl config".to_string()]);
-    } else {
-        f.configure(
+        return Ok(Some(id));
+    };
+    // What changed, and how it reaches the guest: from the file as hostform wrote it; a file
+    // it cannot read that way is a restart.
+    let running = g.seen.running;
+    match xen::read_config(now, &g.want) {
+        Some(cur) => {
+            let changes = classify(&cur, &g.want);
+            f.configure(
+                Action::Update,
+                changes
+                    .iter()
+                    .map(|(what, class)| format!("{what}: {}", class_word(*class, running))),
+            );
+            if running {
+                attach_live(c, g, &cur, &id);
+            }
+        }
+        None => f.configure(
             Action::Update,
             [format!(
                 "xl config differs: {}",
-                class_word(ChangeClass::Restart, g.seen.running)
+                class_word(ChangeClass::Restart, running)
             )],
-        );
+        ),
     }
     Ok(Some(id))
+}
+
+/// Attach the disks and NICs the spec adds to the running guest (`xl block-attach`,
+/// `xl network-attach`), after its config file is rewritten: the guest is never restarted
+/// for them.
+fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, config: &OpId) {
+    let name = g.name;
+    let attach =
+        |target: String| OpId::new(72, Address::Guest(name.to_string()), Verb::Attach(target));
+    for d in &g.want.disks {
+        if cur.disks.iter().any(|c| c.target == d.target) {
+            continue;
+        }
+        let mut a = op(
+            attach(d.target.clone()),
+            &g.res,
+            format!("attach {} to the running {name} as {}", d.source, d.target),
+            vec![
+                "xl".to_string(),
+                "block-attach".to_string(),
+                name.to_string(),
+                xen::disk_spec(d),
+            ],
+        );
+        a.after = vec![config.clone()];
+        a.after.extend(lv_ops(&g.want));
+        c.out.ops.push(a);
+    }
+    for n in &g.want.nics {
+        if cur
+            .nics
+            .iter()
+            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac))
+        {
+            continue;
+        }
+        let mut argv = vec![
+            "xl".to_string(),
+            "network-attach".to_string(),
+            name.to_string(),
+        ];
+        argv.extend(xen::nic_spec(n));
+        let mut a = op(
+            attach(format!("nic-{}", n.bridge)),
+            &g.res,
+            format!("attach a NIC on {} to the running {name}", n.bridge),
+            argv,
+        );
+        a.after = vec![config.clone()];
+        c.out.ops.push(a);
+    }
 }
 
 /// Autostart of a Xen guest: its entry in /etc/xen/auto, which Debian's xendomains starts at
@@ -165,6 +233,72 @@ mod tests {
             .unwrap();
         assert_eq!(start.argv(), ["xl", "create", "/etc/xen/guest/guest1.xl"]);
         assert!(start.after.iter().any(|a| a == "75:guest:srvlan:start"));
+    }
+
+    /// A disk added to a running Xen guest is attached live with `xl block-attach` after the
+    /// config is rewritten, never by a restart; more memory is a restart; a config file that
+    /// is not hostform's rendering is a restart too.
+    #[test]
+    fn an_added_disk_is_attached_live_with_xl_block_attach() {
+        let text = |disks: &str, mem: &str| {
+            format!(
+                "host: h\ndisks: {{ d: {{ serial: S }} }}\nvolume-groups: {{ vg0: {{ pvs: [d], lvs: {{ a_root: {{ size: 8MiB }}, a_data: {{ size: 8MiB }} }} }} }}\nvm-defaults: {{ hypervisor: xen, memory: {mem} }}\nvms:\n  a: {{ autostart: false, disks: [{disks}] }}\n"
+            )
+        };
+        let load = |t: &str| crate::spec::load_str("t.yaml", t).unwrap().spec;
+        let one = "{ lv: vg0/a_root, target: xvda }";
+        let two = "{ lv: vg0/a_root, target: xvda }, { lv: vg0/a_data, target: xvdb }";
+        let before = load(&text(one, "128MiB"));
+        let written = crate::kinds::xen::render_config(
+            &crate::kinds::guest::GuestConfig::from_spec("a", before.vms.values().next().unwrap()),
+        );
+        let mut f = Facts::default();
+        f.guests
+            .xl_configs
+            .insert("/etc/xen/a.xl".into(), written.clone());
+        f.guests.xen = Some(crate::kinds::guest::XenFacts {
+            running: [("a".to_string(), 3)].into(),
+        });
+        let run = |s: &crate::spec::Spec| {
+            let mut p = Plan::default();
+            crate::plan::guests::plan(&mut p, s, &f, &Options::default());
+            p
+        };
+        assert!(run(&before).ops.is_empty());
+        let p = run(&load(&text(two, "128MiB")));
+        let ids: Vec<String> = p.ops.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["71:guest:a:config", "72:guest:a:attach:xvdb"]);
+        assert_eq!(
+            p.ops[1].argv(),
+            ["xl", "block-attach", "a", "phy:/dev/vg0/a_data,xvdb,rw"]
+        );
+        assert!(p.ops[1].after.iter().any(|a| a == "71:guest:a:config"));
+        let c = p.changes.iter().find(|c| c.resource == "guest a").unwrap();
+        assert_eq!(c.reason, "disk /dev/vg0/a_data as xvdb: applied live");
+        // More memory: the config is rewritten, the change waits for a restart.
+        let p = run(&load(&text(one, "256MiB")));
+        let ids: Vec<String> = p.ops.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["71:guest:a:config"]);
+        let c = p.changes.iter().find(|c| c.resource == "guest a").unwrap();
+        assert_eq!(
+            c.reason,
+            "memory 128 MiB → 256 MiB: restart needed (takes effect at the next start)"
+        );
+        // A file edited by hand is not read as hostform's: a restart, nothing attached.
+        let mut f2 = f.clone();
+        f2.guests.xl_configs.insert(
+            "/etc/xen/a.xl".into(),
+            written.replace("vcpus = 1", "vcpus = 1 # hand"),
+        );
+        let mut p = Plan::default();
+        crate::plan::guests::plan(
+            &mut p,
+            &load(&text(two, "128MiB")),
+            &f2,
+            &Options::default(),
+        );
+        let ids: Vec<String> = p.ops.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["71:guest:a:config"]);
     }
 
     /// A running Xen guest gets its entry in /etc/xen/auto (the same config, for xendomains);
