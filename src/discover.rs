@@ -520,7 +520,7 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
                                 .map(|b| b.size)
                                 .unwrap_or(lv.size),
                         )),
-                        state: Presence::Present,
+                        state: SnapshotState::Present,
                     },
                 );
                 continue;

@@ -606,9 +606,28 @@ pub struct Snapshot {
     pub origin: Name,
     /// Space reserved for changes.
     pub size: Sp<Size>,
-    /// `absent` drops the snapshot (`lvremove`).
-    #[serde(default, skip_serializing_if = "is_present")]
-    pub state: Presence,
+    /// `absent` drops the snapshot (`lvremove`); `merged` merges it back into its origin
+    /// (`lvconvert --merge`), which then holds the snapshot's content again.
+    #[serde(default, skip_serializing_if = "snapshot_present")]
+    pub state: SnapshotState,
+}
+
+/// What becomes of a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotState {
+    #[default]
+    Present,
+    /// Drop it (only with `--allow-destroy`).
+    Absent,
+    /// Merge it back into its origin (`lvconvert --merge`): the origin returns to the state it
+    /// had when the snapshot was taken, and the snapshot is gone. Only with `--allow-destroy`
+    /// (what the origin got since is lost), and only while neither is open.
+    Merged,
+}
+
+fn snapshot_present(s: &SnapshotState) -> bool {
+    *s == SnapshotState::Present
 }
 
 /// Which program persists the network configuration.

@@ -19,6 +19,7 @@ pub const PROGRAMS: &[&str] = &[
     "hostform-stop-guest",
     "ip",
     "lvchange",
+    "lvconvert",
     "lvcreate",
     "lvextend",
     "lvreduce",
@@ -45,7 +46,14 @@ pub const PROGRAMS: &[&str] = &[
 /// Programs hostform only ever runs as a destructive operation: they erase signatures or
 /// remove or shrink storage. One of these in a plan made without `--allow-destroy` was put
 /// there by hand, whatever risk the file gives it.
-pub const DESTRUCTIVE: &[&str] = &["lvreduce", "lvremove", "pvremove", "vgremove", "wipefs"];
+pub const DESTRUCTIVE: &[&str] = &[
+    "lvconvert",
+    "lvreduce",
+    "lvremove",
+    "pvremove",
+    "vgremove",
+    "wipefs",
+];
 
 /// Whether hostform writes or removes the file `path`: its ifupdown file, its networkd files
 /// (`10-hostform-*`), or a guest's xl config `NAME.xl` for the op's guest `NAME`. The path must

@@ -71,7 +71,19 @@ fn prepare(dir: &Path) {
         );
     assert_eq!(attach.matches("srvlan_extra").count(), 2);
     std::fs::write(dir.join("grown.yaml"), grown).unwrap();
+    // Then a snapshot of srvnfs's data before a risky change, and the roll-back: merged.
+    let snap = attach.replace(
+        "network: {",
+        "    snapshots:\n      srvnfs_data_snap: { origin: srvnfs_data, size: 8MiB }\nnetwork: {",
+    );
+    assert_ne!(snap, attach);
+    let merged = snap.replace(
+        "{ origin: srvnfs_data, size: 8MiB }",
+        "{ origin: srvnfs_data, size: 8MiB, state: merged }",
+    );
     std::fs::write(dir.join("attach.yaml"), attach).unwrap();
+    std::fs::write(dir.join("snap.yaml"), snap).unwrap();
+    std::fs::write(dir.join("merged.yaml"), merged).unwrap();
     std::fs::write(dir.join("xen.yaml"), spec).unwrap();
 }
 
@@ -86,6 +98,8 @@ fn prepare(dir: &Path) {
 /// - a running guest's LV grown: stop, grow, start, and the file on it survives;
 /// - a disk added to a running guest: `xl block-attach`, the same domain id after;
 /// - every guest that starts with the host has its entry in /etc/xen/auto;
+/// - a snapshot, a change, then `state: merged`: refused while the guest runs, merged
+///   (`lvconvert --merge`) once it is stopped, the data back, the guest started again;
 /// - `shutdown-order --format xendomains` as the list hook of Debian's real
 ///   /etc/init.d/xendomains: its stop asks the domains in the spec's order.
 #[test]
@@ -124,6 +138,17 @@ echo srvlan-id-before=$(xl domid srvlan)
 echo ==ATTACH==; $H apply attach.yaml --auto-approve > /tmp/attach 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:|applied live' /tmp/attach || cat /tmp/attach; echo ==/ATTACH==
 echo srvlan-id-after=$(xl domid srvlan)
 echo srvlan-disks=$(xl block-list srvlan | tail -n +2 | grep -c .)
+# A snapshot before a risky change; the change; the roll-back refused while srvnfs runs, then
+# planned and applied with srvnfs stopped: the file is back as it was, srvnfs runs again.
+echo ==SNAP==; $H apply snap.yaml --auto-approve > /tmp/snap 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:' /tmp/snap || cat /tmp/snap; echo ==/SNAP==
+mount /dev/vg0/srvnfs_data /mnt/data && echo changed > /mnt/data/keep && umount /mnt/data
+echo ==MERGE-RUNNING==; $H plan merged.yaml --allow-destroy 2>&1 || true; echo ==/MERGE-RUNNING==
+xl shutdown srvnfs; for i in $(seq 150); do xl domid srvnfs >/dev/null 2>&1 || break; sleep 0.2; done
+echo ==MERGE==; $H apply merged.yaml --auto-approve --allow-destroy > /tmp/merge 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:' /tmp/merge || cat /tmp/merge; echo ==/MERGE==
+mount -o ro /dev/vg0/srvnfs_data /mnt/data && echo merged-file=$(cat /mnt/data/keep) && umount /mnt/data
+echo snap-left=$(lvs --noheadings -o lv_name vg0 | grep -c srvnfs_data_snap || true)
+echo srvnfs-after-merge=$(xl domid srvnfs >/dev/null 2>&1 && echo running || echo stopped)
+$H plan merged.yaml --detailed-exitcode > /tmp/plan3 2>&1 && echo merged-plan=0 || { echo merged-plan=$?; cat /tmp/plan3; }
 # Debian's xendomains with hostform's order as its list hook (the domain notes' setup).
 cat > /usr/lib/xen-common/bin/xen-init-list <<HOOK
 #!/bin/sh
@@ -274,7 +299,9 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
 
     // Every guest that starts with the host has its entry in /etc/xen/auto, its xl config.
     assert!(
-        out.contains("auto=firewall-slave.xl firewall.xl guest1.xl srvlan.xl srvnfs.xl srvpub.xl "),
+        out.contains(
+            "auto=firewall-slave.xl firewall.xl guest1.xl srvlan.xl srvnfs.xl srvpub.xl\n"
+        ),
         "{out}"
     );
     assert!(out.contains("auto-same=yes"), "{out}");
@@ -298,6 +325,39 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
     };
     assert_eq!(id("srvlan-id-before="), id("srvlan-id-after="), "{out}");
     assert!(out.contains("srvlan-disks=2"), "{out}");
+
+    // Snapshot, then the roll-back: refused while srvnfs runs on the origin, applied (and
+    // shown) once it is stopped; the data is the snapshot's, srvnfs runs again, nothing left.
+    let snap = between(&out, "SNAP");
+    assert!(snap.contains(") snapshot vg0/srvnfs_data"), "{snap}");
+    let running = between(&out, "MERGE-RUNNING");
+    assert!(
+        running.contains("vg0/srvnfs_data is open (mounted, or attached to a running guest)"),
+        "{running}"
+    );
+    let merge = between(&out, "MERGE");
+    assert!(
+        merge.contains(") merge vg0/srvnfs_data_snap back into vg0/srvnfs_data"),
+        "{merge}"
+    );
+    assert!(
+        merge.contains("Verified: the host matches the spec"),
+        "{merge}"
+    );
+    let at = |what: &str| {
+        merge
+            .lines()
+            .position(|l| l.starts_with('[') && l.contains(&format!(") {what}")))
+            .unwrap_or_else(|| panic!("{what} not in {merge}"))
+    };
+    assert!(
+        at("merge vg0/srvnfs_data_snap") < at("start srvnfs"),
+        "{merge}"
+    );
+    assert!(out.contains("merged-file=kept"), "{out}");
+    assert!(out.contains("snap-left=0"), "{out}");
+    assert!(out.contains("srvnfs-after-merge=running"), "{out}");
+    assert!(out.contains("merged-plan=0"), "{out}");
 
     // Debian's xendomains asks the domains to stop in the order hostform lists them.
     let xd = between(&out, "XENDOMAINS");

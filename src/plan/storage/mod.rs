@@ -211,6 +211,7 @@ pub fn lv_ready(lv: &str) -> Vec<OpId> {
         OpId::new(55, a(), Verb::Permission),
         OpId::new(57, a(), Verb::Mkfs),
         OpId::new(58, a(), Verb::Permission),
+        OpId::new(61, a(), Verb::Merge),
     ]
 }
 
@@ -602,7 +603,7 @@ mod tests {
             lv.state = Presence::Absent;
         }
         for s in vg.snapshots.values_mut() {
-            s.state = Presence::Absent;
+            s.state = SnapshotState::Absent;
         }
         spec.arrays.get_mut("md0").unwrap().state = Presence::Absent;
         for d in spec.disks.values_mut() {
@@ -844,6 +845,58 @@ mod tests {
             refused(&p, "lv vg0/guest1_root")
                 .reason
                 .contains("guest1_root_snap")
+        );
+    }
+
+    /// `state: merged` on the real full stack's snapshot: `lvconvert --merge`, destructive
+    /// (only with --allow-destroy), refused while the origin is open, nothing once merged.
+    #[test]
+    fn a_snapshot_is_merged_back_only_while_unused_and_with_allow_destroy() {
+        let mut spec = full().spec;
+        vg0(&mut spec)
+            .snapshots
+            .get_mut("guest1_root_snap")
+            .unwrap()
+            .state = SnapshotState::Merged;
+        let facts = full().facts;
+        let p = super::super::plan_host(&spec, &facts, &Default::default());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let r = refused(&p, "snapshot vg0/guest1_root_snap");
+        assert!(r.reason.contains("--allow-destroy"), "{r:?}");
+
+        let p = super::super::plan_host(&spec, &facts, &DESTROY);
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(p.ops.len(), 1, "{:#?}", p.ops);
+        let o = &p.ops[0];
+        assert_eq!(o.id, "61:lv:vg0/guest1_root:merge");
+        assert_eq!(
+            o.argv(),
+            ["lvconvert", "--quiet", "--merge", "vg0/guest1_root_snap"]
+        );
+        assert_eq!(o.risk, Risk::Destructive);
+        // A guest on the origin starts after the merge.
+        assert!(lv_ready("vg0/guest1_root").contains(&o.id));
+
+        let mut open = facts.clone();
+        open.lvm.lvs.get_mut("vg0/guest1_root").unwrap().open = true;
+        let p = super::super::plan_host(&spec, &open, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        let r = refused(&p, "snapshot vg0/guest1_root_snap");
+        assert!(
+            r.reason
+                .contains("vg0/guest1_root is open (mounted, or attached to a running guest)"),
+            "{r:?}"
+        );
+
+        let mut merged = facts.clone();
+        merged.lvm.lvs.remove("vg0/guest1_root_snap");
+        let p = super::super::plan_host(&spec, &merged, &DESTROY);
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert!(
+            p.changes
+                .iter()
+                .any(|c| c.resource == "snapshot vg0/guest1_root_snap"
+                    && c.reason == "merged (no such snapshot)")
         );
     }
 

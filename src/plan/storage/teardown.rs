@@ -29,7 +29,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
         let mut lv_ops: Vec<OpId> = Vec::new();
         // Snapshots before their origins.
         for (sname, snap) in &vg.snapshots {
-            if snap.state != Presence::Absent {
+            if snap.state != SnapshotState::Absent {
                 continue;
             }
             let key = format!("{vgname}/{sname}");
@@ -58,7 +58,7 @@ pub(super) fn lvm_and_arrays(c: &mut Ctx) {
                 .filter(|s| {
                     !vg.snapshots
                         .get(s.as_str())
-                        .is_some_and(|x| x.state == Presence::Absent)
+                        .is_some_and(|x| x.state == SnapshotState::Absent)
                 })
                 .collect();
             if c.facts.lvm.lvs.contains_key(&key) && !kept.is_empty() {
@@ -192,7 +192,7 @@ fn remove_vg(c: &mut Ctx, vgname: &str, vg: &VolumeGroup, lv_ops: Vec<OpId>) {
             let absent_snap = vg
                 .snapshots
                 .get(l.name.as_str())
-                .is_some_and(|x| x.state == Presence::Absent);
+                .is_some_and(|x| x.state == SnapshotState::Absent);
             !absent_lv && !absent_snap && !super::thin::marked_absent(vg, &l.name)
         })
         .map(|l| l.name.as_str())
