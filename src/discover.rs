@@ -749,7 +749,7 @@ mod tests {
         // And the rooms did read side by side: the others asked while lsblk was still running.
         let asked = r.0.asked.lock().unwrap().clone();
         assert!(asked.iter().any(|a| a.starts_with("pvs")), "{asked:?}");
-        assert!(asked.iter().any(|a| a.starts_with("virsh")), "{asked:?}");
+        assert!(asked.iter().any(|a| a.starts_with("ip ")), "{asked:?}");
     }
 
     #[test]
