@@ -13,6 +13,7 @@ use crate::spec::types::*;
 use crate::spec::units::{LvSize, PartSize};
 
 mod array;
+mod boot;
 mod disk;
 mod image;
 mod lv;
@@ -193,6 +194,7 @@ fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     teardown::lvm_and_arrays(&mut c);
     disks(&mut c);
     arrays(&mut c);
+    boot::bootloaders(&mut c);
     volume_groups(&mut c);
     unmanaged(&mut c);
     // Unordered: `plan_host` orders every room's operations together, once.
