@@ -8,6 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=tests/fixtures/boot
+if [ -n "${1:-}" ] && ! grep -q '^hostform-capture mbr-grub ' "$1"; then
+  echo "no hostform-capture lines in $1 (run the test with --nocapture)" >&2; exit 1
+fi
 mkdir -p "$out"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 log() { printf '%s\t0\t%s\n' "$1" "$2" >> "$out/COMMANDS.new"; }

@@ -25,9 +25,14 @@ fn listed(spec: &Spec) -> Vec<String> {
     out
 }
 
+/// One disk after the other: grub-install writes the same /boot/grub for every disk, and two
+/// at once fail (`cannot rename the file /boot/grub/grubenv.new`, seen in the sandbox).
 pub(super) fn bootloaders(c: &mut Ctx) {
+    let mut last: Option<OpId> = None;
     for name in listed(c.spec) {
-        disk(c, &name);
+        if let Some(id) = disk(c, &name, last.clone()) {
+            last = Some(id);
+        }
     }
 }
 
@@ -55,10 +60,11 @@ fn home_unreadable(c: &Ctx) -> Option<String> {
     }
 }
 
-fn disk(c: &mut Ctx, name: &str) {
+/// The disk's boot loader: its op, if one is planned (after `previous`, the last one).
+fn disk(c: &mut Ctx, name: &str, previous: Option<OpId>) -> Option<OpId> {
     let res = format!("bootloader {name}");
     let Some(d) = c.spec.disks.get(name) else {
-        return; // validation names it
+        return None; // validation names it
     };
     let Some(bios) = d
         .partitions
@@ -70,13 +76,13 @@ fn disk(c: &mut Ctx, name: &str) {
             format!("disk {name} has no bios-boot partition: GRUB for BIOS has nowhere to put its core image"),
             "add a `{ name: bios, size: 2MiB, type: bios-boot }` partition first on the disk",
         );
-        return;
+        return None;
     };
     let table = OpId::new(10, Address::Disk(name.to_string()), Verb::Table);
     let partitioned = c.ops.iter().any(|o| o.id == table);
     let kname = c.disks.get(name).cloned();
     if kname.is_none() && !partitioned {
-        return; // not found, or refused: the disk's own entry says why
+        return None; // not found, or refused: the disk's own entry says why
     }
     if let Some(why) = tools_missing(c) {
         c.refuse(
@@ -84,7 +90,7 @@ fn disk(c: &mut Ctx, name: &str) {
             format!("grub-install for BIOS is not installed here: {why} missing"),
             "install them: `apt-get install --no-install-recommends grub-pc-bin grub2-common` (not `grub-pc`, whose configuration runs grub-install on a disk of its choosing)",
         );
-        return;
+        return None;
     }
     if let Some(why) = home_unreadable(c) {
         c.refuse(
@@ -92,7 +98,7 @@ fn disk(c: &mut Ctx, name: &str) {
             format!("GRUB would not find its modules and grub.cfg: {why}"),
             "mount the /boot filesystem (on the array) before installing the boot loader, then plan again",
         );
-        return;
+        return None;
     }
     let who = match &kname {
         Some(k) => format!("{name} ({k})"),
@@ -111,7 +117,7 @@ fn disk(c: &mut Ctx, name: &str) {
                 format!("the boot sector of {who} holds {what}: hostform never installs GRUB over another boot loader"),
                 "if that loader may go, erase its boot code by hand (`dd if=/dev/zero of=DISK bs=440 count=1`), then plan again",
             );
-            return;
+            return None;
         }
         Some(BootCode::Empty) => reasons.push("boot sector empty".into()),
         Some(BootCode::Grub { current: false }) => {
@@ -125,7 +131,7 @@ fn disk(c: &mut Ctx, name: &str) {
                 format!("the boot sector of {who} could not be read"),
                 "check that the disk is readable (`head -c 512 DISK | od -c`), then plan again",
             );
-            return;
+            return None;
         }
     }
     match (core, core_dev.as_deref().unwrap_or("?")) {
@@ -135,7 +141,7 @@ fn disk(c: &mut Ctx, name: &str) {
                 format!("the BIOS boot partition {k} of {who} holds {what}, not GRUB's core image"),
                 "check the partition; if its content may go, erase it by hand (`wipefs -a`, then `dd if=/dev/zero` over it) and plan again",
             );
-            return;
+            return None;
         }
         (Some(BootCode::Grub { current: true }), _) => {}
         (Some(BootCode::Grub { current: false }), _) => {
@@ -155,11 +161,11 @@ fn disk(c: &mut Ctx, name: &str) {
                     .into(),
             ),
         );
-        return;
+        return None;
     }
     // After what rewrites the disk: its table, its teardown, the re-add of its members (the
     // core image finds /boot through the arrays).
-    let mut after: Vec<OpId> = Vec::new();
+    let mut after: Vec<OpId> = previous.into_iter().collect();
     if partitioned {
         after.push(table);
     }
@@ -175,7 +181,7 @@ fn disk(c: &mut Ctx, name: &str) {
             .map(|o| o.id.clone()),
     );
     let path = c.disk_path(name);
-    c.add(
+    let id = c.add(
         Op::run(
             OpId::new(25, Address::Disk(name.to_string()), Verb::Bootloader),
             &res,
@@ -190,6 +196,7 @@ fn disk(c: &mut Ctx, name: &str) {
         Action::Create
     };
     c.plan.record(&res, Outcome::Changed(action, reasons));
+    Some(id)
 }
 
 #[cfg(test)]
@@ -280,6 +287,19 @@ mod tests {
             .unwrap();
         assert_eq!(c.action, Action::Create);
         assert_eq!(c.reason, "boot sector empty; no core image yet");
+    }
+
+    #[test]
+    fn disks_get_grub_one_after_the_other() {
+        // Two grub-install at once race on /boot/grub/grubenv (seen in the sandbox).
+        let mut d = host("full", "mbr-sfdisk", "mbr-sfdisk");
+        d.facts.boot.cores.insert("vda1".into(), BootCode::Empty);
+        d.facts.boot.cores.insert("vdb1".into(), BootCode::Empty);
+        let p = plan_with_boot(d);
+        assert!(p.refusals.is_empty(), "{:#?}", p.refusals);
+        assert_eq!(p.ops.len(), 2);
+        assert_eq!(p.ops[0].id, "25:disk:vda:bootloader");
+        assert_eq!(p.ops[1].after, ["25:disk:vda:bootloader"]);
     }
 
     #[test]
