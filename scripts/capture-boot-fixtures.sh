@@ -13,7 +13,7 @@ if [ -n "${1:-}" ] && ! grep -q '^hostform-capture mbr-grub ' "$1"; then
 fi
 mkdir -p "$out"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-log() { printf '%s\t0\t%s\n' "$1" "$2" >> "$out/COMMANDS.new"; }
+log() { printf '%s\t0\t%s\n' "$1" "$2" >> "$out/COMMANDS.new"; printf '%s\n' "$2" > "$out/$1.cmd"; }
 : > "$out/COMMANDS.new"
 for img in boot.img diskboot.img lzma_decompress.img; do
   head -c 512 /usr/lib/grub/i386-pc/$img > "$out/$img"

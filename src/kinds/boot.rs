@@ -25,6 +25,12 @@ pub const BIOS_BOOT_GUID: &str = "21686148-6449-6e6f-744e-656564454649";
 /// Where GRUB keeps its modules and grub.cfg; the filesystem under it must be one GRUB reads.
 pub const GRUB_HOME: &str = "/boot/grub";
 
+/// mdadm's configuration, which the initramfs copies.
+pub const MDADM_CONF: &str = "/etc/mdadm/mdadm.conf";
+/// The lines around hostform's own section of a file it shares with the operator.
+pub const SECTION_BEGIN: &str = "# BEGIN hostform (managed: edits inside are overwritten)";
+pub const SECTION_END: &str = "# END hostform";
+
 const SECTOR: usize = 512;
 
 /// What a boot sector (or a BIOS boot partition) holds.
@@ -77,11 +83,21 @@ pub struct BootFacts {
     /// table.
     #[serde(default)]
     pub grub_home: Option<(String, String)>,
+    /// /etc/mdadm/mdadm.conf, when it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdadm_conf: Option<String>,
 }
 
 impl BootFacts {
     pub fn is_empty(&self) -> bool {
         *self == BootFacts::default()
+    }
+
+    /// Whether this reading includes the boot chain: some disk's boot sector was read. Not so
+    /// in a snapshot or capture made before hostform read boot sectors, or without the right
+    /// to read the disks.
+    pub fn read(&self) -> bool {
+        !self.sectors.is_empty() || !self.cores.is_empty()
     }
 }
 
@@ -243,6 +259,7 @@ pub fn discover(r: &dyn Runner, blocks: &Inventory) -> BootFacts {
             facts.cores.insert(b.kname.clone(), c);
         }
     }
+    facts.mdadm_conf = r.read(MDADM_CONF);
     if !facts.sectors.is_empty() || !facts.cores.is_empty() {
         facts.grub_home = r
             .read("/proc/self/mounts")

@@ -9,6 +9,9 @@
 use super::*;
 use crate::kinds::boot::{BootCode, GRUB_HOME, grub_reads};
 
+/// Why the boot chain is not planned from a reading without boot sectors.
+pub(super) const NOT_READ: &str = "not planned: this reading of the host holds no boot sector (a snapshot or capture older than hostform's boot chain, or no right to read the disks)";
+
 /// The disks named by `bootloader-on`, each once, in spec order.
 fn listed(spec: &Spec) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -29,7 +32,13 @@ fn listed(spec: &Spec) -> Vec<String> {
 /// at once fail (`cannot rename the file /boot/grub/grubenv.new`, seen in the sandbox).
 pub(super) fn bootloaders(c: &mut Ctx) {
     let mut last: Option<OpId> = None;
-    for name in listed(c.spec) {
+    let disks = listed(c.spec);
+    if !disks.is_empty() && !c.facts.boot.read() {
+        c.plan
+            .record("boot chain", Outcome::Identity(NOT_READ.into()));
+        return;
+    }
+    for name in disks {
         if let Some(id) = disk(c, &name, last.clone()) {
             last = Some(id);
         }
@@ -239,6 +248,14 @@ mod tests {
         for (disk, mbr) in [("vda", vda), ("vdb", vdb)] {
             b.sectors.insert(disk.into(), sector(mbr));
             b.cores.insert(format!("{disk}1"), core.clone());
+        }
+        // As Debian's installer leaves it: md0 declared by its UUID (outside hostform's
+        // section), so these tests see the boot loaders alone.
+        let uuid = d.facts.blocks.get("vda2").and_then(|m| m.uuid.clone());
+        if let Some(u) = uuid.as_deref().and_then(super::super::mdconf::mdadm_uuid) {
+            d.facts.boot.mdadm_conf = Some(format!(
+                "HOMEHOST <system>\nARRAY /dev/md/0 metadata=1.2 UUID={u} name=h:0\n"
+            ));
         }
         d
     }

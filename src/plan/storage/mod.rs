@@ -17,6 +17,7 @@ mod boot;
 mod disk;
 mod image;
 mod lv;
+mod mdconf;
 mod repair;
 mod snapshot;
 mod teardown;
@@ -195,6 +196,7 @@ fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     disks(&mut c);
     arrays(&mut c);
     boot::bootloaders(&mut c);
+    mdconf::boot_arrays(&mut c);
     volume_groups(&mut c);
     unmanaged(&mut c);
     // Unordered: `plan_host` orders every room's operations together, once.
