@@ -630,17 +630,20 @@ fn arrays(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
             if !disk
                 .partitions
                 .iter()
-                .any(|p| matches!(p.kind, PartType::BiosBoot | PartType::Efi))
+                .any(|p| p.kind == PartType::BiosBoot && p.state != Presence::Absent)
             {
+                let efi = disk.partitions.iter().any(|p| p.kind == PartType::Efi);
                 c.error(
                     "bootloader",
                     b.span,
-                    format!("disk `{b}` has no bios-boot (or efi) partition for the bootloader"),
+                    format!("disk `{b}` has no bios-boot partition for the boot loader"),
                 )
-                .hint = Some(
+                .hint = Some(if efi {
+                    "hostform installs GRUB for BIOS (grub-install --target=i386-pc), which needs a 1–2 MiB `type: bios-boot` partition; an efi partition alone is not used".into()
+                } else {
                     "GRUB on a GPT disk booted by BIOS needs a 1–2 MiB `type: bios-boot` partition"
-                        .into(),
-                );
+                        .into()
+                });
             }
         }
     }

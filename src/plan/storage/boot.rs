@@ -440,7 +440,8 @@ mod tests {
                 "/dev/disk/by-id/virtio-HF-DISK-B".into(),
             ],
         );
-        let v = crate::plan::safety::verdicts(&[op.clone()], &d.facts, &Default::default());
+        let v =
+            crate::plan::safety::verdicts(std::slice::from_ref(&op), &d.facts, &Default::default());
         assert_eq!(
             v[0].2,
             crate::plan::safety::Verdict::Refused(
