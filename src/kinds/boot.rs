@@ -27,6 +27,8 @@ pub const GRUB_HOME: &str = "/boot/grub";
 
 /// mdadm's configuration, which the initramfs copies.
 pub const MDADM_CONF: &str = "/etc/mdadm/mdadm.conf";
+/// The filesystems mounted at boot.
+pub const FSTAB: &str = "/etc/fstab";
 /// The lines around hostform's own section of a file it shares with the operator.
 pub const SECTION_BEGIN: &str = "# BEGIN hostform (managed: edits inside are overwritten)";
 pub const SECTION_END: &str = "# END hostform";
@@ -86,6 +88,9 @@ pub struct BootFacts {
     /// /etc/mdadm/mdadm.conf, when it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdadm_conf: Option<String>,
+    /// /etc/fstab, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fstab: Option<String>,
 }
 
 impl BootFacts {
@@ -260,6 +265,7 @@ pub fn discover(r: &dyn Runner, blocks: &Inventory) -> BootFacts {
         }
     }
     facts.mdadm_conf = r.read(MDADM_CONF);
+    facts.fstab = r.read(FSTAB);
     if !facts.sectors.is_empty() || !facts.cores.is_empty() {
         facts.grub_home = r
             .read("/proc/self/mounts")

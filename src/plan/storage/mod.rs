@@ -18,6 +18,7 @@ mod disk;
 mod image;
 mod lv;
 mod mdconf;
+mod mounts;
 mod repair;
 mod snapshot;
 mod teardown;
@@ -198,6 +199,7 @@ fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     boot::bootloaders(&mut c);
     mdconf::boot_arrays(&mut c);
     volume_groups(&mut c);
+    mounts::mounts(&mut c);
     unmanaged(&mut c);
     // Unordered: `plan_host` orders every room's operations together, once.
     c.plan.ops = std::mem::take(&mut c.ops);
