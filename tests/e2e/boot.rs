@@ -31,15 +31,18 @@ mount --bind /bin/true /usr/sbin/update-initramfs
 "#;
 
 /// The first run: the stack without the boot loader (the sandbox leaves it out until /boot is
-/// GRUB's to read), /boot filled with this machine's kernel and initramfs and a grub.cfg for
-/// the serial console (an operator's host has update-grub for that: hostform installs the
-/// boot loader, not its menu), then the spec again with the boot loader kept.
+/// GRUB's to read), the /boot LV mounted by apply's follow-up round (`mount:`, once its
+/// filesystem exists), filled with this machine's kernel and initramfs and a grub.cfg for the
+/// serial console (an operator's host has update-grub for that: hostform installs the boot
+/// loader, not its menu), then the spec again with the boot loader kept.
 const FIRST: &str = r#"
+mkdir -p /tmp/k; cp /boot/vmlinuz-$K /boot/initrd.img-$K /tmp/k/
 $H apply $S --auto-approve > /tmp/stack.log 2>&1 || { cat /tmp/stack.log; exit 1; }
-mkdir -p /mnt/b; mount /dev/vg0/boot /mnt/b
-cp /boot/vmlinuz-$K /boot/initrd.img-$K /mnt/b/
-mkdir -p /mnt/b/grub
-cat > /mnt/b/grub/grub.cfg <<EOF
+grep 'Follow-up round\|mount --mkdir\|^ *+UUID=' /tmp/stack.log
+echo "boot: $(findmnt -no SOURCE,OPTIONS /boot)"
+cp /tmp/k/* /boot/; rm -rf /tmp/k
+mkdir -p /boot/grub
+cat > /boot/grub/grub.cfg <<EOF
 serial --unit=0 --speed=115200
 terminal_input serial
 terminal_output serial
@@ -50,7 +53,6 @@ menuentry hostform {
   initrd /initrd.img-$K
 }
 EOF
-umount /mnt/b; mount /dev/vg0/boot /boot
 export HOSTFORM_SANDBOX_BOOTLOADER=1
 $H plan $S
 $H apply $S --auto-approve | tail -2
@@ -69,7 +71,7 @@ grep -A1 '^md0' /proc/mdstat | tail -1
 /// The second run: the right disk fails, is removed and wiped (a blank replacement), and
 /// apply brings it back: table, re-add, GRUB. Resync finishes before power-off.
 const SECOND: &str = r#"
-mount /dev/vg0/boot /boot
+mount /dev/vg0/boot /boot   # as the host's boot would (this boot's /etc/fstab is the build machine's)
 Bk=$(readlink -f $B)
 mdadm --quiet /dev/md0 --fail ${Bk}2; mdadm --quiet /dev/md0 --remove ${Bk}2
 wipefs --quiet -a ${Bk}2; wipefs --quiet -a ${Bk}1; wipefs --quiet -a $Bk
