@@ -424,6 +424,51 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_with_data_whose_boot_sector_was_not_read_is_refused() {
+        // vdb holds a GPT, partitions and an array member: its boot sector unread, nothing
+        // is written, by the room or by the write rule.
+        let mut d = host("full", "mbr-grub", "mbr-grub");
+        d.facts.boot.sectors.remove("vdb");
+        let p = plan_with_boot(d.clone());
+        assert!(p.ops.is_empty(), "{:#?}", p.ops);
+        assert_eq!(
+            p.refusals[0].reason,
+            "the boot sector of vdb (vdb) could not be read"
+        );
+        let op = crate::plan::Op::run(
+            crate::plan::OpId::new(
+                25,
+                crate::plan::Address::Disk("vdb".into()),
+                crate::plan::Verb::Bootloader,
+            ),
+            "bootloader vdb",
+            "install GRUB on vdb",
+            vec![
+                "grub-install".into(),
+                "--target=i386-pc".into(),
+                "/dev/disk/by-id/virtio-HF-DISK-B".into(),
+            ],
+        );
+        let v =
+            crate::plan::safety::verdicts(std::slice::from_ref(&op), &d.facts, &Default::default());
+        assert_eq!(
+            v[0].2,
+            crate::plan::safety::Verdict::Refused(
+                "the boot sector of /dev/disk/by-id/virtio-HF-DISK-B (vdb) could not be read"
+                    .into()
+            )
+        );
+        // grub-install aimed at a partition, not a disk: refused.
+        let mut part = op;
+        part.writes = vec!["/dev/disk/by-id/virtio-HF-DISK-B-part2".into()];
+        let v = crate::plan::safety::verdicts(&[part], &d.facts, &Default::default());
+        assert!(
+            matches!(&v[0].2, crate::plan::safety::Verdict::Refused(w) if w.ends_with("is not a whole disk")),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn the_write_rule_refuses_grub_over_another_loader_whatever_the_room_planned() {
         let d = host("full", "mbr-grub", "mbr-install-mbr");
         let op = crate::plan::Op::run(
