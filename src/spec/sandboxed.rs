@@ -53,7 +53,7 @@ impl LeftOut {
                 "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
             }
             LeftOut::Bootloader => {
-                "boot loaders (the sandbox's /boot is the build machine's, which GRUB cannot read)"
+                "the boot chain: boot loaders, mdadm.conf and the initramfs (the sandbox's /boot is the build machine's, which GRUB cannot read)"
             }
         }
     }
@@ -259,6 +259,22 @@ mod tests {
         );
         let (_, label) = Sandboxed::default().apply(load("specs/minimal.yaml"), "m".into());
         assert_eq!(label, "m");
+    }
+
+    #[test]
+    fn the_boot_chain_goes_and_nothing_else() {
+        let s = load("tests/specs/e2e/boot.yaml");
+        assert!(LeftOut::Bootloader.present(&s));
+        let t = leave_out(&s, &[LeftOut::Bootloader]);
+        assert!(!LeftOut::Bootloader.present(&t));
+        assert_eq!(t.disks.len(), s.disks.len());
+        assert_eq!(t.arrays.len(), s.arrays.len());
+        assert!(
+            t.volume_groups["vg0"].lvs["boot"].mount.is_some(),
+            "mounts stay"
+        );
+        // Not announced by `hostform sandbox` (it applies to every spec in the VM).
+        assert!(!LeftOut::ALL.contains(&LeftOut::Bootloader));
     }
 
     #[test]
