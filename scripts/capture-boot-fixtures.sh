@@ -5,8 +5,13 @@
 # `grub-install --target=i386-pc` in the sandbox: the end-to-end test
 # boot::each_disk_boots_alone prints them (`hostform-capture` lines) and this script saves them
 # when given its output: scripts/capture-boot-fixtures.sh [E2E-OUTPUT].
+# Needs grub-pc-bin (HOSTFORM_E2E_PKGS in scripts/lib.sh), syslinux-common and mbr (not needed by
+# any test: only to make these fixtures again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for f in /usr/lib/grub/i386-pc/boot.img /usr/lib/syslinux/mbr/gptmbr.bin /usr/sbin/install-mbr; do
+  [ -e "$f" ] || { echo "$f missing: apt-get install --no-install-recommends grub-pc-bin syslinux-common mbr" >&2; exit 1; }
+done
 out=tests/fixtures/boot
 if [ -n "${1:-}" ] && ! grep -q '^hostform-capture mbr-grub ' "$1"; then
   echo "no hostform-capture lines in $1 (run the test with --nocapture)" >&2; exit 1
