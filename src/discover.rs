@@ -76,6 +76,12 @@ pub struct Facts {
     /// a guest given a disk directly, a `dd` or a backup reading it. Never written.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub openers: BTreeMap<String, Vec<crate::kinds::block::Opener>>,
+    /// What the disks' boot sectors and BIOS boot partitions hold, and this machine's GRUB.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::kinds::boot::BootFacts::is_empty"
+    )]
+    pub boot: crate::kinds::boot::BootFacts,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -296,6 +302,8 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
     // After the rooms, not beside them: the LVM tools open every device they scan, and would
     // be taken for openers.
     let openers = crate::kinds::block::openers(r, &blocks);
+    // One read per disk and per BIOS boot partition, no process.
+    let boot = crate::kinds::boot::discover(r, &blocks);
     let root_readonly = r
         .read("/proc/self/mounts")
         .and_then(|m| {
@@ -326,6 +334,7 @@ pub fn discover(r: &dyn Runner) -> Result<Discovered, String> {
         net,
         guests,
         openers,
+        boot,
     };
     let spec = describe(&host, &mut facts);
     Ok(Discovered { spec, facts })
@@ -749,7 +758,7 @@ mod tests {
         // And the rooms did read side by side: the others asked while lsblk was still running.
         let asked = r.0.asked.lock().unwrap().clone();
         assert!(asked.iter().any(|a| a.starts_with("pvs")), "{asked:?}");
-        assert!(asked.iter().any(|a| a.starts_with("virsh")), "{asked:?}");
+        assert!(asked.iter().any(|a| a.starts_with("ip ")), "{asked:?}");
     }
 
     #[test]

@@ -202,6 +202,11 @@ pub trait Runner: Send + Sync {
     fn run_input(&self, argv: &[&str], input: Option<&str>) -> Result<Output, RunError>;
     /// Read a file (for /proc and /sys); `None` when it does not exist.
     fn read(&self, path: &str) -> Option<String>;
+    /// The first `len` bytes (or fewer) of a file or device, as bytes: a disk's boot sector,
+    /// one `read(2)`, no process. `None` when it cannot be read. By default nothing is read.
+    fn read_bytes(&self, _path: &str, _len: usize) -> Option<Vec<u8>> {
+        None
+    }
     /// Names in a directory, sorted; empty when it does not exist.
     fn list(&self, dir: &str) -> Vec<String>;
     /// Where a symlink points, resolved to an absolute path.
@@ -627,6 +632,17 @@ impl Runner for RealRunner {
         std::fs::read_to_string(path).ok()
     }
 
+    fn read_bytes(&self, path: &str, len: usize) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let mut buf = Vec::with_capacity(len);
+        std::fs::File::open(path)
+            .ok()?
+            .take(len as u64)
+            .read_to_end(&mut buf)
+            .ok()?;
+        Some(buf)
+    }
+
     fn list(&self, dir: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .map(|rd| {
@@ -776,6 +792,8 @@ pub struct ReplayRunner {
     dir: PathBuf,
     commands: BTreeMap<String, (String, i32)>,
     files: BTreeMap<String, String>,
+    /// Raw captures (`head -c LEN PATH`): path → fixture name.
+    bytes: BTreeMap<String, String>,
     links: BTreeMap<String, String>,
     /// Files whose content is one line of a capture (`/proc/PID/comm` from `proc-comm`).
     lines: BTreeMap<String, String>,
@@ -792,6 +810,7 @@ impl ReplayRunner {
         let dir = dir.into();
         let mut commands = BTreeMap::new();
         let mut files = BTreeMap::new();
+        let mut bytes = BTreeMap::new();
         for line in std::fs::read_to_string(dir.join("COMMANDS"))?.lines() {
             let mut parts = line.splitn(3, '\t');
             let (Some(name), Some(status), Some(argv)) = (parts.next(), parts.next(), parts.next())
@@ -802,6 +821,12 @@ impl ReplayRunner {
             let argv = unescape(argv);
             if let Some(path) = argv.strip_prefix("cat ") {
                 files.insert(path.to_string(), name.to_string());
+            }
+            // `head -c 1024 /dev/vda`: raw bytes, read back by `read_bytes`.
+            if let Some(rest) = argv.strip_prefix("head -c ")
+                && let Some((_, path)) = rest.split_once(' ')
+            {
+                bytes.insert(path.to_string(), name.to_string());
             }
             commands.insert(argv, (name.to_string(), status));
         }
@@ -847,6 +872,7 @@ impl ReplayRunner {
             dir,
             commands,
             files,
+            bytes,
             links,
             lines,
             devices,
@@ -899,6 +925,14 @@ impl Runner for ReplayRunner {
             return Some(l.clone());
         }
         self.files.get(path).map(|n| self.fixture(n))
+    }
+
+    /// Raw captures (`head -c LEN PATH`, a boot sector or GRUB's images), by the path read.
+    fn read_bytes(&self, path: &str, len: usize) -> Option<Vec<u8>> {
+        let name = self.bytes.get(path)?;
+        let mut b = std::fs::read(self.dir.join(name)).ok()?;
+        b.truncate(len);
+        Some(b)
     }
 
     fn list(&self, dir: &str) -> Vec<String> {

@@ -130,6 +130,10 @@ impl Base {
                 .size = 1 << 50;
         }
         f.net = crate::kinds::net::discover(&replay("addressed")?)?;
+        // A host with GRUB's tools, booted from an ext4 /boot (the blank capture had none).
+        f.boot.grub_install = true;
+        f.boot.grub_images = true;
+        f.boot.grub_home = Some(("/dev/mapper/vg0-dom0_root".into(), "ext4".into()));
         f.guests.libvirt = Some(crate::kinds::guest::LibvirtFacts {
             uri: crate::kinds::libvirt::DEFAULT_URI.to_string(),
             domains: Default::default(),

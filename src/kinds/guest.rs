@@ -223,7 +223,8 @@ mod tests {
 
 /// What discovery saw of the guests (`Facts.guests`). Reading it costs a fixed number of
 /// processes whatever the number of guests: `virsh list --all`, `virsh list --all --autostart
-/// --name` and `xl list -l`; definitions and xl configs are read as files.
+/// --name` and `xl list -l`; definitions and xl configs are read as files. None of them when
+/// the host has no libvirt socket and runs on no Xen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuestFacts {
     /// `None` when libvirt could not be asked (not installed, daemon not running).
@@ -267,11 +268,17 @@ pub struct XenFacts {
     pub running: std::collections::BTreeMap<String, u32>,
 }
 
-/// Read the guests of this host: libvirt through the local system URI, Xen through `xl`.
+/// Read the guests of this host: libvirt through the local system URI (when its daemon
+/// listens), Xen through `xl` (when the kernel runs on Xen).
 pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
     let mut f = GuestFacts::default();
     let v = super::libvirt::Virsh::new(r, None);
-    if let Ok(listed) = v.list() {
+    let listed = if libvirt_listening(r) {
+        v.list().ok()
+    } else {
+        None
+    };
+    if let Some(listed) = listed {
         let autostart = v.autostarted().unwrap_or_default();
         let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
         let defs = v.definitions(&names);
@@ -298,7 +305,12 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
         f.libvirt = Some(lf);
     }
     let xl = super::xen::Xl::new(r, None);
-    if let Ok(doms) = xl.list() {
+    let doms = if xen_hypervisor(r) {
+        xl.list().ok()
+    } else {
+        None
+    };
+    if let Some(doms) = doms {
         f.xen = Some(XenFacts {
             running: doms.into_iter().map(|d| (d.name, d.domid)).collect(),
         });
@@ -306,6 +318,26 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
     read_xl_configs(r, super::xen::DEFAULT_CONFIG_DIR, &mut f.xl_configs);
     f
 }
+
+/// Whether the system libvirt daemon can answer: its socket (`libvirt-sock` of the monolithic
+/// libvirtd, `virtqemud-sock` of the modular daemons, both socket-activatable) is in
+/// /run/libvirt. Without it `virsh -c qemu:///system` can only fail, so discovery does not
+/// spend a process (and, on a busy host, most of a second) learning that.
+fn libvirt_listening(r: &dyn crate::runner::Runner) -> bool {
+    r.list("/run/libvirt")
+        .iter()
+        .any(|e| e == "libvirt-sock" || e == "virtqemud-sock")
+}
+
+/// Whether this kernel runs on Xen (`/sys/hypervisor/type` says `xen`): elsewhere `xl` can
+/// only fail, so discovery does not run it.
+fn xen_hypervisor(r: &dyn crate::runner::Runner) -> bool {
+    r.read("/sys/hypervisor/type")
+        .is_some_and(|t| t.trim() == "xen")
+}
+
+/// The monolithic libvirtd's socket (tests put it in a scripted host).
+pub const LIBVIRT_SOCKET: &str = "/run/libvirt/libvirt-sock";
 
 /// xl configs: `DIR/*.xl|*.cfg` and one level of subdirectories (/etc/xen/guest/). Called
 /// for /etc/xen by discovery, and for the spec's `xen.config-dir` when it is elsewhere, so that
@@ -443,6 +475,7 @@ mod discover_tests {
     #[test]
     fn captured_guests_read_back_as_spec_guests() {
         let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file(LIBVIRT_SOCKET, "")
             .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
             .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
         let f = discover(&r);
@@ -460,8 +493,31 @@ mod discover_tests {
     }
 
     #[test]
+    fn no_libvirt_socket_no_virsh_process() {
+        // Nothing scripted: a virsh run would fail the test as out of sequence.
+        let r = crate::runner::ScriptedRunner::new()
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"));
+        let f = discover(&r);
+        assert_eq!(f.libvirt, None);
+        assert!(
+            r.asked
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|a| !a.starts_with("virsh"))
+        );
+        // The modular daemons' socket counts as well.
+        let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file("/run/libvirt/virtqemud-sock", "")
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
+            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        assert_eq!(discover(&r).libvirt.unwrap().domains.len(), 2);
+    }
+
+    #[test]
     fn xl_configs_are_read_from_the_spec_config_dir() {
         let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file(LIBVIRT_SOCKET, "")
             .with_file("/etc/xen/a.xl", "name = \"a\"\n")
             .with_file("/etc/xen/guest/b.cfg", "name = \"b\"\n")
             .with_file("/srv/xen/c.xl", "name = \"c\"\n")

@@ -1,5 +1,6 @@
 //! One room per resource kind: how to read it from the host, compare it, and change it.
 pub mod block;
+pub mod boot;
 pub mod guest;
 pub mod image;
 pub mod libvirt;

@@ -49,6 +49,9 @@ pub struct Context<'a> {
     pub made: bool,
     /// The LVs (`/dev/VG/LV`) that `lvremove` operations of this plan remove.
     pub removed: &'a BTreeSet<String>,
+    /// The op installs a boot loader (`grub-install DISK`): it writes the disk's boot code and
+    /// its BIOS boot partition, not the partitions in use (see [`boot_verdict`]).
+    pub boot_loader: bool,
 }
 
 /// The devices an argv writes: the rule's input, derived once from the command itself so that
@@ -67,6 +70,9 @@ pub fn writes_of(argv: &[String]) -> Vec<String> {
     };
     match prog.as_str() {
         "sfdisk" | "wipefs" | "mkswap" | "pvcreate" | "pvremove" => devs(1),
+        // `grub-install --target=i386-pc DISK`: the disk's boot sector and its BIOS boot
+        // partition (judged by `boot_verdict`).
+        "grub-install" => devs(1),
         // `lvremove vg0/web_root`, `lvreduce … vg0/web_root`: the LV's own device. Growing
         // (`lvextend`) only adds to it and is not a write over data.
         "lvremove" | "lvreduce" => argv
@@ -372,6 +378,9 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     } else {
         format!("{path} ({})", b.kname)
     };
+    if ctx.boot_loader {
+        return boot_verdict(&who, b, facts);
+    }
     if let Some(why) = in_use_removing(b, facts, ctx.removed) {
         return Verdict::Refused(format!("{who} is in use ({why})"));
     }
@@ -426,6 +435,63 @@ pub fn check(path: &str, facts: &Facts, ctx: &Context) -> Verdict {
     Verdict::Refused(format!("{who} holds {}", found.join(", ")))
 }
 
+/// A boot loader's write (`grub-install DISK`): it writes the boot code of the disk's first
+/// sector (the partition table there is kept) and the disk's BIOS boot partition, nothing
+/// else. So the disk's partitions may be in use (the arrays it boots from run), but the boot
+/// code must be empty or GRUB's, and each BIOS boot partition empty or GRUB's core image, and
+/// not in use. A disk whose boot sector was not read is written only when it is blank (its
+/// table made by this plan).
+fn boot_verdict(who: &str, b: &BlockDev, facts: &Facts) -> Verdict {
+    use crate::kinds::boot::{BIOS_BOOT_GUID, BootCode};
+    if !b.is_disk() {
+        return Verdict::Refused(format!("{who} is not a whole disk"));
+    }
+    if !b.mountpoints.is_empty() {
+        return Verdict::Refused(format!("{who} is mounted whole"));
+    }
+    let blank = signatures(b, facts).is_empty();
+    match facts.boot.sectors.get(&b.kname) {
+        Some(BootCode::Other(what)) => {
+            return Verdict::Refused(format!("the boot sector of {who} holds {what}"));
+        }
+        Some(_) => {}
+        None if blank => return Verdict::Blank,
+        None => {
+            return Verdict::Refused(format!("the boot sector of {who} could not be read"));
+        }
+    }
+    for p in facts.blocks.children(&b.kname).filter(|p| {
+        p.is_partition()
+            && p.parttype
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(BIOS_BOOT_GUID))
+    }) {
+        if let Some(why) = in_use(p, facts) {
+            return Verdict::Refused(format!("its BIOS boot partition is in use ({why})"));
+        }
+        match facts.boot.cores.get(&p.kname) {
+            Some(BootCode::Empty | BootCode::Grub { .. }) => {}
+            Some(BootCode::Other(what)) => {
+                return Verdict::Refused(format!(
+                    "its BIOS boot partition {} holds {what}",
+                    p.kname
+                ));
+            }
+            None => {
+                return Verdict::Refused(format!(
+                    "its BIOS boot partition {} could not be read",
+                    p.kname
+                ));
+            }
+        }
+    }
+    if blank {
+        Verdict::Blank
+    } else {
+        Verdict::Belongs
+    }
+}
+
 /// What the rule says about every device every operation writes: (op id, device, verdict).
 pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String, Verdict)> {
     let wiped: BTreeSet<String> = ops
@@ -459,6 +525,7 @@ pub fn verdicts(ops: &[Op], facts: &Facts, opts: &Options) -> Vec<(OpId, String,
             wiped: &wiped,
             made: false,
             removed: &removed,
+            boot_loader: o.program() == Some("grub-install"),
         };
         for w in &o.writes {
             let ctx = Context {

@@ -120,6 +120,10 @@ pub enum Verb {
     Start,
     Destroy,
     Undefine,
+    /// Install the boot loader on a disk (`grub-install`): `bootloader`.
+    Bootloader,
+    /// Mount a filesystem: `mount`.
+    Mount,
     /// Write a file: plan format 1 writes no verb for it.
     Write,
     /// Set the default route: plan format 1 writes no verb for it.
@@ -165,6 +169,8 @@ impl Verb {
             Verb::Start => ("start", None),
             Verb::Destroy => ("destroy", None),
             Verb::Undefine => ("undefine", None),
+            Verb::Bootloader => ("bootloader", None),
+            Verb::Mount => ("mount", None),
             Verb::Write | Verb::Set => ("", None),
         }
     }
@@ -208,6 +214,8 @@ impl Verb {
             ("start", false) => Verb::Start,
             ("destroy", false) => Verb::Destroy,
             ("undefine", false) => Verb::Undefine,
+            ("bootloader", false) => Verb::Bootloader,
+            ("mount", false) => Verb::Mount,
             _ => return None,
         })
     }

@@ -24,7 +24,15 @@ pub enum LeftOut {
     /// Shared VGs, their LVs and the guests on them: the sandbox runs no lvmlockd and
     /// sanlock yet.
     SharedVg,
+    /// `bootloader-on`, for every spec in the VM: its /boot is the build machine's, shared
+    /// over 9p, where GRUB could not read its files. A test that mounts a /boot of its own on
+    /// the sandbox's disks keeps it with [`KEEP_BOOTLOADER_ENV`].
+    Bootloader,
 }
+
+/// Set (to anything) inside the VM: hostform keeps `bootloader-on` (the caller gave GRUB a
+/// /boot it can read).
+pub const KEEP_BOOTLOADER_ENV: &str = "HOSTFORM_SANDBOX_BOOTLOADER";
 
 impl LeftOut {
     pub const ALL: [LeftOut; 2] = [LeftOut::Xen, LeftOut::SharedVg];
@@ -33,6 +41,7 @@ impl LeftOut {
         match self {
             LeftOut::Xen => "xen",
             LeftOut::SharedVg => "shared-vg",
+            LeftOut::Bootloader => "bootloader",
         }
     }
 
@@ -42,6 +51,9 @@ impl LeftOut {
             LeftOut::Xen => "Xen guests (booted under Xen only with `--hypervisor xen`)",
             LeftOut::SharedVg => {
                 "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
+            }
+            LeftOut::Bootloader => {
+                "the boot chain: boot loaders, mdadm.conf and the initramfs (the sandbox's /boot is the build machine's, which GRUB cannot read)"
             }
         }
     }
@@ -55,6 +67,7 @@ impl LeftOut {
         match self {
             LeftOut::Xen => spec.vms.values().any(is_xen),
             LeftOut::SharedVg => spec.volume_groups.values().any(|v| v.shared),
+            LeftOut::Bootloader => spec.arrays.values().any(|a| !a.bootloader_on.is_empty()),
         }
     }
 }
@@ -71,6 +84,11 @@ pub fn leave_out(spec: &Spec, parts: &[LeftOut]) -> Spec {
     let mut s = spec.clone();
     for part in parts {
         match part {
+            LeftOut::Bootloader => {
+                for a in s.arrays.values_mut() {
+                    a.bootloader_on.clear();
+                }
+            }
             LeftOut::Xen => s.vms.retain(|_, vm| !is_xen(vm)),
             LeftOut::SharedVg => {
                 let shared: Vec<String> = s
@@ -115,14 +133,27 @@ impl Sandboxed {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         };
-        let ours = std::env::var_os(SPEC_ENV).is_some_and(|s| same(Path::new(&s), path));
-        if !ours || !Path::new(scale::SANDBOX_MARK).is_dir() {
+        if !Path::new(scale::SANDBOX_MARK).is_dir() {
             return Sandboxed::default();
+        }
+        // Every spec in the VM, not only the one it was shaped from.
+        let boot: Vec<LeftOut> = if std::env::var_os(KEEP_BOOTLOADER_ENV).is_some() {
+            Vec::new()
+        } else {
+            vec![LeftOut::Bootloader]
+        };
+        let ours = std::env::var_os(SPEC_ENV).is_some_and(|s| same(Path::new(&s), path));
+        if !ours {
+            return Sandboxed {
+                scale: None,
+                leave_out: boot,
+            };
         }
         let mut leave_out: Vec<LeftOut> = std::env::var(LEAVE_OUT_ENV)
             .unwrap_or_default()
             .split(',')
             .filter_map(LeftOut::parse)
+            .chain(boot)
             .collect();
         leave_out.sort();
         leave_out.dedup();
@@ -228,6 +259,22 @@ mod tests {
         );
         let (_, label) = Sandboxed::default().apply(load("specs/minimal.yaml"), "m".into());
         assert_eq!(label, "m");
+    }
+
+    #[test]
+    fn the_boot_chain_goes_and_nothing_else() {
+        let s = load("tests/specs/e2e/boot.yaml");
+        assert!(LeftOut::Bootloader.present(&s));
+        let t = leave_out(&s, &[LeftOut::Bootloader]);
+        assert!(!LeftOut::Bootloader.present(&t));
+        assert_eq!(t.disks.len(), s.disks.len());
+        assert_eq!(t.arrays.len(), s.arrays.len());
+        assert!(
+            t.volume_groups["vg0"].lvs["boot"].mount.is_some(),
+            "mounts stay"
+        );
+        // Not announced by `hostform sandbox` (it applies to every spec in the VM).
+        assert!(!LeftOut::ALL.contains(&LeftOut::Bootloader));
     }
 
     #[test]

@@ -504,9 +504,28 @@ pub struct Lv {
     /// `hostform_prevent_destroy`) after the LV leaves the spec.
     #[serde(default, skip_serializing_if = "is_false")]
     pub prevent_destroy: bool,
+    /// Mount the LV's filesystem (ext4 or xfs): its /etc/fstab line, by UUID, in hostform's
+    /// marked section, and mounted. Removing the field removes the line (it does not unmount).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount: Option<Mount>,
     /// `absent` removes the LV (destructive).
     #[serde(default, skip_serializing_if = "is_present")]
     pub state: Presence,
+}
+
+/// Where and how an LV's filesystem is mounted.
+///
+/// ```yaml
+/// srv: { size: 100GiB, fs: ext4, mount: { path: /srv, options: "noatime,nodev" } }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Mount {
+    /// An absolute path, without `.` or `..` parts, spaces or control characters: `/srv`.
+    pub path: Name,
+    /// fstab options, comma-separated: `defaults` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<Name>,
 }
 
 /// A thin pool (`lvcreate --type thin-pool`): space that thin LVs take as they are written,

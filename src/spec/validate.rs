@@ -630,23 +630,102 @@ fn arrays(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
             if !disk
                 .partitions
                 .iter()
-                .any(|p| matches!(p.kind, PartType::BiosBoot | PartType::Efi))
+                .any(|p| p.kind == PartType::BiosBoot && p.state != Presence::Absent)
             {
+                let efi = disk.partitions.iter().any(|p| p.kind == PartType::Efi);
                 c.error(
                     "bootloader",
                     b.span,
-                    format!("disk `{b}` has no bios-boot (or efi) partition for the bootloader"),
+                    format!("disk `{b}` has no bios-boot partition for the boot loader"),
                 )
-                .hint = Some(
+                .hint = Some(if efi {
+                    "hostform installs GRUB for BIOS (grub-install --target=i386-pc), which needs a 1–2 MiB `type: bios-boot` partition; an efi partition alone is not used".into()
+                } else {
                     "GRUB on a GPT disk booted by BIOS needs a 1–2 MiB `type: bios-boot` partition"
-                        .into(),
-                );
+                        .into()
+                });
             }
         }
     }
 }
 
+/// Why a mount path or its options would not fit /etc/fstab's grammar (whitespace separates its
+/// fields; `\\` escapes), or would mount somewhere no LV belongs.
+pub fn mount_path_problem(p: &str) -> Option<&'static str> {
+    if !p.starts_with('/') {
+        return Some("is not an absolute path");
+    }
+    if p == "/" {
+        return Some("is the root: hostform does not mount /");
+    }
+    if p.chars()
+        .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '\\')
+    {
+        return Some(
+            "holds a space, a control character or a backslash, which /etc/fstab cannot hold as written",
+        );
+    }
+    if p[1..]
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Some("has an empty, `.` or `..` part");
+    }
+    None
+}
+
+fn mount(c: &mut Ctx, m: &Mount, fs: Filesystem, seen: &mut BTreeMap<String, Span>) {
+    if !matches!(fs, Filesystem::Ext4 | Filesystem::Xfs) {
+        c.error(
+            "mount",
+            m.path.span,
+            format!(
+                "`mount: {}` on an LV whose `fs` is {}: only ext4 and xfs are mounted",
+                m.path,
+                fs_name(fs)
+            ),
+        )
+        .hint = Some("set `fs: ext4` or `fs: xfs`".into());
+    }
+    if let Some(why) = mount_path_problem(&m.path.value) {
+        c.error(
+            "mount",
+            m.path.span,
+            format!("mount path `{}` {why}", m.path.value.escape_debug()),
+        );
+    } else if let Some(first) = seen.get(&m.path.value) {
+        let first = *first;
+        c.error(
+            "mount",
+            m.path.span,
+            format!("`{}` is the mount path of two LVs", m.path),
+        )
+        .related
+        .push((first, "first here".into()));
+    } else {
+        seen.insert(m.path.value.clone(), m.path.span);
+    }
+    if let Some(o) = &m.options {
+        let bad = o.value.is_empty()
+            || o.value.split(',').any(str::is_empty)
+            || o.value
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '\\' || ch == '#');
+        if bad {
+            c.error(
+                "mount",
+                o.span,
+                format!(
+                    "mount options `{}` are not a comma-separated list without spaces",
+                    o.value.escape_debug()
+                ),
+            );
+        }
+    }
+}
+
 fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)>) {
+    let mut mount_paths: BTreeMap<String, Span> = BTreeMap::new();
     for (vgname, vg) in &c.spec.volume_groups {
         c.rule(names::lvm(vgname, "volume group"), vgname.span);
         if vg.pvs.is_empty() && vg.state == Presence::Present {
@@ -682,6 +761,9 @@ fn volume_groups(c: &mut Ctx, consumers: &mut BTreeMap<DeviceRef, (String, Span)
         let mut free_users: Vec<Span> = Vec::new();
         for (lvname, lv) in &vg.lvs {
             c.rule(names::lv(lvname), lvname.span);
+            if let Some(m) = &lv.mount {
+                mount(c, m, lv.fs, &mut mount_paths);
+            }
             if let Some((other, _)) = vg.snapshots.get_key_value(lvname.value.as_str()) {
                 c.error(
                     "duplicate",

@@ -332,6 +332,7 @@ mod tests {
     /// The host as captured in tests/fixtures/guests: g1 running (autostart on), g2 shut off.
     pub(super) fn facts() -> Facts {
         let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "")
             .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
             .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
         Facts {

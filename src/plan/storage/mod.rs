@@ -13,9 +13,12 @@ use crate::spec::types::*;
 use crate::spec::units::{LvSize, PartSize};
 
 mod array;
+mod boot;
 mod disk;
 mod image;
 mod lv;
+mod mdconf;
+mod mounts;
 mod repair;
 mod snapshot;
 mod teardown;
@@ -193,7 +196,10 @@ fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     teardown::lvm_and_arrays(&mut c);
     disks(&mut c);
     arrays(&mut c);
+    boot::bootloaders(&mut c);
+    mdconf::boot_arrays(&mut c);
     volume_groups(&mut c);
+    mounts::mounts(&mut c);
     unmanaged(&mut c);
     // Unordered: `plan_host` orders every room's operations together, once.
     c.plan.ops = std::mem::take(&mut c.ops);
