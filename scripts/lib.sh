@@ -11,7 +11,7 @@ HOSTFORM_BUILD_PKGS=(build-essential pkg-config git ca-certificates openssh-clie
 HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static cpio kmod udev
   mdadm lvm2 thin-provisioning-tools fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils
-  man-db bash-completion lintian)
+  man-db bash-completion lintian lvm2-lockd sanlock)
 
 # Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty
 # (https://no-color.org): a CI log or a file gets plain text.
