@@ -295,7 +295,13 @@ fn filesystem(
     // An inactive LV has no device node, so no signature could be read: activate it and
     // leave the filesystem to the next reading (the verification after apply), never mkfs.
     let unread = !cur.active && !cur.open;
-    if unread {
+    // In a shared VG an activation takes the LV's lock: only the host that runs the guest
+    // using it activates it (`lvchange -aey`, before the start). Inactive here is its rest.
+    let shared = key
+        .split_once('/')
+        .and_then(|(vg, _)| c.spec.volume_groups.get(vg))
+        .is_some_and(|v| v.shared);
+    if unread && !shared {
         c.add(
             Op::run(
                 OpId::new(52, Address::lv_key(key), Verb::Activate),
