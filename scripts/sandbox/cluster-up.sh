@@ -20,6 +20,9 @@ sed -i 's/^\([[:space:]]*\)# use_lvmlockd = 0$/\1use_lvmlockd = 1/' /etc/lvm/lvm
 sed -i "s/^\([[:space:]]*\)# host_id = 0\$/\1host_id = $host_id/" /etc/lvm/lvmlocal.conf
 grep -q '^[[:space:]]*use_lvmlockd = 1$' /etc/lvm/lvm.conf || { echo "cluster-up: use_lvmlockd not set" >&2; exit 1; }
 grep -q "^[[:space:]]*host_id = $host_id\$" /etc/lvm/lvmlocal.conf || { echo "cluster-up: host_id not set" >&2; exit 1; }
+# The example guests ask for GiBs of memory a sandbox VM does not have; with no OS they touch
+# little of it, so let the kernel promise it (a real host has the memory).
+sysctl -q -w vm.overcommit_memory=1
 # lvm2's tmpfiles.d (the VM's /run is a fresh tmpfs, and no systemd-tmpfiles runs there).
 systemd-tmpfiles --create /usr/lib/tmpfiles.d/lvm2.conf 2>/dev/null || mkdir -p -m 0700 /run/lvm /run/lock/lvm
 # Block devices group disk, 0660, as Debian's udev rules make them: sanlock runs as user

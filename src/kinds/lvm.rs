@@ -511,9 +511,7 @@ mod tests {
 
     #[test]
     fn the_holder_of_an_lv_held_elsewhere_is_named() {
-        assert!(
-            fixture("cluster-b", "lvchange-aey-held.stderr").contains(LOCKED_ELSEWHERE)
-        );
+        assert!(fixture("cluster-b", "lvchange-aey-held.stderr").contains(LOCKED_ELSEWHERE));
         let r = crate::runner::fixtures::runner("cluster-b");
         let h = lock_holder(&r, "vgshared", "web").expect("held");
         assert_eq!(

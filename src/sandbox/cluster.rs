@@ -79,7 +79,11 @@ fn validate(members: &[Member]) -> Result<(), SandboxError> {
 }
 
 /// The members' configurations as booted: the LUN, the link and the setup script added.
-fn shape(members: &[Member], lun: &SharedDisk, dir: &Path) -> Result<Vec<SandboxConfig>, SandboxError> {
+fn shape(
+    members: &[Member],
+    lun: &SharedDisk,
+    dir: &Path,
+) -> Result<Vec<SandboxConfig>, SandboxError> {
     let sock = |i: usize| dir.join(format!("link{i}.sock"));
     let peers: Vec<String> = members
         .iter()
@@ -184,7 +188,9 @@ pub fn run(
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(SandboxError::Config("a host's sandbox thread panicked".into()))
+                    Err(SandboxError::Config(
+                        "a host's sandbox thread panicked".into(),
+                    ))
                 })
             })
             .collect::<Vec<_>>()

@@ -258,13 +258,29 @@ fn cluster(c: &mut Ctx) {
     let Some(cl) = &spec.cluster else {
         for (name, vm) in &spec.vms {
             if let Some(r) = &vm.runs_on {
-                c.error("cluster", r.span, format!("guest `{}` has `runs-on` but the spec has no `cluster`", name.value))
-                    .hint = Some("describe the hosts in `cluster.hosts`, in a file every host includes".into());
+                c.error(
+                    "cluster",
+                    r.span,
+                    format!(
+                        "guest `{}` has `runs-on` but the spec has no `cluster`",
+                        name.value
+                    ),
+                )
+                .hint = Some(
+                    "describe the hosts in `cluster.hosts`, in a file every host includes".into(),
+                );
             }
         }
         for (name, vg) in &spec.volume_groups {
             if let Some(i) = &vg.init_on {
-                c.error("cluster", i.span, format!("volume group `{}` has `init-on` but the spec has no `cluster`", name.value));
+                c.error(
+                    "cluster",
+                    i.span,
+                    format!(
+                        "volume group `{}` has `init-on` but the spec has no `cluster`",
+                        name.value
+                    ),
+                );
             }
         }
         return;
@@ -274,7 +290,14 @@ fn cluster(c: &mut Ctx) {
         c.rule(names::host(h), h.span);
         let id = host.host_id.value;
         if !(1..=2000).contains(&id) {
-            c.error("cluster", host.host_id.span, format!("host `{}`: host-id {id} is outside sanlock's 1-2000", h.value));
+            c.error(
+                "cluster",
+                host.host_id.span,
+                format!(
+                    "host `{}`: host-id {id} is outside sanlock's 1-2000",
+                    h.value
+                ),
+            );
         }
         if let Some(prev) = seen.get(&id) {
             c.error("cluster", host.host_id.span, format!("host-id {id} is used by both `{}` and `{}`", prev.value, h.value))
@@ -284,22 +307,66 @@ fn cluster(c: &mut Ctx) {
         }
     }
     if !cl.hosts.keys().any(|h| h.value == spec.host.value) {
-        c.error("cluster", spec.host.span, format!("host `{}` is not one of the cluster's hosts", spec.host.value))
-            .hint = Some(format!("add it to `cluster.hosts` (now: {})", cl.hosts.keys().map(|k| k.value.as_str()).collect::<Vec<_>>().join(", ")));
+        c.error(
+            "cluster",
+            spec.host.span,
+            format!(
+                "host `{}` is not one of the cluster's hosts",
+                spec.host.value
+            ),
+        )
+        .hint = Some(format!(
+            "add it to `cluster.hosts` (now: {})",
+            cl.hosts
+                .keys()
+                .map(|k| k.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     let known = |n: &Name| cl.hosts.keys().any(|h| h.value == n.value);
     for (name, vm) in &spec.vms {
-        if let Some(r) = &vm.runs_on && !known(r) {
-            c.error("cluster", r.span, format!("guest `{}` runs on `{}`, which is not a host of the cluster", name.value, r.value));
+        if let Some(r) = &vm.runs_on
+            && !known(r)
+        {
+            c.error(
+                "cluster",
+                r.span,
+                format!(
+                    "guest `{}` runs on `{}`, which is not a host of the cluster",
+                    name.value, r.value
+                ),
+            );
         }
     }
     for (name, vg) in &spec.volume_groups {
-        if let Some(i) = &vg.init_on && !known(i) {
-            c.error("cluster", i.span, format!("volume group `{}` is initialised on `{}`, which is not a host of the cluster", name.value, i.value));
+        if let Some(i) = &vg.init_on
+            && !known(i)
+        {
+            c.error(
+                "cluster",
+                i.span,
+                format!(
+                    "volume group `{}` is initialised on `{}`, which is not a host of the cluster",
+                    name.value, i.value
+                ),
+            );
         }
         if !vg.shared && (vg.init_on.is_some() || vg.lock_type.is_some()) {
-            let span = vg.init_on.as_ref().map(|i| i.span).or(vg.lock_type.as_ref().map(|l| l.span)).unwrap_or(name.span);
-            c.error("cluster", span, format!("volume group `{}` has `init-on` or `lock-type` but is not `shared: true`", name.value));
+            let span = vg
+                .init_on
+                .as_ref()
+                .map(|i| i.span)
+                .or(vg.lock_type.as_ref().map(|l| l.span))
+                .unwrap_or(name.span);
+            c.error(
+                "cluster",
+                span,
+                format!(
+                    "volume group `{}` has `init-on` or `lock-type` but is not `shared: true`",
+                    name.value
+                ),
+            );
         }
     }
 }

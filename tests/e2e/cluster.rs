@@ -85,7 +85,11 @@ touch $W/b.done
         match r {
             Ok(o) => {
                 note_outcome(o);
-                eprintln!("ready in {:.1}s, total {:.1}s", o.boot_ready.as_secs_f64(), o.total.as_secs_f64());
+                eprintln!(
+                    "ready in {:.1}s, total {:.1}s",
+                    o.boot_ready.as_secs_f64(),
+                    o.total.as_secs_f64()
+                );
             }
             Err(e) => panic!("a host failed: {e}"),
         }
@@ -105,7 +109,10 @@ touch $W/b.done
     assert!(b.contains("vgs= vgshared wz--ns"), "{b}");
     // The guest's LV is held by kvm1: refused by lvmlockd, named by hostform, not started.
     let web = b.split("==WEB==").nth(1).unwrap_or("");
-    assert!(web.contains("Failed to lock logical volume vgshared/web_root"), "{web}");
+    assert!(
+        web.contains("Failed to lock logical volume vgshared/web_root"),
+        "{web}"
+    );
     assert!(
         web.contains("hostform: vgshared/web_root is held by kvm1 (sanlock host_id 1)"),
         "{web}"

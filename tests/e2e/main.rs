@@ -8,8 +8,8 @@
 //! One binary (`cargo test --test e2e`), one module per area; a test's name is its module and
 //! its own name, e.g. `cargo test --test e2e storage::` runs the storage area. Each test that
 //! boots prints an `e2e-timing` line when it ends (common.rs, docs/performance.md).
-mod common;
 mod cluster;
+mod common;
 mod guests;
 mod net;
 mod package;

@@ -142,10 +142,7 @@ fn physical_volumes(
             new_pvs.push(path);
             continue;
         }
-        let after: Vec<OpId> = after
-            .into_iter()
-            .chain(global_lock(c))
-            .collect();
+        let after: Vec<OpId> = after.into_iter().chain(global_lock(c)).collect();
         let id = c.add(
             Op::run(
                 OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
@@ -269,7 +266,11 @@ fn group(
 
 /// The op that starts a shared VG's lockspace on this host.
 fn lock_start(vgname: &Name) -> OpId {
-    OpId::new(40, Address::Vg(vgname.to_string()), Verb::Lock("start".into()))
+    OpId::new(
+        40,
+        Address::Vg(vgname.to_string()),
+        Verb::Lock("start".into()),
+    )
 }
 
 /// Where lvmlockd runs, a new PV or VG needs LVM's global lock, which lives in a shared VG's
