@@ -260,12 +260,12 @@ fn a_guest_placed_twice_in_a_cluster_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("cluster.yaml"),
-        "cluster:\n  hosts:\n    kvm1: { host-id: 1 }\n    kvm2: { host-id: 2 }\nvms:\n  web: { hypervisor: libvirt, runs-on: kvm1 }\n",
+        "cluster:\n  hosts:\n    kvm1: { host-id: 1 }\n    kvm2: { host-id: 2 }\nvms:\n  web: { hypervisor: libvirt, memory: 1GiB, runs-on: kvm1 }\n",
     )
     .unwrap();
     std::fs::write(
         dir.path().join("kvm2.yaml"),
-        "host: kvm2\ninclude: [cluster.yaml]\nvms:\n  web: { hypervisor: libvirt, runs-on: kvm2 }\n",
+        "host: kvm2\ninclude: [cluster.yaml]\nvms:\n  web: { hypervisor: libvirt, memory: 1GiB, runs-on: kvm2 }\n",
     )
     .unwrap();
     let o = hostform(dir.path(), &["validate", "kvm2.yaml"]);
