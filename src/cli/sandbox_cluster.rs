@@ -17,8 +17,8 @@ use crate::spec::units;
 use crate::spec::{Loaded, Spec};
 
 /// The address a host raises on the private link once its apply is over (host `i` waits for
-/// the one of host `i - 1`). A host that is done powers off: the next one needs none of its
-/// leases (each guest's LVs are its own host's).
+/// the one of host `i - 1`). Once the next host has seen it, a host that is done powers off:
+/// the next one needs none of its leases (each guest's LVs are its own host's).
 fn done_address(i: usize) -> String {
     format!("10.254.0.{}", 101 + i)
 }
@@ -69,6 +69,12 @@ fn member_specs(loaded: &Loaded, peers: &[PathBuf]) -> Result<Vec<(PathBuf, Load
         }
     }
     Ok(out)
+}
+
+/// The address host `i + 1` raises once it has seen host `i`'s [`done_address`]: host `i` stays
+/// up until then (a VM that powered off at once could vanish before the next one looked).
+fn seen_address(i: usize) -> String {
+    format!("10.254.0.{}", 201 + i)
 }
 
 /// The names of the spec's disks that are PVs of its shared VGs: the LUN every host shares.
@@ -155,13 +161,17 @@ pub(super) fn run(args: &super::sandbox::Args, loaded: &Loaded, exe: &Path) -> i
             let mut c = vec![
                 "sh".to_string(),
                 "-c".into(),
-                r#"wait_for=$1 done=$2 nic=$3; shift 3
+                r#"wait_for=$1 seen=$2 done=$3 ack=$4 nic=$5; shift 5
 if [ -n "$wait_for" ]; then
   echo "== waiting for the previous host's apply ($wait_for)"
   until ping -c1 -W1 "$wait_for" >/dev/null 2>&1; do sleep 1; done
+  ip addr add "$seen/24" dev "$nic"
 fi
 rc=0; "$@" || rc=$?
 ip addr add "$done/24" dev "$nic"
+if [ -n "$ack" ]; then
+  until ping -c1 -W1 "$ack" >/dev/null 2>&1; do sleep 1; done
+fi
 exit $rc"#
                     .into(),
                 "cluster-step".into(),
@@ -170,7 +180,17 @@ exit $rc"#
                 } else {
                     done_address(i - 1)
                 },
+                if i == 0 {
+                    String::new()
+                } else {
+                    seen_address(i - 1)
+                },
                 done_address(i),
+                if i + 1 < members.len() {
+                    seen_address(i)
+                } else {
+                    String::new()
+                },
                 LINK_NIC.into(),
             ];
             c.extend(super::sandbox::default_command(exe, &rel, None));
