@@ -13,6 +13,7 @@ use crate::common::*;
 ///   empty;
 /// - kvm2 sees the shared VG, its plan starts the lockspace (`vgchange --lock-start`) and
 ///   creates nothing; after apply its second plan is empty;
+/// - kvm1 runs the guest `web` (its LV active exclusively there);
 /// - kvm2 told to run a guest whose LV kvm1 holds: lvmlockd refuses the activation, the guest
 ///   does not start, and hostform's message names kvm1.
 #[test]
@@ -24,14 +25,17 @@ fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
     let a = format!(
         r#"set -u
 W={w}; S={s}; H={h}
+bash {r}/scripts/sandbox/libvirt-up.sh
 $H apply $S/kvm1.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm1.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
 echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo web-on-a=$(virsh -c qemu:///system domstate web 2>&1)
 touch $W/a.done
 until [ -e $W/b.done ]; do sleep 0.2; done
 "#,
         w = work.path().display(),
         s = specs.display(),
+        r = root().display(),
     );
     let b = format!(
         r#"set -u
@@ -99,6 +103,7 @@ touch $W/b.done
     assert!(a.contains("vgcreate --quiet --shared vgshared"), "{a}");
     assert!(a.contains("second-plan-rc=0"), "{a}");
     assert!(a.contains("active=activeexclusively"), "{a}");
+    assert!(a.contains("web-on-a=running"), "{a}");
     // kvm2 sees it, starts its lockspace and creates nothing.
     let plan = b.split("==PLAN==").nth(1).unwrap_or("");
     assert!(plan.contains("vgchange --lock-start vgshared"), "{plan}");

@@ -463,6 +463,25 @@ fn create(c: &mut Ctx, p: &LvPlan) {
             .after(vec![last]),
         );
     }
+    // lvcreate leaves a new LV of a shared VG active exclusively here, holding its lock: let it
+    // go unless a guest of this host uses it, so that the host running its guest can take it.
+    let shared = c.spec.volume_groups.get(vgname).is_some_and(|v| v.shared);
+    let used_here = c
+        .spec
+        .vms
+        .values()
+        .any(|vm| vm.disks.iter().any(|d| d.lv.value == *key));
+    if shared && !used_here {
+        c.add(
+            Op::run(
+                OpId::new(59, Address::lv_key(key), Verb::Lock("release".into())),
+                res,
+                format!("release {key} (no guest of this host uses it; its host activates it)"),
+                vec![s("lvchange"), s("--quiet"), s("-an"), key.clone()],
+            )
+            .after(vec![last.clone()]),
+        );
+    }
     if lv.prevent_destroy {
         c.add(
             Op::run(
