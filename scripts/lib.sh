@@ -12,7 +12,7 @@ HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static c
   mdadm lvm2 thin-provisioning-tools fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils
   man-db bash-completion lintian grub-pc-bin grub2-common xen-hypervisor-4.17-amd64
-  xen-utils-4.17)
+  xen-utils-4.17 lvm2-lockd sanlock)
 
 # Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty
 # (https://no-color.org): a CI log or a file gets plain text.

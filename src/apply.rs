@@ -51,6 +51,26 @@ impl Outcome {
     }
 }
 
+/// An activation lvmlockd refused because another host holds the LV: hostform's own line,
+/// naming that host (from sanlock's leases), for the operator.
+fn held_elsewhere(r: &dyn Runner, argv: &[&str], stderr: &str) -> Option<String> {
+    if argv.first() != Some(&"lvchange") || !stderr.contains(crate::kinds::lvm::LOCKED_ELSEWHERE) {
+        return None;
+    }
+    let target = argv.iter().rev().find(|a| a.contains('/'))?;
+    let (vg, lv) = target.split_once('/')?;
+    let who = match crate::kinds::lvm::lock_holder(r, vg, lv) {
+        Some(h) => match h.name {
+            Some(n) => format!("{n} (sanlock host_id {})", h.host_id),
+            None => format!("the host with sanlock host_id {}", h.host_id),
+        },
+        None => "another host (its lease could not be read)".to_string(),
+    };
+    Some(format!(
+        "hostform: {vg}/{lv} is held by {who}: lvmlockd refuses to activate it here while that host holds it. Stop or move its guest there first; a guest never runs on two hosts at once"
+    ))
+}
+
 /// Run one operation; with the exit status of its command when a command ran to its end.
 fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
     let (argv, stdin) = match &op.effect {
@@ -64,10 +84,14 @@ fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
         Err(e) => return (Err(e), None),
     };
     if out.status != 0 {
+        let mut stderr = out.stderr.trim().to_string();
+        if let Some(held) = held_elsewhere(r, &argv, &stderr) {
+            stderr = format!("{held}\n{stderr}");
+        }
         let e = RunError::Failed {
             argv: show_argv(&argv),
             status: out.status,
-            stderr: out.stderr.trim().to_string(),
+            stderr,
         };
         return (Err(e), Some(out.status));
     }

@@ -551,6 +551,8 @@ pub fn describe(host: &str, f: &mut Facts) -> Spec {
             VolumeGroup {
                 pvs,
                 shared: vg.shared,
+                lock_type: None,
+                init_on: None,
                 extent_size: (vg.extent_size != 4 * MIB && vg.extent_size > 0)
                     .then(|| Sp::bare(Size(vg.extent_size))),
                 lvs,

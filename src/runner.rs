@@ -123,6 +123,7 @@ pub fn error_lines(stderr: &str) -> Vec<String> {
         "in use",
         "busy",
         "minimum",
+        "locked by",
     ];
     let mut usage = 0usize;
     let mut in_usage = false;

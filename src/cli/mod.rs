@@ -22,6 +22,7 @@ mod plan;
 mod resolve;
 mod rollback;
 mod sandbox;
+mod sandbox_cluster;
 mod schema;
 mod show;
 mod shutdown;

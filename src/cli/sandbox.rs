@@ -52,6 +52,44 @@ pub struct Args {
     /// then a second `plan --detailed-exitcode` that must be empty.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+    /// The spec of another host of the spec's cluster, when it is not next to SPEC (each
+    /// host of `cluster.hosts` boots, with the shared LUN; repeat for several).
+    #[arg(long = "peer", value_name = "SPEC")]
+    pub peers: Vec<PathBuf>,
+}
+
+/// By default: plan, apply, and a second plan that must be empty. The binary and the spec
+/// are passed as positional parameters, never spliced into the script.
+pub(super) fn default_command(exe: &std::path::Path, rel: &str, rev: Option<&str>) -> Vec<String> {
+    // "$@" is `--rev REV` or nothing.
+    let mut c: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        // A change goes the safe way the docs ask of an operator: apply arms a rollback
+        // and waits; `confirm` runs from another session once it waits.
+        r#"set -e
+exe=$0; spec=$1; shift
+out=/tmp/hostform-apply.out
+"$exe" plan "$spec" "$@"
+"$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m >"$out" 2>&1 &
+apply=$!
+tail -n +1 -f --pid=$apply "$out" &
+while kill -0 $apply 2>/dev/null && ! grep -q 'for `hostform confirm`' "$out"; do sleep 0.5; done
+if kill -0 $apply 2>/dev/null; then "$exe" confirm; fi
+rc=0; wait $apply || rc=$?
+wait
+[ $rc = 0 ] || exit $rc
+echo "== second plan (must be empty)"
+"$exe" plan "$spec" "$@" --detailed-exitcode"#
+            .into(),
+        exe.to_string_lossy().into_owned(),
+        rel.to_string(),
+    ];
+    if let Some(r) = rev {
+        c.push("--rev".into());
+        c.push(r.to_string());
+    }
+    c
 }
 
 /// What `--hypervisor` accepts.
@@ -99,38 +137,11 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             return EXIT_FAIL;
         }
     };
-    // By default: plan, apply, and a second plan that must be empty. The binary and the spec
-    // are passed as positional parameters, never spliced into the script.
+    if loaded.spec.cluster.is_some() {
+        return super::sandbox_cluster::run(&args, &loaded, &exe);
+    }
     let command = if args.command.is_empty() {
-        // "$@" is `--rev REV` or nothing.
-        let mut c: Vec<String> = vec![
-            "sh".into(),
-            "-c".into(),
-            // A change goes the safe way the docs ask of an operator: apply arms a rollback
-            // and waits; `confirm` runs from another session once it waits.
-            r#"set -e
-exe=$0; spec=$1; shift
-out=/tmp/hostform-apply.out
-"$exe" plan "$spec" "$@"
-"$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m >"$out" 2>&1 &
-apply=$!
-tail -n +1 -f --pid=$apply "$out" &
-while kill -0 $apply 2>/dev/null && ! grep -q 'for `hostform confirm`' "$out"; do sleep 0.5; done
-if kill -0 $apply 2>/dev/null; then "$exe" confirm; fi
-rc=0; wait $apply || rc=$?
-wait
-[ $rc = 0 ] || exit $rc
-echo "== second plan (must be empty)"
-"$exe" plan "$spec" "$@" --detailed-exitcode"#
-                .into(),
-            exe.to_string_lossy().into_owned(),
-            loaded.rel.clone(),
-        ];
-        if let Some(r) = &args.rev {
-            c.push("--rev".into());
-            c.push(r.clone());
-        }
-        c
+        default_command(&exe, &loaded.rel, args.rev.as_deref())
     } else {
         args.command.clone()
     };

@@ -2,7 +2,7 @@
 //! however many volumes there are. Sizes come back as strings ending in `B`.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::runner::{RunError, Runner, joined};
 
@@ -131,6 +131,95 @@ pub struct Lvm {
     /// lvmlockd runs (its pid file names a live `lvmlockd`): shared VGs can be created.
     #[serde(default)]
     pub lockd: bool,
+    /// The shared VGs whose lockspace this host has started (`lvmlockctl --info`: `LS`
+    /// lines), read only where lvmlockd runs.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub lockspaces: BTreeSet<String>,
+}
+
+/// lvmlockd's words when another host holds an LV's lock (`lvchange -aey`/`-asy`).
+pub const LOCKED_ELSEWHERE: &str = "LV locked by other host";
+
+/// The host that holds an LV's lease in a sanlock shared VG.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its sanlock host_id.
+    pub host_id: u32,
+    /// Its name as sanlock knows it (the host part of its delta lease's name), when found.
+    pub name: Option<String>,
+}
+
+/// Who holds the lease of `vg/lv`: the LV's lock offset (`lvs … lock_args`), its lease on the
+/// VG's `lvmlock` LV (`sanlock direct dump LOCKLV:OFFSET`: the owner's host_id, held while its
+/// timestamp is not 0), and that host's delta lease in the lockspace (`sanlock direct dump
+/// LOCKLV`: `UUID.HOSTNAME`). Three processes, read only; None when any step finds nothing.
+pub fn lock_holder(r: &dyn Runner, vg: &str, lv: &str) -> Option<Holder> {
+    let o = r
+        .check(&[
+            "lvs",
+            "--reportformat",
+            "json",
+            "-o",
+            "vg_name,lv_name,lv_uuid,lock_args,lv_active",
+            vg,
+        ])
+        .ok()?;
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).ok()?;
+    let offset = report["report"][0]["lv"]
+        .as_array()?
+        .iter()
+        .find(|l| l["lv_name"].as_str() == Some(lv))?["lv_lockargs"]
+        .as_str()?
+        .rsplit(':')
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    let lock_lv = format!("/dev/mapper/{}", dm_name(vg, "lvmlock"));
+    let lease = r
+        .check(&["sanlock", "direct", "dump", &format!("{lock_lv}:{offset}")])
+        .ok()?;
+    let host_id = lease_owner(&lease.stdout, offset)?;
+    let name = r
+        .check(&["sanlock", "direct", "dump", &lock_lv])
+        .ok()
+        .and_then(|o| delta_lease_name(&o.stdout, host_id));
+    Some(Holder { host_id, name })
+}
+
+/// The owner of the lease at `offset` in a `sanlock direct dump` (columns: offset, lockspace,
+/// resource, timestamp, own, gen, lver): its host_id while held (timestamp not 0).
+pub fn lease_owner(dump: &str, offset: u64) -> Option<u32> {
+    dump.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 5 && f[0].parse::<u64>().ok()? == offset)
+            .then_some(())
+            .and_then(|_| {
+                let ts: u64 = f[3].parse().ok()?;
+                let own: u32 = f[4].parse().ok()?;
+                (ts != 0 && own != 0).then_some(own)
+            })
+    })
+}
+
+/// The host name in the delta lease of `host_id` in a lockspace dump (`UUID.HOSTNAME`).
+pub fn delta_lease_name(dump: &str, host_id: u32) -> Option<String> {
+    dump.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() < 5 || f[4].parse::<u32>().ok()? != host_id {
+            return None;
+        }
+        f[2].split_once('.').map(|(_, h)| h.to_string())
+    })
+}
+
+/// The VGs whose lockspace `lvmlockctl --info` shows started (`LS sanlock lvm_VG`).
+pub fn parse_lockspaces(info: &str) -> BTreeSet<String> {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("LS "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|n| n.strip_prefix("lvm_"))
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -387,6 +476,12 @@ impl Lvm {
             }
         }
         lvm.lockd = lockd_running(r);
+        if lvm.lockd {
+            // One process more, only where lvmlockd runs.
+            if let Ok(o) = r.check(&["lvmlockctl", "--info"]) {
+                lvm.lockspaces = parse_lockspaces(&o.stdout);
+            }
+        }
         Ok(lvm)
     }
 }
@@ -403,6 +498,63 @@ pub fn lockd_running(r: &dyn Runner) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(dir: &str, name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(dir)
+                .join(name),
+        )
+        .expect("fixture")
+    }
+
+    #[test]
+    fn the_holder_of_an_lv_held_elsewhere_is_named() {
+        assert!(fixture("cluster-b", "lvchange-aey-held.stderr").contains(LOCKED_ELSEWHERE));
+        let r = crate::runner::fixtures::runner("cluster-b");
+        let h = lock_holder(&r, "vgshared", "web").expect("held");
+        assert_eq!(
+            h,
+            Holder {
+                host_id: 1,
+                name: Some("kvm1".into())
+            }
+        );
+        // db's lease was never taken when the dump was made: no holder.
+        let dump = fixture("cluster-b", "sanlock-dump-web");
+        assert_eq!(lease_owner(&dump, 70254592), Some(1));
+        assert_eq!(lease_owner(&dump, 71303168), None);
+        let ls = fixture("cluster-b", "sanlock-dump-lockspace");
+        assert_eq!(delta_lease_name(&ls, 2).as_deref(), Some("kvm2"));
+        assert_eq!(delta_lease_name(&ls, 3), None);
+    }
+
+    #[test]
+    fn lockspaces_started_are_read_from_lvmlockctl() {
+        assert!(parse_lockspaces(&fixture("cluster-a", "lvmlockctl-info-none")).is_empty());
+        assert!(parse_lockspaces(&fixture("cluster-b", "lvmlockctl-info-unstarted")).is_empty());
+        assert!(parse_lockspaces(&fixture("cluster-a", "lvmlockctl-info-stopped")).is_empty());
+        let started = parse_lockspaces(&fixture("cluster-b", "lvmlockctl-info-started"));
+        assert_eq!(started.into_iter().collect::<Vec<_>>(), ["vgshared"]);
+        let created = parse_lockspaces(&fixture("cluster-a", "lvmlockctl-info-created"));
+        assert!(created.contains("vgshared"));
+    }
+
+    #[test]
+    fn a_shared_vg_seen_before_its_lockspace_starts() {
+        let lvm = Lvm::parse(
+            &fixture("cluster-b", "pvs-unstarted.json"),
+            &fixture("cluster-b", "vgs-unstarted.json"),
+            &fixture("cluster-b", "lvs-unstarted.json"),
+        )
+        .expect("parses");
+        let vg = &lvm.vgs["vgshared"];
+        assert!(vg.shared);
+        // The lock LV is LVM's own, hidden; the two LVs are there, inactive on this host.
+        assert!(lvm.lvs.contains_key("vgshared/web"));
+        assert!(lvm.lvs.contains_key("vgshared/db"));
+    }
 
     use crate::runner::fixtures::runner as fx;
 

@@ -28,6 +28,7 @@
 //! files and make [`run`] return [`SandboxError::Interrupted`]. The guest also
 //! powers itself off after the timeout in case the host side vanished.
 
+pub mod cluster;
 mod cpio;
 pub mod from_spec;
 mod host;
@@ -160,6 +161,31 @@ pub struct SandboxConfig {
     /// Boot a Xen hypervisor with the guest as its dom0 (`xen.rs`); pair it with
     /// [`Provide::Xen`] for the toolstack.
     pub xen: bool,
+    /// Images other VMs attach too (a cluster's shared LUN), after [`Self::disks`]: opened
+    /// with `share-rw=on` and no image locking, never created or removed by this run.
+    pub shared_disks: Vec<SharedDisk>,
+    /// NICs on a link to other VMs (a cluster's private network), after [`Self::nics`].
+    pub links: Vec<Link>,
+}
+
+/// An existing raw image attached to several VMs at once (see [`SandboxConfig::shared_disks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedDisk {
+    pub image: PathBuf,
+    /// The serial every VM sees (the same on all, like a LUN's).
+    pub serial: String,
+    pub by_id_aliases: Vec<String>,
+}
+
+/// A NIC whose qemu backend joins other VMs (see [`SandboxConfig::links`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The name the NIC gets in the guest.
+    pub name: String,
+    /// Its MAC, distinct on the link.
+    pub mac: String,
+    /// qemu's `-netdev` backend options, without the id (`dgram,local.type=unix,...`).
+    pub netdev: String,
 }
 
 /// Services and files a sandbox guest sets up after boot, before the command: what a spec
@@ -212,6 +238,8 @@ impl SandboxConfig {
             provide: Vec::new(),
             env: Vec::new(),
             xen: false,
+            shared_disks: Vec::new(),
+            links: Vec::new(),
         }
     }
 }
@@ -695,6 +723,24 @@ fn qemu_plan(
         let dev = format!("virtio-net-pci,netdev=n{i},mac={}", nic_mac(i));
         push(&["-device", &dev]);
     }
+    for (i, d) in cfg.shared_disks.iter().enumerate() {
+        let drive = format!(
+            "file.filename={},file.driver=file,file.locking=off,if=none,format=raw,id=s{i},cache=unsafe",
+            qopt(path_str(&d.image)?)
+        );
+        push(&["-drive", &drive]);
+        let dev = format!(
+            "virtio-blk-pci,drive=s{i},serial={},share-rw=on",
+            sanitize_serial(&d.serial)
+        );
+        push(&["-device", &dev]);
+    }
+    for (i, l) in cfg.links.iter().enumerate() {
+        let nd = format!("{},id=l{i}", l.netdev);
+        push(&["-netdev", &nd]);
+        let dev = format!("virtio-net-pci,netdev=l{i},mac={}", l.mac);
+        push(&["-device", &dev]);
+    }
     Ok(QemuPlan {
         argv: a,
         out_sock,
@@ -769,7 +815,7 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             "disk alias `{bad}`: by-id names may contain only letters, digits and . _ : + -"
         )));
     }
-    if cfg.disks.len() > 26 {
+    if cfg.disks.len() + cfg.shared_disks.len() > 26 {
         return Err(SandboxError::Config("at most 26 disks (vda to vdz)".into()));
     }
     let signals = signals::Guard::install()?;
@@ -800,6 +846,7 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             .iter()
             .enumerate()
             .map(|(i, n)| (nic_mac(i), n.clone()))
+            .chain(cfg.links.iter().map(|l| (l.mac.clone(), l.name.clone())))
             .collect(),
         command: cfg.command.clone(),
         provide: cfg.provide.iter().map(|p| p.word()).collect(),
@@ -807,12 +854,12 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
         by_id: cfg
             .disks
             .iter()
+            .map(|d| &d.by_id_aliases)
+            .chain(cfg.shared_disks.iter().map(|d| &d.by_id_aliases))
             .enumerate()
-            .flat_map(|(i, d)| {
+            .flat_map(|(i, aliases)| {
                 let dev = format!("vd{}", (b'a' + i as u8) as char);
-                d.by_id_aliases
-                    .iter()
-                    .map(move |a| (dev.clone(), a.clone()))
+                aliases.iter().map(move |a| (dev.clone(), a.clone()))
             })
             .collect(),
     };

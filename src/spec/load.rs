@@ -56,7 +56,65 @@ const SECTIONS: &[&str] = &[
     "vm-templates",
     "vms",
     "shutdown",
+    "cluster",
 ];
+
+/// Sections an included file may hold besides `vm-templates` and `vm-defaults`: the cluster's
+/// description, written once for every host. Their entries join the host's own; a name given
+/// twice is an error.
+const SHARED_SECTIONS: &[&str] = &["cluster", "disks", "volume-groups", "vms"];
+
+/// Moves the shared sections of the included files into the spec's own tree.
+fn merge_included(root: &mut Node, fragments: &[(String, Node)], dec: &Decoder) {
+    let NodeKind::Map(top) = &mut root.kind else {
+        return;
+    };
+    for (_, frag) in fragments {
+        for (k, v) in frag.as_map().unwrap_or_default() {
+            if !SHARED_SECTIONS.contains(&k.name.as_str()) {
+                continue;
+            }
+            let Some(i) = top.iter().position(|(tk, _)| tk.name == k.name) else {
+                top.push((k.clone(), v.clone()));
+                continue;
+            };
+            if k.name == "cluster" {
+                dec.push(
+                    Diagnostic::error("`cluster` is given twice")
+                        .code("duplicate")
+                        .at(k.span)
+                        .related(top[i].0.span, "also given here"),
+                );
+                continue;
+            }
+            let own = &mut top[i].1;
+            if matches!(own.kind, NodeKind::Null) {
+                own.kind = NodeKind::Map(Vec::new());
+            }
+            let (NodeKind::Map(mine), Some(theirs)) = (&mut own.kind, v.as_map()) else {
+                continue;
+            };
+            for (ek, ev) in theirs {
+                if let Some((prev, _)) = mine.iter().find(|(mk, _)| mk.name == ek.name) {
+                    let what = match k.name.as_str() {
+                        "vms" => "guest",
+                        "disks" => "disk",
+                        _ => "volume group",
+                    };
+                    dec.push(
+                        Diagnostic::error(format!("{what} `{}` is defined twice", ek.name))
+                            .code("duplicate")
+                            .at(ek.span)
+                            .related(prev.span, "also defined here")
+                            .hint("a cluster's shared VGs and guests are written once, in the included file; a guest runs on the host its `runs-on` names"),
+                    );
+                    continue;
+                }
+                mine.push((ek.clone(), ev.clone()));
+            }
+        }
+    }
+}
 
 /// Names of resources that are in the spec but failed to decode (their errors are already
 /// reported), so that they do not also produce "dangling reference" errors where they are used.
@@ -217,6 +275,8 @@ fn finish(
         dec.push(d);
     }
     let mut broken = Broken::default();
+    let mut root = root;
+    merge_included(&mut root, &fragments, &dec);
     let spec = decode(&root, &fragments, &dec, &mut broken);
     if let (Some(spec), Some(reader)) = (&spec, reader) {
         check_images(spec, reader, &rel, &dec);
@@ -225,6 +285,7 @@ fn finish(
     let spec = spec.map(|mut s| {
         expand_like(&mut s, &mut diagnostics);
         diagnostics.extend(super::validate::validate(&s, &broken));
+        s.place_guests();
         s
     });
     dedup(&mut diagnostics);
@@ -414,6 +475,7 @@ fn decode(
             "xen" => spec.xen = dec.decode(value).unwrap_or_default(),
             "libvirt" => spec.libvirt = dec.decode(value).unwrap_or_default(),
             "shutdown" => spec.shutdown = dec.decode(value).unwrap_or_default(),
+            "cluster" => spec.cluster = dec.decode(value),
             "disks" => {
                 spec.disks = entries(value, "disks", dec, &mut broken.disks);
                 for (d, n) in value.as_map().unwrap_or_default() {
@@ -506,11 +568,12 @@ fn decode(
                         all_templates.insert(tk.name.clone(), (tk.clone(), tv.clone()));
                     }
                 }
+                shared if SHARED_SECTIONS.contains(&shared) => {}
                 other => dec.push(
                     Diagnostic::error(format!("`{other}` cannot be included"))
                         .code("include")
                         .at(k.span)
-                        .hint("an included file may hold only `vm-templates` and `vm-defaults`"),
+                        .hint("an included file may hold only `vm-templates`, `vm-defaults`, `cluster`, `disks`, `volume-groups` and `vms`"),
                 ),
             }
         }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::scale;
-use super::types::{Hypervisor, Spec};
+use super::types::{DomainType, Hypervisor, Spec};
 
 /// Set by `hostform sandbox`: what to leave out, comma-separated [`LeftOut`] words.
 pub const LEAVE_OUT_ENV: &str = "HOSTFORM_SANDBOX_LEAVE_OUT";
@@ -184,6 +184,19 @@ impl Sandboxed {
                     .iter()
                     .map(|l| format!("left out: {}", l.describe())),
             );
+        }
+        // No KVM in the sandbox (its guests are emulated, `domain-type: qemu`).
+        let libvirt_guests = spec.vms.values().any(|v| {
+            v.hypervisor
+                .as_ref()
+                .is_some_and(|h| h.value == Hypervisor::Libvirt)
+        });
+        if libvirt_guests
+            && spec.libvirt.domain_type.as_ref().map(|d| d.value) != Some(DomainType::Qemu)
+        {
+            spec.libvirt.domain_type =
+                Some(super::de::Sp::new(DomainType::Qemu, Default::default()));
+            notes.push("libvirt guests emulated (domain-type qemu: no KVM)".into());
         }
         if notes.is_empty() {
             (spec, label)

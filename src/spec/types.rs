@@ -81,12 +81,83 @@ pub struct Spec {
     /// How guests are stopped when the host shuts down (`hostform shutdown`).
     #[serde(default, skip_serializing_if = "is_default")]
     pub shutdown: Shutdown,
+    /// The cluster this host belongs to: its hosts and their sanlock host_ids. Written once, in
+    /// a file every host's spec includes, with the shared VGs and the guests' placement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<Cluster>,
+}
+
+/// Hosts sharing storage through a shared VG (lvmlockd + sanlock).
+///
+/// ```yaml
+/// cluster:
+///   hosts:
+///     kvm1: { host-id: 1 }
+///     kvm2: { host-id: 2 }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Cluster {
+    /// The cluster's hosts, keyed by host name (each one's `host:`), in order: the first
+    /// initialises a shared VG that names no `init-on`.
+    pub hosts: IndexMap<Name, ClusterHost>,
+}
+
+/// One host of a [`Cluster`].
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ClusterHost {
+    /// The host's sanlock `host_id` (`host_id` in lvmlocal.conf): 1 to 2000, each host its own.
+    pub host_id: Sp<u32>,
+}
+
+/// The lock manager of a shared VG.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockType {
+    /// sanlock: disk leases on the shared storage itself (the `lvmlock` LV).
+    #[default]
+    Sanlock,
 }
 
 /// Seconds a guest may take to stop cleanly when the spec does not say (as xendomains).
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 300;
 
 impl Spec {
+    /// The host that creates the shared VG `vg`: its `init-on`, else the cluster's first host.
+    /// None outside a cluster.
+    pub fn init_host(&self, vg: &str) -> Option<&str> {
+        let cl = self.cluster.as_ref()?;
+        self.volume_groups
+            .get(vg)
+            .and_then(|v| v.init_on.as_ref())
+            .map(|i| i.value.as_str())
+            .or_else(|| cl.hosts.keys().next().map(|h| h.value.as_str()))
+    }
+
+    /// The cluster's host whose sanlock host_id is `id`.
+    pub fn host_of_id(&self, id: u32) -> Option<&str> {
+        self.cluster
+            .as_ref()?
+            .hosts
+            .iter()
+            .find(|(_, h)| h.host_id.value == id)
+            .map(|(k, _)| k.value.as_str())
+    }
+
+    /// This host's view of a cluster: the guests another host runs (`runs-on`) are left out,
+    /// with every dependency on them; the other hosts' plans own them.
+    pub fn place_guests(&mut self) {
+        let here = self.host.value.clone();
+        self.vms
+            .retain(|_, vm| vm.runs_on.as_ref().is_none_or(|r| r.value == here));
+        let kept: Vec<String> = self.vms.keys().map(|k| k.value.clone()).collect();
+        for vm in self.vms.values_mut() {
+            vm.depends_on.retain(|d| kept.contains(&d.value));
+        }
+        self.shutdown.first.retain(|d| kept.contains(&d.value));
+    }
+
     /// Seconds the guest `name` may take to stop cleanly: its own `shutdown-timeout`, else
     /// the spec's `shutdown.timeout`, else [`DEFAULT_SHUTDOWN_TIMEOUT_SECS`].
     pub fn shutdown_timeout_secs(&self, name: &str) -> u64 {
@@ -440,6 +511,14 @@ pub struct VolumeGroup {
     /// then activated exclusively (`lvchange -aey`) on the host that runs them.
     #[serde(default, skip_serializing_if = "is_false")]
     pub shared: bool,
+    /// The lock manager of a shared VG (`vgcreate --shared --lock-type`); `sanlock`, the only
+    /// one, by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_type: Option<Sp<LockType>>,
+    /// The host of the cluster that creates a shared VG (`vgcreate --shared`); the others
+    /// start its lockspace once it exists. The first of `cluster.hosts` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_on: Option<Name>,
     /// Physical extent size; LVM's default is 4MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extent_size: Option<Sp<Size>>,
@@ -799,6 +878,10 @@ pub struct Vm {
     /// Guests this one needs: it starts after them and stops before them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Name>,
+    /// The host of the cluster that runs this guest (its LVs active exclusively there); the
+    /// other hosts' plans leave it alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_on: Option<Name>,
     /// How long a clean shutdown may take before `shutdown.on-timeout` applies; overrides
     /// `shutdown.timeout` for this guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

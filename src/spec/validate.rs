@@ -247,7 +247,128 @@ pub fn validate(spec: &Spec, broken: &Broken) -> Vec<Diagnostic> {
     settings(&mut c);
     shutdown(&mut c);
     protection_conflicts(&mut c);
+    cluster(&mut c);
     c.out
+}
+
+/// A cluster: distinct sanlock host_ids within 1-2000, this host among its hosts, and every
+/// `runs-on` and `init-on` naming one of them.
+fn cluster(c: &mut Ctx) {
+    let spec = c.spec;
+    let Some(cl) = &spec.cluster else {
+        for (name, vm) in &spec.vms {
+            if let Some(r) = &vm.runs_on {
+                c.error(
+                    "cluster",
+                    r.span,
+                    format!(
+                        "guest `{}` has `runs-on` but the spec has no `cluster`",
+                        name.value
+                    ),
+                )
+                .hint = Some(
+                    "describe the hosts in `cluster.hosts`, in a file every host includes".into(),
+                );
+            }
+        }
+        for (name, vg) in &spec.volume_groups {
+            if let Some(i) = &vg.init_on {
+                c.error(
+                    "cluster",
+                    i.span,
+                    format!(
+                        "volume group `{}` has `init-on` but the spec has no `cluster`",
+                        name.value
+                    ),
+                );
+            }
+        }
+        return;
+    };
+    let mut seen: BTreeMap<u32, &Name> = BTreeMap::new();
+    for (h, host) in &cl.hosts {
+        c.rule(names::host(h), h.span);
+        let id = host.host_id.value;
+        if !(1..=2000).contains(&id) {
+            c.error(
+                "cluster",
+                host.host_id.span,
+                format!(
+                    "host `{}`: host-id {id} is outside sanlock's 1-2000",
+                    h.value
+                ),
+            );
+        }
+        if let Some(prev) = seen.get(&id) {
+            c.error("cluster", host.host_id.span, format!("host-id {id} is used by both `{}` and `{}`", prev.value, h.value))
+                .hint = Some("each host of a cluster needs its own sanlock host_id: two hosts with one id take each other's leases".into());
+        } else {
+            seen.insert(id, h);
+        }
+    }
+    if !cl.hosts.keys().any(|h| h.value == spec.host.value) {
+        c.error(
+            "cluster",
+            spec.host.span,
+            format!(
+                "host `{}` is not one of the cluster's hosts",
+                spec.host.value
+            ),
+        )
+        .hint = Some(format!(
+            "add it to `cluster.hosts` (now: {})",
+            cl.hosts
+                .keys()
+                .map(|k| k.value.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let known = |n: &Name| cl.hosts.keys().any(|h| h.value == n.value);
+    for (name, vm) in &spec.vms {
+        if let Some(r) = &vm.runs_on
+            && !known(r)
+        {
+            c.error(
+                "cluster",
+                r.span,
+                format!(
+                    "guest `{}` runs on `{}`, which is not a host of the cluster",
+                    name.value, r.value
+                ),
+            );
+        }
+    }
+    for (name, vg) in &spec.volume_groups {
+        if let Some(i) = &vg.init_on
+            && !known(i)
+        {
+            c.error(
+                "cluster",
+                i.span,
+                format!(
+                    "volume group `{}` is initialised on `{}`, which is not a host of the cluster",
+                    name.value, i.value
+                ),
+            );
+        }
+        if !vg.shared && (vg.init_on.is_some() || vg.lock_type.is_some()) {
+            let span = vg
+                .init_on
+                .as_ref()
+                .map(|i| i.span)
+                .or(vg.lock_type.as_ref().map(|l| l.span))
+                .unwrap_or(name.span);
+            c.error(
+                "cluster",
+                span,
+                format!(
+                    "volume group `{}` has `init-on` or `lock-type` but is not `shared: true`",
+                    name.value
+                ),
+            );
+        }
+    }
 }
 
 /// The smallest device each filesystem's tool formats: mkfs.xfs (xfsprogs 5.19 and later)

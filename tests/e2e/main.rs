@@ -9,6 +9,7 @@
 //! its own name, e.g. `cargo test --test e2e storage::` runs the storage area. Each test that
 //! boots prints an `e2e-timing` line when it ends (common.rs, docs/performance.md).
 mod boot;
+mod cluster;
 mod common;
 mod guests;
 mod net;

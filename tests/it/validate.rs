@@ -252,3 +252,41 @@ fn a_closed_pipe_is_not_an_internal_error() {
     assert_ne!(status.code(), Some(255), "{status:?}");
     assert_ne!(status.code(), Some(101), "{status:?}");
 }
+
+/// A guest of the cluster file written again in a host's spec would be placed twice: an error
+/// naming both places, whatever host it says it runs on.
+#[test]
+fn a_guest_placed_twice_in_a_cluster_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cluster.yaml"),
+        "cluster:\n  hosts:\n    kvm1: { host-id: 1 }\n    kvm2: { host-id: 2 }\nvms:\n  web: { hypervisor: libvirt, memory: 1GiB, runs-on: kvm1 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("kvm2.yaml"),
+        "host: kvm2\ninclude: [cluster.yaml]\nvms:\n  web: { hypervisor: libvirt, memory: 1GiB, runs-on: kvm2 }\n",
+    )
+    .unwrap();
+    let o = hostform(dir.path(), &["validate", "kvm2.yaml"]);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let e = stderr(&o);
+    assert!(e.contains("guest `web` is defined twice"), "{e}");
+    assert!(e.contains("cluster.yaml"), "{e}");
+    // Without the duplicate, kvm2's own view holds only the guests placed on it.
+    std::fs::write(
+        dir.path().join("kvm2.yaml"),
+        "host: kvm2\ninclude: [cluster.yaml]\n",
+    )
+    .unwrap();
+    let o = hostform(dir.path(), &["validate", "kvm2.yaml"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("0 guests"), "{}", stdout(&o));
+    std::fs::write(
+        dir.path().join("kvm1.yaml"),
+        "host: kvm1\ninclude: [cluster.yaml]\n",
+    )
+    .unwrap();
+    let o = hostform(dir.path(), &["validate", "kvm1.yaml"]);
+    assert!(stdout(&o).contains("1 guest"), "{}", stdout(&o));
+}

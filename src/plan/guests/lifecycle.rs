@@ -148,6 +148,16 @@ fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
         if !c.spec.volume_groups.get(vg).is_some_and(|v| v.shared) {
             continue;
         }
+        // Where the storage room starts the VG's lockspace, the lock waits for it: lvmlockd
+        // refuses any lock of a VG whose lockspace is not started ("Cannot access VG … due to
+        // failed lock").
+        let lvm = &c.facts.lvm;
+        if lvm.lockd && lvm.vgs.contains_key(vg) && !lvm.lockspaces.contains(vg) {
+            let start = OpId::new(40, Address::Vg(vg.to_string()), Verb::Lock("start".into()));
+            if !after.contains(&start) {
+                after.push(start);
+            }
+        }
         let mut l = op(
             OpId::new(
                 74,

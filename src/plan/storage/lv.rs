@@ -295,7 +295,13 @@ fn filesystem(
     // An inactive LV has no device node, so no signature could be read: activate it and
     // leave the filesystem to the next reading (the verification after apply), never mkfs.
     let unread = !cur.active && !cur.open;
-    if unread {
+    // In a shared VG an activation takes the LV's lock: only the host that runs the guest
+    // using it activates it (`lvchange -aey`, before the start). Inactive here is its rest.
+    let shared = key
+        .split_once('/')
+        .and_then(|(vg, _)| c.spec.volume_groups.get(vg))
+        .is_some_and(|v| v.shared);
+    if unread && !shared {
         c.add(
             Op::run(
                 OpId::new(52, Address::lv_key(key), Verb::Activate),
@@ -455,6 +461,25 @@ fn create(c: &mut Ctx, p: &LvPlan) {
                 mkfs(w),
             )
             .after(vec![last]),
+        );
+    }
+    // lvcreate leaves a new LV of a shared VG active exclusively here, holding its lock: let it
+    // go unless a guest of this host uses it, so that the host running its guest can take it.
+    let shared = c.spec.volume_groups.get(vgname).is_some_and(|v| v.shared);
+    let used_here = c
+        .spec
+        .vms
+        .values()
+        .any(|vm| vm.disks.iter().any(|d| d.lv.value == *key));
+    if shared && !used_here {
+        c.add(
+            Op::run(
+                OpId::new(59, Address::lv_key(key), Verb::Lock("release".into())),
+                res,
+                format!("release {key} (no guest of this host uses it; its host activates it)"),
+                vec![s("lvchange"), s("--quiet"), s("-an"), key.clone()],
+            )
+            .after(vec![last.clone()]),
         );
     }
     if lv.prevent_destroy {

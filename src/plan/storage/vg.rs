@@ -134,6 +134,15 @@ fn physical_volumes(
             .cloned()
             .into_iter()
             .collect();
+        if vg.shared {
+            // `vgcreate --shared` makes the PV itself: a `pvcreate` with `use_lvmlockd = 1`
+            // needs the global lock, which no shared VG holds before the first one exists
+            // ("Global lock failed: check that global lockspace is started").
+            pv_ops.extend(after);
+            new_pvs.push(path);
+            continue;
+        }
+        let after: Vec<OpId> = after.into_iter().chain(global_lock(c)).collect();
         let id = c.add(
             Op::run(
                 OpId::new(30, Address::Pv(pv.to_string()), Verb::Create),
@@ -163,6 +172,27 @@ fn group(
 ) -> Option<Vec<OpId>> {
     let mut after_vg: Vec<OpId> = Vec::new();
     match exists.then_some(()) {
+        Some(_) if vg.shared && !c.facts.lvm.lockd => {
+            c.refuse(
+                res,
+                "a shared VG's LVs are reached through lvmlockd, which is not running on this host",
+                "start the lock manager and lvmlockd (`systemctl start sanlock lvmlockd`, with `use_lvmlockd = 1` in lvm.conf and this host's `host_id` in lvmlocal.conf), then plan again",
+            );
+            return None;
+        }
+        Some(_) if vg.shared && !c.facts.lvm.lockspaces.contains(vgname.value.as_str()) => {
+            let id = c.add(
+                Op::run(
+                    lock_start(vgname),
+                    res,
+                    format!("start the lockspace of {vgname} on this host (sanlock joins with this host's host_id; 20 s or more)"),
+                    vec![s("vgchange"), s("--lock-start"), vgname.value.clone()],
+                )
+                .after(pv_ops),
+            );
+            after_vg.push(id);
+            c.change(res, Action::Update, "lockspace not started on this host");
+        }
         Some(_) if new_pvs.is_empty() && protect => {
             c.change(res, Action::Update, "prevent-destroy: tagged on the host")
         }
@@ -192,6 +222,17 @@ fn group(
                 );
                 return None;
             }
+            if vg.shared
+                && let Some(init) = c.spec.init_host(&vgname.value)
+                && init != c.spec.host.value
+            {
+                c.refuse(
+                    res,
+                    format!("shared VG {vgname} does not exist yet, and {init} creates it (the cluster's init host), not {}", c.spec.host.value),
+                    format!("apply {init}'s spec first; this host then starts the VG's lockspace and uses it"),
+                );
+                return None;
+            }
             let mut argv = vec![s("vgcreate"), s("--quiet")];
             if vg.shared {
                 argv.push(s("--shared"));
@@ -202,6 +243,10 @@ fn group(
             }
             argv.push(vgname.value.clone());
             argv.extend(new_pvs.iter().cloned());
+            let mut pv_ops = pv_ops;
+            if !vg.shared {
+                pv_ops.extend(global_lock(c));
+            }
             let id = c.add(
                 Op::run(
                     OpId::new(40, Address::Vg(vgname.to_string()), Verb::Create),
@@ -217,6 +262,42 @@ fn group(
         }
     }
     Some(after_vg)
+}
+
+/// The op that starts a shared VG's lockspace on this host.
+fn lock_start(vgname: &Name) -> OpId {
+    OpId::new(
+        40,
+        Address::Vg(vgname.to_string()),
+        Verb::Lock("start".into()),
+    )
+}
+
+/// Where lvmlockd runs, a new PV or VG needs LVM's global lock, which lives in a shared VG's
+/// lockspace: the ops of this plan that create a shared VG here or start its lockspace.
+fn global_lock(c: &Ctx) -> Vec<OpId> {
+    if !c.facts.lvm.lockd {
+        return Vec::new();
+    }
+    c.spec
+        .volume_groups
+        .iter()
+        .filter(|(_, v)| v.shared && v.state == Presence::Present)
+        .filter_map(|(name, _)| match c.facts.lvm.vgs.get(name.value.as_str()) {
+            Some(_) if !c.facts.lvm.lockspaces.contains(name.value.as_str()) => {
+                Some(lock_start(name))
+            }
+            Some(_) => None,
+            None if c
+                .spec
+                .init_host(&name.value)
+                .is_none_or(|h| h == c.spec.host.value) =>
+            {
+                Some(OpId::new(40, Address::Vg(name.to_string()), Verb::Create))
+            }
+            None => None,
+        })
+        .collect()
 }
 
 /// A VG on an array this plan assembles: it, its LVs and snapshots are announced as deferred.
