@@ -218,6 +218,10 @@ struct Sched {
     taken: Vec<bool>,
     pending: usize,
     completed: usize,
+    /// Classes of operations that run one at a time ([`Op::one_at_a_time`]) with one running.
+    busy: BTreeSet<&'static str>,
+    /// Ready operations held back while their class is busy, in plan order.
+    held: BTreeSet<usize>,
 }
 
 fn run_graph(
@@ -264,7 +268,10 @@ fn run_graph(
         taken: vec![false; total],
         pending: total,
         completed: 0,
+        busy: BTreeSet::new(),
+        held: BTreeSet::new(),
     });
+    let class: Vec<Option<&'static str>> = plan.ops.iter().map(Op::one_at_a_time).collect();
     let wake = Condvar::new();
     let report = Mutex::new(report);
     let result = Mutex::new(Outcome::default());
@@ -284,6 +291,7 @@ fn run_graph(
             st.taken[i] = true;
             st.broken[i] = true;
             st.ready.remove(&i);
+            st.held.remove(&i);
             st.pending -= 1;
             let because = deps[i]
                 .iter()
@@ -314,7 +322,22 @@ fn run_graph(
                         if crate::interrupt::requested().is_some() {
                             break None;
                         }
-                        if let Some(i) = st.ready.pop_first() {
+                        let mut found = None;
+                        while let Some(i) = st.ready.pop_first() {
+                            match class[i] {
+                                Some(c) if st.busy.contains(c) => {
+                                    st.held.insert(i);
+                                }
+                                c => {
+                                    if let Some(c) = c {
+                                        st.busy.insert(c);
+                                    }
+                                    found = Some(i);
+                                    break;
+                                }
+                            }
+                        }
+                        if let Some(i) = found {
                             st.taken[i] = true;
                             break Some(i);
                         }
@@ -353,6 +376,20 @@ fn run_graph(
                     st.pending -= 1;
                     st.completed += 1;
                     let n = st.completed;
+                    if let Some(c) = class[i] {
+                        // Its class is free: what waited for it is ready again.
+                        st.busy.remove(c);
+                        let back: Vec<usize> = st
+                            .held
+                            .iter()
+                            .copied()
+                            .filter(|&j| class[j] == Some(c))
+                            .collect();
+                        for j in back {
+                            st.held.remove(&j);
+                            st.ready.insert(j);
+                        }
+                    }
                     match res {
                         Ok(()) => {
                             for &j in &dependents[i] {
@@ -771,6 +808,99 @@ mod tests {
         let pos = |x: &str| ran.iter().position(|r| r == x).unwrap();
         assert!(pos("cmd d") < pos("cmd e"));
         assert!(!ran.contains(&"cmd b".to_string()));
+    }
+
+    /// Counts the commands running at once, for each kind (`xl` or anything else), and keeps
+    /// the most seen; `xl create bad` fails. Each command lasts long enough for the scheduler
+    /// to start another beside it if it would.
+    struct Overlap {
+        now: Mutex<(usize, usize)>,
+        most: Mutex<(usize, usize)>,
+    }
+
+    impl Runner for Overlap {
+        fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
+            let xl = argv.first() == Some(&"xl");
+            {
+                let mut n = self.now.lock().unwrap();
+                let mut m = self.most.lock().unwrap();
+                if xl {
+                    n.0 += 1;
+                    m.0 = m.0.max(n.0);
+                } else {
+                    n.1 += 1;
+                    m.1 = m.1.max(n.1);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(30));
+            {
+                let mut n = self.now.lock().unwrap();
+                if xl { n.0 -= 1 } else { n.1 -= 1 }
+            }
+            let status = if argv == ["xl", "create", "bad"] {
+                3
+            } else {
+                0
+            };
+            Ok(Output {
+                status,
+                stdout: String::new(),
+                stderr: String::new(),
+            })
+        }
+        fn read(&self, _: &str) -> Option<String> {
+            None
+        }
+        fn list(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn resolve_link(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+
+    /// Xen's hotplug runs one at a time whatever the parallelism, other operations still side
+    /// by side; a create that fails holds back nothing but what depends on it.
+    #[test]
+    fn xen_hotplug_runs_one_at_a_time_and_a_failure_skips_only_its_dependents() {
+        let xl = |name: &str, verb: &str, after: &[&str]| {
+            let mut o = op(name, after, false);
+            o.effect = Effect::run(vec!["xl".into(), verb.into(), name.into()]);
+            o
+        };
+        let plan = Plan {
+            ops: vec![
+                xl("bad", "create", &[]),
+                xl("g1", "create", &[]),
+                xl("g2", "block-attach", &[]),
+                xl("g3", "create", &[]),
+                op("after-bad", &["bad"], false),
+                op("m1", &[], false),
+                op("m2", &[], false),
+                op("m3", &[], false),
+            ],
+            ..Plan::default()
+        };
+        let r = Overlap {
+            now: Mutex::new((0, 0)),
+            most: Mutex::new((0, 0)),
+        };
+        let out = execute(&plan, &r, 4, &mut |_| {});
+        let most = *r.most.lock().unwrap();
+        assert_eq!(most.0, 1, "xl hotplug ran side by side");
+        assert!(most.1 >= 2, "the other operations ran one by one: {most:?}");
+        assert_eq!(out.failed.len(), 1);
+        assert_eq!(out.skipped, ["01:after-bad:up"]);
+        let mut done = out.done.clone();
+        done.sort();
+        assert_eq!(
+            done,
+            [
+                "01:g1:up", "01:g2:up", "01:g3:up", "01:m1:up", "01:m2:up", "01:m3:up"
+            ]
+        );
+        assert!(plan.ops[0].one_at_a_time().is_some());
+        assert!(plan.ops[5].one_at_a_time().is_none());
     }
 
     /// One run at a time follows the plan's order; an operation with two dependencies is

@@ -26,12 +26,13 @@ pub struct Args {
     #[arg(long, default_value = "8GiB", value_parser = parse_size, value_name = "SIZE")]
     pub disk_size: Size,
     /// Guest memory (the whole machine's under Xen, dom0 taking half of it up to 1 GiB);
-    /// 1 GiB by default, 2 GiB under Xen.
+    /// 1 GiB by default; under Xen 2 GiB, or what the scaled Xen guests need.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub memory: Option<Size>,
-    /// Boot a Xen hypervisor with the sandbox as its dom0 (Debian's xen-hypervisor package,
-    /// the toolstack started as Debian starts it); the spec's Xen guests are then applied, not
-    /// left out.
+    /// `xen` boots a Xen hypervisor with the sandbox as its dom0 (Debian's xen-hypervisor
+    /// package, the toolstack started as Debian starts it), and the spec's Xen guests are
+    /// applied; `none` boots the plain kernel and leaves them out. By default: Xen when the
+    /// spec has Xen guests.
     #[arg(long, value_enum, value_name = "HYPERVISOR")]
     pub hypervisor: Option<HypervisorArg>,
     /// Virtual CPUs (1 boots fastest on a busy 2-core machine).
@@ -95,9 +96,12 @@ echo "== second plan (must be empty)"
 /// What `--hypervisor` accepts.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HypervisorArg {
-    // Xen 4.17 from Debian, the sandbox as dom0. (No doc comment: clap would switch the
-    // whole help to its long layout for one documented value.)
+    // Xen 4.17 from Debian, the sandbox as dom0. (No doc comments: clap would switch the
+    // whole help to its long layout for documented values.)
     Xen,
+    // The plain kernel, no hypervisor: Xen guests are left out, and named.
+    #[value(name = "none")]
+    Plain,
 }
 
 fn parse_size(s: &str) -> Result<Size, String> {
@@ -148,7 +152,11 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
     let mut cfg = SandboxConfig::new(loaded.root.clone(), command);
     // hostform itself runs inside from the path it has here, even under /tmp.
     cfg.exe = Some(exe);
-    cfg.xen = args.hypervisor == Some(HypervisorArg::Xen);
+    cfg.xen = match args.hypervisor {
+        Some(HypervisorArg::Xen) => true,
+        Some(HypervisorArg::Plain) => false,
+        None => from_spec::wants_xen(&loaded.spec),
+    };
     from_spec::apply(
         &mut cfg,
         &loaded.spec,
@@ -158,8 +166,18 @@ pub fn run(args: Args, color: ColorChoice) -> i32 {
             default_disk: args.disk_size.0,
         },
     );
+    // A scaled run boots the spec's Xen guests small, from the sandbox's own kernel.
+    if cfg.xen
+        && args.scale > 1
+        && let Err(e) = from_spec::xen_guest_boot(&mut cfg, &loaded.spec)
+    {
+        eprintln!(
+            "sandbox: {e}; nothing was booted (`--hypervisor none` leaves the Xen guests out)"
+        );
+        return EXIT_FAIL;
+    }
     let default_mib = if cfg.xen {
-        sandbox::XEN_DEFAULT_MEMORY_MIB
+        from_spec::xen_memory_mib(&loaded.spec, args.scale)
     } else {
         1024
     };

@@ -89,9 +89,7 @@ pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) 
     cfg.disks = layout(spec, sizing);
     cfg.nics = nics(spec);
     cfg.hostname = hostname(spec);
-    // Under Xen (`--hypervisor xen`, set by the caller) Xen guests are kept. Xen is not
-    // chosen by itself yet: the example specs' guests need more memory than a sandbox has and
-    // boot from LVs that hold no OS, so they are left out unless asked.
+    // Under Xen (chosen by the caller: [`wants_xen`] or `--hypervisor`) Xen guests are kept.
     let out = left_out(spec, cfg.xen);
     // What the spec needs, once the parts the sandbox cannot host are left out.
     cfg.provide = provide(&sandboxed::leave_out(spec, &out));
@@ -107,6 +105,59 @@ pub fn apply(cfg: &mut SandboxConfig, spec: &Spec, path: &Path, sizing: Sizing) 
         cfg.env
             .push((sandboxed::LEAVE_OUT_ENV.to_string(), words.join(",")));
     }
+}
+
+/// Whether a sandbox for `spec` boots Xen when not told: when the spec has Xen guests.
+pub fn wants_xen(spec: &Spec) -> bool {
+    LeftOut::Xen.present(spec)
+}
+
+/// For a scaled Xen sandbox of a spec with Xen guests: the kernel and initramfs they boot
+/// instead of their own ([`sandboxed::XenBoot`]), prepared on the build machine and named to
+/// hostform inside. Nothing for a spec without Xen guests.
+pub fn xen_guest_boot(cfg: &mut SandboxConfig, spec: &Spec) -> Result<(), super::SandboxError> {
+    if !LeftOut::Xen.present(spec) {
+        return Ok(());
+    }
+    let (kernel, ramdisk) = super::xen::sandbox_guest_boot()?;
+    for (k, p) in [
+        (sandboxed::XEN_KERNEL_ENV, kernel),
+        (sandboxed::XEN_RAMDISK_ENV, ramdisk),
+    ] {
+        cfg.env
+            .push((k.to_string(), p.to_string_lossy().into_owned()));
+    }
+    Ok(())
+}
+
+/// The memory of a Xen sandbox for `spec` scaled by `scale`: dom0's share, the spec's Xen
+/// guests as the sandbox runs them (their memory scaled, at least
+/// [`sandboxed::XEN_GUEST_MIN_MEMORY`] each, plus Xen's own per-domain overhead) and some
+/// slack; never less than [`super::xen::DEFAULT_MEMORY_MIB`]. Unscaled, the guests keep their
+/// memory and the caller sizes the machine (`--memory`).
+pub fn xen_memory_mib(spec: &Spec, scale: u64) -> u32 {
+    const OVERHEAD_MIB: u64 = 16;
+    const SLACK_MIB: u64 = 128;
+    let default = super::xen::DEFAULT_MEMORY_MIB;
+    if scale <= 1 {
+        return default;
+    }
+    let guests: u64 = spec
+        .vms
+        .values()
+        .filter(|v| {
+            v.hypervisor
+                .as_ref()
+                .is_some_and(|h| h.value == Hypervisor::Xen)
+        })
+        .map(|v| {
+            let mem = v.memory.as_ref().map_or(0, |m| m.value.0) / scale;
+            mem.max(sandboxed::XEN_GUEST_MIN_MEMORY).div_ceil(MIB) + OVERHEAD_MIB
+        })
+        .sum();
+    let dom0 = u64::from(super::xen::dom0_mem_mib(default));
+    let need = (dom0 + guests + SLACK_MIB).min(64 * 1024);
+    (need as u32).max(default)
 }
 
 /// The parts of `spec` this sandbox cannot host, which hostform inside leaves out (and its
@@ -238,6 +289,27 @@ mod tests {
         cfg.xen = true;
         apply(&mut cfg, &plain.spec, Path::new("/t.yaml"), sizing);
         assert_eq!(cfg.provide, vec![Provide::Xen]);
+    }
+
+    /// dom0.yaml's eight Xen guests, scaled: 128 MiB each plus Xen's 16, dom0's 1 GiB and
+    /// the slack; a spec without Xen guests, or unscaled, gets the default.
+    #[test]
+    fn a_xen_sandbox_is_sized_for_its_guests() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let l = crate::spec::load(&root.join("specs/dom0.yaml"), None).expect("dom0 loads");
+        assert!(wants_xen(&l.spec));
+        assert_eq!(l.spec.vms.len(), 8);
+        assert_eq!(xen_memory_mib(&l.spec, 1000), 1024 + 8 * (128 + 16) + 128);
+        assert_eq!(
+            xen_memory_mib(&l.spec, 1),
+            super::super::xen::DEFAULT_MEMORY_MIB
+        );
+        let m = crate::spec::load(&root.join("specs/minimal.yaml"), None).expect("loads");
+        assert!(!wants_xen(&m.spec));
+        assert_eq!(
+            xen_memory_mib(&m.spec, 1000),
+            super::super::xen::DEFAULT_MEMORY_MIB
+        );
     }
 
     #[test]

@@ -175,6 +175,37 @@ pub fn pv_guest_kernel() -> Result<PathBuf, SandboxError> {
     Ok(super::host::pvh_kernel(&k).unwrap_or(k.image))
 }
 
+/// What a scaled Xen sandbox boots its spec's Xen guests from (`crate::spec::sandboxed::XenBoot`):
+/// [`pv_guest_kernel`] and the initramfs that powers off when asked, written once into the
+/// kernel cache (named by its content), where dom0 sees it at the same path.
+pub fn sandbox_guest_boot() -> Result<(PathBuf, PathBuf), SandboxError> {
+    use std::hash::{Hash, Hasher};
+    let kernel = pv_guest_kernel()?;
+    let cpio = pv_guest_initramfs(true)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cpio.hash(&mut h);
+    let dir = Path::new(KERNEL_CACHE_DIR);
+    let path = dir.join(format!("pv-guest-{:016x}.cpio", h.finish()));
+    if fs::read(&path).is_ok_and(|b| b == cpio) {
+        return Ok((kernel, path));
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .recursive(true)
+            .create(dir)
+            .map_err(|e| SandboxError::io("creating", dir, e))?;
+    }
+    let tmp = dir.join(format!(".pv-guest-{}", std::process::id()));
+    fs::write(&tmp, &cpio).map_err(|e| SandboxError::io("writing", &tmp, e))?;
+    fs::rename(&tmp, &path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        SandboxError::io("renaming", &tmp, e)
+    })?;
+    Ok((kernel, path))
+}
+
 /// `/init` of the tiny PV guest: busybox, the API filesystems, a line on its console, then
 /// it idles as PID 1 until the kernel powers it off.
 const PV_INIT: &str = r#"#!/bin/busybox sh

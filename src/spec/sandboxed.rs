@@ -16,10 +16,83 @@ pub const LEAVE_OUT_ENV: &str = "HOSTFORM_SANDBOX_LEAVE_OUT";
 /// the VM). Only that spec is scaled and left out of.
 pub const SPEC_ENV: &str = "HOSTFORM_SANDBOX_SPEC";
 
+/// Set by `hostform sandbox` when it boots Xen for a scaled run: the kernel the spec's Xen
+/// guests boot in the VM instead of their own (an absolute path on the shared root).
+pub const XEN_KERNEL_ENV: &str = "HOSTFORM_SANDBOX_XEN_KERNEL";
+
+/// With [`XEN_KERNEL_ENV`]: the initramfs they boot (a busybox that powers off when asked).
+pub const XEN_RAMDISK_ENV: &str = "HOSTFORM_SANDBOX_XEN_RAMDISK";
+
+/// The command line of a Xen guest booted in the sandbox: the initramfs is the root, the
+/// console the Xen one, and the kernel spends as little of the emulated CPU as it can.
+pub const XEN_GUEST_ARGS: &str = "console=hvc0 rdinit=/init quiet loglevel=3 mitigations=off \
+    cryptomgr.notests random.trust_cpu=on no_timer_check audit=0";
+
+/// The least memory a Xen guest gets in a scaled sandbox: the Debian kernel and its busybox
+/// initramfs boot in it.
+pub const XEN_GUEST_MIN_MEMORY: u64 = 128 * super::units::MIB;
+
+/// How a scaled Xen sandbox runs the spec's Xen guests: their disks are blank LVs (or an
+/// appliance's image with no boot loader of its own), so each boots the sandbox's kernel and
+/// a tiny initramfs, in its memory divided by the scale (at least [`XEN_GUEST_MIN_MEMORY`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XenBoot {
+    pub kernel: String,
+    pub ramdisk: String,
+}
+
+impl XenBoot {
+    fn from_env() -> Option<XenBoot> {
+        let path = |k: &str| {
+            let v = std::env::var(k).ok()?;
+            let p = Path::new(&v);
+            // Only a plain absolute path to a file: it lands in an xl config.
+            let plain = p.is_absolute()
+                && p.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                })
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+            (plain && p.is_file()).then_some(v)
+        };
+        Some(XenBoot {
+            kernel: path(XEN_KERNEL_ENV)?,
+            ramdisk: path(XEN_RAMDISK_ENV)?,
+        })
+    }
+
+    /// Every Xen guest of `spec` booting the sandbox's kernel, its memory scaled by `n`.
+    fn apply(&self, spec: &mut Spec, n: u64) {
+        use super::de::Sp;
+        use super::types::Boot;
+        for vm in spec.vms.values_mut().filter(|v| is_xen(v)) {
+            let span = vm.memory.as_ref().map(|m| m.span).unwrap_or_default();
+            let mem = vm.memory.as_ref().map_or(0, |m| m.value.0);
+            let scaled = (mem / n.max(1))
+                .div_ceil(super::units::MIB)
+                .saturating_mul(super::units::MIB)
+                .max(XEN_GUEST_MIN_MEMORY);
+            vm.memory = Some(Sp::new(super::units::Size(scaled), span));
+            let name = |s: &str| Sp::new(s.to_string(), Default::default());
+            vm.boot = Some(Boot {
+                loader: None,
+                kernel: Some(name(&self.kernel)),
+                ramdisk: Some(name(&self.ramdisk)),
+                root: None,
+                args: Some(name(XEN_GUEST_ARGS)),
+                firmware: None,
+            });
+        }
+    }
+}
+
 /// A part of a spec the sandbox cannot host yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LeftOut {
-    /// Xen guests, when the sandbox boots no Xen hypervisor (without `--hypervisor xen`).
+    /// Xen guests, when the sandbox boots no Xen hypervisor (`--hypervisor none`).
     Xen,
     /// Shared VGs, their LVs and the guests on them: the sandbox runs no lvmlockd and
     /// sanlock yet.
@@ -48,7 +121,7 @@ impl LeftOut {
     /// What is left out, and what it waits for.
     pub fn describe(self) -> &'static str {
         match self {
-            LeftOut::Xen => "Xen guests (booted under Xen only with `--hypervisor xen`)",
+            LeftOut::Xen => "Xen guests (the sandbox boots no Xen with `--hypervisor none`)",
             LeftOut::SharedVg => {
                 "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
             }
@@ -122,6 +195,8 @@ pub fn leave_out(spec: &Spec, parts: &[LeftOut]) -> Spec {
 pub struct Sandboxed {
     pub scale: Option<u64>,
     pub leave_out: Vec<LeftOut>,
+    /// In a scaled Xen sandbox: what the Xen guests boot ([`XenBoot`]).
+    pub xen_boot: Option<XenBoot>,
 }
 
 impl Sandboxed {
@@ -147,6 +222,7 @@ impl Sandboxed {
             return Sandboxed {
                 scale: None,
                 leave_out: boot,
+                xen_boot: None,
             };
         }
         let mut leave_out: Vec<LeftOut> = std::env::var(LEAVE_OUT_ENV)
@@ -157,9 +233,13 @@ impl Sandboxed {
             .collect();
         leave_out.sort();
         leave_out.dedup();
+        let scale = scale::from_env();
         Sandboxed {
-            scale: scale::from_env(),
+            scale,
             leave_out,
+            // Only a scaled run boots its own kernel in place of the guests': with
+            // `--scale 1` the spec runs as written.
+            xen_boot: scale.and_then(|_| XenBoot::from_env()),
         }
     }
 
@@ -184,6 +264,15 @@ impl Sandboxed {
                     .iter()
                     .map(|l| format!("left out: {}", l.describe())),
             );
+        }
+        if let (Some(boot), Some(n)) = (&self.xen_boot, self.scale)
+            && spec.vms.values().any(is_xen)
+        {
+            boot.apply(&mut spec, n);
+            notes.push(format!(
+                    "Xen guests boot the sandbox's kernel and a busybox initramfs, memory divided by {n} (at least {} MiB): their disks hold no OS",
+                    XEN_GUEST_MIN_MEMORY / super::units::MIB
+                ));
         }
         // No KVM in the sandbox (its guests are emulated, `domain-type: qemu`).
         let libvirt_guests = spec.vms.values().any(|v| {
@@ -264,14 +353,93 @@ mod tests {
         let sb = Sandboxed {
             scale: Some(1000),
             leave_out: vec![LeftOut::Xen, LeftOut::SharedVg],
+            xen_boot: None,
         };
         let (_, label) = sb.apply(load("specs/dom0.yaml"), "specs/dom0.yaml".into());
         assert_eq!(
             label,
-            "specs/dom0.yaml (sandbox: capacities divided by 1000; left out: Xen guests (booted under Xen only with `--hypervisor xen`))"
+            "specs/dom0.yaml (sandbox: capacities divided by 1000; left out: Xen guests (the sandbox boots no Xen with `--hypervisor none`))"
         );
         let (_, label) = Sandboxed::default().apply(load("specs/minimal.yaml"), "m".into());
         assert_eq!(label, "m");
+    }
+
+    /// A scaled Xen sandbox runs every Xen guest of dom0.yaml from its own kernel, in its
+    /// memory divided (at least the floor), keeping disks, NICs and dependencies; the label
+    /// says so, and the spec it makes is still valid. Unscaled, nothing changes.
+    #[test]
+    fn in_a_scaled_xen_sandbox_xen_guests_boot_the_sandbox_kernel() {
+        let boot = XenBoot {
+            kernel: "/var/tmp/hostform-sandbox-cache/vmlinux-6.1".into(),
+            ramdisk: "/var/tmp/hostform-sandbox-cache/pv-guest-0123.cpio".into(),
+        };
+        let s = load("specs/dom0.yaml");
+        let sb = Sandboxed {
+            scale: Some(1000),
+            leave_out: vec![LeftOut::Bootloader],
+            xen_boot: Some(boot.clone()),
+        };
+        let (t, label) = sb.apply(s.clone(), "specs/dom0.yaml".into());
+        assert!(
+            label.contains("Xen guests boot the sandbox's kernel and a busybox initramfs, memory divided by 1000 (at least 128 MiB)"),
+            "{label}"
+        );
+        assert_eq!(t.vms.len(), s.vms.len());
+        for (name, vm) in &t.vms {
+            let b = vm.boot.as_ref().expect("boot");
+            assert_eq!(b.loader, None, "{name}");
+            assert_eq!(b.kernel.as_ref().unwrap().value, boot.kernel);
+            assert_eq!(b.ramdisk.as_ref().unwrap().value, boot.ramdisk);
+            assert!(b.args.as_ref().unwrap().value.contains("rdinit=/init"));
+            assert_eq!(vm.memory.as_ref().unwrap().value.0, XEN_GUEST_MIN_MEMORY);
+            let was = &s.vms[name.value.as_str()];
+            assert_eq!(vm.disks.len(), was.disks.len());
+            assert_eq!(vm.nics.len(), was.nics.len());
+            assert_eq!(vm.depends_on, was.depends_on);
+            assert_eq!(vm.vcpus, was.vcpus);
+        }
+        assert!(
+            crate::spec::validate::validate(&t, &Default::default())
+                .iter()
+                .all(|d| !d.is_error())
+        );
+        // A large guest keeps its memory divided, above the floor.
+        let mut big = s.clone();
+        big.vms.values_mut().next().unwrap().memory = Some(super::super::de::Sp::new(
+            super::super::units::Size(512 << 30),
+            Default::default(),
+        ));
+        let (t, _) = sb.apply(big, "b".into());
+        assert_eq!(
+            t.vms
+                .values()
+                .next()
+                .unwrap()
+                .memory
+                .as_ref()
+                .unwrap()
+                .value
+                .0,
+            (512u64 << 30) / 1000 / super::super::units::MIB * super::super::units::MIB
+                + super::super::units::MIB
+        );
+        // Unscaled (`--scale 1`): the guests run as written.
+        let as_written = Sandboxed {
+            scale: None,
+            leave_out: vec![],
+            xen_boot: Some(boot),
+        };
+        let (t, label) = as_written.apply(s.clone(), "s".into());
+        assert_eq!(label, "s");
+        for (name, vm) in &t.vms {
+            assert_eq!(
+                vm.boot.as_ref().and_then(|b| b.loader),
+                s.vms[name.value.as_str()]
+                    .boot
+                    .as_ref()
+                    .and_then(|b| b.loader)
+            );
+        }
     }
 
     #[test]

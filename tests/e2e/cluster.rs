@@ -20,12 +20,24 @@ use crate::common::*;
 fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
     let Some(_vm) = vm_alone() else { return };
     let work = tempfile::tempdir().expect("tempdir");
-    let specs = root().join("tests/specs/e2e/cluster");
+    // The specs and the script, copied into the workdir both VMs share at its own path: a
+    // checkout under /tmp is hidden inside by the VM's own /tmp.
+    let specs = work.path().join("specs");
+    std::fs::create_dir(&specs).expect("specs dir");
+    for e in std::fs::read_dir(root().join("tests/specs/e2e/cluster")).expect("cluster specs") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), specs.join(e.file_name())).expect("copy a spec");
+    }
+    std::fs::copy(
+        root().join("scripts/sandbox/libvirt-up.sh"),
+        work.path().join("libvirt-up.sh"),
+    )
+    .expect("copy libvirt-up.sh");
     let h = env!("CARGO_BIN_EXE_hostform");
     let a = format!(
         r#"set -u
 W={w}; S={s}; H={h}
-bash {r}/scripts/sandbox/libvirt-up.sh
+bash $W/libvirt-up.sh
 $H apply $S/kvm1.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm1.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
 echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
@@ -35,7 +47,6 @@ until [ -e $W/b.done ]; do sleep 0.2; done
 "#,
         w = work.path().display(),
         s = specs.display(),
-        r = root().display(),
     );
     let b = format!(
         r#"set -u
@@ -46,14 +57,13 @@ echo ==PLAN==; $H plan $S/kvm2.yaml 2>&1; echo ==/PLAN==
 $H apply $S/kvm2.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm2.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
 echo vgs=$(vgs --noheadings -o vg_name,vg_attr vgshared 2>/dev/null | tr -s ' ')
-bash {r}/scripts/sandbox/libvirt-up.sh
+bash $W/libvirt-up.sh
 echo ==WEB==; $H apply $S/kvm2-web.yaml --auto-approve 2>&1; echo web-rc=$?; echo ==/WEB==
 echo web-state=$(virsh -c qemu:///system domstate web 2>&1)
 touch $W/b.done
 "#,
         w = work.path().display(),
         s = specs.display(),
-        r = root().display(),
     );
     let member = |name: &str, id: u16, script: String| {
         let mut cfg = SandboxConfig::new(root(), vec!["bash".into(), "-c".into(), script]);
@@ -75,8 +85,8 @@ touch $W/b.done
         size_bytes: 1 << 30,
         by_id_aliases: Vec::new(),
     };
-    // The hosts take turns through files in a writable workdir both VMs share; the repository
-    // (specs, scripts) is reached read-only through the root share.
+    // The hosts take turns through files in a writable workdir both VMs share, which also
+    // holds the specs and the script.
     for m in [&mut ma, &mut mb] {
         m.cfg.workdir = work.path().to_path_buf();
         m.cfg.workdir_writable = true;

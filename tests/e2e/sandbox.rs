@@ -335,10 +335,7 @@ fn ctrl_c_stops_qemu_and_removes_temporary_files() {
 /// parts the sandbox leaves out of it (and says so). Each has its own test below, so that the
 /// tier runs them side by side.
 const EXAMPLES: &[(&str, &[&str])] = &[
-    (
-        "dom0.yaml",
-        &["Xen guests (booted under Xen only with `--hypervisor xen`)"],
-    ),
+    ("dom0.yaml", &[]),
     (
         "kvm1.yaml",
         &["shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"],
