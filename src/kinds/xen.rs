@@ -424,6 +424,18 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // Dying: g2 destroyed while dom0 still maps one of its pages. `xl list` shows it as
+        // `(null)` in state `--p--d`; `xl list -l` leaves it out (and says on stderr that it
+        // cannot read its configuration), and `xl domid g2` no longer finds it: the guest is
+        // not running, and a new g2 may be created beside the dying domain.
+        assert!(text("xen/list-dying").contains("(null)"));
+        assert!(text("xen/list-long-dying.stderr").contains("Fail to get domain configuration"));
+        assert!(
+            parse_list_long(&text("xen/list-long-dying"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(text("xen/domid-g2-dying.stderr").contains("does not exist"));
         assert!(parse_list_long("{}").is_err());
         assert!(parse_list_long("[{\"domid\": 1}]").is_err());
         assert!(parse_list_long("").is_err());
