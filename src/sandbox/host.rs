@@ -322,6 +322,17 @@ fn visit(
 /// Where decompressed kernels are cached between runs.
 pub const KERNEL_CACHE_DIR: &str = "/var/tmp/hostform-sandbox-cache";
 
+/// [`KERNEL_CACHE_DIR`], created (0755) if it is not there yet.
+pub fn kernel_cache_dir() -> std::io::Result<&'static Path> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = Path::new(KERNEL_CACHE_DIR);
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .recursive(true)
+        .create(dir)?;
+    Ok(dir)
+}
+
 /// Returns an uncompressed `vmlinux` for `kernel` that qemu can boot through
 /// PVH, extracting and caching it on first use. Booting it skips the
 /// in-guest decompression of the bzImage, which takes seconds under TCG.
@@ -344,12 +355,11 @@ pub fn pvh_kernel(kernel: &Kernel) -> Option<PathBuf> {
     if fs::metadata(&cached).is_ok_and(|m| m.is_file() && m.len() > 0) {
         return Some(cached);
     }
-    extract_vmlinux(&kernel.image, dir, &cached).ok()?;
+    extract_vmlinux(&kernel.image, &cached).ok()?;
     Some(cached)
 }
 
-fn extract_vmlinux(bzimage: &Path, dir: &Path, dest: &Path) -> Result<(), String> {
-    use std::os::unix::fs::DirBuilderExt;
+fn extract_vmlinux(bzimage: &Path, dest: &Path) -> Result<(), String> {
     let data = fs::read(bzimage).map_err(|e| e.to_string())?;
     if data.get(0x202..0x206) != Some(b"HdrS".as_slice()) {
         return Err("not a bzImage".into());
@@ -373,11 +383,7 @@ fn extract_vmlinux(bzimage: &Path, dir: &Path, dest: &Path) -> Result<(), String
         return Err("unsupported kernel compression".into());
     };
     let exe = find_exe(tool).ok_or_else(|| format!("{tool} not installed"))?;
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .recursive(true)
-        .create(dir)
-        .map_err(|e| e.to_string())?;
+    let dir = kernel_cache_dir().map_err(|e| e.to_string())?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

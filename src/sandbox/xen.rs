@@ -106,12 +106,11 @@ pub fn hypervisor_elf() -> Result<PathBuf, SandboxError> {
     if fs::metadata(&cached).is_ok_and(|m| m.is_file() && m.len() > 0) {
         return Ok(cached);
     }
-    unpack(&gz, dir, &cached)?;
+    unpack(&gz, &cached)?;
     Ok(cached)
 }
 
-fn unpack(gz: &Path, dir: &Path, dest: &Path) -> Result<(), SandboxError> {
-    use std::os::unix::fs::DirBuilderExt;
+fn unpack(gz: &Path, dest: &Path) -> Result<(), SandboxError> {
     let gzip = find_exe("gzip").ok_or_else(|| SandboxError::Missing {
         what: "gzip".into(),
         searched: super::SYSTEM_DIRS
@@ -120,11 +119,7 @@ fn unpack(gz: &Path, dir: &Path, dest: &Path) -> Result<(), SandboxError> {
             .collect(),
         package: "gzip",
     })?;
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .recursive(true)
-        .create(dir)
-        .map_err(|e| SandboxError::io("creating", dir, e))?;
+    let dir = cache_dir()?;
     let tmp = dir.join(format!(".xen-{}", std::process::id()));
     let result = (|| {
         let input = fs::File::open(gz).map_err(|e| SandboxError::io("opening", gz, e))?;
@@ -159,6 +154,12 @@ fn unpack(gz: &Path, dir: &Path, dest: &Path) -> Result<(), SandboxError> {
     result
 }
 
+/// The kernel cache, created if need be.
+fn cache_dir() -> Result<&'static Path, SandboxError> {
+    super::host::kernel_cache_dir()
+        .map_err(|e| SandboxError::io("creating", Path::new(KERNEL_CACHE_DIR), e))
+}
+
 /// qemu's `-initrd` for multiboot: modules separated by `,` (a `,` inside one doubled), each
 /// a path followed by its command line.
 pub fn multiboot_modules(dom0_kernel: &str, dom0_args: &str, initrd: &str) -> String {
@@ -184,18 +185,10 @@ pub fn sandbox_guest_boot() -> Result<(PathBuf, PathBuf), SandboxError> {
     let cpio = pv_guest_initramfs(true)?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     cpio.hash(&mut h);
-    let dir = Path::new(KERNEL_CACHE_DIR);
+    let dir = cache_dir()?;
     let path = dir.join(format!("pv-guest-{:016x}.cpio", h.finish()));
     if fs::read(&path).is_ok_and(|b| b == cpio) {
         return Ok((kernel, path));
-    }
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .recursive(true)
-            .create(dir)
-            .map_err(|e| SandboxError::io("creating", dir, e))?;
     }
     let tmp = dir.join(format!(".pv-guest-{}", std::process::id()));
     fs::write(&tmp, &cpio).map_err(|e| SandboxError::io("writing", &tmp, e))?;
