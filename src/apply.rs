@@ -224,6 +224,42 @@ struct Sched {
     held: BTreeSet<usize>,
 }
 
+impl Sched {
+    /// Take the first ready operation, in plan order, whose class is not busy (holding back
+    /// those whose class is), and mark its class busy.
+    fn pick(&mut self, class: &[Option<&'static str>]) -> Option<usize> {
+        while let Some(i) = self.ready.pop_first() {
+            match class[i] {
+                Some(c) if self.busy.contains(c) => {
+                    self.held.insert(i);
+                }
+                c => {
+                    self.busy.extend(c);
+                    self.taken[i] = true;
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    /// Operation `i` is over: its class is free again, and what it held back is ready.
+    fn release(&mut self, i: usize, class: &[Option<&'static str>]) {
+        let Some(c) = class[i] else { return };
+        self.busy.remove(c);
+        let back: Vec<usize> = self
+            .held
+            .iter()
+            .copied()
+            .filter(|&j| class[j] == Some(c))
+            .collect();
+        for j in back {
+            self.held.remove(&j);
+            self.ready.insert(j);
+        }
+    }
+}
+
 fn run_graph(
     plan: &Plan,
     r: &dyn Runner,
@@ -322,23 +358,7 @@ fn run_graph(
                         if crate::interrupt::requested().is_some() {
                             break None;
                         }
-                        let mut found = None;
-                        while let Some(i) = st.ready.pop_first() {
-                            match class[i] {
-                                Some(c) if st.busy.contains(c) => {
-                                    st.held.insert(i);
-                                }
-                                c => {
-                                    if let Some(c) = c {
-                                        st.busy.insert(c);
-                                    }
-                                    found = Some(i);
-                                    break;
-                                }
-                            }
-                        }
-                        if let Some(i) = found {
-                            st.taken[i] = true;
+                        if let Some(i) = st.pick(&class) {
                             break Some(i);
                         }
                         if st.pending == 0 {
@@ -376,20 +396,7 @@ fn run_graph(
                     st.pending -= 1;
                     st.completed += 1;
                     let n = st.completed;
-                    if let Some(c) = class[i] {
-                        // Its class is free: what waited for it is ready again.
-                        st.busy.remove(c);
-                        let back: Vec<usize> = st
-                            .held
-                            .iter()
-                            .copied()
-                            .filter(|&j| class[j] == Some(c))
-                            .collect();
-                        for j in back {
-                            st.held.remove(&j);
-                            st.ready.insert(j);
-                        }
-                    }
+                    st.release(i, &class);
                     match res {
                         Ok(()) => {
                             for &j in &dependents[i] {
@@ -544,6 +551,21 @@ mod tests {
     use super::*;
     use crate::runner::Output;
 
+    /// The host reads of a runner that stands in only for commands: it reads nothing.
+    macro_rules! reads_nothing {
+        () => {
+            fn read(&self, _: &str) -> Option<String> {
+                None
+            }
+            fn list(&self, _: &str) -> Vec<String> {
+                Vec::new()
+            }
+            fn resolve_link(&self, _: &str) -> Option<String> {
+                None
+            }
+        };
+    }
+
     /// Runs nothing: records argv and fails the commands named in `fail`. It stands in for the
     /// host only to test the executor's control flow; no tool output is imitated.
     struct Script {
@@ -570,15 +592,7 @@ mod tests {
                 },
             })
         }
-        fn read(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn list(&self, _: &str) -> Vec<String> {
-            Vec::new()
-        }
-        fn resolve_link(&self, _: &str) -> Option<String> {
-            None
-        }
+        reads_nothing!();
     }
 
     /// A test operation: `01:NAME:up`, running `cmd NAME`.
@@ -747,15 +761,7 @@ mod tests {
                 stderr: String::new(),
             })
         }
-        fn read(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn list(&self, _: &str) -> Vec<String> {
-            Vec::new()
-        }
-        fn resolve_link(&self, _: &str) -> Option<String> {
-            None
-        }
+        reads_nothing!();
     }
 
     #[test]
@@ -810,12 +816,14 @@ mod tests {
         assert!(!ran.contains(&"cmd b".to_string()));
     }
 
-    /// Counts the commands running at once, for each kind (`xl` or anything else), and keeps
-    /// the most seen; `xl create bad` fails. Each command lasts long enough for the scheduler
-    /// to start another beside it if it would.
+    /// Counts the commands running at once, `xl` apart from the rest, and keeps the most seen;
+    /// `xl create bad` fails. An `xl` command lasts long enough for the scheduler to start
+    /// another beside it if it would; any other command waits (up to 5 s) until a second one
+    /// runs beside it, so the test sees side by side for certain when the scheduler allows it.
     struct Overlap {
         now: Mutex<(usize, usize)>,
         most: Mutex<(usize, usize)>,
+        cv: std::sync::Condvar,
     }
 
     impl Runner for Overlap {
@@ -831,8 +839,18 @@ mod tests {
                     n.1 += 1;
                     m.1 = m.1.max(n.1);
                 }
+                self.cv.notify_all();
             }
-            std::thread::sleep(Duration::from_millis(30));
+            if xl {
+                std::thread::sleep(Duration::from_millis(30));
+            } else {
+                let m = self.most.lock().unwrap();
+                drop(
+                    self.cv
+                        .wait_timeout_while(m, Duration::from_secs(5), |m| m.1 < 2)
+                        .unwrap(),
+                );
+            }
             {
                 let mut n = self.now.lock().unwrap();
                 if xl { n.0 -= 1 } else { n.1 -= 1 }
@@ -848,15 +866,7 @@ mod tests {
                 stderr: String::new(),
             })
         }
-        fn read(&self, _: &str) -> Option<String> {
-            None
-        }
-        fn list(&self, _: &str) -> Vec<String> {
-            Vec::new()
-        }
-        fn resolve_link(&self, _: &str) -> Option<String> {
-            None
-        }
+        reads_nothing!();
     }
 
     /// Xen's hotplug runs one at a time whatever the parallelism, other operations still side
@@ -884,6 +894,7 @@ mod tests {
         let r = Overlap {
             now: Mutex::new((0, 0)),
             most: Mutex::new((0, 0)),
+            cv: std::sync::Condvar::new(),
         };
         let out = execute(&plan, &r, 4, &mut |_| {});
         let most = *r.most.lock().unwrap();
