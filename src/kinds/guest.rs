@@ -131,19 +131,41 @@ pub fn classify(current: &GuestConfig, desired: &GuestConfig) -> Vec<(String, Ch
             ));
         }
     }
-    for n in &desired.nics {
-        let seen = current
-            .nics
-            .iter()
-            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac));
-        if !seen {
-            out.push((format!("NIC on {}", n.bridge), ChangeClass::Live));
-        }
+    for (_, n) in added_nics(current, desired) {
+        out.push((format!("NIC on {}", n.bridge), ChangeClass::Live));
     }
     if current.nics.len() > desired.nics.len() {
         out.push(("remove a NIC".into(), ChangeClass::Restart));
     }
     out
+}
+
+/// The spec's NICs the guest does not have yet, with their index in the spec's list. Each
+/// current NIC stands for one wanted NIC only (same bridge, same MAC when the spec gives one),
+/// so a second NIC on a bridge the guest already has a NIC on is still added.
+pub fn added_nics<'a>(
+    current: &GuestConfig,
+    desired: &'a GuestConfig,
+) -> Vec<(usize, &'a GuestNic)> {
+    let mut free: Vec<&GuestNic> = current.nics.iter().collect();
+    // NICs with a MAC claim theirs first, so a MAC-less NIC does not take a MAC'd one's match.
+    let mut order: Vec<usize> = (0..desired.nics.len()).collect();
+    order.sort_by_key(|&i| desired.nics[i].mac.is_none());
+    let mut added = Vec::new();
+    for i in order {
+        let n = &desired.nics[i];
+        match free
+            .iter()
+            .position(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac))
+        {
+            Some(k) => {
+                free.remove(k);
+            }
+            None => added.push((i, n)),
+        }
+    }
+    added.sort_by_key(|&(i, _)| i);
+    added
 }
 
 /// Starting and stopping guests, whatever runs them. Every call is one command through the
@@ -189,6 +211,31 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    /// Each NIC the guest has stands for one wanted NIC: a second NIC on the same bridge is
+    /// added, not taken for the first; a NIC with a MAC is matched by its MAC.
+    #[test]
+    fn a_second_nic_on_the_same_bridge_is_added() {
+        let cur = cfg(64, &[], &["br0"]);
+        let two = cfg(64, &[], &["br0", "br0"]);
+        let added = added_nics(&cur, &two);
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].0, 1);
+        assert_eq!(
+            classify(&cur, &two),
+            [("NIC on br0".to_string(), ChangeClass::Live)]
+        );
+        assert!(added_nics(&two, &two).is_empty());
+        // The spec's MAC'd NIC claims the guest's NIC with that MAC, whatever the order.
+        let mut cur = cfg(64, &[], &["br0"]);
+        cur.nics[0].mac = Some("52:54:00:00:00:01".into());
+        let mut want = cfg(64, &[], &["br0", "br0"]);
+        want.nics[1].mac = Some("52:54:00:00:00:01".into());
+        let added = added_nics(&cur, &want);
+        assert_eq!(added.len(), 1);
+        assert_eq!(added[0].0, 0);
+        assert_eq!(added[0].1.mac, None);
     }
 
     #[test]

@@ -573,9 +573,9 @@ mod tests {
                 OpId::new(
                     72,
                     Address::Guest("g1".into()),
-                    Verb::Attach("nic-br0".into()),
+                    Verb::Attach("nic1-br0".into()),
                 ),
-                "72:guest:g1:attach:nic-br0",
+                "72:guest:g1:attach:nic1-br0",
             ),
             (
                 OpId::new(

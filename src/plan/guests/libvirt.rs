@@ -112,16 +112,9 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, want_cmp: &GuestConfig
         a.after.extend(lv_ops(&g.want));
         c.out.ops.push(a);
     }
-    for n in &want_cmp.nics {
-        if cur
-            .nics
-            .iter()
-            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac))
-        {
-            continue;
-        }
+    for (i, n) in crate::kinds::guest::added_nics(cur, &want_cmp) {
         let a = op(
-            attach(format!("nic-{}", n.bridge)),
+            attach(format!("nic{i}-{}", n.bridge)),
             &g.res,
             format!("attach a NIC on {} to the running {name}", n.bridge),
             c.virsh(&["attach-device", name, "/dev/stdin", "--live"]),

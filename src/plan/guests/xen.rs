@@ -109,14 +109,7 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, config: &OpId) {
         a.after.extend(lv_ops(&g.want));
         c.out.ops.push(a);
     }
-    for n in &g.want.nics {
-        if cur
-            .nics
-            .iter()
-            .any(|c| c.bridge == n.bridge && (n.mac.is_none() || c.mac == n.mac))
-        {
-            continue;
-        }
+    for (i, n) in crate::kinds::guest::added_nics(cur, &g.want) {
         let mut argv = vec![
             "xl".to_string(),
             "network-attach".to_string(),
@@ -124,7 +117,7 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, config: &OpId) {
         ];
         argv.extend(xen::nic_spec(n));
         let mut a = op(
-            attach(format!("nic-{}", n.bridge)),
+            attach(format!("nic{i}-{}", n.bridge)),
             &g.res,
             format!("attach a NIC on {} to the running {name}", n.bridge),
             argv,
