@@ -70,6 +70,12 @@ fn prepare(dir: &Path) {
             "    disks: [{ lv: vg0/srvlan_root, target: xvda }, { lv: vg0/srvlan_extra, target: xvdb }]\n",
         );
     assert_eq!(attach.matches("srvlan_extra").count(), 2);
+    // And a NIC on br0 for it (it has none): `xl network-attach`.
+    let attach = attach.replace(
+        "    depends-on: [firewall, srvnfs]\n",
+        "    nics: [{ bridge: br0 }]\n    depends-on: [firewall, srvnfs]\n",
+    );
+    assert_eq!(attach.matches("nics: [{ bridge: br0 }]").count(), 3);
     std::fs::write(dir.join("grown.yaml"), grown).unwrap();
     // Then a snapshot of srvnfs's data before a risky change, and the roll-back: merged.
     let snap = attach.replace(
@@ -96,7 +102,8 @@ fn prepare(dir: &Path) {
 /// - `start` brings them back in reverse order;
 /// - more memory: the plan says a restart is needed;
 /// - a running guest's LV grown: stop, grow, start, and the file on it survives;
-/// - a disk added to a running guest: `xl block-attach`, the same domain id after;
+/// - a disk and a NIC added to a running guest: `xl block-attach` and `xl network-attach`,
+///   the same domain id after, its new vif a port of br0;
 /// - every guest that starts with the host has its entry in /etc/xen/auto;
 /// - a snapshot, a change, then `state: merged`: refused while the guest runs, merged
 ///   (`lvconvert --merge`) once it is stopped, the data back, the guest started again;
@@ -138,6 +145,8 @@ echo srvlan-id-before=$(xl domid srvlan)
 echo ==ATTACH==; $H apply attach.yaml --auto-approve > /tmp/attach 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:|applied live' /tmp/attach || cat /tmp/attach; echo ==/ATTACH==
 echo srvlan-id-after=$(xl domid srvlan)
 echo srvlan-disks=$(xl block-list srvlan | tail -n +2 | grep -c .)
+echo srvlan-nics=$(xl network-list srvlan | tail -n +2 | grep -c .)
+echo srvlan-vif-on-br0=$(ip -o link show master br0 | grep -c ": vif$(xl domid srvlan)\.0:" || true)
 # A snapshot before a risky change; the change; the roll-back refused while srvnfs runs, then
 # planned and applied with srvnfs stopped: the file is back as it was, srvnfs runs again.
 echo ==SNAP==; $H apply snap.yaml --auto-approve > /tmp/snap 2>&1 || true; grep -E '^\[|Verified|FAILED|refused|apply:' /tmp/snap || cat /tmp/snap; echo ==/SNAP==
@@ -155,7 +164,7 @@ cat > /usr/lib/xen-common/bin/xen-init-list <<HOOK
 exec $H shutdown-order $PWD/$S --format xendomains
 HOOK
 chmod +x /usr/lib/xen-common/bin/xen-init-list
-printf 'XENDOMAINS_SAVE=\nXENDOMAINS_MIGRATE=\nXENDOMAINS_STOP_MAXWAIT=10\nXENDOMAINS_AUTO=/etc/xen/auto\n' >/etc/default/xendomains
+printf 'XENDOMAINS_SAVE=\nXENDOMAINS_MIGRATE=\nXENDOMAINS_STOP_MAXWAIT=2\nXENDOMAINS_AUTO=/etc/xen/auto\n' >/etc/default/xendomains
 echo ==XENDOMAINS==; /etc/init.d/xendomains stop 2>&1 || true; echo ==/XENDOMAINS==
 echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
 "#
@@ -325,6 +334,13 @@ echo running-after-xendomains=$(xl list | tail -n +3 | grep -c . || true)
     };
     assert_eq!(id("srvlan-id-before="), id("srvlan-id-after="), "{out}");
     assert!(out.contains("srvlan-disks=2"), "{out}");
+    // And a NIC: `xl network-attach`, its vif a port of br0.
+    assert!(
+        attach.contains(") attach a NIC on br0 to the running srvlan"),
+        "{attach}"
+    );
+    assert!(out.contains("srvlan-nics=1"), "{out}");
+    assert!(out.contains("srvlan-vif-on-br0=1"), "{out}");
 
     // Snapshot, then the roll-back: refused while srvnfs runs on the origin, applied (and
     // shown) once it is stopped; the data is the snapshot's, srvnfs runs again, nothing left.
