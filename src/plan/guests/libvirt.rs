@@ -112,7 +112,7 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, want_cmp: &GuestConfig
         a.after.extend(lv_ops(&g.want));
         c.out.ops.push(a);
     }
-    for (i, n) in crate::kinds::guest::added_nics(cur, &want_cmp) {
+    for (i, n) in crate::kinds::guest::added_nics(cur, want_cmp) {
         let a = op(
             attach(format!("nic{i}-{}", n.bridge)),
             &g.res,
