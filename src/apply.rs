@@ -79,10 +79,23 @@ fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
         Effect::Run { argv, stdin } => (argv, stdin),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = match r.run_input(&argv, stdin.as_deref()) {
+    let mut out = match r.run_input(&argv, stdin.as_deref()) {
         Ok(o) => o,
         Err(e) => return (Err(e), None),
     };
+    if out.status != 0 && crate::kinds::lvm::lock_start_raced_udev(&argv, &out.stderr) {
+        // The lockspace's device was not made yet: once udev has settled, ask once more.
+        tracing::warn!(
+            target: LOG_TARGET,
+            OP_ID = op.id.as_str(),
+            "lvmlockd did not find the lockspace's device (udev had not made it yet): asking again once udev has settled"
+        );
+        let _ = r.run(&["udevadm", "settle", "--timeout=30"]);
+        out = match r.run_input(&argv, stdin.as_deref()) {
+            Ok(o) => o,
+            Err(e) => return (Err(e), None),
+        };
+    }
     if out.status != 0 {
         let mut stderr = out.stderr.trim().to_string();
         if let Some(held) = held_elsewhere(r, &argv, &stderr) {
@@ -609,6 +622,78 @@ mod tests {
         o.writes_root = root;
         o.after = after.iter().map(|a| id(a)).collect();
         o
+    }
+
+    /// Fails `vgchange --lock-start` with the real stderr of a lock start that raced udev, the
+    /// first `fails` times; everything else succeeds. Records argv.
+    struct LockStart {
+        fails: usize,
+        ran: Mutex<Vec<String>>,
+    }
+
+    impl Runner for LockStart {
+        fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
+            let line = argv.join(" ");
+            let mut ran = self.ran.lock().unwrap();
+            ran.push(line.clone());
+            let tries = ran.iter().filter(|l| l.contains("--lock-start")).count();
+            let fail = argv.contains(&"--lock-start") && tries <= self.fails;
+            Ok(Output {
+                status: if fail { 5 } else { 0 },
+                stdout: String::new(),
+                stderr: if fail {
+                    crate::runner::fixtures::text("cluster-b/vgchange-lock-start-raced.stderr")
+                } else {
+                    String::new()
+                },
+            })
+        }
+        reads_nothing!();
+    }
+
+    /// A lock start that raced udev is asked once more after `udevadm settle`, and only once;
+    /// other failures are not retried.
+    #[test]
+    fn a_lock_start_that_raced_udev_is_retried_once_after_udev_settles() {
+        let start = Op::run(
+            id("vgshared"),
+            "volume group vgshared",
+            "start the lockspace",
+            vec!["vgchange".into(), "--lock-start".into(), "vgshared".into()],
+        );
+        let r = LockStart {
+            fails: 1,
+            ran: Mutex::new(Vec::new()),
+        };
+        let (res, status) = run_op(&r, &start);
+        assert!(res.is_ok(), "{res:?}");
+        assert_eq!(status, Some(0));
+        assert_eq!(
+            *r.ran.lock().unwrap(),
+            [
+                "vgchange --lock-start vgshared",
+                "udevadm settle --timeout=30",
+                "vgchange --lock-start vgshared"
+            ]
+        );
+        // Failing again: reported with lvm2's words, not asked a third time.
+        let r = LockStart {
+            fails: 2,
+            ran: Mutex::new(Vec::new()),
+        };
+        let (res, status) = run_op(&r, &start);
+        assert_eq!(status, Some(5));
+        let e = res.unwrap_err().to_string();
+        assert!(e.contains("invalid parameters for sanlock"), "{e}");
+        assert_eq!(r.ran.lock().unwrap().len(), 3);
+        // Another command failing is not retried.
+        let r = Script {
+            fail: vec!["cmd a"],
+            ran: Mutex::new(Vec::new()),
+        };
+        let (res, _) = run_op(&r, &op("a", &[], false));
+        assert!(res.is_err());
+        assert_eq!(*r.ran.lock().unwrap(), ["cmd a"]);
     }
 
     #[test]

@@ -140,6 +140,21 @@ pub struct Lvm {
 /// lvmlockd's words when another host holds an LV's lock (`lvchange -aey`/`-asy`).
 pub const LOCKED_ELSEWHERE: &str = "LV locked by other host";
 
+/// lvm2's words when lvmlockd refuses to start a sanlock VG's lockspace with EARGS.
+const LOCK_START_EARGS: &str = "start failed: invalid parameters for sanlock";
+
+/// Whether `vgchange --lock-start` failed because it raced udev: lvm2 activates the VG's
+/// hidden `lvmlock` LV and asks lvmlockd to start the lockspace before udev has made
+/// `/dev/mapper/VG-lvmlock`; lvmlockd's `stat` of it fails and lvm2 reports EARGS ("invalid
+/// parameters for sanlock"). Seen in the sandbox when the lock start ran beside a partition
+/// table write (tests/fixtures/cluster-b/ACTIONS.log). Once udev has settled, the same command
+/// succeeds. EARGS for a VG whose lock arguments are really wrong fails again, and is reported.
+pub fn lock_start_raced_udev(argv: &[&str], stderr: &str) -> bool {
+    argv.first() == Some(&"vgchange")
+        && argv.contains(&"--lock-start")
+        && stderr.contains(LOCK_START_EARGS)
+}
+
 /// The host that holds an LV's lease in a sanlock shared VG.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
@@ -507,6 +522,26 @@ mod tests {
                 .join(name),
         )
         .expect("fixture")
+    }
+
+    /// The lock start that raced udev, from the real failure: recognised for `vgchange
+    /// --lock-start` only.
+    #[test]
+    fn a_lock_start_that_raced_udev_is_recognised() {
+        let stderr = fixture("cluster-b", "vgchange-lock-start-raced.stderr");
+        let argv = ["vgchange", "--lock-start", "vgshared"];
+        assert!(lock_start_raced_udev(&argv, &stderr));
+        assert!(!lock_start_raced_udev(
+            &["vgchange", "-ay", "vgshared"],
+            &stderr
+        ));
+        assert!(!lock_start_raced_udev(
+            &argv,
+            &fixture("cluster-b", "lvchange-aey-held.stderr")
+        ));
+        // lvmlockd's own account of it: the lvmlock device was not there yet (ENOENT).
+        let dump = fixture("cluster-b", "lvmlockctl-dump-lock-start-raced");
+        assert!(dump.contains("stat error 2 disk_path /dev/mapper/vgshared-lvmlock"));
     }
 
     #[test]
