@@ -131,11 +131,15 @@ pub fn classify(current: &GuestConfig, desired: &GuestConfig) -> Vec<(String, Ch
             ));
         }
     }
-    for (_, n) in added_nics(current, desired) {
+    let (added, removed) = match_nics(current, desired);
+    for (_, n) in added {
         out.push((format!("NIC on {}", n.bridge), ChangeClass::Live));
     }
-    if current.nics.len() > desired.nics.len() {
-        out.push(("remove a NIC".into(), ChangeClass::Restart));
+    for n in removed {
+        out.push((
+            format!("remove the NIC on {}", n.bridge),
+            ChangeClass::Restart,
+        ));
     }
     out
 }
@@ -147,6 +151,15 @@ pub fn added_nics<'a>(
     current: &GuestConfig,
     desired: &'a GuestConfig,
 ) -> Vec<(usize, &'a GuestNic)> {
+    match_nics(current, desired).0
+}
+
+/// The spec's NICs the guest lacks (with their index in the spec's list), and the guest's
+/// NICs that no wanted NIC claims (a NIC moved to another bridge is one of each).
+fn match_nics<'a, 'c>(
+    current: &'c GuestConfig,
+    desired: &'a GuestConfig,
+) -> (Vec<(usize, &'a GuestNic)>, Vec<&'c GuestNic>) {
     let mut free: Vec<&GuestNic> = current.nics.iter().collect();
     // NICs with a MAC claim theirs first, so a MAC-less NIC does not take a MAC'd one's match.
     let mut order: Vec<usize> = (0..desired.nics.len()).collect();
@@ -165,7 +178,7 @@ pub fn added_nics<'a>(
         }
     }
     added.sort_by_key(|&(i, _)| i);
-    added
+    (added, free)
 }
 
 /// Starting and stopping guests, whatever runs them. Every call is one command through the
@@ -236,6 +249,16 @@ mod tests {
         assert_eq!(added.len(), 1);
         assert_eq!(added[0].0, 0);
         assert_eq!(added[0].1.mac, None);
+        // A NIC moved to another bridge: one added (live), one removed (restart), even though
+        // the count is the same.
+        let moved = classify(&cfg(64, &[], &["br0"]), &cfg(64, &[], &["br1"]));
+        assert_eq!(
+            moved,
+            [
+                ("NIC on br1".to_string(), ChangeClass::Live),
+                ("remove the NIC on br0".to_string(), ChangeClass::Restart)
+            ]
+        );
     }
 
     #[test]
