@@ -372,60 +372,6 @@ fn example_minimal_runs_in_the_sandbox_with_defaults() {
     example("minimal.yaml");
 }
 
-/// The cluster example as a user tries it: `hostform sandbox specs/cluster/kvm1.yaml`, no
-/// flags, boots kvm1 and the peer its cluster names (kvm2) with the shared LUN; kvm1 creates
-/// the shared VG, kvm2 then starts its lockspace, each applies and plans again to nothing, and
-/// nothing is left out. (kvm2's lock start used to fail under load: it raced udev, see
-/// `kinds::lvm::lock_start_raced_udev`.)
-#[test]
-fn example_cluster_runs_in_the_sandbox_with_defaults() {
-    let Some(_vm) = vm() else { return };
-    let o = hostform(&root(), &["sandbox", "specs/cluster/kvm1.yaml"]);
-    let (out, err) = (text(&o.stdout), text(&o.stderr));
-    assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert!(
-        !err.contains("left out") && !out.contains("left out"),
-        "{out}\n{err}"
-    );
-    for host in ["kvm1", "kvm2"] {
-        assert!(
-            err.contains(&format!("sandbox: {host}: command exited with status 0")),
-            "{err}"
-        );
-        let mine: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.strip_prefix(&format!("[{host}] ")))
-            .collect();
-        let second = mine
-            .iter()
-            .position(|l| *l == "== second plan (must be empty)")
-            .unwrap_or_else(|| panic!("{host} planned no second time:\n{out}"));
-        assert!(
-            mine[second..]
-                .iter()
-                .any(|l| l.starts_with("Plan: 0 to create, 0 to change, 0 to replace, 0 to delete")),
-            "{host}:\n{out}"
-        );
-        assert!(
-            mine.iter()
-                .any(|l| l.starts_with("Verified: the host matches the spec")),
-            "{host}:\n{out}"
-        );
-    }
-    let ran = |host: &str, what: &str| {
-        out.lines().any(|l| {
-            l.starts_with(&format!("[{host}] ["))
-                && l.contains(" ok (")
-                && l.contains(&format!(") {what}"))
-        })
-    };
-    assert!(ran("kvm1", "create volume group vgshared"), "{out}");
-    assert!(
-        ran("kvm2", "start the lockspace of vgshared on this host"),
-        "{out}"
-    );
-}
-
 /// An example spec as a new user runs it: `hostform sandbox SPEC` with no flags plans,
 /// applies and plans again to nothing, with no refusal, leaving out only what [`EXAMPLES`]
 /// says the spec waits for, and saying so in every plan's header.
