@@ -112,6 +112,8 @@ pub enum Verb {
     Del(String),
     Define,
     Config,
+    /// Attach a device to a running guest: a disk by its target (`attach:xvdb`), a NIC by
+    /// [`Verb::attach_nic`] (`attach:nic0-br0`).
     Attach(String),
     Autostart,
     /// Merge a snapshot back into its origin (the origin LV's id).
@@ -131,6 +133,12 @@ pub enum Verb {
 }
 
 impl Verb {
+    /// Attach the spec's NIC number `index` (its place in the guest's `nics`) on `bridge`:
+    /// unique even when two NICs go on one bridge.
+    pub fn attach_nic(index: usize, bridge: &str) -> Verb {
+        Verb::Attach(format!("nic{index}-{bridge}"))
+    }
+
     fn word(&self) -> (&'static str, Option<&str>) {
         match self {
             Verb::Create => ("create", None),
@@ -570,11 +578,7 @@ mod tests {
                 "66:file:/etc/network/interfaces.d/br0",
             ),
             (
-                OpId::new(
-                    72,
-                    Address::Guest("g1".into()),
-                    Verb::Attach("nic1-br0".into()),
-                ),
+                OpId::new(72, Address::Guest("g1".into()), Verb::attach_nic(1, "br0")),
                 "72:guest:g1:attach:nic1-br0",
             ),
             (

@@ -95,14 +95,13 @@ pub(super) fn configure(c: &mut Ctx, g: &Guest, f: &mut Findings) -> Option<OpId
 fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, want_cmp: &GuestConfig) {
     let name = g.name;
     let define = || OpId::new(71, Address::Guest(name.to_string()), Verb::Define);
-    let attach =
-        |target: String| OpId::new(72, Address::Guest(name.to_string()), Verb::Attach(target));
+    let attach = |verb: Verb| OpId::new(72, Address::Guest(name.to_string()), verb);
     for d in &want_cmp.disks {
         if cur.disks.iter().any(|c| c.target == d.target) {
             continue;
         }
         let a = op(
-            attach(d.target.to_string()),
+            attach(Verb::Attach(d.target.to_string())),
             &g.res,
             format!("attach {} to the running {name} as {}", d.source, d.target),
             c.virsh(&["attach-device", name, "/dev/stdin", "--live"]),
@@ -114,7 +113,7 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, want_cmp: &GuestConfig
     }
     for (i, n) in crate::kinds::guest::added_nics(cur, want_cmp) {
         let a = op(
-            attach(format!("nic{i}-{}", n.bridge)),
+            attach(Verb::attach_nic(i, &n.bridge)),
             &g.res,
             format!("attach a NIC on {} to the running {name}", n.bridge),
             c.virsh(&["attach-device", name, "/dev/stdin", "--live"]),

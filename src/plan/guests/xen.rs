@@ -88,14 +88,13 @@ pub(super) fn configure(c: &mut Ctx, g: &Guest, f: &mut Findings) -> Result<Opti
 /// for them.
 fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, config: &OpId) {
     let name = g.name;
-    let attach =
-        |target: String| OpId::new(72, Address::Guest(name.to_string()), Verb::Attach(target));
+    let attach = |verb: Verb| OpId::new(72, Address::Guest(name.to_string()), verb);
     for d in &g.want.disks {
         if cur.disks.iter().any(|c| c.target == d.target) {
             continue;
         }
         let mut a = op(
-            attach(d.target.clone()),
+            attach(Verb::Attach(d.target.clone())),
             &g.res,
             format!("attach {} to the running {name} as {}", d.source, d.target),
             vec![
@@ -117,7 +116,7 @@ fn attach_live(c: &mut Ctx, g: &Guest, cur: &GuestConfig, config: &OpId) {
         ];
         argv.extend(xen::nic_spec(n));
         let mut a = op(
-            attach(format!("nic{i}-{}", n.bridge)),
+            attach(Verb::attach_nic(i, &n.bridge)),
             &g.res,
             format!("attach a NIC on {} to the running {name}", n.bridge),
             argv,
