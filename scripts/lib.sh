@@ -12,7 +12,7 @@ HOSTFORM_E2E_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64 busybox-static c
   mdadm lvm2 thin-provisioning-tools fdisk e2fsprogs xfsprogs dosfstools iproute2 util-linux
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients systemd iputils-ping bridge-utils
   man-db bash-completion lintian grub-pc-bin grub2-common xen-hypervisor-4.17-amd64
-  xen-utils-4.17 lvm2-lockd sanlock)
+  xen-utils-4.17 lvm2-lockd sanlock openssh-server openssh-client)
 
 # Messages go to stderr, coloured only when it is a terminal and NO_COLOR is unset or empty
 # (https://no-color.org): a CI log or a file gets plain text.
@@ -41,6 +41,12 @@ install_missing() {
     return 0
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # The daemons among these (libvirtd, sanlock, sshd) run only inside the test VMs, started
+  # there by the tests: Debian's policy-rc.d hook keeps their packages from starting them here.
+  local policy=/usr/sbin/policy-rc.d own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
   # Old package lists may name versions the mirror no longer has: update first.
   apt-get update -qq >/dev/null || true
   # A second pass: installing one package can remove another of the list that conflicts with
@@ -51,8 +57,10 @@ install_missing() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
       loud "apt-get could not install: ${missing[*]}"
     mapfile -t missing < <(not_installed "$@")
-    [ ${#missing[@]} -eq 0 ] && return 0
+    [ ${#missing[@]} -eq 0 ] && break
   done
+  [ -n "$own_policy" ] && rm -f "$policy"
+  [ ${#missing[@]} -eq 0 ] && return 0
   loud "still not installed after apt-get: ${missing[*]}"
 }
 

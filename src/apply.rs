@@ -67,7 +67,7 @@ fn held_elsewhere(r: &dyn Runner, argv: &[&str], stderr: &str) -> Option<String>
         None => "another host (its lease could not be read)".to_string(),
     };
     Some(format!(
-        "hostform: {vg}/{lv} is held by {who}: lvmlockd refuses to activate it here while that host holds it. Stop or move its guest there first; a guest never runs on two hosts at once"
+        "hostform: {vg}/{lv} is held by {who}: lvmlockd refuses to activate it here while that host holds it. Apply that host's spec (once the guest's `runs-on` names this host, its plan moves the guest here), or stop the guest there; a guest never runs on two hosts at once"
     ))
 }
 

@@ -119,6 +119,19 @@ pub enum Verb {
     /// Merge a snapshot back into its origin (the origin LV's id).
     Merge,
     Lock(String),
+    /// Moving a guest to another host of its cluster (`runs-on`): turn this host's exclusive
+    /// lock on an LV into a shared one (`share:VG/LV`), take it shared on the other host
+    /// (`peer-share:VG/LV`), migrate (`migrate:HOST`), deactivate it here
+    /// (`release:VG/LV`), take it exclusively there (`peer-lock:VG/LV`), and there start the
+    /// guest (`peer-start`, a cold move) and mark it to start with the host
+    /// (`peer-autostart`).
+    Share(String),
+    PeerShare(String),
+    Migrate(String),
+    Release(String),
+    PeerLock(String),
+    PeerStart,
+    PeerAutostart,
     Start,
     Destroy,
     Undefine,
@@ -174,6 +187,13 @@ impl Verb {
             Verb::Autostart => ("autostart", None),
             Verb::Merge => ("merge", None),
             Verb::Lock(l) => ("lock", Some(l)),
+            Verb::Share(l) => ("share", Some(l)),
+            Verb::PeerShare(l) => ("peer-share", Some(l)),
+            Verb::Migrate(h) => ("migrate", Some(h)),
+            Verb::Release(l) => ("release", Some(l)),
+            Verb::PeerLock(l) => ("peer-lock", Some(l)),
+            Verb::PeerStart => ("peer-start", None),
+            Verb::PeerAutostart => ("peer-autostart", None),
             Verb::Start => ("start", None),
             Verb::Destroy => ("destroy", None),
             Verb::Undefine => ("undefine", None),
@@ -219,6 +239,13 @@ impl Verb {
             ("autostart", false) => Verb::Autostart,
             ("merge", false) => Verb::Merge,
             ("lock", true) => Verb::Lock(a()?),
+            ("share", true) => Verb::Share(a()?),
+            ("peer-share", true) => Verb::PeerShare(a()?),
+            ("migrate", true) => Verb::Migrate(a()?),
+            ("release", true) => Verb::Release(a()?),
+            ("peer-lock", true) => Verb::PeerLock(a()?),
+            ("peer-start", false) => Verb::PeerStart,
+            ("peer-autostart", false) => Verb::PeerAutostart,
             ("start", false) => Verb::Start,
             ("destroy", false) => Verb::Destroy,
             ("undefine", false) => Verb::Undefine,

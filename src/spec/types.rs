@@ -85,6 +85,12 @@ pub struct Spec {
     /// a file every host's spec includes, with the shared VGs and the guests' placement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<Cluster>,
+    /// The cluster's guests that another host runs (`runs-on`), by name, with that host: left
+    /// out of `vms` by [`Spec::place_guests`], and kept here so that a guest this host still
+    /// has is moved there.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub elsewhere: IndexMap<String, (String, Vm)>,
 }
 
 /// Hosts sharing storage through a shared VG (lvmlockd + sanlock).
@@ -109,6 +115,25 @@ pub struct Cluster {
 pub struct ClusterHost {
     /// The host's sanlock `host_id` (`host_id` in lvmlocal.conf): 1 to 2000, each host its own.
     pub host_id: Sp<u32>,
+    /// Where the other hosts reach it: its address on the cluster's private network (or a name
+    /// that resolves there). A guest moving to it is sent there (`virsh migrate` to
+    /// `qemu+ssh://root@ADDRESS/system`, the memory over `tcp://ADDRESS`), and the moving host
+    /// activates the guest's LVs there over `ssh root@ADDRESS`. Default: the host's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Sp<String>>,
+}
+
+/// How a guest moves to another host of its cluster when its `runs-on` changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Migration {
+    /// `virsh migrate --live`: the guest keeps running while its memory is copied; its LVs
+    /// are active on both hosts (shared) only for the move.
+    #[default]
+    Live,
+    /// Stopped here, started there: for a guest that cannot migrate live. Downtime: from its
+    /// stop until its start on the other host.
+    Cold,
 }
 
 /// The lock manager of a shared VG.
@@ -135,6 +160,16 @@ impl Spec {
             .or_else(|| cl.hosts.keys().next().map(|h| h.value.as_str()))
     }
 
+    /// Where the cluster's host `host` is reached: its `address`, else its name.
+    pub fn host_address(&self, host: &str) -> String {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.hosts.iter().find(|(k, _)| k.value == host))
+            .and_then(|(_, h)| h.address.as_ref())
+            .map(|a| a.value.clone())
+            .unwrap_or_else(|| host.to_string())
+    }
+
     /// The cluster's host whose sanlock host_id is `id`.
     pub fn host_of_id(&self, id: u32) -> Option<&str> {
         self.cluster
@@ -149,6 +184,12 @@ impl Spec {
     /// with every dependency on them; the other hosts' plans own them.
     pub fn place_guests(&mut self) {
         let here = self.host.value.clone();
+        for (name, vm) in &self.vms {
+            if let Some(r) = vm.runs_on.as_ref().filter(|r| r.value != here) {
+                self.elsewhere
+                    .insert(name.value.clone(), (r.value.clone(), vm.clone()));
+            }
+        }
         self.vms
             .retain(|_, vm| vm.runs_on.as_ref().is_none_or(|r| r.value == here));
         let kept: Vec<String> = self.vms.keys().map(|k| k.value.clone()).collect();
@@ -882,6 +923,10 @@ pub struct Vm {
     /// other hosts' plans leave it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runs_on: Option<Name>,
+    /// How the guest moves when its `runs-on` names another host: `live` (the default) or
+    /// `cold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Sp<Migration>>,
     /// How long a clean shutdown may take before `shutdown.on-timeout` applies; overrides
     /// `shutdown.timeout` for this guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

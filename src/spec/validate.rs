@@ -299,6 +299,20 @@ fn cluster(c: &mut Ctx) {
                 ),
             );
         }
+        if let Some(a) = &host.address
+            && a.value.parse::<std::net::IpAddr>().is_err()
+            && names::host(&a.value).is_err()
+        {
+            c.error(
+                "cluster",
+                a.span,
+                format!(
+                    "host `{}`: address `{}` is neither an IP address nor a host name",
+                    h.value, a.value
+                ),
+            )
+            .hint = Some("an IPv4 or IPv6 address, or a name of letters, digits, hyphens and dots (RFC 1123): it reaches ssh's argv and libvirt's URI".into());
+        }
         if let Some(prev) = seen.get(&id) {
             c.error("cluster", host.host_id.span, format!("host-id {id} is used by both `{}` and `{}`", prev.value, h.value))
                 .hint = Some("each host of a cluster needs its own sanlock host_id: two hosts with one id take each other's leases".into());

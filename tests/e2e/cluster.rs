@@ -16,6 +16,18 @@ use crate::common::*;
 /// - kvm1 runs the guest `web` (its LV active exclusively there);
 /// - kvm2 told to run a guest whose LV kvm1 holds: lvmlockd refuses the activation, the guest
 ///   does not start, and hostform's message names kvm1.
+/// The guest's counter (tests/fixtures/counter): LBA 1 of its disk, read past the page cache,
+/// as `HFCN N`.
+const COUNT: &str = r#"count() { dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -c -N 4 | tr -d ' \n'; printf ' '; dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -t u4 -j 4 -N 4 | tr -d ' \n'; }"#;
+
+/// Reads `KEY=N N` lines: the counter after `KEY=HFCN `.
+fn counter(out: &str, key: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=HFCN ")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key}=HFCN N in:\n{out}"))
+}
+
 #[test]
 fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
     let Some(_vm) = vm_alone() else { return };
@@ -28,29 +40,56 @@ fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
         let e = e.expect("entry");
         std::fs::copy(e.path(), specs.join(e.file_name())).expect("copy a spec");
     }
-    std::fs::copy(
-        root().join("scripts/sandbox/libvirt-up.sh"),
-        work.path().join("libvirt-up.sh"),
-    )
-    .expect("copy libvirt-up.sh");
+    // The guest's disk image: the counting boot sector, in a 4 MiB raw image (one extent).
+    let mut img = std::fs::read(root().join("tests/fixtures/counter/counter.bin")).expect("counter.bin");
+    img.resize(4 << 20, 0);
+    std::fs::write(specs.join("counter.img"), img).expect("counter.img");
+    for script in ["libvirt-up.sh", "ssh-up.sh"] {
+        std::fs::copy(root().join("scripts/sandbox").join(script), work.path().join(script))
+            .expect("copy a sandbox script");
+    }
+    // One key pair for both hosts' sshd and root's ssh (as an operator's hosts trust each other).
+    let keys = work.path().join("ssh");
+    std::fs::create_dir(&keys).expect("ssh dir");
+    for (file, comment) in [("host_key", "host"), ("id", "root")] {
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+            .arg(keys.join(file))
+            .status()
+            .expect("ssh-keygen (openssh-client)");
+        assert!(st.success(), "ssh-keygen failed");
+    }
     let h = env!("CARGO_BIN_EXE_hostform");
     let a = format!(
         r#"set -u
 W={w}; S={s}; H={h}
+{count}
 bash $W/libvirt-up.sh
 $H apply $S/kvm1.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm1.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
 echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
 echo web-on-a=$(virsh -c qemu:///system domstate web 2>&1)
+sh $W/ssh-up.sh $W/ssh
 touch $W/a.done
 until [ -e $W/b.done ]; do sleep 0.2; done
+# web placed on kvm2: kvm1's plan moves it there, live.
+echo ==MOVEPLAN==; $H plan $S/kvm1-moved.yaml 2>&1; echo ==/MOVEPLAN==
+echo count-before=$(count)
+$H apply $S/kvm1-moved.yaml --auto-approve > /tmp/move 2>&1; echo move-rc=$?; cat /tmp/move
+$H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan3 2>&1; echo moved-second-plan-rc=$?; cat /tmp/plan3
+echo web-on-a-after=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
+echo active-a-after=$(lvs --noheadings -o lv_active_locally vgshared/web_root | tr -d ' ')
+touch $W/moved
+until [ -e $W/b.end ]; do sleep 0.2; done
 "#,
         w = work.path().display(),
         s = specs.display(),
+        count = COUNT,
     );
     let b = format!(
         r#"set -u
 W={w}; S={s}; H={h}
+{count}
 until [ -e $W/a.done ]; do sleep 0.2; done
 pvscan --cache >/dev/null 2>&1
 echo ==PLAN==; $H plan $S/kvm2.yaml 2>&1; echo ==/PLAN==
@@ -59,18 +98,26 @@ $H plan $S/kvm2.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=
 echo vgs=$(vgs --noheadings -o vg_name,vg_attr vgshared 2>/dev/null | tr -s ' ')
 bash $W/libvirt-up.sh
 echo ==WEB==; $H apply $S/kvm2-web.yaml --auto-approve 2>&1; echo web-rc=$?; echo ==/WEB==
-echo web-state=$(virsh -c qemu:///system domstate web 2>&1)
+echo web-state=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
+sh $W/ssh-up.sh $W/ssh
 touch $W/b.done
+until [ -e $W/moved ]; do sleep 0.2; done
+echo web-on-b=$(virsh -c qemu:///system domstate web 2>&1)
+echo active-b=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo count-after=$(count); sleep 2; echo count-later=$(count)
+$H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan4 2>&1; echo b-moved-plan-rc=$?; cat /tmp/plan4
+touch $W/b.end
 "#,
         w = work.path().display(),
         s = specs.display(),
+        count = COUNT,
     );
     let member = |name: &str, id: u16, script: String| {
         let mut cfg = SandboxConfig::new(root(), vec!["bash".into(), "-c".into(), script]);
         cfg.hostname = name.into();
         cfg.exe = Some(h.into());
         cfg.memory_mib = 768;
-        cfg.timeout = Duration::from_secs(400);
+        cfg.timeout = Duration::from_secs(500);
         Member { cfg, host_id: id }
     };
     let mut ma = member("kvm1", 1, a);
@@ -134,4 +181,41 @@ touch $W/b.done
     );
     assert!(!web.contains("web-rc=0"), "{web}");
     assert!(web.contains("[skipped] start web"), "{web}");
+    // Nothing of it is defined on kvm2: the exclusive lock comes before the definition.
+    assert!(web.contains("[skipped] define web"), "{web}");
+    assert!(b.contains("web-state=error: failed to get domain 'web'"), "{b}");
+
+    // kvm1's plan, once the spec places web on kvm2: a live move, shared only for the move.
+    let plan = a.split("==MOVEPLAN==").nth(1).unwrap_or("");
+    for step in [
+        "lvchange -asy vgshared/web_root",
+        "ssh -o BatchMode=yes -T root@10.254.0.2 -- lvchange -asy vgshared/web_root",
+        "virsh -c qemu:///system migrate --live --persistent --undefinesource web qemu+ssh://root@10.254.0.2/system tcp://10.254.0.2",
+        "lvchange -an vgshared/web_root",
+        "ssh -o BatchMode=yes -T root@10.254.0.2 -- lvchange -aey vgshared/web_root",
+        "virsh -c qemu+ssh://root@10.254.0.2/system autostart web",
+    ] {
+        assert!(plan.contains(step), "{step}:\n{plan}");
+    }
+    assert!(a.contains("move-rc=0"), "{a}");
+    assert!(a.contains("moved-second-plan-rc=0"), "{a}");
+    assert!(a.contains("web-on-a-after=error: failed to get domain 'web'"), "{a}");
+    assert!(
+        a.lines().any(|l| l.trim_end() == "active-a-after="),
+        "web_root still active on kvm1:\n{a}"
+    );
+    // On kvm2: running, its LV exclusive there, and the guest's counter went on counting from
+    // where it was on kvm1 (a restart would have started it again from 1).
+    assert!(b.contains("web-on-b=running"), "{b}");
+    assert!(b.contains("active-b=activeexclusively"), "{b}");
+    let (before, after, later) = (
+        counter(&a, "count-before"),
+        counter(&b, "count-after"),
+        counter(&b, "count-later"),
+    );
+    eprintln!("counter: {before} on kvm1 before the move, {after} then {later} on kvm2");
+    assert!(before >= 20, "the guest counted for less than 5 s before the move: {before}");
+    assert!(after > before, "{after} after the move, {before} before: restarted?");
+    assert!(later > after, "the guest stopped counting on kvm2: {after} then {later}");
+    assert!(b.contains("b-moved-plan-rc=0"), "{b}");
 }

@@ -141,8 +141,9 @@ pub(super) fn start(
 }
 
 /// Shared VG: take the guest's LVs exclusively first, each lock after the last (`after`
-/// gains them, for the start).
-fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
+/// gains them, for the start). A lock already planned (before the guest's definition, see
+/// [`lock_before_define`]) is waited for, not planned twice.
+pub(super) fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
     for lv in g.want.lvs() {
         let vg = lv.split('/').next().unwrap_or("");
         if !c.spec.volume_groups.get(vg).is_some_and(|v| v.shared) {
@@ -158,12 +159,19 @@ fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
                 after.push(start);
             }
         }
+        let id = OpId::new(
+            74,
+            Address::Guest(g.name.to_string()),
+            Verb::Lock(lv.to_string()),
+        );
+        if c.out.ops.iter().any(|o| o.id == id) {
+            if !after.contains(&id) {
+                after.push(id);
+            }
+            continue;
+        }
         let mut l = op(
-            OpId::new(
-                74,
-                Address::Guest(g.name.to_string()),
-                Verb::Lock(lv.to_string()),
-            ),
+            id,
             &g.res,
             format!("activate {lv} exclusively on this host (fails when another host holds it)"),
             vec![s("lvchange"), s("-aey"), lv.clone()],
@@ -171,6 +179,22 @@ fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
         l.after = after.clone();
         after.push(l.id.clone());
         c.out.ops.push(l);
+    }
+}
+
+/// A new libvirt guest on a shared VG is defined only once this host holds its LVs: while
+/// another host runs it (a move not yet made there), lvmlockd refuses the lock and nothing
+/// is defined here, so the other host's live migration (`--persistent`) finds no second
+/// definition in its way.
+pub(super) fn lock_before_define(c: &mut Ctx, g: &Guest, define: &OpId) {
+    let mut locks = lv_ops(&g.want);
+    lock(c, g, &mut locks);
+    if let Some(o) = c.out.ops.iter_mut().find(|o| &o.id == define) {
+        for l in locks {
+            if !o.after.contains(&l) {
+                o.after.push(l);
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 
 mod libvirt;
 mod lifecycle;
+mod moves;
 mod xen;
 
 use std::collections::BTreeSet;
@@ -191,6 +192,7 @@ pub fn plan(plan: &mut Plan, spec: &Spec, facts: &Facts, opts: &Options) {
     for (name, vm) in &spec.vms {
         guest(&mut c, &name.value, vm);
     }
+    moves::plan(&mut c);
     unmanaged(&mut c);
     let Ctx {
         stops_for_resize,
@@ -243,6 +245,13 @@ fn guest(c: &mut Ctx, name: &str, vm: &Vm) {
     let Ok(config_op) = configured else {
         return;
     };
+    if hv == Hypervisor::Libvirt
+        && !g.seen.defined
+        && g.want_state == VmState::Running
+        && let Some(define) = &config_op
+    {
+        lifecycle::lock_before_define(c, &g, define);
+    }
     // LVs grown under the running guest: stop → grow (remounting / if read-only) → start.
     let grown: Vec<String> = g
         .want
@@ -288,7 +297,14 @@ fn reachable(c: &mut Ctx, hv: Hypervisor, res: &str) -> Result<(), Refused> {
 
 /// Guests on the host that the spec does not name: reported, never touched.
 fn unmanaged(c: &mut Ctx) {
-    let named: BTreeSet<&str> = c.spec.vms.keys().map(|k| k.value.as_str()).collect();
+    // A guest placed on another host of the cluster is moved there ([`moves`]), not unmanaged.
+    let named: BTreeSet<&str> = c
+        .spec
+        .vms
+        .keys()
+        .map(|k| k.value.as_str())
+        .chain(c.spec.elsewhere.keys().map(String::as_str))
+        .collect();
     if let Some(l) = &c.facts.guests.libvirt {
         for (n, d) in &l.domains {
             if !named.contains(n.as_str()) {

@@ -1,0 +1,374 @@
+//! A guest of the cluster that this host still has while its `runs-on` names another host:
+//! moved there, by this host's plan. The lock manager keeps the move safe whatever order the
+//! hosts apply in: the other host cannot activate the guest's LVs (lvmlockd refuses, naming
+//! this host) until this host has shared or released them.
+//!
+//! - **live** (the default), the guest running: each of its LVs turns shared here
+//!   (`lvchange -asy`: lvmlockd converts the exclusive lock), is activated shared on the
+//!   other host (`ssh root@ADDRESS lvchange -asy`), the guest migrates (`virsh migrate --live
+//!   --persistent --undefinesource`, its memory over `tcp://ADDRESS`), the LVs are
+//!   deactivated here (`lvchange -an`) and taken exclusively there (`lvchange -aey`). Shared
+//!   only during the move. A failed migration leaves the guest running here.
+//! - **cold**, the guest running: stopped here (its downtime starts), LVs deactivated here,
+//!   the definition sent (`virsh migrate --offline --persistent --undefinesource`), the LVs
+//!   taken exclusively there, the guest started there.
+//! - a guest defined but not running: its LVs deactivated here, its definition sent; the
+//!   other host's plan starts it if its spec says so.
+//! - a guest this host no longer has, whose LVs are still active here (a move interrupted
+//!   after the migration): the LVs are deactivated.
+//!
+//! Op ids (stage 78-79): `78:guest:N:share:VG/LV`, `78:guest:N:peer-share:VG/LV`,
+//! `79:guest:N:migrate:HOST`, `79:guest:N:release:VG/LV`, `79:guest:N:peer-lock:VG/LV`,
+//! `79:guest:N:peer-start`, `79:guest:N:peer-autostart`; a cold move's stop is
+//! `70:guest:N:stop`.
+
+use super::{Ctx, on_timeout, op, s, stop_guest};
+use crate::kinds::guest::GuestConfig;
+use crate::plan::vocab::GuestStop;
+use crate::plan::{Action, Address, OpId, Outcome, Verb};
+use crate::spec::types::{Hypervisor, Migration, Vm, VmState};
+
+/// The other host: where its ssh and its libvirt are reached.
+struct Peer {
+    name: String,
+    /// `root@ADDRESS`, for ssh.
+    ssh: String,
+    /// `qemu+ssh://root@ADDRESS/system`.
+    uri: String,
+    /// `tcp://ADDRESS`: the migration's memory stream, over the cluster's private network.
+    stream: String,
+}
+
+impl Peer {
+    fn new(name: &str, address: &str) -> Peer {
+        // An IPv6 literal is bracketed in a URI.
+        let in_uri = if address.contains(':') {
+            format!("[{address}]")
+        } else {
+            address.to_string()
+        };
+        Peer {
+            name: name.to_string(),
+            ssh: format!("root@{address}"),
+            uri: format!("qemu+ssh://root@{in_uri}/system"),
+            stream: format!("tcp://{in_uri}"),
+        }
+    }
+
+    /// `lvchange MODE VG/LV` run on the other host, through ssh. ssh hands its command to the
+    /// remote shell as one string, so every word must be one the shell reads as itself: the
+    /// mode is one of two, the LV passed LVM's name grammar ([A-Za-z0-9+_.-], `/` between), and
+    /// the address is an IP address or a host name (validated).
+    fn lvchange(&self, mode: &str, lv: &str) -> Option<Vec<String>> {
+        let plain = |w: &str| {
+            !w.is_empty()
+                && !w.starts_with('-')
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+_.-/".contains(c))
+        };
+        if !matches!(mode, "-asy" | "-aey") || !plain(lv) || !plain(&self.ssh.replace(['@', ':'], "."))
+        {
+            return None;
+        }
+        Some(
+            [
+                "ssh",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                &self.ssh,
+                "--",
+                "lvchange",
+                mode,
+                lv,
+            ]
+            .map(s)
+            .to_vec(),
+        )
+    }
+}
+
+/// Plan the move of every guest placed on another host that this host still has.
+pub(super) fn plan(c: &mut Ctx) {
+    let spec = c.spec;
+    for (name, (host, vm)) in &spec.elsewhere {
+        guest(c, name, host, vm);
+    }
+}
+
+fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
+    let res = format!("guest {name}");
+    let (facts, sp) = (c.facts, c.spec);
+    let domain = facts
+        .guests
+        .libvirt
+        .as_ref()
+        .and_then(|l| l.domains.get(name));
+    let xen_here = facts
+        .guests
+        .xen
+        .as_ref()
+        .is_some_and(|x| x.running.contains_key(name));
+    if xen_here || vm.hypervisor.as_ref().map(|h| h.value) == Some(Hypervisor::Xen) {
+        if xen_here {
+            c.out.refuse(
+                &res,
+                format!("runs here under Xen, but its `runs-on` is {host}: hostform moves libvirt guests only"),
+                format!("stop it here (`xl shutdown {name}`), then apply {host}'s spec"),
+            );
+        }
+        return;
+    }
+    // Its LVs: those of the definition this host has (what the running guest uses), else the
+    // spec's.
+    let want = GuestConfig::from_spec(name, vm);
+    let lvs: Vec<String> = domain
+        .and_then(|d| d.definition.as_ref())
+        .map(|d| d.config.lvs())
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| want.lvs());
+    let shared = |lv: &String| {
+        let vg = lv.split('/').next().unwrap_or("");
+        sp.volume_groups.get(vg).is_some_and(|v| v.shared)
+    };
+    let Some(d) = domain else {
+        // Not here (any more): LVs a move left active here are released.
+        let active: Vec<String> = lvs
+            .iter()
+            .filter(|lv| shared(lv) && facts.lvm.lvs.get(*lv).is_some_and(|l| l.active))
+            .cloned()
+            .collect();
+        if active.is_empty() {
+            return;
+        }
+        c.out.record(
+            &res,
+            Outcome::Changed(
+                Action::Update,
+                vec![format!(
+                    "runs on {host}: {} still active here",
+                    active.join(", ")
+                )],
+            ),
+        );
+        for lv in &active {
+            c.out.ops.push(op(
+                OpId::new(79, gaddr(name), Verb::Release(lv.clone())),
+                &res,
+                format!("deactivate {lv} here: {name} runs on {host}"),
+                vec![s("lvchange"), s("-an"), lv.clone()],
+            ));
+        }
+        return;
+    };
+    if let Some(local) = lvs.iter().find(|lv| !shared(lv)) {
+        c.out.refuse(
+            &res,
+            format!(
+                "its `runs-on` is {host}, but its disk {local} is not on a shared VG: {host} cannot see it"
+            ),
+            "put the guest's disks on the cluster's shared VG, or keep it on this host",
+        );
+        return;
+    }
+    let spec = sp;
+    let address = spec.host_address(host);
+    let peer = Peer::new(host, &address);
+    let mut remote = Vec::new();
+    for lv in &lvs {
+        for mode in ["-asy", "-aey"] {
+            match peer.lvchange(mode, lv) {
+                Some(a) => remote.push(((mode, lv.clone()), a)),
+                None => {
+                    c.out.refuse(
+                        &res,
+                        format!("cannot name {lv} on {host} ({address}) in an ssh command"),
+                        "LV names and cluster addresses are validated: check the spec",
+                    );
+                    return;
+                }
+            }
+        }
+    }
+    let remote_argv = |mode: &str, lv: &str| {
+        remote
+            .iter()
+            .find(|((m, l), _)| *m == mode && l == lv)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    };
+    let running = d.running();
+    let wanted_running = vm.state.unwrap_or_default() == VmState::Running;
+    let autostart = vm.autostart.unwrap_or(wanted_running);
+    let how = vm.migration.as_ref().map(|m| m.value).unwrap_or_default();
+    let live = running && how == Migration::Live;
+    let kind = if live {
+        format!("live migration to {host} over {address}: no downtime")
+    } else if running {
+        format!("cold move to {host}: downtime from its stop until it starts on {host}")
+    } else {
+        format!("its definition moves to {host}; it is not running")
+    };
+    c.out.record(
+        &res,
+        Outcome::Changed(
+            Action::Update,
+            vec![format!(
+                "runs-on: {host}, but it {} here: {kind}",
+                if running { "runs" } else { "is defined" }
+            )],
+        ),
+    );
+    let mut before: Vec<OpId> = Vec::new();
+    if live {
+        // Shared on both hosts for the move only: here first (lvmlockd converts the exclusive
+        // lock), then there.
+        for lv in &lvs {
+            let mut o = op(
+                OpId::new(78, gaddr(name), Verb::Share(lv.clone())),
+                &res,
+                format!("share {lv} for the move (its lock here turns shared)"),
+                vec![s("lvchange"), s("-asy"), lv.clone()],
+            );
+            o.after = before.clone();
+            before.push(o.id.clone());
+            c.out.ops.push(o);
+        }
+        for lv in &lvs {
+            let mut o = op(
+                OpId::new(78, gaddr(name), Verb::PeerShare(lv.clone())),
+                &res,
+                format!("activate {lv} shared on {host}, for the move"),
+                remote_argv("-asy", lv),
+            );
+            o.after = before.clone();
+            before.push(o.id.clone());
+            c.out.ops.push(o);
+        }
+    } else if running {
+        let timeout = spec.shutdown_timeout_secs(name);
+        let o = stop_guest(
+            OpId::new(70, gaddr(name), Verb::Stop),
+            &res,
+            format!(
+                "stop {name} (up to {timeout}s, then {}); downtime: until it starts on {host}",
+                on_timeout(spec)
+            ),
+            GuestStop {
+                hypervisor: Hypervisor::Libvirt,
+                location: c.uri.clone(),
+                name: name.to_string(),
+                timeout_s: timeout,
+                on_timeout: spec.shutdown.on_timeout,
+            },
+        );
+        before.push(o.id.clone());
+        c.out.ops.push(o);
+    }
+    // Not live: the LVs are released before the definition leaves, so that the guest is never
+    // defined on a host that can activate them while this one holds them.
+    let mut released = Vec::new();
+    let release = |c: &mut Ctx, lv: &String, after: &[OpId]| {
+        let mut o = op(
+            OpId::new(79, gaddr(name), Verb::Release(lv.clone())),
+            &res,
+            format!("deactivate {lv} here"),
+            vec![s("lvchange"), s("-an"), lv.clone()],
+        );
+        o.after = after.to_vec();
+        let id = o.id.clone();
+        c.out.ops.push(o);
+        id
+    };
+    if !live {
+        for lv in &lvs {
+            if running || facts.lvm.lvs.get(lv).is_some_and(|l| l.active) {
+                released.push(release(c, lv, &before));
+            }
+        }
+        before.extend(released.iter().cloned());
+    }
+    let mut argv = c.virsh(&["migrate"]);
+    if live {
+        argv.push(s("--live"));
+    } else {
+        argv.push(s("--offline"));
+    }
+    argv.extend(
+        ["--persistent", "--undefinesource", name, &peer.uri]
+            .iter()
+            .map(|a| s(a)),
+    );
+    if live {
+        argv.push(peer.stream.clone());
+    }
+    let mut m = op(
+        OpId::new(79, gaddr(name), Verb::Migrate(host.to_string())),
+        &res,
+        if live {
+            format!(
+                "migrate {name} live to {host} ({}, memory over {}); its definition moves with it",
+                peer.uri, peer.stream
+            )
+        } else {
+            format!("send {name}'s definition to {host} ({})", peer.uri)
+        },
+        argv,
+    );
+    m.after = before.clone();
+    let migrated = m.id.clone();
+    c.out.ops.push(m);
+    let mut after_move = vec![migrated.clone()];
+    if live {
+        for lv in &lvs {
+            after_move.push(release(c, lv, &[migrated.clone()]));
+        }
+    }
+    // Exclusive on the other host once this one let go (live: after the release here).
+    let mut locked = Vec::new();
+    if running {
+        for lv in &lvs {
+            let mut o = op(
+                OpId::new(79, gaddr(name), Verb::PeerLock(lv.clone())),
+                &res,
+                format!("activate {lv} exclusively on {host}"),
+                remote_argv("-aey", lv),
+            );
+            o.after = after_move.clone();
+            locked.push(o.id.clone());
+            c.out.ops.push(o);
+        }
+    }
+    if running && !live && wanted_running {
+        let mut o = op(
+            OpId::new(79, gaddr(name), Verb::PeerStart),
+            &res,
+            format!("start {name} on {host} (its downtime ends)"),
+            peer_virsh(&peer, &["start", name]),
+        );
+        o.after = locked.clone();
+        o.after.push(migrated.clone());
+        c.out.ops.push(o);
+    }
+    if autostart {
+        let mut o = op(
+            OpId::new(79, gaddr(name), Verb::PeerAutostart),
+            &res,
+            format!("mark {name} to start with {}", peer.name),
+            peer_virsh(&peer, &["autostart", name]),
+        );
+        o.after = vec![migrated];
+        c.out.ops.push(o);
+    }
+}
+
+fn gaddr(name: &str) -> Address {
+    Address::Guest(name.to_string())
+}
+
+/// `virsh` on the other host's libvirt, through libvirt's own remote transport.
+fn peer_virsh(peer: &Peer, args: &[&str]) -> Vec<String> {
+    let mut v = vec![s("virsh"), s("-c"), peer.uri.clone()];
+    v.extend(args.iter().map(|a| s(a)));
+    v
+}
