@@ -9,13 +9,6 @@ use hostform::sandbox::cluster::{self, Lun, Member};
 
 use crate::common::*;
 
-/// - kvm1 (the init host) applies: `vgcreate --shared`, the LV created once; a second plan is
-///   empty;
-/// - kvm2 sees the shared VG, its plan starts the lockspace (`vgchange --lock-start`) and
-///   creates nothing; after apply its second plan is empty;
-/// - kvm1 runs the guest `web` (its LV active exclusively there);
-/// - kvm2 told to run a guest whose LV kvm1 holds: lvmlockd refuses the activation, the guest
-///   does not start, and hostform's message names kvm1.
 /// The guest's counter (tests/fixtures/counter): LBA 1 of its disk, read past the page cache,
 /// as `HFCN N`.
 const COUNT: &str = r#"count() { dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -c -N 4 | tr -d ' \n'; printf ' '; dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -t u4 -j 4 -N 4 | tr -d ' \n'; }"#;
@@ -28,8 +21,18 @@ fn counter(out: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key}=HFCN N in:\n{out}"))
 }
 
+/// - kvm1 (the init host) applies: `vgcreate --shared`, the LV created once; a second plan is
+///   empty;
+/// - kvm2 sees the shared VG, its plan starts the lockspace (`vgchange --lock-start`) and
+///   creates nothing; after apply its second plan is empty;
+/// - kvm1 runs the guest `web` (its LV active exclusively there);
+/// - kvm2 told to run a guest whose LV kvm1 holds: lvmlockd refuses the activation, the guest
+///   does not start nor is defined, and hostform's message names kvm1;
+/// - the spec moves `web` to kvm2: kvm1's plan migrates it live over the private link (its LV
+///   shared only for the move, then exclusive on kvm2), and the guest's counter goes on
+///   counting on kvm2; both hosts' next plans are empty.
 #[test]
-fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
+fn a_shared_vg_is_guarded_by_lvmlockd_and_a_guest_moves_live() {
     let Some(_vm) = vm_alone() else { return };
     let work = tempfile::tempdir().expect("tempdir");
     // The specs and the script, copied into the workdir both VMs share at its own path: a
@@ -41,12 +44,16 @@ fn a_shared_vg_made_on_one_host_is_used_and_guarded_on_the_other() {
         std::fs::copy(e.path(), specs.join(e.file_name())).expect("copy a spec");
     }
     // The guest's disk image: the counting boot sector, in a 4 MiB raw image (one extent).
-    let mut img = std::fs::read(root().join("tests/fixtures/counter/counter.bin")).expect("counter.bin");
+    let mut img =
+        std::fs::read(root().join("tests/fixtures/counter/counter.bin")).expect("counter.bin");
     img.resize(4 << 20, 0);
     std::fs::write(specs.join("counter.img"), img).expect("counter.img");
     for script in ["libvirt-up.sh", "ssh-up.sh"] {
-        std::fs::copy(root().join("scripts/sandbox").join(script), work.path().join(script))
-            .expect("copy a sandbox script");
+        std::fs::copy(
+            root().join("scripts/sandbox").join(script),
+            work.path().join(script),
+        )
+        .expect("copy a sandbox script");
     }
     // One key pair for both hosts' sshd and root's ssh (as an operator's hosts trust each other).
     let keys = work.path().join("ssh");
@@ -183,7 +190,10 @@ touch $W/b.end
     assert!(web.contains("[skipped] start web"), "{web}");
     // Nothing of it is defined on kvm2: the exclusive lock comes before the definition.
     assert!(web.contains("[skipped] define web"), "{web}");
-    assert!(b.contains("web-state=error: failed to get domain 'web'"), "{b}");
+    assert!(
+        b.contains("web-state=error: failed to get domain 'web'"),
+        "{b}"
+    );
 
     // kvm1's plan, once the spec places web on kvm2: a live move, shared only for the move.
     let plan = a.split("==MOVEPLAN==").nth(1).unwrap_or("");
@@ -199,7 +209,10 @@ touch $W/b.end
     }
     assert!(a.contains("move-rc=0"), "{a}");
     assert!(a.contains("moved-second-plan-rc=0"), "{a}");
-    assert!(a.contains("web-on-a-after=error: failed to get domain 'web'"), "{a}");
+    assert!(
+        a.contains("web-on-a-after=error: failed to get domain 'web'"),
+        "{a}"
+    );
     assert!(
         a.lines().any(|l| l.trim_end() == "active-a-after="),
         "web_root still active on kvm1:\n{a}"
@@ -214,8 +227,17 @@ touch $W/b.end
         counter(&b, "count-later"),
     );
     eprintln!("counter: {before} on kvm1 before the move, {after} then {later} on kvm2");
-    assert!(before >= 20, "the guest counted for less than 5 s before the move: {before}");
-    assert!(after > before, "{after} after the move, {before} before: restarted?");
-    assert!(later > after, "the guest stopped counting on kvm2: {after} then {later}");
+    assert!(
+        before >= 20,
+        "the guest counted for less than 5 s before the move: {before}"
+    );
+    assert!(
+        after > before,
+        "{after} after the move, {before} before: restarted?"
+    );
+    assert!(
+        later > after,
+        "the guest stopped counting on kvm2: {after} then {later}"
+    );
     assert!(b.contains("b-moved-plan-rc=0"), "{b}");
 }

@@ -346,7 +346,7 @@ mod tests {
     use crate::runner::fixtures::{scripted, text};
 
     /// The host as captured in tests/fixtures/guests: g1 running (autostart on), g2 shut off.
-    pub(super) fn facts() -> Facts {
+    pub(in crate::plan::guests) fn facts() -> Facts {
         let r = scripted("guests", &["list-one-running", "list-autostart"])
             .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "")
             .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
@@ -393,7 +393,7 @@ vms:
         p
     }
 
-    pub(super) fn ids(p: &Plan) -> Vec<&str> {
+    pub(in crate::plan::guests) fn ids(p: &Plan) -> Vec<&str> {
         p.ops.iter().map(|o| o.id.as_str()).collect()
     }
 

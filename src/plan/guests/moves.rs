@@ -66,7 +66,9 @@ impl Peer {
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+_.-/".contains(c))
         };
-        if !matches!(mode, "-asy" | "-aey") || !plain(lv) || !plain(&self.ssh.replace(['@', ':'], "."))
+        if !matches!(mode, "-asy" | "-aey")
+            || !plain(lv)
+            || !plain(&self.ssh.replace(['@', ':'], "."))
         {
             return None;
         }
@@ -321,7 +323,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
     let mut after_move = vec![migrated.clone()];
     if live {
         for lv in &lvs {
-            after_move.push(release(c, lv, &[migrated.clone()]));
+            after_move.push(release(c, lv, std::slice::from_ref(&migrated)));
         }
     }
     // Exclusive on the other host once this one let go (live: after the release here).
@@ -371,4 +373,227 @@ fn peer_virsh(peer: &Peer, args: &[&str]) -> Vec<String> {
     let mut v = vec![s("virsh"), s("-c"), peer.uri.clone()];
     v.extend(args.iter().map(|a| s(a)));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{facts, ids};
+    use crate::discover::Facts;
+    use crate::plan::{Options, Plan};
+    use crate::runner::fixtures::text;
+    use crate::spec::types::Spec;
+
+    /// This host, kvm1, of a two-host cluster whose shared VG vg0 holds the captured guests'
+    /// LVs (tests/fixtures/guests: g1 running, g2 shut off), and vgshared the LVs of the
+    /// captured cluster (tests/fixtures/cluster-a: web active here, db not).
+    fn spec(vms: &str) -> Spec {
+        let y = format!(
+            "host: kvm1
+cluster: {{ hosts: {{ kvm1: {{ host-id: 1 }}, kvm2: {{ host-id: 2, address: 10.0.9.2 }} }} }}
+disks: {{ lun: {{ serial: HF-LUN0 }}, lun1: {{ serial: HF-LUN1 }} }}
+bridges: {{ br0: {{ ports: [eth0] }} }}
+volume-groups:
+  vg0: {{ pvs: [lun1], shared: true, lvs: {{ g1_root: {{ size: 64MiB }}, g1_data: {{ size: 32MiB }}, g2_root: {{ size: 64MiB }}, g3_root: {{ size: 64MiB }} }} }}
+  vgshared: {{ pvs: [lun], shared: true, lvs: {{ web: {{ size: 64MiB }}, db: {{ size: 32MiB }} }} }}
+libvirt: {{ domain-type: qemu }}
+vm-defaults: {{ hypervisor: libvirt, memory: 64MiB }}
+vms:
+{vms}"
+        );
+        match crate::spec::load_str("t.yaml", &y) {
+            Ok(l) => l.spec,
+            Err(f) => panic!("{:?}", f.diagnostics),
+        }
+    }
+
+    const G1: &str = "  g1: { disks: [{ lv: vg0/g1_root, target: vda }], nics: [{ bridge: br0, mac: \"52:54:00:00:00:01\" }], runs-on: kvm2 }\n";
+
+    fn plan(spec: &Spec) -> Plan {
+        let mut f = facts();
+        let d = |n: &str| text(&format!("cluster-a/{n}"));
+        f.lvm = crate::kinds::lvm::Lvm::parse(
+            &d("pvs-created.json"),
+            &d("vgs-created.json"),
+            &d("lvs-created.json"),
+        )
+        .expect("the captured reports");
+        plan_with(spec, &f)
+    }
+
+    fn plan_with(spec: &Spec, f: &Facts) -> Plan {
+        let mut p = Plan::default();
+        super::super::plan(&mut p, spec, f, &Options::default());
+        p.ops = crate::plan::order(p.ops).unwrap();
+        p
+    }
+
+    fn argv(p: &Plan, id: &str) -> String {
+        p.ops
+            .iter()
+            .find(|o| o.id.as_str() == id)
+            .unwrap_or_else(|| panic!("no {id}"))
+            .argv()
+            .join(" ")
+    }
+
+    fn after(p: &Plan, id: &str) -> Vec<String> {
+        let o = p.ops.iter().find(|o| o.id.as_str() == id).unwrap();
+        o.after.iter().map(|a| a.as_str().to_string()).collect()
+    }
+
+    #[test]
+    fn a_running_guest_placed_elsewhere_moves_live_shared_only_for_the_move() {
+        let p = plan(&spec(G1));
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            ids(&p),
+            [
+                "78:guest:g1:share:vg0/g1_root",
+                "78:guest:g1:peer-share:vg0/g1_root",
+                "79:guest:g1:migrate:kvm2",
+                "79:guest:g1:peer-autostart",
+                "79:guest:g1:release:vg0/g1_root",
+                "79:guest:g1:peer-lock:vg0/g1_root",
+            ]
+        );
+        assert_eq!(
+            argv(&p, "78:guest:g1:share:vg0/g1_root"),
+            "lvchange -asy vg0/g1_root"
+        );
+        assert_eq!(
+            argv(&p, "78:guest:g1:peer-share:vg0/g1_root"),
+            "ssh -o BatchMode=yes -T root@10.0.9.2 -- lvchange -asy vg0/g1_root"
+        );
+        assert_eq!(
+            argv(&p, "79:guest:g1:migrate:kvm2"),
+            "virsh -c qemu:///system migrate --live --persistent --undefinesource g1 qemu+ssh://root@10.0.9.2/system tcp://10.0.9.2"
+        );
+        assert_eq!(
+            argv(&p, "79:guest:g1:peer-lock:vg0/g1_root"),
+            "ssh -o BatchMode=yes -T root@10.0.9.2 -- lvchange -aey vg0/g1_root"
+        );
+        // Migrate once both hosts share it; exclusive there only once released here.
+        assert!(
+            after(&p, "79:guest:g1:migrate:kvm2")
+                .contains(&"78:guest:g1:peer-share:vg0/g1_root".into())
+        );
+        assert_eq!(
+            after(&p, "79:guest:g1:release:vg0/g1_root"),
+            ["79:guest:g1:migrate:kvm2"]
+        );
+        assert!(
+            after(&p, "79:guest:g1:peer-lock:vg0/g1_root")
+                .contains(&"79:guest:g1:release:vg0/g1_root".into())
+        );
+        // Moved, so not reported as a guest the spec does not name; g2 still is.
+        assert_eq!(p.unmanaged, ["guest g2 (libvirt, shut off)"]);
+        let c = p.changes.iter().find(|c| c.resource == "guest g1").unwrap();
+        assert!(
+            c.reason.contains("live migration to kvm2 over 10.0.9.2"),
+            "{}",
+            c.reason
+        );
+    }
+
+    #[test]
+    fn a_cold_move_stops_releases_sends_the_definition_then_starts_it_there() {
+        let p = plan(&spec(
+            &G1.replace("runs-on: kvm2", "runs-on: kvm2, migration: cold"),
+        ));
+        assert_eq!(
+            ids(&p),
+            [
+                "70:guest:g1:stop",
+                "79:guest:g1:release:vg0/g1_root",
+                "79:guest:g1:migrate:kvm2",
+                "79:guest:g1:peer-autostart",
+                "79:guest:g1:peer-lock:vg0/g1_root",
+                "79:guest:g1:peer-start",
+            ]
+        );
+        assert_eq!(
+            argv(&p, "79:guest:g1:migrate:kvm2"),
+            "virsh -c qemu:///system migrate --offline --persistent --undefinesource g1 qemu+ssh://root@10.0.9.2/system"
+        );
+        assert_eq!(
+            argv(&p, "79:guest:g1:peer-start"),
+            "virsh -c qemu+ssh://root@10.0.9.2/system start g1"
+        );
+        assert!(
+            p.ops[0]
+                .summary
+                .contains("downtime: until it starts on kvm2")
+        );
+    }
+
+    #[test]
+    fn a_stopped_guest_sends_its_definition_and_an_lv_left_active_is_released() {
+        // g2 is shut off here: only its definition moves (its LV is not active here).
+        let g2 =
+            "  g2: { disks: [{ lv: vg0/g2_root, target: vda }], state: stopped, runs-on: kvm2 }\n";
+        // web is not defined here, but its LV is still active here (a move cut short after its
+        // migration); db's is not.
+        let web = "  web: { disks: [{ lv: vgshared/web, target: vda }], runs-on: kvm2 }\n  db: { disks: [{ lv: vgshared/db, target: vda }], runs-on: kvm2 }\n";
+        let p = plan(&spec(&format!("{g2}{web}")));
+        assert_eq!(
+            ids(&p),
+            [
+                "79:guest:g2:migrate:kvm2",
+                "79:guest:web:release:vgshared/web"
+            ]
+        );
+        assert!(argv(&p, "79:guest:g2:migrate:kvm2").contains("--offline"));
+        assert_eq!(
+            argv(&p, "79:guest:web:release:vgshared/web"),
+            "lvchange -an vgshared/web"
+        );
+    }
+
+    #[test]
+    fn a_guest_on_a_local_disk_is_refused_not_moved() {
+        let mut s = spec(G1);
+        s.volume_groups.get_mut("vg0").unwrap().shared = false;
+        let p = plan(&s);
+        assert!(p.ops.is_empty());
+        assert!(
+            p.refusals[0].reason.contains("not on a shared VG"),
+            "{:?}",
+            p.refusals
+        );
+    }
+
+    #[test]
+    fn a_peer_command_takes_only_words_the_remote_shell_reads_as_themselves() {
+        let peer = super::Peer::new("kvm2", "10.0.9.2");
+        assert!(peer.lvchange("-aey", "vg0/g1_root").is_some());
+        for lv in ["vg0/x;reboot", "vg0/$(id)", "vg0/a b", "-rf", ""] {
+            assert!(peer.lvchange("-aey", lv).is_none(), "{lv}");
+        }
+        assert!(peer.lvchange("-an --yes", "vg0/g1_root").is_none());
+        assert!(
+            super::Peer::new("kvm2", "kvm2;reboot")
+                .lvchange("-aey", "vg0/a")
+                .is_none()
+        );
+        let v6 = super::Peer::new("kvm2", "fd00::2");
+        assert_eq!(v6.uri, "qemu+ssh://root@[fd00::2]/system");
+        assert_eq!(v6.stream, "tcp://[fd00::2]");
+        assert!(v6.lvchange("-asy", "vg0/a").is_some());
+    }
+
+    #[test]
+    fn a_new_guest_on_a_shared_vg_is_defined_only_once_its_lv_is_locked_here() {
+        let g3 = "  g3: { disks: [{ lv: vg0/g3_root, target: vda }] }\n";
+        let p = plan(&spec(g3));
+        assert_eq!(
+            ids(&p),
+            [
+                "74:guest:g3:lock:vg0/g3_root",
+                "71:guest:g3:define",
+                "73:guest:g3:autostart",
+                "75:guest:g3:start"
+            ]
+        );
+        assert!(after(&p, "71:guest:g3:define").contains(&"74:guest:g3:lock:vg0/g3_root".into()));
+    }
 }
