@@ -56,6 +56,9 @@ pub struct Args {
     pub host: super::plan::HostArg,
     #[command(flatten)]
     pub dirs: crate::workflow::Dirs,
+    /// Set by `hostform drain` / `undrain`, which apply through here.
+    #[arg(skip)]
+    pub drain: Option<crate::plan::Drain>,
 }
 
 /// Verification: re-read the host until the plan is empty, a few times (udev may still be
@@ -119,6 +122,7 @@ fn run_locked(
         require_signed: args.require_signed,
         allowed_signers: args.allowed_signers.as_deref(),
         host: args.host.name.as_deref(),
+        drain: args.drain.clone(),
     };
     let gate::Ready {
         loaded,

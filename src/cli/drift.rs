@@ -152,6 +152,7 @@ pub fn run(args: Args, color: ColorChoice, logging: &Logging) -> i32 {
     // resource marked `state: absent` that is still there shows as drift, not as a refusal.
     let opts = crate::plan::Options {
         allow_destroy: true,
+        drain: None,
     };
     let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
     let names = drifted(&plan);

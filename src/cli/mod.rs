@@ -13,6 +13,7 @@ pub use crate::diag::ColorChoice;
 mod apply;
 mod confirm;
 mod discover;
+mod drain;
 mod drift;
 mod generate;
 mod history;
@@ -82,6 +83,13 @@ pub enum Command {
     /// Show the plan, ask, apply it to this host, then verify that the host matches the spec.
     /// Or apply exactly a plan saved with `plan --out`. One apply at a time; each is journaled.
     Apply(apply::Args),
+    /// Drain a host of a cluster: move every guest it runs to the other hosts, one live
+    /// migration at a time, and keep it drained (a tag on the shared VG that every host
+    /// reads). Run on that host, with its spec. Shows the plan and asks, as `apply` does.
+    Drain(drain::DrainArgs),
+    /// Undo `drain HOST`: the host is drained no more, and the guests this host runs for it
+    /// go back to it. Run on each host that took some of its guests, with that host's spec.
+    Undrain(drain::DrainArgs),
     /// Print a plan saved with `plan --out`, and whether it is empty. Read-only.
     Show(show::Args),
     /// Does the host still match the spec? Exit 0 in sync, 2 drift, 1 error. Read-only.
@@ -233,6 +241,8 @@ pub fn main() -> i32 {
         Command::Discover(a) => discover::run(a),
         Command::Plan(a) => plan::run(a, color),
         Command::Apply(a) => apply::run(a, color),
+        Command::Drain(a) => drain::run(a, true, color),
+        Command::Undrain(a) => drain::run(a, false, color),
         Command::Show(a) => show::run(a, color),
         Command::Drift(a) => drift::run(a, color, &logging),
         Command::History(a) => history::run(a, verbose),

@@ -128,6 +128,7 @@ fn plan(args: Args, color: ColorChoice, timings: &mut super::timings::Timings) -
     });
     let opts = crate::plan::Options {
         allow_destroy: args.allow_destroy,
+        drain: None,
     };
     let plan = crate::plan::plan_host(&loaded.spec, &facts, &opts);
     timings.mark("plan");

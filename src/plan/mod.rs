@@ -21,11 +21,22 @@ use crate::discover::Facts;
 use crate::spec::types::Spec;
 
 /// What the operator allowed for this run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Options {
     /// `--allow-destroy`: resources the spec marks `state: absent` may be removed (never one
     /// marked `prevent-destroy`).
     pub allow_destroy: bool,
+    /// `hostform drain` / `undrain`: a host of the cluster to drain, or to drain no more.
+    pub drain: Option<Drain>,
+}
+
+/// A change of a cluster host's drain, asked by `hostform drain HOST` (`On`) or `hostform
+/// undrain HOST` (`Off`). The drain is kept as a tag on the cluster's shared VG
+/// (`hostform_drained_HOST`), which every host reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drain {
+    On(String),
+    Off(String),
 }
 
 /// The rooms, in the order they plan: a room may wait for the operations of the rooms before
@@ -38,6 +49,10 @@ pub const ROOMS: &[(&str, Room)] = &[
 
 /// The whole host's plan: each room plans its own kind, and their operations form one DAG.
 pub fn plan_host(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
+    // In a cluster with drained hosts, their guests are placed elsewhere.
+    let drained = guests::drained(spec, facts, opts.drain.as_ref());
+    let placed = spec.placed_with(&drained);
+    let spec = placed.as_ref().unwrap_or(spec);
     let mut plan = Plan::default();
     for (_, room) in ROOMS {
         room(&mut plan, spec, facts, opts);
@@ -685,6 +700,7 @@ mod tests {
             &mut allowed,
             &Options {
                 allow_destroy: true,
+                ..Options::default()
             },
         );
         assert!(allowed.refusals.is_empty());

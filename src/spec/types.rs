@@ -6,6 +6,8 @@
 
 use indexmap::IndexMap;
 use schemars::JsonSchema;
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::de::Sp;
@@ -91,6 +93,12 @@ pub struct Spec {
     #[serde(skip)]
     #[schemars(skip)]
     pub elsewhere: IndexMap<String, (String, Vm)>,
+    /// In a cluster: the guests and `shutdown.first` as written, before
+    /// [`Spec::place_guests`] placed them.
+    #[serde(skip)]
+    #[schemars(skip)]
+    #[allow(clippy::type_complexity)]
+    pub as_written: Option<Box<(IndexMap<Name, Vm>, Vec<Name>)>>,
 }
 
 /// Hosts sharing storage through a shared VG (lvmlockd + sanlock).
@@ -183,15 +191,68 @@ impl Spec {
     /// This host's view of a cluster: the guests another host runs (`runs-on`) are left out,
     /// with every dependency on them; the other hosts' plans own them.
     pub fn place_guests(&mut self) {
+        self.place_guests_with(&BTreeSet::new());
+    }
+
+    /// The host that runs a guest whose `runs-on` is `host`, while the hosts in `drained` are
+    /// drained: `host` itself, or else the first host of `cluster.hosts` that is not drained
+    /// (none when every host is).
+    pub fn placement<'a>(&'a self, host: &'a str, drained: &BTreeSet<String>) -> Option<&'a str> {
+        if !drained.contains(host) {
+            return Some(host);
+        }
+        self.cluster
+            .as_ref()?
+            .hosts
+            .keys()
+            .map(|h| h.value.as_str())
+            .find(|h| !drained.contains(*h))
+    }
+
+    /// This host's view of the cluster while the hosts in `drained` are drained (`hostform
+    /// drain`): a drained host's guests are placed on the first host of `cluster.hosts` that
+    /// is not. None outside a cluster, or when nothing is drained.
+    pub fn placed_with(&self, drained: &BTreeSet<String>) -> Option<Spec> {
+        if self.cluster.is_none() || drained.is_empty() {
+            return None;
+        }
+        let mut s = self.clone();
+        s.place_guests_with(drained);
+        Some(s)
+    }
+
+    fn place_guests_with(&mut self, drained: &BTreeSet<String>) {
+        if self.cluster.is_none() {
+            return;
+        }
+        // The guests and the stop order as written, kept for a placement with drained hosts.
+        if self.as_written.is_none() {
+            self.as_written = Some(Box::new((self.vms.clone(), self.shutdown.first.clone())));
+        }
+        let Some((vms, first)) = self.as_written.as_deref().cloned() else {
+            return;
+        };
         let here = self.host.value.clone();
-        for (name, vm) in &self.vms {
-            if let Some(r) = vm.runs_on.as_ref().filter(|r| r.value != here) {
-                self.elsewhere
-                    .insert(name.value.clone(), (r.value.clone(), vm.clone()));
+        self.vms = vms;
+        self.shutdown.first = first;
+        self.elsewhere.clear();
+        let mut placed = IndexMap::new();
+        for (name, vm) in std::mem::take(&mut self.vms) {
+            let on = vm.runs_on.as_ref().map(|r| {
+                self.placement(&r.value, drained)
+                    .unwrap_or(&r.value)
+                    .to_string()
+            });
+            match on {
+                Some(h) if h != here => {
+                    self.elsewhere.insert(name.value.clone(), (h, vm));
+                }
+                _ => {
+                    placed.insert(name, vm);
+                }
             }
         }
-        self.vms
-            .retain(|_, vm| vm.runs_on.as_ref().is_none_or(|r| r.value == here));
+        self.vms = placed;
         let kept: Vec<String> = self.vms.keys().map(|k| k.value.clone()).collect();
         for vm in self.vms.values_mut() {
             vm.depends_on.retain(|d| kept.contains(&d.value));

@@ -125,6 +125,8 @@ pub struct SpecArgs<'a> {
     pub allowed_signers: Option<&'a Path>,
     /// `--host NAME`: this host is taken to be NAME.
     pub host: Option<&'a str>,
+    /// `hostform drain` / `undrain`: the drain to change (never with a saved plan).
+    pub drain: Option<crate::plan::Drain>,
 }
 
 /// Load the spec, check its signature, read the host and make (or check) the plan.
@@ -148,8 +150,15 @@ pub fn prepare(
             a.rev.map(str::to_string),
             Options {
                 allow_destroy: a.allow_destroy,
+                drain: a.drain.clone(),
             },
         ),
+        Target::Saved { .. } if a.drain.is_some() => {
+            return Err(refuse(
+                rec,
+                "a drain is planned from the spec, not from a saved plan".into(),
+            ));
+        }
         Target::Saved { path, plan } => {
             rec.plan_file = Some(path.display().to_string());
             (

@@ -137,6 +137,7 @@ impl SavedPlan {
     pub fn options(&self) -> Options {
         Options {
             allow_destroy: self.allow_destroy,
+            drain: None,
         }
     }
 }

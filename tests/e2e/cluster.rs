@@ -30,7 +30,9 @@ fn counter(out: &str, key: &str) -> u64 {
 ///   does not start nor is defined, and hostform's message names kvm1;
 /// - the spec moves `web` to kvm2: kvm1's plan migrates it live over the private link (its LV
 ///   shared only for the move, then exclusive on kvm2), and the guest's counter goes on
-///   counting on kvm2; both hosts' next plans are empty.
+///   counting on kvm2; both hosts' next plans are empty;
+/// - `hostform drain kvm2` sends it back to kvm1, live, and kvm2 stays drained (both plans
+///   empty); `hostform undrain kvm2`, run on kvm1, sends it home to kvm2.
 #[test]
 fn a_shared_vg_is_guarded_by_lvmlockd_and_a_guest_moves_live() {
     let Some(_vm) = vm_alone() else { return };
@@ -87,6 +89,16 @@ $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan3 2>&1; echo moved-sec
 echo web-on-a-after=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 echo active-a-after=$(lvs --noheadings -o lv_active_locally vgshared/web_root | tr -d ' ')
 touch $W/moved
+# kvm2 drains itself: web comes back here. kvm1's plan then has nothing to do.
+until [ -e $W/b.drained ]; do sleep 0.2; done
+echo web-on-a-drained=$(virsh -c qemu:///system domstate web 2>&1)
+echo count-drained=$(count)
+$H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan5 2>&1; echo drained-plan-rc=$?; cat /tmp/plan5
+# Undrained from here: kvm1's plan sends web back to kvm2, its runs-on host.
+$H undrain kvm2 $S/kvm1-moved.yaml --auto-approve > /tmp/undrain 2>&1; echo undrain-rc=$?; cat /tmp/undrain
+echo web-on-a-undrained=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
+$H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan6 2>&1; echo undrained-plan-rc=$?; cat /tmp/plan6
+touch $W/undrained
 until [ -e $W/b.end ]; do sleep 0.2; done
 "#,
         w = work.path().display(),
@@ -113,6 +125,17 @@ echo web-on-b=$(virsh -c qemu:///system domstate web 2>&1)
 echo active-b=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
 echo count-after=$(count); sleep 2; echo count-later=$(count)
 $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan4 2>&1; echo b-moved-plan-rc=$?; cat /tmp/plan4
+# Drain kvm2: its guest goes to kvm1, live, and kvm2 stays drained.
+$H drain kvm2 $S/kvm2-web.yaml --auto-approve > /tmp/drain 2>&1; echo drain-rc=$?; cat /tmp/drain
+echo vg-tags=$(vgs --noheadings -o vg_tags vgshared | tr -d ' ')
+$H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan7 2>&1; echo b-drained-plan-rc=$?; cat /tmp/plan7
+touch $W/b.drained
+until [ -e $W/undrained ]; do sleep 0.2; done
+echo web-on-b-undrained=$(virsh -c qemu:///system domstate web 2>&1)
+echo active-b-undrained=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo count-undrained=$(count)
+echo vg-tags-undrained=$(vgs --noheadings -o vg_tags vgshared | tr -d ' ')
+$H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan8 2>&1; echo b-undrained-plan-rc=$?; cat /tmp/plan8
 touch $W/b.end
 "#,
         w = work.path().display(),
@@ -124,7 +147,7 @@ touch $W/b.end
         cfg.hostname = name.into();
         cfg.exe = Some(h.into());
         cfg.memory_mib = 768;
-        cfg.timeout = Duration::from_secs(500);
+        cfg.timeout = Duration::from_secs(700);
         Member { cfg, host_id: id }
     };
     let mut ma = member("kvm1", 1, a);
@@ -240,4 +263,27 @@ touch $W/b.end
         "the guest stopped counting on kvm2: {after} then {later}"
     );
     assert!(b.contains("b-moved-plan-rc=0"), "{b}");
+
+    // kvm2 drained: its guest went to kvm1 live (the counter goes on), the drain is a tag on
+    // the shared VG, and neither host's plan moves it back while kvm2 is drained.
+    assert!(b.contains("drain-rc=0"), "{b}");
+    assert!(b.contains("vgchange --addtag hostform_drained_kvm2 vgshared"), "{b}");
+    assert!(b.contains("vg-tags=hostform_drained_kvm2"), "{b}");
+    assert!(b.contains("b-drained-plan-rc=0"), "{b}");
+    assert!(a.contains("web-on-a-drained=running"), "{a}");
+    assert!(a.contains("drained-plan-rc=0"), "{a}");
+    let drained = counter(&a, "count-drained");
+    assert!(drained > later, "{drained} on kvm1 after the drain, {later} before");
+    // Undrained from kvm1: back on kvm2, exclusive there, still counting; the tag is gone
+    // and both plans are empty.
+    assert!(a.contains("undrain-rc=0"), "{a}");
+    assert!(a.contains("vgchange --deltag hostform_drained_kvm2 vgshared"), "{a}");
+    assert!(a.contains("web-on-a-undrained=error: failed to get domain 'web'"), "{a}");
+    assert!(a.contains("undrained-plan-rc=0"), "{a}");
+    assert!(b.contains("web-on-b-undrained=running"), "{b}");
+    assert!(b.contains("active-b-undrained=activeexclusively"), "{b}");
+    assert!(b.lines().any(|l| l.trim_end() == "vg-tags-undrained="), "{b}");
+    let back = counter(&b, "count-undrained");
+    assert!(back > drained, "{back} back on kvm2, {drained} on kvm1");
+    assert!(b.contains("b-undrained-plan-rc=0"), "{b}");
 }

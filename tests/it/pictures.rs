@@ -263,7 +263,7 @@ fn plan_of(loaded: hostform::spec::Loaded, scenario: &str, allow_destroy: bool) 
     let facts = hostform::discover::discover(&runner(scenario))
         .unwrap()
         .facts;
-    hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy })
+    hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy, ..Default::default() })
 }
 
 fn load(spec: &str) -> hostform::spec::Loaded {
@@ -397,7 +397,7 @@ fn every_plan_picture_holds_exactly_its_plan() {
         for spec in &specs {
             let loaded = hostform::spec::load::load(&root().join(spec), None).unwrap();
             for allow_destroy in [false, true] {
-                let p = hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy });
+                let p = hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy, ..Default::default() });
                 check_plan_picture(&p, &format!("{spec} against {scenario}"));
                 ops += p.ops.len();
                 destructive += p.ops.iter().filter(|o| o.risk == Risk::Destructive).count();

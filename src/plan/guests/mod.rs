@@ -17,6 +17,8 @@
 mod libvirt;
 mod lifecycle;
 mod moves;
+
+pub use moves::{DRAIN_TAG_PREFIX, drained};
 mod xen;
 
 use std::collections::BTreeSet;
@@ -387,7 +389,10 @@ vms:
             &mut p,
             spec,
             &facts(),
-            &super::super::Options { allow_destroy },
+            &super::super::Options {
+                allow_destroy,
+                ..Default::default()
+            },
         );
         p.ops = super::super::order(p.ops).unwrap();
         p

@@ -22,11 +22,161 @@
 //! `79:guest:N:peer-start`, `79:guest:N:peer-autostart`; a cold move's stop is
 //! `70:guest:N:stop`.
 
+use std::collections::BTreeSet;
+
 use super::{Ctx, on_timeout, op, s, stop_guest};
+use crate::discover::Facts;
 use crate::kinds::guest::GuestConfig;
 use crate::plan::vocab::GuestStop;
-use crate::plan::{Action, Address, OpId, Outcome, Verb};
-use crate::spec::types::{Hypervisor, Migration, Vm, VmState};
+use crate::plan::{Action, Address, Drain, OpId, Outcome, Verb};
+use crate::spec::types::{Hypervisor, Migration, Spec, Vm, VmState};
+
+/// The tag on a shared VG that says a host of the cluster is drained: `hostform_drained_kvm1`.
+pub const DRAIN_TAG_PREFIX: &str = "hostform_drained_";
+
+/// The cluster's drained hosts: the drain tags on its shared VGs (naming hosts of the
+/// cluster), with the drain this run changes (`change`).
+pub fn drained(spec: &Spec, facts: &Facts, change: Option<&Drain>) -> BTreeSet<String> {
+    let mut d = BTreeSet::new();
+    let Some(cl) = &spec.cluster else {
+        return d;
+    };
+    for (name, vg) in &spec.volume_groups {
+        let Some(v) = facts.lvm.vgs.get(&name.value).filter(|_| vg.shared) else {
+            continue;
+        };
+        for t in &v.tags {
+            if let Some(h) = t.strip_prefix(DRAIN_TAG_PREFIX)
+                && cl.hosts.keys().any(|k| k.value == h)
+            {
+                d.insert(h.to_string());
+            }
+        }
+    }
+    match change {
+        Some(Drain::On(h)) => {
+            d.insert(h.clone());
+        }
+        Some(Drain::Off(h)) => {
+            d.remove(h);
+        }
+        None => {}
+    }
+    d
+}
+
+/// The shared VGs of the spec that exist here and carry `host`'s drain tag.
+fn tagged_vgs(spec: &Spec, facts: &Facts, host: &str) -> Vec<String> {
+    let tag = format!("{DRAIN_TAG_PREFIX}{host}");
+    spec.volume_groups
+        .iter()
+        .filter(|(_, v)| v.shared)
+        .filter(|(n, _)| facts.lvm.vgs.get(&n.value).is_some_and(|v| v.tags.contains(&tag)))
+        .map(|(n, _)| n.value.clone())
+        .collect()
+}
+
+/// The drain this run changes (`hostform drain` / `undrain`): the tag written to (or removed
+/// from) the shared VG, which every move of this plan waits for. Err: refused, nothing moves.
+fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
+    let Some(d) = c.opts.drain.clone() else {
+        return Ok(Vec::new());
+    };
+    let (host, on) = match &d {
+        Drain::On(h) => (h.as_str(), true),
+        Drain::Off(h) => (h.as_str(), false),
+    };
+    let res = format!("host {host}");
+    let (spec, facts) = (c.spec, c.facts);
+    let Some(cl) = &spec.cluster else {
+        c.out.refuse(&res, "this spec has no `cluster`: there is no host to drain", "drain a host of a cluster, with its spec");
+        return Err(());
+    };
+    if !cl.hosts.keys().any(|k| k.value == host) {
+        c.out.refuse(
+            &res,
+            format!("{host} is not a host of the cluster"),
+            format!(
+                "name one of {}",
+                cl.hosts.keys().map(|k| k.value.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        );
+        return Err(());
+    }
+    if on && host != spec.host.value {
+        c.out.refuse(
+            &res,
+            format!("a drain runs on the host it drains: {host}'s guests leave from {host}, and this is {}", spec.host.value),
+            format!("run `hostform drain {host} SPEC` on {host}, with its spec"),
+        );
+        return Err(());
+    }
+    let drained = drained(spec, facts, Some(&d));
+    if on && spec.placement(host, &drained).is_none() {
+        c.out.refuse(
+            &res,
+            "every host of the cluster would be drained: its guests would have nowhere to go",
+            "undrain another host first (`hostform undrain HOST SPEC`)",
+        );
+        return Err(());
+    }
+    let tagged = tagged_vgs(spec, facts, host);
+    let tag = format!("{DRAIN_TAG_PREFIX}{host}");
+    let mut ids = Vec::new();
+    if on && tagged.is_empty() {
+        let Some(vg) = spec
+            .volume_groups
+            .iter()
+            .find(|(n, v)| v.shared && facts.lvm.vgs.contains_key(&n.value))
+            .map(|(n, _)| n.value.clone())
+        else {
+            c.out.refuse(
+                &res,
+                "the cluster's shared VG does not exist yet: the drain is kept as its tag",
+                "apply the cluster's specs first",
+            );
+            return Err(());
+        };
+        let to = spec.placement(host, &drained).unwrap_or(host);
+        c.out.record(
+            &res,
+            Outcome::Changed(
+                Action::Update,
+                vec![format!("drained: its guests go to {to}, one migration at a time")],
+            ),
+        );
+        let o = op(
+            OpId::new(78, Address::Vg(vg.clone()), Verb::Drain(host.to_string())),
+            &res,
+            format!("mark {host} drained (tag {tag} on {vg}, read by every host)"),
+            vec![s("vgchange"), s("--addtag"), tag.clone(), vg],
+        )
+        .on_root();
+        ids.push(o.id.clone());
+        c.out.ops.push(o);
+    }
+    if !on && !tagged.is_empty() {
+        c.out.record(
+            &res,
+            Outcome::Changed(
+                Action::Update,
+                vec!["drained no more: its guests come back to it".to_string()],
+            ),
+        );
+        for vg in tagged {
+            let o = op(
+                OpId::new(78, Address::Vg(vg.clone()), Verb::Undrain(host.to_string())),
+                &res,
+                format!("mark {host} drained no more (tag {tag} off {vg})"),
+                vec![s("vgchange"), s("--deltag"), tag.clone(), vg],
+            )
+            .on_root();
+            ids.push(o.id.clone());
+            c.out.ops.push(o);
+        }
+    }
+    Ok(ids)
+}
 
 /// The other host: where its ssh and its libvirt are reached.
 struct Peer {
@@ -91,14 +241,22 @@ impl Peer {
 }
 
 /// Plan the move of every guest placed on another host that this host still has.
+/// The moves of one host run one at a time: each waits for the migration before it (and for
+/// the drain's tag, when this run changes a drain).
 pub(super) fn plan(c: &mut Ctx) {
     let spec = c.spec;
+    let Ok(mut prev) = drain_op(c) else {
+        return;
+    };
     for (name, (host, vm)) in &spec.elsewhere {
-        guest(c, name, host, vm);
+        if let Some(m) = guest(c, name, host, vm, &prev) {
+            prev = vec![m];
+        }
     }
 }
 
-fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
+/// Plan one guest's move: the id of its migration, which the next move waits for.
+fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<OpId> {
     let res = format!("guest {name}");
     let (facts, sp) = (c.facts, c.spec);
     let domain = facts
@@ -119,7 +277,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
                 format!("stop it here (`xl shutdown {name}`), then apply {host}'s spec"),
             );
         }
-        return;
+        return None;
     }
     // Its LVs: those of the definition this host has (what the running guest uses), else the
     // spec's.
@@ -141,7 +299,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
             .cloned()
             .collect();
         if active.is_empty() {
-            return;
+            return None;
         }
         c.out.record(
             &res,
@@ -161,7 +319,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
                 vec![s("lvchange"), s("-an"), lv.clone()],
             ));
         }
-        return;
+        return None;
     };
     if let Some(local) = lvs.iter().find(|lv| !shared(lv)) {
         c.out.refuse(
@@ -171,7 +329,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
             ),
             "put the guest's disks on the cluster's shared VG, or keep it on this host",
         );
-        return;
+        return None;
     }
     let spec = sp;
     let address = spec.host_address(host);
@@ -187,7 +345,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
                         format!("cannot name {lv} on {host} ({address}) in an ssh command"),
                         "LV names and cluster addresses are validated: check the spec",
                     );
-                    return;
+                    return None;
                 }
             }
         }
@@ -221,7 +379,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
             )],
         ),
     );
-    let mut before: Vec<OpId> = Vec::new();
+    let mut before: Vec<OpId> = prev.to_vec();
     if live {
         // Shared on both hosts for the move only: here first (lvmlockd converts the exclusive
         // lock), then there.
@@ -359,9 +517,10 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm) {
             format!("mark {name} to start with {}", peer.name),
             peer_virsh(&peer, &["autostart", name]),
         );
-        o.after = vec![migrated];
+        o.after = vec![migrated.clone()];
         c.out.ops.push(o);
     }
+    Some(migrated)
 }
 
 fn gaddr(name: &str) -> Address {
@@ -379,7 +538,7 @@ fn peer_virsh(peer: &Peer, args: &[&str]) -> Vec<String> {
 mod tests {
     use super::super::tests::{facts, ids};
     use crate::discover::Facts;
-    use crate::plan::{Options, Plan};
+    use crate::plan::{Drain, Options, Plan};
     use crate::runner::fixtures::text;
     use crate::spec::types::Spec;
 
@@ -409,6 +568,29 @@ vms:
     const G1: &str = "  g1: { disks: [{ lv: vg0/g1_root, target: vda }], nics: [{ bridge: br0, mac: \"52:54:00:00:00:01\" }], runs-on: kvm2 }\n";
 
     fn plan(spec: &Spec) -> Plan {
+        plan_with(spec, &captured())
+    }
+
+    fn plan_with(spec: &Spec, f: &Facts) -> Plan {
+        drain_with(spec, f, None)
+    }
+
+    /// The whole host's plan (placement by drains included), guests' part only.
+    fn drain_with(spec: &Spec, f: &Facts, drain: Option<Drain>) -> Plan {
+        let opts = Options {
+            drain,
+            ..Options::default()
+        };
+        let drained = super::drained(spec, f, opts.drain.as_ref());
+        let placed = spec.placed_with(&drained);
+        let spec = placed.as_ref().unwrap_or(spec);
+        let mut p = Plan::default();
+        super::super::plan(&mut p, spec, f, &opts);
+        p.ops = crate::plan::order(p.ops).unwrap();
+        p
+    }
+
+    fn captured() -> Facts {
         let mut f = facts();
         let d = |n: &str| text(&format!("cluster-a/{n}"));
         f.lvm = crate::kinds::lvm::Lvm::parse(
@@ -417,14 +599,80 @@ vms:
             &d("lvs-created.json"),
         )
         .expect("the captured reports");
-        plan_with(spec, &f)
+        f
     }
 
-    fn plan_with(spec: &Spec, f: &Facts) -> Plan {
-        let mut p = Plan::default();
-        super::super::plan(&mut p, spec, f, &Options::default());
-        p.ops = crate::plan::order(p.ops).unwrap();
-        p
+    /// g1 (running) and g2 (shut off) run on kvm1, this host.
+    const HOME: &str = "  g1: { disks: [{ lv: vg0/g1_root, target: vda }], nics: [{ bridge: br0, mac: \"52:54:00:00:00:01\" }], runs-on: kvm1 }\n  g2: { disks: [{ lv: vg0/g2_root, target: vda }], nics: [{ bridge: br0, mac: \"52:54:00:00:00:02\" }], state: stopped, runs-on: kvm1 }\n";
+
+    #[test]
+    fn a_drain_tags_the_shared_vg_then_moves_each_guest_one_migration_at_a_time() {
+        let s = spec(HOME);
+        let f = captured();
+        assert!(drain_with(&s, &f, None).ops.is_empty());
+        let p = drain_with(&s, &f, Some(Drain::On("kvm1".into())));
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argv(&p, "78:vg:vgshared:drain:kvm1"),
+            "vgchange --addtag hostform_drained_kvm1 vgshared"
+        );
+        assert_eq!(p.ops[0].id.as_str(), "78:vg:vgshared:drain:kvm1");
+        // g1 first (its first step waits for the tag), g2 only once g1 has migrated.
+        assert_eq!(
+            after(&p, "78:guest:g1:share:vg0/g1_root"),
+            ["78:vg:vgshared:drain:kvm1"]
+        );
+        assert_eq!(after(&p, "79:guest:g2:migrate:kvm2"), ["79:guest:g1:migrate:kvm2"]);
+        assert!(argv(&p, "79:guest:g2:migrate:kvm2").contains("--offline"));
+    }
+
+    #[test]
+    fn a_drain_runs_on_its_host_and_never_drains_the_whole_cluster() {
+        let s = spec(HOME);
+        let f = captured();
+        let p = drain_with(&s, &f, Some(Drain::On("kvm2".into())));
+        assert!(p.ops.is_empty());
+        assert!(p.refusals[0].reason.contains("a drain runs on the host it drains"));
+        let p = drain_with(&s, &f, Some(Drain::On("kvm9".into())));
+        assert!(p.refusals[0].reason.contains("not a host of the cluster"));
+        // kvm2 drained already (its tag on the VG): draining kvm1 too leaves nowhere to go.
+        let mut f2 = captured();
+        f2.lvm
+            .vgs
+            .get_mut("vgshared")
+            .unwrap()
+            .tags
+            .push("hostform_drained_kvm2".into());
+        let p = drain_with(&s, &f2, Some(Drain::On("kvm1".into())));
+        assert!(p.ops.is_empty());
+        assert!(p.refusals[0].reason.contains("every host of the cluster would be drained"));
+    }
+
+    #[test]
+    fn while_a_peer_is_drained_its_guests_stay_here_and_undrain_sends_them_back() {
+        // This host (kvm1) runs g1, whose runs-on is kvm2; kvm2 is drained (the tag).
+        let s = spec(G1);
+        let mut f = captured();
+        f.lvm
+            .vgs
+            .get_mut("vgshared")
+            .unwrap()
+            .tags
+            .push("hostform_drained_kvm2".into());
+        let p = drain_with(&s, &f, None);
+        assert!(p.ops.is_empty(), "{:?}", ids(&p));
+        assert!(p.refusals.is_empty());
+        // Undrained from here: the tag goes, then g1 goes home, live.
+        let p = drain_with(&s, &f, Some(Drain::Off("kvm2".into())));
+        assert_eq!(
+            argv(&p, "78:vg:vgshared:undrain:kvm2"),
+            "vgchange --deltag hostform_drained_kvm2 vgshared"
+        );
+        assert_eq!(
+            after(&p, "78:guest:g1:share:vg0/g1_root"),
+            ["78:vg:vgshared:undrain:kvm2"]
+        );
+        assert!(argv(&p, "79:guest:g1:migrate:kvm2").contains("--live"));
     }
 
     fn argv(p: &Plan, id: &str) -> String {

@@ -734,6 +734,7 @@ bridges:
             "bridge",
             &Options {
                 allow_destroy: true,
+                ..Options::default()
             },
         );
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
@@ -748,6 +749,7 @@ bridges:
             "bridge",
             &Options {
                 allow_destroy: true,
+                ..Options::default()
             },
         );
         assert!(p.refusals[0].reason.contains("dummy0"), "{:?}", p.refusals);
@@ -759,6 +761,7 @@ bridges:
             &facts("bridge"),
             &Options {
                 allow_destroy: true,
+                ..Options::default()
             },
         );
         assert!(

@@ -180,7 +180,7 @@ fn storage(spec: &Spec, facts: &Facts, opts: &Options) -> Plan {
     let mut c = Ctx {
         spec,
         facts,
-        opts: *opts,
+        opts: opts.clone(),
         plan: Plan::default(),
         ops: Vec::new(),
         disks: BTreeMap::new(),
@@ -575,6 +575,7 @@ mod tests {
 
     const DESTROY: super::super::Options = super::super::Options {
         allow_destroy: true,
+        drain: None,
     };
 
     fn scenario(name: &str) -> crate::discover::Discovered {

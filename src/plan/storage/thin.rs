@@ -907,6 +907,7 @@ mod tests {
         );
         let allow = crate::plan::Options {
             allow_destroy: true,
+            ..Default::default()
         };
         let p = plan_host(&spec, &d.facts, &allow);
         assert!(p.ops.is_empty(), "{:?}", ids(&p));
@@ -1033,6 +1034,7 @@ mod tests {
         );
         let allow = crate::plan::Options {
             allow_destroy: true,
+            ..Default::default()
         };
         let p = plan_host(&spec, &d.facts, &allow);
         assert!(p.refusals.is_empty(), "{:?}", p.refusals);
@@ -1069,6 +1071,7 @@ mod tests {
         pool0(&mut spec).lvs.shift_remove("scratch");
         let allow = crate::plan::Options {
             allow_destroy: true,
+            ..Default::default()
         };
         let p = plan_host(&spec, &d.facts, &allow);
         assert!(
@@ -1096,6 +1099,7 @@ mod tests {
         absent(&mut spec);
         let allow = crate::plan::Options {
             allow_destroy: true,
+            ..Default::default()
         };
         let p = plan_host(&spec, &facts, &allow);
         assert!(!ids(&p).contains(&"05:lv:vgt/web:remove"));
