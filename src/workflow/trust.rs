@@ -198,7 +198,14 @@ mod tests {
             };
             for f in &facts {
                 for allow_destroy in [false, true] {
-                    let plan = crate::plan::plan_host(&loaded.spec, f, &Options { allow_destroy, drain: None });
+                    let plan = crate::plan::plan_host(
+                        &loaded.spec,
+                        f,
+                        &Options {
+                            allow_destroy,
+                            drain: None,
+                        },
+                    );
                     for op in &plan.ops {
                         if let Some(p) = op.argv().first() {
                             seen.insert(p.clone());

@@ -267,22 +267,37 @@ touch $W/b.end
     // kvm2 drained: its guest went to kvm1 live (the counter goes on), the drain is a tag on
     // the shared VG, and neither host's plan moves it back while kvm2 is drained.
     assert!(b.contains("drain-rc=0"), "{b}");
-    assert!(b.contains("vgchange --addtag hostform_drained_kvm2 vgshared"), "{b}");
+    assert!(
+        b.contains("vgchange --addtag hostform_drained_kvm2 vgshared"),
+        "{b}"
+    );
     assert!(b.contains("vg-tags=hostform_drained_kvm2"), "{b}");
     assert!(b.contains("b-drained-plan-rc=0"), "{b}");
     assert!(a.contains("web-on-a-drained=running"), "{a}");
     assert!(a.contains("drained-plan-rc=0"), "{a}");
     let drained = counter(&a, "count-drained");
-    assert!(drained > later, "{drained} on kvm1 after the drain, {later} before");
+    assert!(
+        drained > later,
+        "{drained} on kvm1 after the drain, {later} before"
+    );
     // Undrained from kvm1: back on kvm2, exclusive there, still counting; the tag is gone
     // and both plans are empty.
     assert!(a.contains("undrain-rc=0"), "{a}");
-    assert!(a.contains("vgchange --deltag hostform_drained_kvm2 vgshared"), "{a}");
-    assert!(a.contains("web-on-a-undrained=error: failed to get domain 'web'"), "{a}");
+    assert!(
+        a.contains("vgchange --deltag hostform_drained_kvm2 vgshared"),
+        "{a}"
+    );
+    assert!(
+        a.contains("web-on-a-undrained=error: failed to get domain 'web'"),
+        "{a}"
+    );
     assert!(a.contains("undrained-plan-rc=0"), "{a}");
     assert!(b.contains("web-on-b-undrained=running"), "{b}");
     assert!(b.contains("active-b-undrained=activeexclusively"), "{b}");
-    assert!(b.lines().any(|l| l.trim_end() == "vg-tags-undrained="), "{b}");
+    assert!(
+        b.lines().any(|l| l.trim_end() == "vg-tags-undrained="),
+        "{b}"
+    );
     let back = counter(&b, "count-undrained");
     assert!(back > drained, "{back} back on kvm2, {drained} on kvm1");
     assert!(b.contains("b-undrained-plan-rc=0"), "{b}");

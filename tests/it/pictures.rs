@@ -263,7 +263,14 @@ fn plan_of(loaded: hostform::spec::Loaded, scenario: &str, allow_destroy: bool) 
     let facts = hostform::discover::discover(&runner(scenario))
         .unwrap()
         .facts;
-    hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy, ..Default::default() })
+    hostform::plan::plan_host(
+        &loaded.spec,
+        &facts,
+        &Options {
+            allow_destroy,
+            ..Default::default()
+        },
+    )
 }
 
 fn load(spec: &str) -> hostform::spec::Loaded {
@@ -397,7 +404,14 @@ fn every_plan_picture_holds_exactly_its_plan() {
         for spec in &specs {
             let loaded = hostform::spec::load::load(&root().join(spec), None).unwrap();
             for allow_destroy in [false, true] {
-                let p = hostform::plan::plan_host(&loaded.spec, &facts, &Options { allow_destroy, ..Default::default() });
+                let p = hostform::plan::plan_host(
+                    &loaded.spec,
+                    &facts,
+                    &Options {
+                        allow_destroy,
+                        ..Default::default()
+                    },
+                );
                 check_plan_picture(&p, &format!("{spec} against {scenario}"));
                 ops += p.ops.len();
                 destructive += p.ops.iter().filter(|o| o.risk == Risk::Destructive).count();

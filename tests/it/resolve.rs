@@ -118,7 +118,10 @@ fn every_spec_resolves_to_a_spec_that_plans_the_same() {
             // The same plans, the same stop order.
             for (scenario, f) in &facts {
                 for allow_destroy in [false, true] {
-                    let opts = Options { allow_destroy, ..Default::default() };
+                    let opts = Options {
+                        allow_destroy,
+                        ..Default::default()
+                    };
                     assert_eq!(
                         json(&plan_host(&again.spec, f, &opts)),
                         json(&plan_host(&original.spec, f, &opts)),

@@ -67,7 +67,14 @@ fn plans_of(scenario: &str) -> String {
             panic!("{name} does not load")
         };
         for allow_destroy in [false, true] {
-            let p = plan_host(&loaded.spec, &facts, &Options { allow_destroy, ..Default::default() });
+            let p = plan_host(
+                &loaded.spec,
+                &facts,
+                &Options {
+                    allow_destroy,
+                    ..Default::default()
+                },
+            );
             out.push_str(&format!(
                 "==== {name}{}\n{}\n---- json\n{}\n\n",
                 if allow_destroy {

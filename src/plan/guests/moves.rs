@@ -71,7 +71,13 @@ fn tagged_vgs(spec: &Spec, facts: &Facts, host: &str) -> Vec<String> {
     spec.volume_groups
         .iter()
         .filter(|(_, v)| v.shared)
-        .filter(|(n, _)| facts.lvm.vgs.get(&n.value).is_some_and(|v| v.tags.contains(&tag)))
+        .filter(|(n, _)| {
+            facts
+                .lvm
+                .vgs
+                .get(&n.value)
+                .is_some_and(|v| v.tags.contains(&tag))
+        })
         .map(|(n, _)| n.value.clone())
         .collect()
 }
@@ -89,7 +95,11 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
     let res = format!("host {host}");
     let (spec, facts) = (c.spec, c.facts);
     let Some(cl) = &spec.cluster else {
-        c.out.refuse(&res, "this spec has no `cluster`: there is no host to drain", "drain a host of a cluster, with its spec");
+        c.out.refuse(
+            &res,
+            "this spec has no `cluster`: there is no host to drain",
+            "drain a host of a cluster, with its spec",
+        );
         return Err(());
     };
     if !cl.hosts.keys().any(|k| k.value == host) {
@@ -98,7 +108,11 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
             format!("{host} is not a host of the cluster"),
             format!(
                 "name one of {}",
-                cl.hosts.keys().map(|k| k.value.as_str()).collect::<Vec<_>>().join(", ")
+                cl.hosts
+                    .keys()
+                    .map(|k| k.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
         return Err(());
@@ -142,7 +156,9 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
             &res,
             Outcome::Changed(
                 Action::Update,
-                vec![format!("drained: its guests go to {to}, one migration at a time")],
+                vec![format!(
+                    "drained: its guests go to {to}, one migration at a time"
+                )],
             ),
         );
         let o = op(
@@ -622,7 +638,10 @@ vms:
             after(&p, "78:guest:g1:share:vg0/g1_root"),
             ["78:vg:vgshared:drain:kvm1"]
         );
-        assert_eq!(after(&p, "79:guest:g2:migrate:kvm2"), ["79:guest:g1:migrate:kvm2"]);
+        assert_eq!(
+            after(&p, "79:guest:g2:migrate:kvm2"),
+            ["79:guest:g1:migrate:kvm2"]
+        );
         assert!(argv(&p, "79:guest:g2:migrate:kvm2").contains("--offline"));
     }
 
@@ -632,7 +651,11 @@ vms:
         let f = captured();
         let p = drain_with(&s, &f, Some(Drain::On("kvm2".into())));
         assert!(p.ops.is_empty());
-        assert!(p.refusals[0].reason.contains("a drain runs on the host it drains"));
+        assert!(
+            p.refusals[0]
+                .reason
+                .contains("a drain runs on the host it drains")
+        );
         let p = drain_with(&s, &f, Some(Drain::On("kvm9".into())));
         assert!(p.refusals[0].reason.contains("not a host of the cluster"));
         // kvm2 drained already (its tag on the VG): draining kvm1 too leaves nowhere to go.
@@ -645,7 +668,11 @@ vms:
             .push("hostform_drained_kvm2".into());
         let p = drain_with(&s, &f2, Some(Drain::On("kvm1".into())));
         assert!(p.ops.is_empty());
-        assert!(p.refusals[0].reason.contains("every host of the cluster would be drained"));
+        assert!(
+            p.refusals[0]
+                .reason
+                .contains("every host of the cluster would be drained")
+        );
     }
 
     #[test]
