@@ -423,7 +423,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
         }
     } else if running {
         let timeout = spec.shutdown_timeout_secs(name);
-        let o = stop_guest(
+        let mut o = stop_guest(
             OpId::new(70, gaddr(name), Verb::Stop),
             &res,
             format!(
@@ -438,6 +438,8 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
                 on_timeout: spec.shutdown.on_timeout,
             },
         );
+        // A drain's moves run one at a time: the stop waits for the move before it.
+        o.after = before.clone();
         before.push(o.id.clone());
         c.out.ops.push(o);
     }
@@ -643,6 +645,20 @@ vms:
             ["79:guest:g1:migrate:kvm2"]
         );
         assert!(argv(&p, "79:guest:g2:migrate:kvm2").contains("--offline"));
+    }
+
+    #[test]
+    fn cold_moves_of_a_drain_wait_for_each_other_too() {
+        let s = spec(&HOME.replace(
+            "runs-on: kvm1 }\n  g2",
+            "runs-on: kvm1, migration: cold }\n  g2",
+        ));
+        let p = drain_with(&s, &captured(), Some(Drain::On("kvm1".into())));
+        assert_eq!(after(&p, "70:guest:g1:stop"), ["78:vg:vgshared:drain:kvm1"]);
+        assert_eq!(
+            after(&p, "79:guest:g2:migrate:kvm2"),
+            ["79:guest:g1:migrate:kvm2"]
+        );
     }
 
     #[test]
