@@ -232,8 +232,12 @@ impl Peer {
                 && w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+_.-/".contains(c))
         };
+        // `VG/LV`, each an LVM name: no further `/`, never `.` or `..`.
+        let lvm_name = |w: &str| plain(w) && !w.contains('/') && w != "." && w != "..";
         if !matches!(mode, "-asy" | "-aey")
-            || !plain(lv)
+            || !lv
+                .split_once('/')
+                .is_some_and(|(v, l)| lvm_name(v) && lvm_name(l))
             || !plain(&self.ssh.replace(['@', ':'], "."))
         {
             return None;
@@ -298,14 +302,28 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
     // Its LVs: those of the definition this host has (what the running guest uses), else the
     // spec's.
     let want = GuestConfig::from_spec(name, vm);
+    // Every disk counts, LV or not: a disk that is a file or another device stays behind, so
+    // it is named as not on a shared VG (`/dev/` dropped from an LV's path: `VG/LV`).
+    let disks = |c: &GuestConfig| -> Vec<String> {
+        c.disks
+            .iter()
+            .map(|d| {
+                d.source
+                    .strip_prefix("/dev/")
+                    .unwrap_or(&d.source)
+                    .to_string()
+            })
+            .collect()
+    };
     let lvs: Vec<String> = domain
         .and_then(|d| d.definition.as_ref())
-        .map(|d| d.config.lvs())
+        .map(|d| disks(&d.config))
         .filter(|l| !l.is_empty())
-        .unwrap_or_else(|| want.lvs());
+        .unwrap_or_else(|| disks(&want));
     let shared = |lv: &String| {
-        let vg = lv.split('/').next().unwrap_or("");
-        sp.volume_groups.get(vg).is_some_and(|v| v.shared)
+        lv.split_once('/').is_some_and(|(vg, name)| {
+            !name.contains('/') && sp.volume_groups.get(vg).is_some_and(|v| v.shared)
+        })
     };
     let Some(d) = domain else {
         // Not here (any more): LVs a move left active here are released.
@@ -851,13 +869,44 @@ vms:
             "{:?}",
             p.refusals
         );
+        // A disk that is no LV at all (a file) is named too, not left out of the move.
+        let mut f = captured();
+        let g1 = f
+            .guests
+            .libvirt
+            .as_mut()
+            .unwrap()
+            .domains
+            .get_mut("g1")
+            .unwrap();
+        let def = g1.definition.as_mut().unwrap();
+        def.config.disks[0].source = "/var/lib/libvirt/images/g1.qcow2".into();
+        let p = plan_with(&spec(G1), &f);
+        assert!(p.ops.is_empty());
+        assert!(
+            p.refusals[0]
+                .reason
+                .contains("/var/lib/libvirt/images/g1.qcow2 is not on a shared VG"),
+            "{:?}",
+            p.refusals
+        );
     }
 
     #[test]
     fn a_peer_command_takes_only_words_the_remote_shell_reads_as_themselves() {
         let peer = super::Peer::new("kvm2", "10.0.9.2");
         assert!(peer.lvchange("-aey", "vg0/g1_root").is_some());
-        for lv in ["vg0/x;reboot", "vg0/$(id)", "vg0/a b", "-rf", ""] {
+        for lv in [
+            "vg0/x;reboot",
+            "vg0/$(id)",
+            "vg0/a b",
+            "-rf",
+            "",
+            "vg0",
+            "vg0/../x",
+            "../vg0/x",
+            "vg0/a/b",
+        ] {
             assert!(peer.lvchange("-aey", lv).is_none(), "{lv}");
         }
         assert!(peer.lvchange("-an --yes", "vg0/g1_root").is_none());
