@@ -13,9 +13,11 @@ use crate::kinds::{net::NETWORKD_DIR, netconf};
 use crate::plan::{Op, Risk};
 
 /// Every program an operation of a plan can run, as the planners build them
-/// (`src/plan/{storage,storage/teardown,net,guests}.rs`). `hostform-stop-guest` is run
-/// in-process by `apply`.
+/// (`src/plan/{storage,storage/teardown,net,guests}.rs`). `hostform-stop-guest` and
+/// `hostform-await-dead` are run in-process by `apply`; `ssh` runs only `lvchange` on another
+/// host of a cluster (a guest's move).
 pub const PROGRAMS: &[&str] = &[
+    "hostform-await-dead",
     "hostform-stop-guest",
     "ip",
     "lvchange",
@@ -34,6 +36,7 @@ pub const PROGRAMS: &[&str] = &[
     "qemu-img",
     "rm",
     "sfdisk",
+    "ssh",
     "vgchange",
     "vgcreate",
     "vgextend",
@@ -132,6 +135,30 @@ fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
                 ));
             }
         }
+        if prog == "ssh" {
+            // `ssh -o BatchMode=yes -T root@ADDRESS -- lvchange -asy|-aey VG/LV`: the other
+            // host's half of a guest's move, and nothing else.
+            let a = op.argv();
+            let word = |w: &str| {
+                !w.is_empty()
+                    && !w.starts_with('-')
+                    && w.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+_.-/@:[]".contains(c))
+            };
+            let ok = a.len() == 9
+                && a[1..4] == ["-o", "BatchMode=yes", "-T"]
+                && word(&a[4])
+                && a[5..7] == ["--", "lvchange"]
+                && matches!(a[7].as_str(), "-asy" | "-aey")
+                && word(&a[8])
+                && a[8].matches('/').count() == 1;
+            if !ok {
+                return Err(format!(
+                    "`{}`: hostform runs only `lvchange -asy|-aey VG/LV` on another host",
+                    shown()
+                ));
+            }
+        }
         if DESTRUCTIVE.contains(&prog.as_str()) && op.risk != Risk::Destructive {
             return Err(format!(
                 "`{}` is destructive, and the plan marks it safe",
@@ -153,6 +180,67 @@ mod tests {
     use super::*;
     use crate::plan::Options;
     use std::collections::BTreeSet;
+
+    /// A saved plan of a guest's move loads: its ssh is a program hostform runs. An ssh edited
+    /// to run anything else on the other host is refused at load. (Planned from captures: g1
+    /// running here, tests/fixtures/guests; the shared VG of tests/fixtures/cluster-a.)
+    #[test]
+    fn a_saved_move_loads_and_an_edited_ssh_does_not() {
+        use crate::runner::fixtures::{scripted, text};
+        let r = scripted("guests", &["list-one-running", "list-autostart"])
+            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "")
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
+            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let d = |n: &str| text(&format!("cluster-a/{n}"));
+        let facts = crate::discover::Facts {
+            guests: crate::kinds::guest::discover(&r),
+            lvm: crate::kinds::lvm::Lvm::parse(
+                &d("pvs-created.json"),
+                &d("vgs-created.json"),
+                &d("lvs-created.json"),
+            )
+            .expect("the captured reports"),
+            ..Default::default()
+        };
+        let y = "host: kvm1
+cluster: { hosts: { kvm1: { host-id: 1 }, kvm2: { host-id: 2, address: 10.0.9.2 } } }
+disks: { lun: { serial: HF-LUN0 }, lun1: { serial: HF-LUN1 } }
+bridges: { br0: { ports: [eth0] } }
+volume-groups:
+  vg0: { pvs: [lun1], shared: true, lvs: { g1_root: { size: 64MiB } } }
+  vgshared: { pvs: [lun], shared: true, lvs: { web: { size: 64MiB } } }
+vms:
+  g1: { hypervisor: libvirt, memory: 64MiB, disks: [{ lv: vg0/g1_root, target: vda }], nics: [{ bridge: br0, mac: \"52:54:00:00:00:01\" }], runs-on: kvm2 }
+";
+        let spec = match crate::spec::load_str("t.yaml", y) {
+            Ok(l) => l.spec,
+            Err(f) => panic!("{:?}", f.diagnostics),
+        };
+        // The guests' room alone: the captures hold no disks for the storage room to find.
+        let mut plan = crate::plan::Plan::default();
+        crate::plan::guests::plan(&mut plan, &spec, &facts, &Options::default());
+        let ssh: Vec<_> = plan
+            .ops
+            .iter()
+            .filter(|o| o.program() == Some("ssh"))
+            .collect();
+        assert_eq!(ssh.len(), 2, "{:?} {:?}", plan.ops, plan.refusals);
+        check_ops(&plan.ops, false).expect("a move's operations are hostform's own");
+        for (i, word) in [
+            (6, "rm"),
+            (7, "-rf"),
+            (4, "-oProxyCommand=x"),
+            (8, "vg/../x/y"),
+        ] {
+            let mut ops = plan.ops.clone();
+            let o = ops.iter_mut().find(|o| o.program() == Some("ssh")).unwrap();
+            if let crate::plan::Effect::Run { argv, .. } = &mut o.effect {
+                argv[i] = word.into();
+            }
+            let e = check_ops(&ops, false).unwrap_err();
+            assert!(e.contains("only `lvchange -asy|-aey VG/LV`"), "{word}: {e}");
+        }
+    }
 
     /// Every spec of the tests that validates, planned against every captured host, with and
     /// without `--allow-destroy`: each program is in [`PROGRAMS`], and each plan passes the
