@@ -76,6 +76,19 @@ fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
     let (argv, stdin) = match &op.effect {
         Effect::Write(w) => return (r.write_file(&w.path, &w.content, w.mode), None),
         Effect::StopGuest(g) => return (crate::shutdown::run::stop_guest(r, g), None),
+        Effect::AwaitDead(d) => {
+            tracing::warn!(
+                target: LOG_TARGET,
+                OP_ID = op.id.as_str(),
+                "waiting (up to {} s) for sanlock to call host_id {} of {} dead",
+                d.timeout_s,
+                d.host_id,
+                d.lockspace
+            );
+            let poll = std::time::Duration::from_secs(2);
+            let res = crate::kinds::lvm::await_dead(r, &d.lockspace, d.host_id, d.timeout_s, poll);
+            return (res, None);
+        }
         Effect::Run { argv, stdin } => (argv, stdin),
     };
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();

@@ -85,7 +85,9 @@ pub enum Command {
     Apply(apply::Args),
     /// Drain a host of a cluster: move every guest it runs to the other hosts, one live
     /// migration at a time, and keep it drained (a tag on the shared VG that every host
-    /// reads). Run on that host, with its spec. Shows the plan and asks, as `apply` does.
+    /// reads). Run on that host, with its spec; a host that has stopped renewing its sanlock
+    /// lease (lost) is drained from another host, whose plan waits until sanlock calls it dead,
+    /// then starts its guests from their disks. Shows the plan and asks, as `apply` does.
     Drain(drain::DrainArgs),
     /// Undo `drain HOST`: the host is drained no more, and the guests this host runs for it
     /// go back to it. Run on each host that took some of its guests, with that host's spec.

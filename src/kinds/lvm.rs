@@ -135,6 +135,151 @@ pub struct Lvm {
     /// lines), read only where lvmlockd runs.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub lockspaces: BTreeSet<String>,
+    /// The hosts of each started lockspace (by VG) as this host's sanlock sees them: whether
+    /// each still renews its lease. Read only where a lockspace is started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lease_hosts: BTreeMap<String, Vec<LeaseHost>>,
+    /// Who holds each LV's lease (`VG/LV` → host_id), read only for a VG where a host has
+    /// stopped renewing (its LVs' lock offsets, then one `sanlock direct dump` of its
+    /// lvmlock LV from the first of them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub leases: BTreeMap<String, u32>,
+}
+
+/// What this host's sanlock says of a host of a lockspace (`sanlock client gets -h 1`, with
+/// the times of `sanlock client host_status -D`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LeaseHost {
+    pub host_id: u32,
+    /// sanlock's word for it: `LIVE`, `FAIL` (its lease not renewed for 8 I/O timeouts),
+    /// `DEAD` (its leases free to take), `FREE` (never joined, or left), `UNKNOWN`.
+    pub state: String,
+    /// Seconds between the last renewal of its lease that this host's sanlock saw and
+    /// sanlock's latest check (`last_check - last_live`): how long it has been silent, at
+    /// least.
+    pub silent_s: u64,
+    /// Its lease's I/O timeout (`io_timeout`, 10 s by default): sanlock calls a host dead
+    /// `8 × io_timeout + 60` s after its last renewal.
+    pub io_timeout: u64,
+}
+
+impl LeaseHost {
+    /// Seconds after its last renewal when sanlock calls a host dead (sanlock's
+    /// `calc_host_dead_seconds`: its renewal-fail time, 8 I/O timeouts, plus the 60 s a
+    /// watchdog takes to fire).
+    pub fn dead_after_s(&self) -> u64 {
+        8 * self.io_timeout + 60
+    }
+
+    /// Its leases are free to take: sanlock calls it dead.
+    pub fn dead(&self) -> bool {
+        self.state == "DEAD"
+    }
+
+    /// It has stopped renewing its lease but sanlock does not call it dead yet: `FAIL`, or
+    /// `LIVE` while silent for more than two renewals (one every 2 I/O timeouts): its leases
+    /// are still held.
+    pub fn failing(&self) -> bool {
+        self.state == "FAIL" || (self.state == "LIVE" && self.silent_s > 4 * self.io_timeout)
+    }
+
+    /// Seconds, at most, until sanlock calls it dead (from sanlock's latest check).
+    pub fn dead_in_s(&self) -> u64 {
+        self.dead_after_s().saturating_sub(self.silent_s)
+    }
+}
+
+/// The hosts of each lockspace `lvm_VG` in `sanlock client gets -h 1` (`s LOCKSPACE:…` then
+/// `h HOST_ID gen G timestamp T STATE` lines), with `last_check`, `last_live` and
+/// `io_timeout` from `sanlock client host_status -D` when it has them.
+pub fn parse_lease_hosts(gets: &str, host_status: &str) -> BTreeMap<String, Vec<LeaseHost>> {
+    // host_status -D: `lockspace NAME`, then `ID timestamp T` and indented `key=value` lines.
+    let mut times: BTreeMap<(String, u32), BTreeMap<String, u64>> = BTreeMap::new();
+    let (mut ls, mut id) = (String::new(), None);
+    for l in host_status.lines() {
+        if let Some(n) = l.strip_prefix("lockspace ") {
+            ls = n.trim().to_string();
+            id = None;
+        } else if !l.starts_with(char::is_whitespace) {
+            id = l
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u32>().ok());
+        } else if let (Some(h), Some((k, v))) = (id, l.trim().split_once('='))
+            && let Ok(v) = v.parse::<u64>()
+        {
+            times
+                .entry((ls.clone(), h))
+                .or_default()
+                .insert(k.to_string(), v);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<LeaseHost>> = BTreeMap::new();
+    let mut vg: Option<String> = None;
+    for l in gets.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["s", rest, ..] => {
+                let name = rest.split(':').next().unwrap_or("");
+                vg = name.strip_prefix("lvm_").map(str::to_string);
+            }
+            ["h", id, "gen", _, "timestamp", _, state, ..] => {
+                let (Some(vg), Ok(id)) = (&vg, id.parse::<u32>()) else {
+                    continue;
+                };
+                let t = times.get(&(format!("lvm_{vg}"), id));
+                let get = |k: &str| t.and_then(|t| t.get(k)).copied();
+                let silent_s = match (get("last_check"), get("last_live")) {
+                    (Some(c), Some(l)) => c.saturating_sub(l),
+                    _ => 0,
+                };
+                out.entry(vg.clone()).or_default().push(LeaseHost {
+                    host_id: id,
+                    state: state.to_string(),
+                    silent_s,
+                    io_timeout: get("io_timeout").unwrap_or(10),
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The lock offset of each LV of a sanlock VG (`lvs … lock_args`: `VERSION:OFFSET`), by LV
+/// name; one process.
+pub fn lock_offsets(r: &dyn Runner, vg: &str) -> Option<BTreeMap<String, u64>> {
+    let o = r
+        .check(&[
+            "lvs",
+            "--reportformat",
+            "json",
+            "-o",
+            "vg_name,lv_name,lv_uuid,lock_args,lv_active",
+            vg,
+        ])
+        .ok()?;
+    parse_lock_offsets(&o.stdout)
+}
+
+/// [`lock_offsets`] from the report's text.
+pub fn parse_lock_offsets(report: &str) -> Option<BTreeMap<String, u64>> {
+    let report: serde_json::Value = serde_json::from_str(report).ok()?;
+    Some(
+        report["report"][0]["lv"]
+            .as_array()?
+            .iter()
+            .filter_map(|l| {
+                let off = l["lv_lockargs"]
+                    .as_str()?
+                    .rsplit(':')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((l["lv_name"].as_str()?.to_string(), off))
+            })
+            .collect(),
+    )
 }
 
 /// lvmlockd's words when another host holds an LV's lock (`lvchange -aey`/`-asy`).
@@ -169,26 +314,7 @@ pub struct Holder {
 /// timestamp is not 0), and that host's delta lease in the lockspace (`sanlock direct dump
 /// LOCKLV`: `UUID.HOSTNAME`). Three processes, read only; None when any step finds nothing.
 pub fn lock_holder(r: &dyn Runner, vg: &str, lv: &str) -> Option<Holder> {
-    let o = r
-        .check(&[
-            "lvs",
-            "--reportformat",
-            "json",
-            "-o",
-            "vg_name,lv_name,lv_uuid,lock_args,lv_active",
-            vg,
-        ])
-        .ok()?;
-    let report: serde_json::Value = serde_json::from_str(&o.stdout).ok()?;
-    let offset = report["report"][0]["lv"]
-        .as_array()?
-        .iter()
-        .find(|l| l["lv_name"].as_str() == Some(lv))?["lv_lockargs"]
-        .as_str()?
-        .rsplit(':')
-        .next()?
-        .parse::<u64>()
-        .ok()?;
+    let offset = *lock_offsets(r, vg)?.get(lv)?;
     let lock_lv = format!("/dev/mapper/{}", dm_name(vg, "lvmlock"));
     let lease = r
         .check(&["sanlock", "direct", "dump", &format!("{lock_lv}:{offset}")])
@@ -497,7 +623,98 @@ impl Lvm {
                 lvm.lockspaces = parse_lockspaces(&o.stdout);
             }
         }
+        if !lvm.lockspaces.is_empty() {
+            lvm.read_leases(r);
+        }
         Ok(lvm)
+    }
+}
+
+impl Lvm {
+    /// Where a lockspace is started: whether the other hosts still renew their leases (two
+    /// processes), and, in a VG where one has stopped, who holds each LV's lease (one
+    /// `sanlock direct dump` per such VG). Read only: sanlock answers from its own state.
+    pub(crate) fn read_leases(&mut self, r: &dyn Runner) {
+        let out = |argv: &[&str]| r.check(argv).map(|o| o.stdout).unwrap_or_default();
+        let gets = out(&["sanlock", "client", "gets", "-h", "1"]);
+        if gets.is_empty() {
+            return;
+        }
+        let status = out(&["sanlock", "client", "host_status", "-D"]);
+        self.lease_hosts = parse_lease_hosts(&gets, &status);
+        self.lease_hosts
+            .retain(|vg, _| self.lockspaces.contains(vg));
+        let troubled: Vec<String> = self
+            .lease_hosts
+            .iter()
+            .filter(|(_, hs)| hs.iter().any(|h| h.failing() || h.dead()))
+            .map(|(vg, _)| vg.clone())
+            .collect();
+        for vg in troubled {
+            let Some(offsets) = lock_offsets(r, &vg) else {
+                continue;
+            };
+            let Some(first) = offsets.values().min() else {
+                continue;
+            };
+            let lock_lv = format!("/dev/mapper/{}", dm_name(&vg, "lvmlock"));
+            let dump = out(&["sanlock", "direct", "dump", &format!("{lock_lv}:{first}")]);
+            for (lv, off) in &offsets {
+                if let Some(h) = lease_owner(&dump, *off) {
+                    self.leases.insert(format!("{vg}/{lv}"), h);
+                }
+            }
+        }
+    }
+
+    /// The host holding `vg/lv`'s lease, as sanlock sees it, when it has stopped renewing
+    /// (failing or dead); None when the LV's lease was not read or its holder renews.
+    pub fn stopped_holder(&self, key: &str) -> Option<&LeaseHost> {
+        let vg = key.split('/').next()?;
+        let id = self.leases.get(key)?;
+        self.lease_hosts
+            .get(vg)?
+            .iter()
+            .find(|h| h.host_id == *id && (h.failing() || h.dead()))
+    }
+}
+
+/// Wait until this host's sanlock calls `host_id` of `lockspace` (`lvm_VG`) dead (or free):
+/// its leases can then be taken. Polls `sanlock client gets -h 1` every `poll`; fails after
+/// `timeout_s`, or when the lockspace is not started here.
+pub fn await_dead(
+    r: &dyn Runner,
+    lockspace: &str,
+    host_id: u32,
+    timeout_s: u64,
+    poll: std::time::Duration,
+) -> Result<(), RunError> {
+    let start = std::time::Instant::now();
+    let vg = lockspace.strip_prefix("lvm_").unwrap_or(lockspace);
+    let fail = |why: String| RunError::Failed {
+        argv: format!("wait for sanlock to call host_id {host_id} of {lockspace} dead"),
+        status: 1,
+        stderr: why,
+    };
+    loop {
+        let gets = r.check(&["sanlock", "client", "gets", "-h", "1"])?.stdout;
+        let hosts = parse_lease_hosts(&gets, "");
+        let Some(hs) = hosts.get(vg) else {
+            return Err(fail(format!(
+                "sanlock has no lockspace {lockspace} here: start it (`vgchange --lock-start {vg}`)"
+            )));
+        };
+        let state = match hs.iter().find(|h| h.host_id == host_id) {
+            None => return Ok(()),
+            Some(h) if h.dead() || h.state == "FREE" => return Ok(()),
+            Some(h) => h.state.clone(),
+        };
+        if start.elapsed().as_secs() >= timeout_s {
+            return Err(fail(format!(
+                "after {timeout_s} s sanlock still calls host_id {host_id} {state}: it renews its lease again, or this host's sanlock cannot read it; its leases stay held"
+            )));
+        }
+        std::thread::sleep(poll);
     }
 }
 
@@ -563,6 +780,123 @@ mod tests {
         let ls = fixture("cluster-b", "sanlock-dump-lockspace");
         assert_eq!(delta_lease_name(&ls, 2).as_deref(), Some("kvm2"));
         assert_eq!(delta_lease_name(&ls, 3), None);
+    }
+
+    /// kvm1 of tests/fixtures/cluster-dead, as kvm2's sanlock sees it after kvm1 lost its
+    /// power: `host` is the capture's tag (`live`, or the iteration N of `gets-N`).
+    fn kvm1_seen(tag: &str) -> LeaseHost {
+        let hosts = parse_lease_hosts(
+            &fixture("cluster-dead", &format!("gets-{tag}")),
+            &fixture("cluster-dead", &format!("host-status-{tag}")),
+        );
+        hosts["vgshared"]
+            .iter()
+            .find(|h| h.host_id == 1)
+            .cloned()
+            .expect("host 1")
+    }
+
+    #[test]
+    fn a_host_that_lost_its_power_goes_silent_then_failing_then_dead() {
+        let live = kvm1_seen("live");
+        assert_eq!(
+            (live.state.as_str(), live.silent_s, live.io_timeout),
+            ("LIVE", 0, 10)
+        );
+        assert!(!live.failing() && !live.dead());
+        // sanlock still says LIVE 62 s after the last renewal it saw: silent for more than two
+        // renewals (20 s each), it is taken as stopped already.
+        let quiet = kvm1_seen("5");
+        assert_eq!((quiet.state.as_str(), quiet.silent_s), ("LIVE", 62));
+        assert!(quiet.failing());
+        let fail = kvm1_seen("7");
+        assert_eq!((fail.state.as_str(), fail.silent_s), ("FAIL", 82));
+        assert!(fail.failing() && !fail.dead());
+        assert_eq!((fail.dead_after_s(), fail.dead_in_s()), (140, 58));
+        let dead = kvm1_seen("12");
+        assert_eq!((dead.state.as_str(), dead.silent_s), ("DEAD", 144));
+        assert!(dead.dead() && !dead.failing());
+        // kvm2 itself renews all along.
+        let me = parse_lease_hosts(
+            &fixture("cluster-dead", "gets-12"),
+            &fixture("cluster-dead", "host-status-12"),
+        );
+        let me = me["vgshared"].iter().find(|h| h.host_id == 2).unwrap();
+        assert!(me.state == "LIVE" && !me.failing(), "{me:?}");
+    }
+
+    /// The reports of cluster-dead at `tag`, with the lockspaces started.
+    fn lvm_at(tag: &str) -> Lvm {
+        let d = |n: &str| fixture("cluster-dead", n);
+        let mut l = Lvm::parse(
+            &d(&format!("pvs-{tag}.json")),
+            &d(&format!("vgs-{tag}.json")),
+            &d(&format!("lvs-{tag}.json")),
+        )
+        .expect("reports");
+        l.lockd = true;
+        l.lockspaces = parse_lockspaces(&d(&format!("lvmlockctl-info-{tag}")));
+        l
+    }
+
+    #[test]
+    fn leases_are_read_only_where_a_host_has_stopped_and_name_its_holder() {
+        use crate::runner::fixtures::scripted;
+        // All renewing: two processes, no lease read.
+        let r = scripted("cluster-dead", &["gets-live", "host-status-live"]);
+        let mut l = lvm_at("live");
+        l.read_leases(&r);
+        assert!(r.remaining().is_empty());
+        assert_eq!(l.lease_hosts["vgshared"].len(), 2);
+        assert!(l.leases.is_empty());
+        assert_eq!(l.stopped_holder("vgshared/web"), None);
+        // kvm1 failing: the LVs' lock offsets, then their leases from the first offset.
+        let r = scripted(
+            "cluster-dead",
+            &[
+                "gets-7",
+                "host-status-7",
+                "lvs-lock-args-failing.json",
+                "sanlock-dump-leases-failing",
+            ],
+        );
+        let mut l = lvm_at("failing");
+        l.read_leases(&r);
+        assert!(r.remaining().is_empty());
+        assert_eq!(l.leases.get("vgshared/web"), Some(&1));
+        let h = l
+            .stopped_holder("vgshared/web")
+            .expect("held by a failing host");
+        assert_eq!((h.host_id, h.state.as_str()), (1, "FAIL"));
+        // Once kvm2 took it, the holder is kvm2 itself, which renews: no stopped holder.
+        let r = scripted(
+            "cluster-dead",
+            &[
+                "gets-after",
+                "host-status-after",
+                "lvs-lock-args-taken.json",
+                "sanlock-dump-leases-taken",
+            ],
+        );
+        let mut l = lvm_at("taken");
+        l.read_leases(&r);
+        assert_eq!(l.leases.get("vgshared/web"), Some(&2));
+        assert_eq!(l.stopped_holder("vgshared/web"), None);
+    }
+
+    #[test]
+    fn the_wait_for_a_death_ends_when_sanlock_calls_the_host_dead_or_gives_up() {
+        use crate::runner::fixtures::scripted;
+        let zero = std::time::Duration::ZERO;
+        let r = scripted("cluster-dead", &["gets-7", "gets-11", "gets-12"]);
+        await_dead(&r, "lvm_vgshared", 1, 200, zero).expect("dead at the third look");
+        assert!(r.remaining().is_empty());
+        let r = scripted("cluster-dead", &["gets-7"]);
+        let e = await_dead(&r, "lvm_vgshared", 1, 0, zero).unwrap_err();
+        assert!(e.to_string().contains("still calls host_id 1 FAIL"), "{e}");
+        let r = scripted("cluster-dead", &["gets-7"]);
+        let e = await_dead(&r, "lvm_other", 1, 200, zero).unwrap_err();
+        assert!(e.to_string().contains("no lockspace lvm_other here"), "{e}");
     }
 
     #[test]

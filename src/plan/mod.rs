@@ -100,6 +100,7 @@ pub fn merge(into: &mut Plan, part: Plan) {
     into.changes.extend(part.changes);
     into.ops.extend(part.ops);
     into.refusals.extend(part.refusals);
+    into.warnings.extend(part.warnings);
     into.unmanaged.extend(part.unmanaged);
     for (br, ports) in part.guest_ports {
         into.guest_ports.entry(br).or_default().extend(ports);
@@ -369,12 +370,24 @@ pub struct Refusal {
     pub hint: String,
 }
 
+/// Something the operator must know that the plan does not change: another host of the
+/// cluster that stopped renewing its lease, and what this host can and cannot do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub resource: String,
+    pub reason: String,
+    pub hint: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub changes: Vec<Change>,
     /// In execution order.
     pub ops: Vec<Op>,
     pub refusals: Vec<Refusal>,
+    /// Shown, never blocking.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
     /// On the host, not in the spec: reported, never touched.
     pub unmanaged: Vec<String>,
     /// Running guests' interfaces (tap devices, Xen vifs) on the spec's bridges: bridge →
@@ -591,6 +604,19 @@ fn render_refusals(s: &mut String, plan: &Plan, paint: &dyn Fn(&str, &str) -> St
         let _ = writeln!(s, "        hint: {}", v(hint));
     }
     if !plan.refusals.is_empty() {
+        s.push('\n');
+    }
+    for w in &plan.warnings {
+        let _ = writeln!(
+            s,
+            "{} {}: {}",
+            paint("1;33", "warning"),
+            v(&w.resource),
+            v(&w.reason)
+        );
+        let _ = writeln!(s, "        hint: {}", v(&w.hint));
+    }
+    if !plan.warnings.is_empty() {
         s.push('\n');
     }
 }

@@ -72,6 +72,15 @@ impl Plan {
         self.record(resource, outcome);
     }
 
+    /// Warn of `resource`: shown with the plan, blocking nothing.
+    pub fn warn(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
+        self.warnings.push(super::Warning {
+            resource: resource.into(),
+            reason: reason.into(),
+            hint: hint.into(),
+        });
+    }
+
     /// Refuse `resource`: the plan cannot be applied, and says why and what to do.
     pub fn refuse(&mut self, resource: &str, reason: impl Into<String>, hint: impl Into<String>) {
         self.refusals.push(Refusal {

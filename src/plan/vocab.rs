@@ -135,6 +135,9 @@ pub enum Verb {
     /// Tag the shared VG: the host is drained (`drain:HOST`), or no more (`undrain:HOST`).
     Drain(String),
     Undrain(String),
+    /// Wait until sanlock calls a host that stopped renewing its lease dead, so its leases
+    /// can be taken: `await-dead:HOST`.
+    AwaitDead(String),
     Start,
     Destroy,
     Undefine,
@@ -199,6 +202,7 @@ impl Verb {
             Verb::PeerAutostart => ("peer-autostart", None),
             Verb::Drain(h) => ("drain", Some(h)),
             Verb::Undrain(h) => ("undrain", Some(h)),
+            Verb::AwaitDead(h) => ("await-dead", Some(h)),
             Verb::Start => ("start", None),
             Verb::Destroy => ("destroy", None),
             Verb::Undefine => ("undefine", None),
@@ -253,6 +257,7 @@ impl Verb {
             ("peer-autostart", false) => Verb::PeerAutostart,
             ("drain", true) => Verb::Drain(a()?),
             ("undrain", true) => Verb::Undrain(a()?),
+            ("await-dead", true) => Verb::AwaitDead(a()?),
             ("start", false) => Verb::Start,
             ("destroy", false) => Verb::Destroy,
             ("undefine", false) => Verb::Undefine,
@@ -451,6 +456,46 @@ impl<'de> Deserialize<'de> for OpId {
     }
 }
 
+/// Wait, in-process, until this host's sanlock calls another host of a lockspace dead (its
+/// leases then free to take), polling `sanlock client gets -h 1`; fail after `timeout_s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDeath {
+    /// The lockspace: `lvm_VG`.
+    pub lockspace: String,
+    pub host_id: u32,
+    pub timeout_s: u64,
+}
+
+/// How plan format 1 writes a wait for a host's death in `argv`: a first word no program has.
+pub const AWAIT_DEAD_WORD: &str = "hostform-await-dead";
+
+impl HostDeath {
+    /// `hostform-await-dead LOCKSPACE HOST_ID TIMEOUT_S`.
+    pub fn argv(&self) -> Vec<String> {
+        vec![
+            AWAIT_DEAD_WORD.to_string(),
+            self.lockspace.clone(),
+            self.host_id.to_string(),
+            self.timeout_s.to_string(),
+        ]
+    }
+
+    fn from_argv(argv: &[String]) -> Result<Self, String> {
+        let bad = || format!("malformed wait for a host's death: {}", argv.join(" "));
+        let [_, lockspace, id, timeout] = argv else {
+            return Err(bad());
+        };
+        if !lockspace.starts_with("lvm_") {
+            return Err(bad());
+        }
+        Ok(HostDeath {
+            lockspace: lockspace.clone(),
+            host_id: id.parse().map_err(|_| bad())?,
+            timeout_s: timeout.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
 /// Stop one guest: ask it to shut down, wait up to `timeout_s`, then `on_timeout`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestStop {
@@ -524,6 +569,8 @@ pub enum Effect {
     Write(super::FileWrite),
     /// Stop a guest, in-process, with its timeout and policy.
     StopGuest(GuestStop),
+    /// Wait until sanlock calls a host dead.
+    AwaitDead(HostDeath),
 }
 
 impl Effect {
@@ -537,6 +584,7 @@ impl Effect {
             Effect::Run { argv, .. } => argv.clone(),
             Effect::Write(_) => Vec::new(),
             Effect::StopGuest(g) => g.argv(),
+            Effect::AwaitDead(d) => d.argv(),
         }
     }
 
@@ -546,6 +594,7 @@ impl Effect {
             Effect::Run { argv, stdin } => (argv, stdin, None),
             Effect::Write(w) => (Vec::new(), None, Some(w)),
             Effect::StopGuest(g) => (g.argv(), None, None),
+            Effect::AwaitDead(d) => (d.argv(), None, None),
         }
     }
 
@@ -562,6 +611,12 @@ impl Effect {
                     return Err("a guest stop takes no input".into());
                 }
                 GuestStop::from_argv(&argv).map(Effect::StopGuest)
+            }
+            None if argv.first().map(String::as_str) == Some(AWAIT_DEAD_WORD) => {
+                if stdin.is_some() {
+                    return Err("a wait for a host's death takes no input".into());
+                }
+                HostDeath::from_argv(&argv).map(Effect::AwaitDead)
             }
             None => Ok(Effect::Run { argv, stdin }),
         }
@@ -685,6 +740,38 @@ mod tests {
         ] {
             assert!(s.parse::<OpId>().is_err(), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_wait_for_a_hosts_death_is_written_in_argv_and_read_back() {
+        let d = HostDeath {
+            lockspace: "lvm_vgshared".into(),
+            host_id: 2,
+            timeout_s: 200,
+        };
+        let argv = d.argv();
+        assert_eq!(argv.join(" "), "hostform-await-dead lvm_vgshared 2 200");
+        assert_eq!(
+            Effect::from_parts(argv.clone(), None, None),
+            Ok(Effect::AwaitDead(d))
+        );
+        assert!(Effect::from_parts(argv, Some("x".into()), None).is_err());
+        for bad in [
+            "hostform-await-dead lvm_vgshared 2",
+            "hostform-await-dead vgshared 2 200",
+            "hostform-await-dead lvm_vgshared two 200",
+            "hostform-await-dead lvm_vgshared 2 200 more",
+        ] {
+            let argv = bad.split(' ').map(str::to_string).collect();
+            assert!(Effect::from_parts(argv, None, None).is_err(), "{bad}");
+        }
+        let id = OpId::new(
+            73,
+            Address::Vg("vgshared".into()),
+            Verb::AwaitDead("kvm2".into()),
+        );
+        assert_eq!(id.as_str(), "73:vg:vgshared:await-dead:kvm2");
+        assert_eq!(id.as_str().parse::<OpId>().unwrap(), id);
     }
 
     #[test]

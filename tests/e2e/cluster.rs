@@ -100,6 +100,22 @@ echo web-on-a-undrained=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan6 2>&1; echo undrained-plan-rc=$?; cat /tmp/plan6
 touch $W/undrained
 until [ -e $W/b.end ]; do sleep 0.2; done
+# kvm2 loses power while it runs web. kvm1's plan says so once sanlock sees it silent.
+for i in $(seq 40); do
+  $H plan $S/kvm1-moved.yaml > /tmp/plan9 2>&1
+  grep -q "has not renewed its lease" /tmp/plan9 && break
+  sleep 3
+done
+echo ==DOWNPLAN==; cat /tmp/plan9; echo ==/DOWNPLAN==
+# Drained from here: web starts on kvm1 once sanlock calls kvm2 dead.
+t0=$(date +%s)
+$H drain kvm2 $S/kvm1-moved.yaml --auto-approve > /tmp/failover 2>&1; echo failover-rc=$?
+echo failover-took=$(( $(date +%s) - t0 ))
+echo ==FAILOVER==; cat /tmp/failover; echo ==/FAILOVER==
+echo web-on-a-failover=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
+echo active-a-failover=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+sleep 2; echo count-failover=$(count); sleep 2; echo count-failover-later=$(count)
+$H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan10 2>&1; echo failover-plan-rc=$?; cat /tmp/plan10
 "#,
         w = work.path().display(),
         s = specs.display(),
@@ -136,7 +152,11 @@ echo active-b-undrained=$(lvs --noheadings -o lv_active_exclusively vgshared/web
 echo count-undrained=$(count)
 echo vg-tags-undrained=$(vgs --noheadings -o vg_tags vgshared | tr -d ' ')
 $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan8 2>&1; echo b-undrained-plan-rc=$?; cat /tmp/plan8
+# Power lost, with web running here: no shutdown, no sync.
+echo powering-off; sleep 1
 touch $W/b.end
+echo o > /proc/sysrq-trigger
+sleep 60
 "#,
         w = work.path().display(),
         s = specs.display(),
@@ -172,18 +192,21 @@ touch $W/b.end
     let a = std::fs::read_to_string(&oa).unwrap_or_default();
     let b = std::fs::read_to_string(&ob).unwrap_or_default();
     eprintln!("==== kvm1\n{a}\n==== kvm2\n{b}");
-    for r in &results {
-        match r {
-            Ok(o) => {
-                note_outcome(o);
-                eprintln!(
-                    "ready in {:.1}s, total {:.1}s",
-                    o.boot_ready.as_secs_f64(),
-                    o.total.as_secs_f64()
-                );
-            }
-            Err(e) => panic!("a host failed: {e}"),
+    match &results[0] {
+        Ok(o) => {
+            note_outcome(o);
+            eprintln!(
+                "kvm1 ready in {:.1}s, total {:.1}s",
+                o.boot_ready.as_secs_f64(),
+                o.total.as_secs_f64()
+            );
         }
+        Err(e) => panic!("kvm1 failed: {e}"),
+    }
+    // kvm2 lost its power (sysrq o) at the end: its VM stopped without a status.
+    match &results[1] {
+        Err(e) => assert!(format!("{e:?}").contains("reboot: Power down"), "{e:?}"),
+        Ok(o) => panic!("kvm2 was to lose its power, yet its command ended: {o:?}"),
     }
     // kvm1 created the shared VG and the LV, once; nothing is left to do there.
     assert!(a.contains("apply-rc=0"), "{a}");
@@ -301,4 +324,40 @@ touch $W/b.end
     let back = counter(&b, "count-undrained");
     assert!(back > drained, "{back} back on kvm2, {drained} on kvm1");
     assert!(b.contains("b-undrained-plan-rc=0"), "{b}");
+
+    // kvm2 lost its power while running web. kvm1's plan says what it can and cannot do:
+    // kvm2 silent, its leases held until sanlock calls it dead, and how to run web here.
+    let down = a.split("==DOWNPLAN==").nth(1).unwrap_or("");
+    assert!(
+        down.contains("warning host kvm2: kvm2 (sanlock host_id 2) has not renewed its lease"),
+        "{down}"
+    );
+    assert!(down.contains("Its guests (web) run nowhere"), "{down}");
+    assert!(down.contains("`hostform drain kvm2 SPEC`"), "{down}");
+    // Drained from kvm1: the plan waits for sanlock to call kvm2 dead, then takes web's LV
+    // and starts web here, from its disk: the counter starts again from 1.
+    let failover = a.split("==FAILOVER==").nth(1).unwrap_or("");
+    for step in [
+        "drained while it is down: its guests start on kvm1 from their disks",
+        "vgchange --addtag hostform_drained_kvm2 vgshared",
+        "hostform-await-dead lvm_vgshared 2 200",
+        "lvchange -aey vgshared/web_root",
+        "virsh -c qemu:///system start web",
+    ] {
+        assert!(failover.contains(step), "{step}:\n{failover}");
+    }
+    assert!(a.contains("failover-rc=0"), "{a}");
+    assert!(a.contains("web-on-a-failover=running"), "{a}");
+    assert!(a.contains("active-a-failover=activeexclusively"), "{a}");
+    let (f1, f2) = (
+        counter(&a, "count-failover"),
+        counter(&a, "count-failover-later"),
+    );
+    eprintln!("counter after the failover: {f1} then {f2} (it was {back} on kvm2)");
+    assert!(f2 > f1, "web does not count on kvm1: {f1} then {f2}");
+    assert!(
+        f1 < back,
+        "{f1} after the restart, {back} before: not restarted?"
+    );
+    assert!(a.contains("failover-plan-rc=0"), "{a}");
 }

@@ -170,16 +170,74 @@ pub(super) fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
             }
             continue;
         }
+        let mut summary =
+            format!("activate {lv} exclusively on this host (fails when another host holds it)");
+        let mut wait = None;
+        if let Some(h) = lvm.stopped_holder(&lv).cloned() {
+            let holder = c
+                .spec
+                .host_of_id(h.host_id)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("host_id {}", h.host_id));
+            if h.dead() {
+                summary = format!(
+                    "activate {lv} exclusively on this host, taking its lease from {holder} (dead for sanlock)"
+                );
+            } else {
+                summary = format!(
+                    "activate {lv} exclusively on this host, once its lease is free: {holder} holds it"
+                );
+                wait = Some(await_dead(c, g, vg, &holder, &h));
+            }
+        }
         let mut l = op(
             id,
             &g.res,
-            format!("activate {lv} exclusively on this host (fails when another host holds it)"),
+            summary,
             vec![s("lvchange"), s("-aey"), lv.clone()],
         );
         l.after = after.clone();
+        l.after.extend(wait);
         after.push(l.id.clone());
         c.out.ops.push(l);
     }
+}
+
+/// The wait until sanlock calls `holder` dead, planned once for each host and VG: an LV
+/// lease it holds can be taken only then (lvmlockd refuses it before).
+fn await_dead(
+    c: &mut Ctx,
+    g: &Guest,
+    vg: &str,
+    holder: &str,
+    h: &crate::kinds::lvm::LeaseHost,
+) -> OpId {
+    let id = OpId::new(
+        73,
+        Address::Vg(vg.to_string()),
+        Verb::AwaitDead(holder.to_string()),
+    );
+    if c.out.ops.iter().any(|o| o.id == id) {
+        return id;
+    }
+    let mut o = op(
+        id.clone(),
+        &g.res,
+        format!(
+            "wait until sanlock calls {holder} dead (at most {} s from this plan: silent for {} s, dead after {} s), so its leases on {vg} can be taken",
+            h.dead_in_s(),
+            h.silent_s,
+            h.dead_after_s()
+        ),
+        Vec::new(),
+    );
+    o.effect = crate::plan::Effect::AwaitDead(crate::plan::vocab::HostDeath {
+        lockspace: format!("lvm_{vg}"),
+        host_id: h.host_id,
+        timeout_s: h.dead_after_s() + 60,
+    });
+    c.out.ops.push(o);
+    id
 }
 
 /// A new libvirt guest on a shared VG is defined only once this host holds its LVs: while

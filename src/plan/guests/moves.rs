@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 use super::{Ctx, on_timeout, op, s, stop_guest};
 use crate::discover::Facts;
 use crate::kinds::guest::GuestConfig;
+use crate::kinds::lvm::LeaseHost;
 use crate::plan::vocab::GuestStop;
 use crate::plan::{Action, Address, Drain, OpId, Outcome, Verb};
 use crate::spec::types::{Hypervisor, Migration, Spec, Vm, VmState};
@@ -117,11 +118,11 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
         );
         return Err(());
     }
-    if on && host != spec.host.value {
+    if on && host != spec.host.value && !stopped_hosts(spec, facts).contains_key(host) {
         c.out.refuse(
             &res,
-            format!("a drain runs on the host it drains: {host}'s guests leave from {host}, and this is {}", spec.host.value),
-            format!("run `hostform drain {host} SPEC` on {host}, with its spec"),
+            format!("a drain runs on the host it drains: {host}'s guests leave from {host}, and this is {}; {host} renews its sanlock lease, so it is up", spec.host.value),
+            format!("run `hostform drain {host} SPEC` on {host}, with its spec (a host that has stopped renewing its lease can be drained from another host)"),
         );
         return Err(());
     }
@@ -152,15 +153,15 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
             return Err(());
         };
         let to = spec.placement(host, &drained).unwrap_or(host);
-        c.out.record(
-            &res,
-            Outcome::Changed(
-                Action::Update,
-                vec![format!(
-                    "drained: its guests go to {to}, one migration at a time"
-                )],
-            ),
-        );
+        let how = if host == spec.host.value {
+            format!("drained: its guests go to {to}, one migration at a time")
+        } else {
+            format!(
+                "drained while it is down: its guests start on {to} from their disks, once sanlock calls {host} dead"
+            )
+        };
+        c.out
+            .record(&res, Outcome::Changed(Action::Update, vec![how]));
         let o = op(
             OpId::new(78, Address::Vg(vg.clone()), Verb::Drain(host.to_string())),
             &res,
@@ -260,11 +261,83 @@ impl Peer {
     }
 }
 
+/// The other hosts of the cluster that this host's sanlock sees failing or dead, by name: what
+/// the lockspace of the first shared VG that lists each says of it.
+pub fn stopped_hosts(spec: &Spec, facts: &Facts) -> std::collections::BTreeMap<String, LeaseHost> {
+    let mut out = std::collections::BTreeMap::new();
+    for hs in facts.lvm.lease_hosts.values() {
+        for h in hs.iter().filter(|h| h.failing() || h.dead()) {
+            if let Some(n) = spec.host_of_id(h.host_id).filter(|n| *n != spec.host.value) {
+                out.entry(n.to_string()).or_insert_with(|| h.clone());
+            }
+        }
+    }
+    out
+}
+
+/// What this host's sanlock says of a host that stopped renewing its lease, for people.
+pub(super) fn silence(name: &str, h: &LeaseHost) -> String {
+    if h.dead() {
+        format!(
+            "sanlock calls {name} (host_id {}) dead: it has not renewed its lease for {} s or more (dead after {} s), so the leases it held are free to take",
+            h.host_id,
+            h.silent_s,
+            h.dead_after_s()
+        )
+    } else {
+        format!(
+            "{name} (sanlock host_id {}) has not renewed its lease for {} s or more: it is down, or cut off from the shared storage. The leases it holds stay held until sanlock calls it dead, {} s after its last renewal: in at most {} s",
+            h.host_id,
+            h.silent_s,
+            h.dead_after_s(),
+            h.dead_in_s()
+        )
+    }
+}
+
+/// Warn of each other host that stopped renewing its lease: what this host can and cannot do
+/// for the guests placed there, until sanlock calls it dead and after.
+fn peers_down(c: &mut Ctx) {
+    let (spec, facts) = (c.spec, c.facts);
+    let drained = drained(spec, facts, c.opts.drain.as_ref());
+    for (name, h) in stopped_hosts(spec, facts) {
+        let guests: Vec<&str> = spec
+            .elsewhere
+            .iter()
+            .filter(|(_, (on, _))| *on == name)
+            .map(|(g, _)| g.as_str())
+            .collect();
+        let mut reason = silence(&name, &h);
+        if !guests.is_empty() {
+            reason.push_str(&format!(
+                ". Its guests ({}) run nowhere this host can see; no host can start them {}",
+                guests.join(", "),
+                if h.dead() {
+                    "until they are placed on another host"
+                } else {
+                    "until then"
+                }
+            ));
+        }
+        let hint = if drained.contains(&name) {
+            format!(
+                "{name} is drained: its guests are placed on the other hosts, whose plans start them from their disks once sanlock calls {name} dead (what was in their memory is lost)"
+            )
+        } else {
+            format!(
+                "to run its guests elsewhere: `hostform drain {name} SPEC`, on this host; each host's plan then waits until sanlock calls {name} dead, takes the guests' LVs and starts them from their disks (what was in their memory is lost). Make sure {name} is off first: sanlock run without a watchdog (Debian's default, `-w 0`) cannot stop it"
+            )
+        };
+        c.out.warn(&format!("host {name}"), reason, hint);
+    }
+}
+
 /// Plan the move of every guest placed on another host that this host still has.
 /// The moves of one host run one at a time: each waits for the migration before it (and for
 /// the drain's tag, when this run changes a drain).
 pub(super) fn plan(c: &mut Ctx) {
     let spec = c.spec;
+    peers_down(c);
     let Ok(mut prev) = drain_op(c) else {
         return;
     };
@@ -748,6 +821,159 @@ vms:
     fn after(p: &Plan, id: &str) -> Vec<String> {
         let o = p.ops.iter().find(|o| o.id.as_str() == id).unwrap();
         o.after.iter().map(|a| a.as_str().to_string()).collect()
+    }
+
+    /// kvm2 of tests/fixtures/cluster-dead, whose peer kvm1 (host_id 1) lost its power while
+    /// holding the lease of vgshared/web: the reports at `tag`, sanlock's view from `steps`.
+    fn kvm2_facts(tag: &str, steps: &[&str]) -> Facts {
+        let d = |n: &str| text(&format!("cluster-dead/{n}"));
+        let mut f = facts();
+        f.lvm = crate::kinds::lvm::Lvm::parse(
+            &d(&format!("pvs-{tag}.json")),
+            &d(&format!("vgs-{tag}.json")),
+            &d(&format!("lvs-{tag}.json")),
+        )
+        .expect("the captured reports");
+        f.lvm.lockd = true;
+        f.lvm.lockspaces =
+            crate::kinds::lvm::parse_lockspaces(&d(&format!("lvmlockctl-info-{tag}")));
+        let r = crate::runner::fixtures::scripted("cluster-dead", steps);
+        f.lvm.read_leases(&r);
+        f
+    }
+
+    /// The cluster of the capture, seen from kvm2: `web` runs on kvm1.
+    fn kvm2_spec() -> Spec {
+        let y = "host: kvm2
+cluster: { hosts: { kvm1: { host-id: 1, address: 10.0.9.1 }, kvm2: { host-id: 2 } } }
+disks: { lun: { serial: HF-LUN0 } }
+volume-groups:
+  vgshared: { pvs: [lun], shared: true, lvs: { web: { size: 64MiB } } }
+libvirt: { domain-type: qemu }
+vms:
+  web: { hypervisor: libvirt, memory: 64MiB, disks: [{ lv: vgshared/web, target: vda }], runs-on: kvm1 }
+";
+        match crate::spec::load_str("t.yaml", y) {
+            Ok(l) => l.spec,
+            Err(f) => panic!("{:?}", f.diagnostics),
+        }
+    }
+
+    const FAILING: [&str; 4] = [
+        "gets-7",
+        "host-status-7",
+        "lvs-lock-args-failing.json",
+        "sanlock-dump-leases-failing",
+    ];
+
+    #[test]
+    fn a_peer_that_stopped_renewing_is_reported_with_what_can_be_done() {
+        let s = kvm2_spec();
+        let p = plan_with(&s, &kvm2_facts("failing", &FAILING));
+        assert!(p.ops.is_empty(), "{:?}", ids(&p));
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        let w = &p.warnings[0];
+        assert_eq!(w.resource, "host kvm1");
+        for part in [
+            "kvm1 (sanlock host_id 1) has not renewed its lease for 82 s or more",
+            "until sanlock calls it dead, 140 s after its last renewal: in at most 58 s",
+            "Its guests (web) run nowhere this host can see",
+        ] {
+            assert!(w.reason.contains(part), "{part}: {}", w.reason);
+        }
+        assert!(
+            w.hint.contains("`hostform drain kvm1 SPEC`, on this host"),
+            "{}",
+            w.hint
+        );
+        // While kvm1 renewed, nothing was said.
+        let live = kvm2_facts("live", &["gets-live", "host-status-live"]);
+        assert!(plan_with(&s, &live).warnings.is_empty());
+    }
+
+    #[test]
+    fn a_stopped_peer_drained_from_here_waits_for_its_death_then_takes_its_guests() {
+        let s = kvm2_spec();
+        let p = drain_with(
+            &s,
+            &kvm2_facts("failing", &FAILING),
+            Some(Drain::On("kvm1".into())),
+        );
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert_eq!(
+            argv(&p, "78:vg:vgshared:drain:kvm1"),
+            "vgchange --addtag hostform_drained_kvm1 vgshared"
+        );
+        let wait = "73:vg:vgshared:await-dead:kvm1";
+        assert_eq!(argv(&p, wait), "hostform-await-dead lvm_vgshared 1 200");
+        let lock = "74:guest:web:lock:vgshared/web";
+        assert!(
+            after(&p, lock).contains(&wait.to_string()),
+            "{:?}",
+            after(&p, lock)
+        );
+        assert_eq!(argv(&p, lock), "lvchange -aey vgshared/web");
+        assert!(after(&p, "71:guest:web:define").contains(&lock.to_string()));
+        assert!(after(&p, "75:guest:web:start").contains(&lock.to_string()));
+        // Every step runs in order: the wait first of web's.
+        let pos = |id: &str| p.ops.iter().position(|o| o.id.as_str() == id).unwrap();
+        assert!(pos(wait) < pos(lock) && pos(lock) < pos("75:guest:web:start"));
+        assert!(
+            p.warnings[0].hint.contains("kvm1 is drained"),
+            "{:?}",
+            p.warnings
+        );
+        assert!(
+            p.changes.iter().any(|c| c.resource == "host kvm1"
+                && c.reason
+                    .contains("drained while it is down: its guests start on kvm2")),
+            "{:?}",
+            p.changes
+        );
+
+        // Once sanlock calls kvm1 dead: nothing to wait for, the lease is taken.
+        let dead = kvm2_facts(
+            "dead",
+            &[
+                "gets-12",
+                "host-status-12",
+                "lvs-lock-args-dead.json",
+                "sanlock-dump-leases-dead",
+            ],
+        );
+        let p = drain_with(&s, &dead, Some(Drain::On("kvm1".into())));
+        assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+        assert!(
+            !p.ops.iter().any(|o| o.id.as_str() == wait),
+            "{:?}",
+            ids(&p)
+        );
+        let o = p.ops.iter().find(|o| o.id.as_str() == lock).unwrap();
+        assert!(
+            o.summary
+                .contains("taking its lease from kvm1 (dead for sanlock)"),
+            "{}",
+            o.summary
+        );
+        assert!(
+            p.warnings[0]
+                .reason
+                .contains("sanlock calls kvm1 (host_id 1) dead")
+        );
+    }
+
+    #[test]
+    fn a_peer_that_renews_is_drained_from_itself_only() {
+        let s = kvm2_spec();
+        let live = kvm2_facts("live", &["gets-live", "host-status-live"]);
+        let p = drain_with(&s, &live, Some(Drain::On("kvm1".into())));
+        assert!(
+            p.refusals[0]
+                .reason
+                .contains("kvm1 renews its sanlock lease, so it is up"),
+            "{:?}",
+            p.refusals
+        );
     }
 
     #[test]
