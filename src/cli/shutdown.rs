@@ -28,6 +28,31 @@ pub struct Args {
     pub host: super::plan::HostArg,
 }
 
+/// A host of a cluster runs the guests its `runs-on` names, and those of the drained hosts
+/// placed on it (the drain tags on the shared VGs, as `plan` reads them): this host's view,
+/// when some host is drained. LVM is read only for a spec with a cluster; when it cannot be
+/// read (lvmlockd already gone at power-off), the spec is taken as written.
+fn placed_by_drains(
+    spec: &crate::spec::Spec,
+    r: &dyn crate::runner::Runner,
+) -> Option<crate::spec::Spec> {
+    spec.cluster.as_ref()?;
+    let lvm = crate::kinds::lvm::Lvm::discover(r).ok()?;
+    placed_with_lvm(spec, lvm)
+}
+
+fn placed_with_lvm(
+    spec: &crate::spec::Spec,
+    lvm: crate::kinds::lvm::Lvm,
+) -> Option<crate::spec::Spec> {
+    let facts = crate::discover::Facts {
+        lvm,
+        ..Default::default()
+    };
+    let drained = crate::plan::guests::drained(spec, &facts, None);
+    spec.placed_with(&drained)
+}
+
 /// The run must survive the terminal or SSH session that started it: ignore SIGHUP, and
 /// SIGPIPE (writes to a vanished terminal then fail, and are ignored, instead of killing us).
 #[allow(unsafe_code)]
@@ -55,7 +80,9 @@ pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
-    let spec = &loaded.spec;
+    let runner = RealRunner::new();
+    let placed = placed_by_drains(&loaded.spec, &runner);
+    let spec = placed.as_ref().unwrap_or(&loaded.spec);
     // Which host the spec is for. `start` refuses another host's spec. `shutdown` says so and
     // goes on: it runs when the host powers off, and refusing would leave the guests to be
     // killed instead of stopped.
@@ -99,7 +126,6 @@ pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
         None => None,
     };
     let log = Log::new(file);
-    let runner = RealRunner::new();
     let backends = Backends::for_spec(spec, &runner);
     let opts = RunOptions {
         dry_run: args.dry_run,
@@ -120,4 +146,48 @@ pub fn run(args: Args, color: ColorChoice, start: bool) -> i32 {
         let _ = std::io::stdout().flush();
     }
     if summary.ok { EXIT_OK } else { EXIT_FAIL }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::fixtures::text;
+
+    /// kvm1's spec of a cluster where kvm2 runs `web`; LVM as captured on kvm1
+    /// (tests/fixtures/cluster-a), with kvm2's drain tag on vgshared or not.
+    #[test]
+    fn shutdown_and_start_see_the_guests_a_drain_placed_here() {
+        let y = "host: kvm1
+cluster: { hosts: { kvm1: { host-id: 1 }, kvm2: { host-id: 2 } } }
+disks: { lun: { serial: HF-LUN0 } }
+volume-groups:
+  vgshared: { pvs: [lun], shared: true, lvs: { web: { size: 64MiB }, db: { size: 32MiB } } }
+vms:
+  db: { hypervisor: libvirt, memory: 64MiB, disks: [{ lv: vgshared/db, target: vda }], runs-on: kvm1 }
+  web: { hypervisor: libvirt, memory: 64MiB, disks: [{ lv: vgshared/web, target: vda }], runs-on: kvm2, depends-on: [db] }
+";
+        let spec = crate::spec::load_str("t.yaml", y).expect("loads").spec;
+        let d = |n: &str| text(&format!("cluster-a/{n}"));
+        let lvm = crate::kinds::lvm::Lvm::parse(
+            &d("pvs-created.json"),
+            &d("vgs-created.json"),
+            &d("lvs-created.json"),
+        )
+        .expect("the captured reports");
+        assert!(placed_with_lvm(&spec, lvm.clone()).is_none());
+        let names = |s: &crate::spec::Spec| -> Vec<String> {
+            shutdown::order(s).expect("an order").batches.concat()
+        };
+        assert_eq!(names(&spec), ["db"]);
+        let mut tagged = lvm;
+        tagged
+            .vgs
+            .get_mut("vgshared")
+            .expect("vgshared")
+            .tags
+            .push("hostform_drained_kvm2".into());
+        let placed = placed_with_lvm(&spec, tagged).expect("kvm2 drained");
+        // web runs here while kvm2 is drained: stopped first (it depends on db).
+        assert_eq!(names(&placed), ["web", "db"]);
+    }
 }
