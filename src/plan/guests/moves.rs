@@ -844,7 +844,14 @@ vms:
 
     /// The cluster of the capture, seen from kvm2: `web` runs on kvm1.
     fn kvm2_spec() -> Spec {
-        let y = "host: kvm2
+        match crate::spec::load_str("t.yaml", &kvm2_spec_yaml()) {
+            Ok(l) => l.spec,
+            Err(f) => panic!("{:?}", f.diagnostics),
+        }
+    }
+
+    fn kvm2_spec_yaml() -> String {
+        "host: kvm2
 cluster: { hosts: { kvm1: { host-id: 1, address: 10.0.9.1 }, kvm2: { host-id: 2 } } }
 disks: { lun: { serial: HF-LUN0 } }
 volume-groups:
@@ -852,11 +859,8 @@ volume-groups:
 libvirt: { domain-type: qemu }
 vms:
   web: { hypervisor: libvirt, memory: 64MiB, disks: [{ lv: vgshared/web, target: vda }], runs-on: kvm1 }
-";
-        match crate::spec::load_str("t.yaml", y) {
-            Ok(l) => l.spec,
-            Err(f) => panic!("{:?}", f.diagnostics),
-        }
+"
+        .to_string()
     }
 
     const FAILING: [&str; 4] = [
@@ -959,6 +963,44 @@ vms:
             p.warnings[0]
                 .reason
                 .contains("sanlock calls kvm1 (host_id 1) dead")
+        );
+    }
+
+    #[test]
+    fn a_holder_outside_the_cluster_is_waited_for_by_its_id_and_this_host_never_waits_for_itself() {
+        let f = kvm2_facts("failing", &FAILING);
+        // host_id 1 is no host of this cluster: the wait names it by its id.
+        let y = kvm2_spec_yaml()
+            .replace(
+                "kvm1: { host-id: 1, address: 10.0.9.1 }",
+                "kvm3: { host-id: 3 }",
+            )
+            .replace("runs-on: kvm1", "runs-on: kvm2");
+        let s = crate::spec::load_str("t.yaml", &y).expect("loads").spec;
+        let p = plan_with(&s, &f);
+        let wait = "73:vg:vgshared:await-dead:host-id-1";
+        assert_eq!(argv(&p, wait), "hostform-await-dead lvm_vgshared 1 200");
+        assert_eq!(wait.parse::<crate::plan::OpId>().unwrap().as_str(), wait);
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        // The same captures read as if this host were host_id 1, whose own lease fails: no
+        // wait for itself (lvmlockd refuses, and apply says so).
+        let y = kvm2_spec_yaml()
+            .replace("host: kvm2", "host: kvm1")
+            .replace(
+                "address: 10.0.9.1 }, kvm2: { host-id: 2 }",
+                "address: 10.0.9.1 }, kvm2: { host-id: 2, address: 10.0.9.2 }",
+            );
+        let s = crate::spec::load_str("t.yaml", &y).expect("loads").spec;
+        let p = plan_with(&s, &f);
+        assert!(
+            !p.ops.iter().any(|o| o.id.as_str().contains("await-dead")),
+            "{:?}",
+            ids(&p)
+        );
+        assert!(
+            p.ops
+                .iter()
+                .any(|o| o.id.as_str() == "74:guest:web:lock:vgshared/web")
         );
     }
 
