@@ -84,6 +84,7 @@ fn adopt(quick: bool, sizes: &[usize]) {
                     internal: false,
                     tags: Vec::new(),
                     thin: None,
+                    uuid: String::new(),
                 },
             );
             let kname = format!("dm-{}", 100 + i);

@@ -61,6 +61,9 @@ pub struct Lv {
     /// Thin provisioning: the LV is a thin pool, or a thin LV of a pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thin: Option<Thin>,
+    /// `lv_uuid`: how lvmlockd names the LV's lock (`lvmlockctl --info`); read at discovery.
+    #[serde(skip)]
+    pub uuid: String,
 }
 
 /// What the thin report (`THIN_FIELDS`) says of a thin pool or a thin LV.
@@ -135,6 +138,10 @@ pub struct Lvm {
     /// lines), read only where lvmlockd runs.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub lockspaces: BTreeSet<String>,
+    /// The LVs (`VG/LV`) this host holds with a shared lock (`lvmlockctl --info`: `LK LV sh
+    /// UUID`): active on this host and maybe on others, as during a guest's move.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub shared_here: BTreeSet<String>,
     /// The hosts of each started lockspace (by VG) as this host's sanlock sees them: whether
     /// each still renews its lease. Read only where a lockspace is started.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -354,6 +361,23 @@ pub fn delta_lease_name(dump: &str, host_id: u32) -> Option<String> {
 }
 
 /// The VGs whose lockspace `lvmlockctl --info` shows started (`LS sanlock lvm_VG`).
+impl Lvm {
+    /// The LVs whose lock `lvmlockctl --info` shows held shared here (`LK LV sh UUID`), by
+    /// `VG/LV`.
+    pub fn shared_locks(&self, info: &str) -> BTreeSet<String> {
+        let uuids: BTreeSet<&str> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("LK LV sh "))
+            .map(str::trim)
+            .collect();
+        self.lvs
+            .iter()
+            .filter(|(_, l)| !l.uuid.is_empty() && uuids.contains(l.uuid.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
 pub fn parse_lockspaces(info: &str) -> BTreeSet<String> {
     info.lines()
         .filter_map(|l| l.strip_prefix("LS "))
@@ -419,6 +443,8 @@ struct RawVg {
 struct RawLv {
     lv_name: String,
     vg_name: String,
+    #[serde(default)]
+    lv_uuid: String,
     #[serde(default)]
     lv_attr: String,
     #[serde(default)]
@@ -506,6 +532,7 @@ impl Lvm {
                 open: attr.get(5) == Some(&'o'),
                 devices: Vec::new(),
                 tags: tags(&l.lv_tags),
+                uuid: l.lv_uuid.clone(),
                 // Filled from the thin report (`Lvm::add_thin`); a placeholder marks it asked for.
                 thin: match l.segtype.as_str() {
                     "thin-pool" => Some(Thin::Pool {
@@ -621,6 +648,7 @@ impl Lvm {
             // One process more, only where lvmlockd runs.
             if let Ok(o) = r.check(&["lvmlockctl", "--info"]) {
                 lvm.lockspaces = parse_lockspaces(&o.stdout);
+                lvm.shared_here = lvm.shared_locks(&o.stdout);
             }
         }
         if !lvm.lockspaces.is_empty() {
@@ -897,6 +925,27 @@ mod tests {
         let r = scripted("cluster-dead", &["gets-7"]);
         let e = await_dead(&r, "lvm_other", 1, 200, zero).unwrap_err();
         assert!(e.to_string().contains("no lockspace lvm_other here"), "{e}");
+    }
+
+    /// Only lvmlockd tells a shared lock from an exclusive one: `lvs` says "active
+    /// exclusively" in both (tests/fixtures/cluster-shared).
+    #[test]
+    fn an_lv_held_shared_here_is_read_from_lvmlockd() {
+        let at = |tag: &str| {
+            let d = |n: &str| fixture("cluster-shared", n);
+            let l = Lvm::parse(
+                &d(&format!("pvs-{tag}.json")),
+                &d(&format!("vgs-{tag}.json")),
+                &d(&format!("lvs-{tag}.json")),
+            )
+            .expect("reports");
+            l.shared_locks(&d(&format!("lvmlockctl-info-{tag}")))
+        };
+        assert!(at("ex").is_empty());
+        assert_eq!(at("sh"), BTreeSet::from(["vgshared/web".to_string()]));
+        assert_eq!(at("sh-both"), BTreeSet::from(["vgshared/web".to_string()]));
+        assert!(at("ex-again").is_empty());
+        assert!(fixture("cluster-shared", "lvs-active-sh").contains("active exclusively"));
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::common::*;
 /// as `HFCN N`.
 const COUNT: &str = r#"count() { dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -c -N 4 | tr -d ' \n'; printf ' '; dd if=/dev/vgshared/web_root bs=512 skip=1 count=1 iflag=direct 2>/dev/null | od -A n -t u4 -j 4 -N 4 | tr -d ' \n'; }"#;
 
+/// The mode of the lock lvmlockd holds on web_root on this host (`ex`, `sh`; nothing when it
+/// holds none): `lvs` says "active exclusively" for a shared lock too.
+const MODE: &str = r#"mode() { u=$(lvs --noheadings -o lv_uuid vgshared/web_root | tr -d ' '); lvmlockctl --info | awk -v u="$u" '$1 == "LK" && $2 == "LV" && $4 == u { print $3 }'; }"#;
+
 /// Reads `KEY=N N` lines: the counter after `KEY=HFCN `.
 fn counter(out: &str, key: &str) -> u64 {
     out.lines()
@@ -73,10 +77,11 @@ fn a_shared_vg_is_guarded_by_lvmlockd_and_a_guest_moves_live() {
         r#"set -u
 W={w}; S={s}; H={h}
 {count}
+{mode}
 bash $W/libvirt-up.sh
 $H apply $S/kvm1.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm1.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
-echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 echo web-on-a=$(virsh -c qemu:///system domstate web 2>&1)
 sh $W/ssh-up.sh $W/ssh
 touch $W/a.done
@@ -113,18 +118,20 @@ $H drain kvm2 $S/kvm1-moved.yaml --auto-approve > /tmp/failover 2>&1; echo failo
 echo failover-took=$(( $(date +%s) - t0 ))
 echo ==FAILOVER==; cat /tmp/failover; echo ==/FAILOVER==
 echo web-on-a-failover=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
-echo active-a-failover=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo active-a-failover=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 sleep 2; echo count-failover=$(count); sleep 2; echo count-failover-later=$(count)
 $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan10 2>&1; echo failover-plan-rc=$?; cat /tmp/plan10
 "#,
         w = work.path().display(),
         s = specs.display(),
         count = COUNT,
+        mode = MODE,
     );
     let b = format!(
         r#"set -u
 W={w}; S={s}; H={h}
 {count}
+{mode}
 until [ -e $W/a.done ]; do sleep 0.2; done
 pvscan --cache >/dev/null 2>&1
 echo ==PLAN==; $H plan $S/kvm2.yaml 2>&1; echo ==/PLAN==
@@ -138,7 +145,7 @@ sh $W/ssh-up.sh $W/ssh
 touch $W/b.done
 until [ -e $W/moved ]; do sleep 0.2; done
 echo web-on-b=$(virsh -c qemu:///system domstate web 2>&1)
-echo active-b=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo active-b=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 echo count-after=$(count); sleep 2; echo count-later=$(count)
 $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan4 2>&1; echo b-moved-plan-rc=$?; cat /tmp/plan4
 # Drain kvm2: its guest goes to kvm1, live, and kvm2 stays drained.
@@ -148,7 +155,7 @@ $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan7 2>&1; echo b-drained-p
 touch $W/b.drained
 until [ -e $W/undrained ]; do sleep 0.2; done
 echo web-on-b-undrained=$(virsh -c qemu:///system domstate web 2>&1)
-echo active-b-undrained=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ')
+echo active-b-undrained=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 echo count-undrained=$(count)
 echo vg-tags-undrained=$(vgs --noheadings -o vg_tags vgshared | tr -d ' ')
 $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan8 2>&1; echo b-undrained-plan-rc=$?; cat /tmp/plan8
@@ -161,6 +168,7 @@ sleep 60
         w = work.path().display(),
         s = specs.display(),
         count = COUNT,
+        mode = MODE,
     );
     let member = |name: &str, id: u16, script: String| {
         let mut cfg = SandboxConfig::new(root(), vec!["bash".into(), "-c".into(), script]);
@@ -212,7 +220,7 @@ sleep 60
     assert!(a.contains("apply-rc=0"), "{a}");
     assert!(a.contains("vgcreate --quiet --shared vgshared"), "{a}");
     assert!(a.contains("second-plan-rc=0"), "{a}");
-    assert!(a.contains("active=activeexclusively"), "{a}");
+    assert!(a.contains("active=activeexclusively lock=ex"), "{a}");
     assert!(a.contains("web-on-a=running"), "{a}");
     // kvm2 sees it, starts its lockspace and creates nothing.
     let plan = b.split("==PLAN==").nth(1).unwrap_or("");
@@ -266,7 +274,7 @@ sleep 60
     // On kvm2: running, its LV exclusive there, and the guest's counter went on counting from
     // where it was on kvm1 (a restart would have started it again from 1).
     assert!(b.contains("web-on-b=running"), "{b}");
-    assert!(b.contains("active-b=activeexclusively"), "{b}");
+    assert!(b.contains("active-b=activeexclusively lock=ex"), "{b}");
     let (before, after, later) = (
         counter(&a, "count-before"),
         counter(&b, "count-after"),
@@ -316,7 +324,7 @@ sleep 60
     );
     assert!(a.contains("undrained-plan-rc=0"), "{a}");
     assert!(b.contains("web-on-b-undrained=running"), "{b}");
-    assert!(b.contains("active-b-undrained=activeexclusively"), "{b}");
+    assert!(b.contains("active-b-undrained=activeexclusively lock=ex"), "{b}");
     assert!(
         b.lines().any(|l| l.trim_end() == "vg-tags-undrained="),
         "{b}"
@@ -348,7 +356,7 @@ sleep 60
     }
     assert!(a.contains("failover-rc=0"), "{a}");
     assert!(a.contains("web-on-a-failover=running"), "{a}");
-    assert!(a.contains("active-a-failover=activeexclusively"), "{a}");
+    assert!(a.contains("active-a-failover=activeexclusively lock=ex"), "{a}");
     let (f1, f2) = (
         counter(&a, "count-failover"),
         counter(&a, "count-failover-later"),

@@ -212,6 +212,39 @@ pub(super) fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
     }
 }
 
+/// A guest running here whose LVs this host holds shared (`-asy`), as a move cut short after
+/// its migration leaves them: each taken exclusively again (`lvchange -aey`: lvmlockd converts
+/// the lock in place, the LV stays active), so no other host can take it shared. Refused by
+/// lvmlockd while the host it came from still holds its own shared lock; that host's next plan
+/// releases it.
+pub(super) fn relock(c: &mut Ctx, g: &Guest, f: &mut Findings) {
+    let mut shared = Vec::new();
+    for lv in g.want.lvs() {
+        if !c.facts.lvm.shared_here.contains(&lv) {
+            continue;
+        }
+        let vg = lv.split('/').next().unwrap_or("");
+        if !c.spec.volume_groups.get(vg).is_some_and(|v| v.shared) {
+            continue;
+        }
+        c.out.ops.push(op(
+            OpId::new(74, Address::Guest(g.name.to_string()), Verb::Lock(lv.clone())),
+            &g.res,
+            format!(
+                "take {lv} exclusively again: it is active shared here, as a move cut short leaves it"
+            ),
+            vec![s("lvchange"), s("-aey"), lv.clone()],
+        ));
+        shared.push(lv);
+    }
+    if !shared.is_empty() {
+        f.update(Some(format!(
+            "{} shared here, not exclusive",
+            shared.join(", ")
+        )));
+    }
+}
+
 /// The wait until sanlock calls `holder` dead, planned once for each host and VG: an LV
 /// lease it holds can be taken only then (lvmlockd refuses it before).
 fn await_dead(

@@ -272,6 +272,8 @@ fn guest(c: &mut Ctx, name: &str, vm: &Vm) {
         && (!g.seen.running || (stop_id.is_some() && !grown.is_empty()));
     if must_start {
         lifecycle::start(c, &g, config_op, stop_id, &mut f);
+    } else if g.seen.running && stop_id.is_none() {
+        lifecycle::relock(c, &g, &mut f);
     }
     c.out.record(&g.res, f.outcome());
 }

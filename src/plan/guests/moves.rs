@@ -1004,6 +1004,53 @@ vms:
         );
     }
 
+    /// kvm1 with g1 running (tests/fixtures/guests) on vgshared/web, whose lock lvmlockd
+    /// holds `tag` here (tests/fixtures/cluster-shared: `sh` after a move cut short, `ex`).
+    fn relock_plan(tag: &str) -> Plan {
+        let d = |n: &str| text(&format!("cluster-shared/{n}"));
+        let mut f = facts();
+        f.lvm = crate::kinds::lvm::Lvm::parse(
+            &d(&format!("pvs-{tag}.json")),
+            &d(&format!("vgs-{tag}.json")),
+            &d(&format!("lvs-{tag}.json")),
+        )
+        .expect("the captured reports");
+        f.lvm.lockd = true;
+        let info = d(&format!("lvmlockctl-info-{tag}"));
+        f.lvm.lockspaces = crate::kinds::lvm::parse_lockspaces(&info);
+        f.lvm.shared_here = f.lvm.shared_locks(&info);
+        let g1 = G1
+            .replace("vg0/g1_root", "vgshared/web")
+            .replace("runs-on: kvm2", "runs-on: kvm1");
+        plan_with(&spec(&g1), &f)
+    }
+
+    #[test]
+    fn a_running_guest_left_with_shared_lvs_takes_them_exclusively_again() {
+        // (The captured g1 runs on vg0/g1_root: its definition is also updated, for its next
+        // start; that is not this test's point.)
+        let p = relock_plan("sh");
+        let lock = "74:guest:g1:lock:vgshared/web";
+        assert_eq!(argv(&p, lock), "lvchange -aey vgshared/web");
+        assert!(
+            !p.ops.iter().any(|o| o.id.as_str().contains("stop")),
+            "{:?}",
+            ids(&p)
+        );
+        let c = p.changes.iter().find(|c| c.resource == "guest g1").unwrap();
+        assert!(
+            c.reason.contains("vgshared/web shared here, not exclusive"),
+            "{c:?}"
+        );
+        // Exclusive already: nothing about its lock.
+        let p = relock_plan("ex");
+        assert!(
+            !p.ops.iter().any(|o| o.id.as_str() == lock),
+            "{:?}",
+            ids(&p)
+        );
+    }
+
     #[test]
     fn a_peer_that_renews_is_drained_from_itself_only() {
         let s = kvm2_spec();
