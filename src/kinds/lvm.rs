@@ -755,6 +755,24 @@ pub fn lockd_running(r: &dyn Runner) -> bool {
         .is_some_and(|c| c.trim() == "lvmlockd")
 }
 
+/// LVM as captured at `tag` in tests/fixtures/`dir` (`pvs/vgs/lvs-TAG.json`), with lvmlockd
+/// running and what `lvmlockctl-info-TAG` says (the lockspaces started, the LVs held shared).
+#[cfg(test)]
+pub(crate) fn captured_at(dir: &str, tag: &str) -> Lvm {
+    let d = |n: &str| crate::runner::fixtures::text(&format!("{dir}/{n}"));
+    let mut l = Lvm::parse(
+        &d(&format!("pvs-{tag}.json")),
+        &d(&format!("vgs-{tag}.json")),
+        &d(&format!("lvs-{tag}.json")),
+    )
+    .expect("the captured reports");
+    l.lockd = true;
+    let info = d(&format!("lvmlockctl-info-{tag}"));
+    l.lockspaces = parse_lockspaces(&info);
+    l.shared_here = l.shared_locks(&info);
+    l
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,18 +871,8 @@ mod tests {
         assert!(me.state == "LIVE" && !me.failing(), "{me:?}");
     }
 
-    /// The reports of cluster-dead at `tag`, with the lockspaces started.
     fn lvm_at(tag: &str) -> Lvm {
-        let d = |n: &str| fixture("cluster-dead", n);
-        let mut l = Lvm::parse(
-            &d(&format!("pvs-{tag}.json")),
-            &d(&format!("vgs-{tag}.json")),
-            &d(&format!("lvs-{tag}.json")),
-        )
-        .expect("reports");
-        l.lockd = true;
-        l.lockspaces = parse_lockspaces(&d(&format!("lvmlockctl-info-{tag}")));
-        l
+        captured_at("cluster-dead", tag)
     }
 
     #[test]
@@ -931,16 +939,7 @@ mod tests {
     /// exclusively" in both (tests/fixtures/cluster-shared).
     #[test]
     fn an_lv_held_shared_here_is_read_from_lvmlockd() {
-        let at = |tag: &str| {
-            let d = |n: &str| fixture("cluster-shared", n);
-            let l = Lvm::parse(
-                &d(&format!("pvs-{tag}.json")),
-                &d(&format!("vgs-{tag}.json")),
-                &d(&format!("lvs-{tag}.json")),
-            )
-            .expect("reports");
-            l.shared_locks(&d(&format!("lvmlockctl-info-{tag}")))
-        };
+        let at = |tag: &str| captured_at("cluster-shared", tag).shared_here;
         assert!(at("ex").is_empty());
         assert_eq!(at("sh"), BTreeSet::from(["vgshared/web".to_string()]));
         assert_eq!(at("sh-both"), BTreeSet::from(["vgshared/web".to_string()]));

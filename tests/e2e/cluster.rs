@@ -324,7 +324,10 @@ sleep 60
     );
     assert!(a.contains("undrained-plan-rc=0"), "{a}");
     assert!(b.contains("web-on-b-undrained=running"), "{b}");
-    assert!(b.contains("active-b-undrained=activeexclusively lock=ex"), "{b}");
+    assert!(
+        b.contains("active-b-undrained=activeexclusively lock=ex"),
+        "{b}"
+    );
     assert!(
         b.lines().any(|l| l.trim_end() == "vg-tags-undrained="),
         "{b}"
@@ -356,7 +359,10 @@ sleep 60
     }
     assert!(a.contains("failover-rc=0"), "{a}");
     assert!(a.contains("web-on-a-failover=running"), "{a}");
-    assert!(a.contains("active-a-failover=activeexclusively lock=ex"), "{a}");
+    assert!(
+        a.contains("active-a-failover=activeexclusively lock=ex"),
+        "{a}"
+    );
     let (f1, f2) = (
         counter(&a, "count-failover"),
         counter(&a, "count-failover-later"),

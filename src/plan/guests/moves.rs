@@ -197,7 +197,6 @@ fn drain_op(c: &mut Ctx) -> Result<Vec<OpId>, ()> {
 
 /// The other host: where its ssh and its libvirt are reached.
 struct Peer {
-    name: String,
     /// `root@ADDRESS`, for ssh.
     ssh: String,
     /// `qemu+ssh://root@ADDRESS/system`.
@@ -207,7 +206,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(name: &str, address: &str) -> Peer {
+    fn new(address: &str) -> Peer {
         // An IPv6 literal is bracketed in a URI.
         let in_uri = if address.contains(':') {
             format!("[{address}]")
@@ -215,7 +214,6 @@ impl Peer {
             address.to_string()
         };
         Peer {
-            name: name.to_string(),
             ssh: format!("root@{address}"),
             uri: format!("qemu+ssh://root@{in_uri}/system"),
             stream: format!("tcp://{in_uri}"),
@@ -405,27 +403,7 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
             .filter(|lv| shared(lv) && facts.lvm.lvs.get(*lv).is_some_and(|l| l.active))
             .cloned()
             .collect();
-        if active.is_empty() {
-            return None;
-        }
-        c.out.record(
-            &res,
-            Outcome::Changed(
-                Action::Update,
-                vec![format!(
-                    "runs on {host}: {} still active here",
-                    active.join(", ")
-                )],
-            ),
-        );
-        for lv in &active {
-            c.out.ops.push(op(
-                OpId::new(79, gaddr(name), Verb::Release(lv.clone())),
-                &res,
-                format!("deactivate {lv} here: {name} runs on {host}"),
-                vec![s("lvchange"), s("-an"), lv.clone()],
-            ));
-        }
+        release_left(c, name, host, &active);
         return None;
     };
     if let Some(local) = lvs.iter().find(|lv| !shared(lv)) {
@@ -438,46 +416,21 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
         );
         return None;
     }
-    let spec = sp;
-    let address = spec.host_address(host);
-    let peer = Peer::new(host, &address);
-    let mut remote = Vec::new();
-    for lv in &lvs {
-        for mode in ["-asy", "-aey"] {
-            match peer.lvchange(mode, lv) {
-                Some(a) => remote.push(((mode, lv.clone()), a)),
-                None => {
-                    c.out.refuse(
-                        &res,
-                        format!("cannot name {lv} on {host} ({address}) in an ssh command"),
-                        "LV names and cluster addresses are validated: check the spec",
-                    );
-                    return None;
-                }
-            }
-        }
-    }
-    let remote_argv = |mode: &str, lv: &str| {
-        remote
-            .iter()
-            .find(|((m, l), _)| *m == mode && l == lv)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_default()
-    };
+    let m = Move::new(c, name, host, lvs)?;
     let running = d.running();
     let wanted_running = vm.state.unwrap_or_default() == VmState::Running;
-    let autostart = vm.autostart.unwrap_or(wanted_running);
     let how = vm.migration.as_ref().map(|m| m.value).unwrap_or_default();
-    let live = running && how == Migration::Live;
-    let kind = if live {
-        format!("live migration to {host} over {address}: no downtime")
-    } else if running {
-        format!("cold move to {host}: downtime from its stop until it starts on {host}")
-    } else {
-        format!("its definition moves to {host}; it is not running")
+    let kind = match (running, how) {
+        (true, Migration::Live) => {
+            format!("live migration to {host} over {}: no downtime", m.address)
+        }
+        (true, Migration::Cold) => {
+            format!("cold move to {host}: downtime from its stop until it starts on {host}")
+        }
+        (false, _) => format!("its definition moves to {host}; it is not running"),
     };
     c.out.record(
-        &res,
+        &m.res,
         Outcome::Changed(
             Action::Update,
             vec![format!(
@@ -486,14 +439,188 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
             )],
         ),
     );
-    let mut before: Vec<OpId> = prev.to_vec();
-    if live {
-        // Shared on both hosts for the move only: here first (lvmlockd converts the exclusive
-        // lock), then there.
+    let migrated = match (running, how) {
+        (true, Migration::Live) => m.live(c, prev),
+        (true, Migration::Cold) => m.cold(c, prev, wanted_running),
+        (false, _) => m.definition(c, prev),
+    };
+    if vm.autostart.unwrap_or(wanted_running) {
+        m.step(
+            c,
+            Verb::PeerAutostart,
+            format!("mark {name} to start with {host}"),
+            peer_virsh(&m.peer, &["autostart", name]),
+            vec![migrated.clone()],
+        );
+    }
+    Some(migrated)
+}
+
+/// A guest this host no longer has (a move cut short after its migration): the LVs it left
+/// active here are deactivated, for the host that runs it.
+fn release_left(c: &mut Ctx, name: &str, host: &str, active: &[String]) {
+    if active.is_empty() {
+        return;
+    }
+    let res = format!("guest {name}");
+    c.out.record(
+        &res,
+        Outcome::Changed(
+            Action::Update,
+            vec![format!(
+                "runs on {host}: {} still active here",
+                active.join(", ")
+            )],
+        ),
+    );
+    for lv in active {
+        c.out.ops.push(op(
+            OpId::new(79, gaddr(name), Verb::Release(lv.clone())),
+            &res,
+            format!("deactivate {lv} here: {name} runs on {host}"),
+            vec![s("lvchange"), s("-an"), lv.clone()],
+        ));
+    }
+}
+
+/// One guest's move to another host: its steps, each an op of the guest's resource.
+struct Move<'a> {
+    name: &'a str,
+    res: String,
+    host: &'a str,
+    address: String,
+    peer: Peer,
+    /// Its LVs, each `VG/LV` of a shared VG.
+    lvs: Vec<String>,
+    /// `ssh … lvchange MODE VG/LV` on the other host, for each (mode, LV).
+    remote: Vec<((&'static str, String), Vec<String>)>,
+}
+
+impl<'a> Move<'a> {
+    /// The move of `name` to `host`; refused (None) when an LV or the address cannot be put
+    /// in an ssh command.
+    fn new(c: &mut Ctx, name: &'a str, host: &'a str, lvs: Vec<String>) -> Option<Move<'a>> {
+        let res = format!("guest {name}");
+        let address = c.spec.host_address(host);
+        let peer = Peer::new(&address);
+        let mut remote = Vec::new();
         for lv in &lvs {
+            for mode in ["-asy", "-aey"] {
+                let Some(a) = peer.lvchange(mode, lv) else {
+                    c.out.refuse(
+                        &res,
+                        format!("cannot name {lv} on {host} ({address}) in an ssh command"),
+                        "LV names and cluster addresses are validated: check the spec",
+                    );
+                    return None;
+                };
+                remote.push(((mode, lv.clone()), a));
+            }
+        }
+        Some(Move {
+            name,
+            res,
+            host,
+            address,
+            peer,
+            lvs,
+            remote,
+        })
+    }
+
+    fn remote(&self, mode: &str, lv: &str) -> Vec<String> {
+        self.remote
+            .iter()
+            .find(|((m, l), _)| *m == mode && l == lv)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// Plan one step, after `after`: its id.
+    fn step(
+        &self,
+        c: &mut Ctx,
+        verb: Verb,
+        summary: String,
+        argv: Vec<String>,
+        after: Vec<OpId>,
+    ) -> OpId {
+        let mut o = op(
+            OpId::new(79, gaddr(self.name), verb),
+            &self.res,
+            summary,
+            argv,
+        );
+        o.after = after;
+        let id = o.id.clone();
+        c.out.ops.push(o);
+        id
+    }
+
+    /// `lvchange -an LV` here, after `after`.
+    fn release(&self, c: &mut Ctx, lv: &str, after: Vec<OpId>) -> OpId {
+        self.step(
+            c,
+            Verb::Release(lv.to_string()),
+            format!("deactivate {lv} here"),
+            vec![s("lvchange"), s("-an"), lv.to_string()],
+            after,
+        )
+    }
+
+    /// `virsh migrate --live|--offline --persistent --undefinesource`, after `after`.
+    fn migrate(&self, c: &mut Ctx, live: bool, after: Vec<OpId>) -> OpId {
+        let mut argv = c.virsh(&["migrate", if live { "--live" } else { "--offline" }]);
+        argv.extend(
+            [
+                "--persistent",
+                "--undefinesource",
+                self.name,
+                &self.peer.uri,
+            ]
+            .iter()
+            .map(|a| s(a)),
+        );
+        if live {
+            argv.push(self.peer.stream.clone());
+        }
+        let (name, host, uri) = (self.name, self.host, &self.peer.uri);
+        let summary = if live {
+            format!(
+                "migrate {name} live to {host} ({uri}, memory over {}); its definition moves with it",
+                self.peer.stream
+            )
+        } else {
+            format!("send {name}'s definition to {host} ({uri})")
+        };
+        self.step(c, Verb::Migrate(host.to_string()), summary, argv, after)
+    }
+
+    /// Each LV taken exclusively on the other host, after `after`: their ids.
+    fn peer_lock(&self, c: &mut Ctx, after: &[OpId]) -> Vec<OpId> {
+        self.lvs
+            .iter()
+            .map(|lv| {
+                self.step(
+                    c,
+                    Verb::PeerLock(lv.clone()),
+                    format!("activate {lv} exclusively on {}", self.host),
+                    self.remote("-aey", lv),
+                    after.to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    /// Live: the LVs shared on both hosts for the move only (here first: lvmlockd converts the
+    /// exclusive lock; then there), the migration, then released here and taken exclusively
+    /// there. A failed migration leaves the guest running here. The migration's id.
+    fn live(&self, c: &mut Ctx, prev: &[OpId]) -> OpId {
+        let mut before = prev.to_vec();
+        for lv in &self.lvs {
             let mut o = op(
-                OpId::new(78, gaddr(name), Verb::Share(lv.clone())),
-                &res,
+                OpId::new(78, gaddr(self.name), Verb::Share(lv.clone())),
+                &self.res,
                 format!("share {lv} for the move (its lock here turns shared)"),
                 vec![s("lvchange"), s("-asy"), lv.clone()],
             );
@@ -501,22 +628,37 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
             before.push(o.id.clone());
             c.out.ops.push(o);
         }
-        for lv in &lvs {
+        for lv in &self.lvs {
             let mut o = op(
-                OpId::new(78, gaddr(name), Verb::PeerShare(lv.clone())),
-                &res,
-                format!("activate {lv} shared on {host}, for the move"),
-                remote_argv("-asy", lv),
+                OpId::new(78, gaddr(self.name), Verb::PeerShare(lv.clone())),
+                &self.res,
+                format!("activate {lv} shared on {}, for the move", self.host),
+                self.remote("-asy", lv),
             );
             o.after = before.clone();
             before.push(o.id.clone());
             c.out.ops.push(o);
         }
-    } else if running {
+        let migrated = self.migrate(c, true, before);
+        let mut after_move = vec![migrated.clone()];
+        for lv in &self.lvs {
+            after_move.push(self.release(c, lv, vec![migrated.clone()]));
+        }
+        self.peer_lock(c, &after_move);
+        migrated
+    }
+
+    /// Cold: stopped here (a drain's moves one at a time: the stop waits for the move before
+    /// it), the LVs released, the definition sent, the LVs taken there, then started there
+    /// when the spec wants it running. The LVs are released before the definition leaves, so
+    /// the guest is never defined on a host that can activate them while this one holds them.
+    fn cold(&self, c: &mut Ctx, prev: &[OpId], start: bool) -> OpId {
+        let (name, host) = (self.name, self.host);
+        let spec = c.spec;
         let timeout = spec.shutdown_timeout_secs(name);
         let mut o = stop_guest(
             OpId::new(70, gaddr(name), Verb::Stop),
-            &res,
+            &self.res,
             format!(
                 "stop {name} (up to {timeout}s, then {}); downtime: until it starts on {host}",
                 on_timeout(spec)
@@ -529,107 +671,47 @@ fn guest(c: &mut Ctx, name: &str, host: &str, vm: &Vm, prev: &[OpId]) -> Option<
                 on_timeout: spec.shutdown.on_timeout,
             },
         );
-        // A drain's moves run one at a time: the stop waits for the move before it.
-        o.after = before.clone();
+        o.after = prev.to_vec();
+        let mut before = prev.to_vec();
         before.push(o.id.clone());
         c.out.ops.push(o);
-    }
-    // Not live: the LVs are released before the definition leaves, so that the guest is never
-    // defined on a host that can activate them while this one holds them.
-    let mut released = Vec::new();
-    let release = |c: &mut Ctx, lv: &String, after: &[OpId]| {
-        let mut o = op(
-            OpId::new(79, gaddr(name), Verb::Release(lv.clone())),
-            &res,
-            format!("deactivate {lv} here"),
-            vec![s("lvchange"), s("-an"), lv.clone()],
-        );
-        o.after = after.to_vec();
-        let id = o.id.clone();
-        c.out.ops.push(o);
-        id
-    };
-    if !live {
-        for lv in &lvs {
-            if running || facts.lvm.lvs.get(lv).is_some_and(|l| l.active) {
-                released.push(release(c, lv, &before));
-            }
-        }
-        before.extend(released.iter().cloned());
-    }
-    let mut argv = c.virsh(&["migrate"]);
-    if live {
-        argv.push(s("--live"));
-    } else {
-        argv.push(s("--offline"));
-    }
-    argv.extend(
-        ["--persistent", "--undefinesource", name, &peer.uri]
+        let released: Vec<OpId> = self
+            .lvs
             .iter()
-            .map(|a| s(a)),
-    );
-    if live {
-        argv.push(peer.stream.clone());
-    }
-    let mut m = op(
-        OpId::new(79, gaddr(name), Verb::Migrate(host.to_string())),
-        &res,
-        if live {
-            format!(
-                "migrate {name} live to {host} ({}, memory over {}); its definition moves with it",
-                peer.uri, peer.stream
-            )
-        } else {
-            format!("send {name}'s definition to {host} ({})", peer.uri)
-        },
-        argv,
-    );
-    m.after = before.clone();
-    let migrated = m.id.clone();
-    c.out.ops.push(m);
-    let mut after_move = vec![migrated.clone()];
-    if live {
-        for lv in &lvs {
-            after_move.push(release(c, lv, std::slice::from_ref(&migrated)));
-        }
-    }
-    // Exclusive on the other host once this one let go (live: after the release here).
-    let mut locked = Vec::new();
-    if running {
-        for lv in &lvs {
-            let mut o = op(
-                OpId::new(79, gaddr(name), Verb::PeerLock(lv.clone())),
-                &res,
-                format!("activate {lv} exclusively on {host}"),
-                remote_argv("-aey", lv),
+            .map(|lv| self.release(c, lv, before.clone()))
+            .collect();
+        before.extend(released);
+        let migrated = self.migrate(c, false, before);
+        let mut locked = self.peer_lock(c, std::slice::from_ref(&migrated));
+        if start {
+            locked.push(migrated.clone());
+            self.step(
+                c,
+                Verb::PeerStart,
+                format!("start {name} on {host} (its downtime ends)"),
+                peer_virsh(&self.peer, &["start", name]),
+                locked,
             );
-            o.after = after_move.clone();
-            locked.push(o.id.clone());
-            c.out.ops.push(o);
         }
+        migrated
     }
-    if running && !live && wanted_running {
-        let mut o = op(
-            OpId::new(79, gaddr(name), Verb::PeerStart),
-            &res,
-            format!("start {name} on {host} (its downtime ends)"),
-            peer_virsh(&peer, &["start", name]),
-        );
-        o.after = locked.clone();
-        o.after.push(migrated.clone());
-        c.out.ops.push(o);
+
+    /// Defined here, not running: the LVs still active here released, then the definition
+    /// sent; the other host's plan starts it if its spec says so.
+    fn definition(&self, c: &mut Ctx, prev: &[OpId]) -> OpId {
+        let mut before = prev.to_vec();
+        let active: Vec<String> = self
+            .lvs
+            .iter()
+            .filter(|lv| c.facts.lvm.lvs.get(*lv).is_some_and(|l| l.active))
+            .cloned()
+            .collect();
+        for lv in &active {
+            let id = self.release(c, lv, prev.to_vec());
+            before.push(id);
+        }
+        self.migrate(c, false, before)
     }
-    if autostart {
-        let mut o = op(
-            OpId::new(79, gaddr(name), Verb::PeerAutostart),
-            &res,
-            format!("mark {name} to start with {}", peer.name),
-            peer_virsh(&peer, &["autostart", name]),
-        );
-        o.after = vec![migrated.clone()];
-        c.out.ops.push(o);
-    }
-    Some(migrated)
 }
 
 fn gaddr(name: &str) -> Address {
@@ -826,17 +908,8 @@ vms:
     /// kvm2 of tests/fixtures/cluster-dead, whose peer kvm1 (host_id 1) lost its power while
     /// holding the lease of vgshared/web: the reports at `tag`, sanlock's view from `steps`.
     fn kvm2_facts(tag: &str, steps: &[&str]) -> Facts {
-        let d = |n: &str| text(&format!("cluster-dead/{n}"));
         let mut f = facts();
-        f.lvm = crate::kinds::lvm::Lvm::parse(
-            &d(&format!("pvs-{tag}.json")),
-            &d(&format!("vgs-{tag}.json")),
-            &d(&format!("lvs-{tag}.json")),
-        )
-        .expect("the captured reports");
-        f.lvm.lockd = true;
-        f.lvm.lockspaces =
-            crate::kinds::lvm::parse_lockspaces(&d(&format!("lvmlockctl-info-{tag}")));
+        f.lvm = crate::kinds::lvm::captured_at("cluster-dead", tag);
         let r = crate::runner::fixtures::scripted("cluster-dead", steps);
         f.lvm.read_leases(&r);
         f
@@ -1007,18 +1080,8 @@ vms:
     /// kvm1 with g1 running (tests/fixtures/guests) on vgshared/web, whose lock lvmlockd
     /// holds `tag` here (tests/fixtures/cluster-shared: `sh` after a move cut short, `ex`).
     fn relock_plan(tag: &str) -> Plan {
-        let d = |n: &str| text(&format!("cluster-shared/{n}"));
         let mut f = facts();
-        f.lvm = crate::kinds::lvm::Lvm::parse(
-            &d(&format!("pvs-{tag}.json")),
-            &d(&format!("vgs-{tag}.json")),
-            &d(&format!("lvs-{tag}.json")),
-        )
-        .expect("the captured reports");
-        f.lvm.lockd = true;
-        let info = d(&format!("lvmlockctl-info-{tag}"));
-        f.lvm.lockspaces = crate::kinds::lvm::parse_lockspaces(&info);
-        f.lvm.shared_here = f.lvm.shared_locks(&info);
+        f.lvm = crate::kinds::lvm::captured_at("cluster-shared", tag);
         let g1 = G1
             .replace("vg0/g1_root", "vgshared/web")
             .replace("runs-on: kvm2", "runs-on: kvm1");
@@ -1209,7 +1272,7 @@ vms:
 
     #[test]
     fn a_peer_command_takes_only_words_the_remote_shell_reads_as_themselves() {
-        let peer = super::Peer::new("kvm2", "10.0.9.2");
+        let peer = super::Peer::new("10.0.9.2");
         assert!(peer.lvchange("-aey", "vg0/g1_root").is_some());
         for lv in [
             "vg0/x;reboot",
@@ -1226,11 +1289,11 @@ vms:
         }
         assert!(peer.lvchange("-an --yes", "vg0/g1_root").is_none());
         assert!(
-            super::Peer::new("kvm2", "kvm2;reboot")
+            super::Peer::new("kvm2;reboot")
                 .lvchange("-aey", "vg0/a")
                 .is_none()
         );
-        let v6 = super::Peer::new("kvm2", "fd00::2");
+        let v6 = super::Peer::new("fd00::2");
         assert_eq!(v6.uri, "qemu+ssh://root@[fd00::2]/system");
         assert_eq!(v6.stream, "tcp://[fd00::2]");
         assert!(v6.lvchange("-asy", "vg0/a").is_some());
