@@ -190,15 +190,21 @@ impl LeaseHost {
         self.state == "FAIL" || (self.state == "LIVE" && self.silent_s > 4 * self.io_timeout)
     }
 
+    /// It has stopped renewing its lease: failing, or dead.
+    pub fn stopped(&self) -> bool {
+        self.failing() || self.dead()
+    }
+
     /// Seconds, at most, until sanlock calls it dead (from sanlock's latest check).
     pub fn dead_in_s(&self) -> u64 {
         self.dead_after_s().saturating_sub(self.silent_s)
     }
 }
 
-/// The hosts of each lockspace `lvm_VG` in `sanlock client gets -h 1` (`s LOCKSPACE:…` then
-/// `h HOST_ID gen G timestamp T STATE` lines), with `last_check`, `last_live` and
-/// `io_timeout` from `sanlock client host_status -D` when it has them.
+/// The other hosts of each lockspace `lvm_VG` in `sanlock client gets -h 1` (`s
+/// lvm_VG:HOST_ID:PATH:OFFSET`, whose HOST_ID is this host's, left out; then `h HOST_ID gen G
+/// timestamp T STATE` lines), with `last_check`, `last_live` and `io_timeout` from `sanlock
+/// client host_status -D` when it has them.
 pub fn parse_lease_hosts(gets: &str, host_status: &str) -> BTreeMap<String, Vec<LeaseHost>> {
     // host_status -D: `lockspace NAME`, then `ID timestamp T` and indented `key=value` lines.
     let mut times: BTreeMap<(String, u32), BTreeMap<String, u64>> = BTreeMap::new();
@@ -222,18 +228,24 @@ pub fn parse_lease_hosts(gets: &str, host_status: &str) -> BTreeMap<String, Vec<
         }
     }
     let mut out: BTreeMap<String, Vec<LeaseHost>> = BTreeMap::new();
-    let mut vg: Option<String> = None;
+    // The lockspace's VG and this host's host_id in it.
+    let mut ls: Option<(String, Option<u32>)> = None;
     for l in gets.lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
         match f.as_slice() {
             ["s", rest, ..] => {
-                let name = rest.split(':').next().unwrap_or("");
-                vg = name.strip_prefix("lvm_").map(str::to_string);
+                let mut parts = rest.split(':');
+                let vg = parts.next().and_then(|n| n.strip_prefix("lvm_"));
+                let me = parts.next().and_then(|i| i.parse::<u32>().ok());
+                ls = vg.map(|v| (v.to_string(), me));
             }
             ["h", id, "gen", _, "timestamp", _, state, ..] => {
-                let (Some(vg), Ok(id)) = (&vg, id.parse::<u32>()) else {
+                let (Some((vg, me)), Ok(id)) = (&ls, id.parse::<u32>()) else {
                     continue;
                 };
+                if Some(id) == *me {
+                    continue;
+                }
                 let t = times.get(&(format!("lvm_{vg}"), id));
                 let get = |k: &str| t.and_then(|t| t.get(k)).copied();
                 let silent_s = match (get("last_check"), get("last_live")) {
@@ -361,23 +373,6 @@ pub fn delta_lease_name(dump: &str, host_id: u32) -> Option<String> {
 }
 
 /// The VGs whose lockspace `lvmlockctl --info` shows started (`LS sanlock lvm_VG`).
-impl Lvm {
-    /// The LVs whose lock `lvmlockctl --info` shows held shared here (`LK LV sh UUID`), by
-    /// `VG/LV`.
-    pub fn shared_locks(&self, info: &str) -> BTreeSet<String> {
-        let uuids: BTreeSet<&str> = info
-            .lines()
-            .filter_map(|l| l.strip_prefix("LK LV sh "))
-            .map(str::trim)
-            .collect();
-        self.lvs
-            .iter()
-            .filter(|(_, l)| !l.uuid.is_empty() && uuids.contains(l.uuid.as_str()))
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-}
-
 pub fn parse_lockspaces(info: &str) -> BTreeSet<String> {
     info.lines()
         .filter_map(|l| l.strip_prefix("LS "))
@@ -659,6 +654,21 @@ impl Lvm {
 }
 
 impl Lvm {
+    /// The LVs whose lock `lvmlockctl --info` shows held shared here (`LK LV sh UUID`), by
+    /// `VG/LV`.
+    pub fn shared_locks(&self, info: &str) -> BTreeSet<String> {
+        let uuids: BTreeSet<&str> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("LK LV sh "))
+            .map(str::trim)
+            .collect();
+        self.lvs
+            .iter()
+            .filter(|(_, l)| !l.uuid.is_empty() && uuids.contains(l.uuid.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Where a lockspace is started: whether the other hosts still renew their leases (two
     /// processes), and, in a VG where one has stopped, who holds each LV's lease (one
     /// `sanlock direct dump` per such VG). Read only: sanlock answers from its own state.
@@ -675,7 +685,7 @@ impl Lvm {
         let troubled: Vec<String> = self
             .lease_hosts
             .iter()
-            .filter(|(_, hs)| hs.iter().any(|h| h.failing() || h.dead()))
+            .filter(|(_, hs)| hs.iter().any(LeaseHost::stopped))
             .map(|(vg, _)| vg.clone())
             .collect();
         for vg in troubled {
@@ -703,7 +713,7 @@ impl Lvm {
         self.lease_hosts
             .get(vg)?
             .iter()
-            .find(|h| h.host_id == *id && (h.failing() || h.dead()))
+            .find(|h| h.host_id == *id && h.stopped())
     }
 }
 
@@ -829,7 +839,7 @@ mod tests {
     }
 
     /// kvm1 of tests/fixtures/cluster-dead, as kvm2's sanlock sees it after kvm1 lost its
-    /// power: `host` is the capture's tag (`live`, or the iteration N of `gets-N`).
+    /// power: `tag` is the capture's (`live`, or the iteration N of `gets-N`).
     fn kvm1_seen(tag: &str) -> LeaseHost {
         let hosts = parse_lease_hosts(
             &fixture("cluster-dead", &format!("gets-{tag}")),
@@ -862,17 +872,20 @@ mod tests {
         let dead = kvm1_seen("12");
         assert_eq!((dead.state.as_str(), dead.silent_s), ("DEAD", 144));
         assert!(dead.dead() && !dead.failing());
-        // kvm2 itself renews all along.
-        let me = parse_lease_hosts(
+        // kvm2 reads the lockspace as host 2 (`s lvm_vgshared:2:…`): it is not among the
+        // other hosts, whatever its own lease's state.
+        assert!(fixture("cluster-dead", "gets-12").starts_with("s lvm_vgshared:2:"));
+        let others = parse_lease_hosts(
             &fixture("cluster-dead", "gets-12"),
             &fixture("cluster-dead", "host-status-12"),
         );
-        let me = me["vgshared"].iter().find(|h| h.host_id == 2).unwrap();
-        assert!(me.state == "LIVE" && !me.failing(), "{me:?}");
-    }
-
-    fn lvm_at(tag: &str) -> Lvm {
-        captured_at("cluster-dead", tag)
+        assert_eq!(
+            others["vgshared"]
+                .iter()
+                .map(|h| h.host_id)
+                .collect::<Vec<_>>(),
+            [1]
+        );
     }
 
     #[test]
@@ -880,10 +893,10 @@ mod tests {
         use crate::runner::fixtures::scripted;
         // All renewing: two processes, no lease read.
         let r = scripted("cluster-dead", &["gets-live", "host-status-live"]);
-        let mut l = lvm_at("live");
+        let mut l = captured_at("cluster-dead", "live");
         l.read_leases(&r);
         assert!(r.remaining().is_empty());
-        assert_eq!(l.lease_hosts["vgshared"].len(), 2);
+        assert_eq!(l.lease_hosts["vgshared"].len(), 1);
         assert!(l.leases.is_empty());
         assert_eq!(l.stopped_holder("vgshared/web"), None);
         // kvm1 failing: the LVs' lock offsets, then their leases from the first offset.
@@ -896,7 +909,7 @@ mod tests {
                 "sanlock-dump-leases-failing",
             ],
         );
-        let mut l = lvm_at("failing");
+        let mut l = captured_at("cluster-dead", "failing");
         l.read_leases(&r);
         assert!(r.remaining().is_empty());
         assert_eq!(l.leases.get("vgshared/web"), Some(&1));
@@ -914,7 +927,7 @@ mod tests {
                 "sanlock-dump-leases-taken",
             ],
         );
-        let mut l = lvm_at("taken");
+        let mut l = captured_at("cluster-dead", "taken");
         l.read_leases(&r);
         assert_eq!(l.leases.get("vgshared/web"), Some(&2));
         assert_eq!(l.stopped_holder("vgshared/web"), None);

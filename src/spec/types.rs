@@ -178,16 +178,6 @@ impl Spec {
             .unwrap_or_else(|| host.to_string())
     }
 
-    /// The sanlock host_id of the cluster's host `host`.
-    pub fn host_id_of(&self, host: &str) -> Option<u32> {
-        self.cluster
-            .as_ref()?
-            .hosts
-            .iter()
-            .find(|(k, _)| k.value == host)
-            .map(|(_, h)| h.host_id.value)
-    }
-
     /// The cluster's host whose sanlock host_id is `id`.
     pub fn host_of_id(&self, id: u32) -> Option<&str> {
         self.cluster

@@ -173,14 +173,8 @@ pub(super) fn lock(c: &mut Ctx, g: &Guest, after: &mut Vec<OpId>) {
         let mut summary =
             format!("activate {lv} exclusively on this host (fails when another host holds it)");
         let mut wait = None;
-        // Held by another host that stopped renewing (this host's own lease failing is no
-        // reason to wait for anything: lvmlockd refuses, and apply says so).
-        let me = c.spec.host_id_of(&c.spec.host.value);
-        if let Some(h) = lvm
-            .stopped_holder(&lv)
-            .filter(|h| Some(h.host_id) != me)
-            .cloned()
-        {
+        // Held by another host that stopped renewing (discovery reads only the other hosts).
+        if let Some(h) = lvm.stopped_holder(&lv).cloned() {
             // A holder the cluster does not name (a host_id missing from `cluster.hosts`) is
             // named by its id, in a form an op id can carry.
             let holder = c

@@ -18,7 +18,7 @@ mod libvirt;
 mod lifecycle;
 mod moves;
 
-pub use moves::{DRAIN_TAG_PREFIX, drained};
+pub use moves::{DRAIN_TAG_PREFIX, drained, peer_lvchange};
 mod xen;
 
 use std::collections::BTreeSet;
