@@ -136,22 +136,13 @@ fn check_op(op: &Op, allow_destroy: bool) -> Result<(), String> {
             }
         }
         if prog == "ssh" {
-            // `ssh -o BatchMode=yes -T root@ADDRESS -- lvchange -asy|-aey VG/LV`: the other
-            // host's half of a guest's move, and nothing else.
+            // The other host's half of a guest's move, and nothing else: the argv must be the
+            // one the planner builds from its address, mode and LV (the same grammar).
             let a = op.argv();
-            let word = |w: &str| {
-                !w.is_empty()
-                    && !w.starts_with('-')
-                    && w.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+_.-/@:[]".contains(c))
-            };
             let ok = a.len() == 9
-                && a[1..4] == ["-o", "BatchMode=yes", "-T"]
-                && word(&a[4])
-                && a[5..7] == ["--", "lvchange"]
-                && matches!(a[7].as_str(), "-asy" | "-aey")
-                && word(&a[8])
-                && a[8].matches('/').count() == 1;
+                && a[4].strip_prefix("root@").is_some_and(|addr| {
+                    crate::plan::guests::peer_lvchange(addr, &a[7], &a[8]).as_ref() == Some(&a)
+                });
             if !ok {
                 return Err(format!(
                     "`{}`: hostform runs only `lvchange -asy|-aey VG/LV` on another host",
@@ -230,6 +221,8 @@ vms:
             (6, "rm"),
             (7, "-rf"),
             (4, "-oProxyCommand=x"),
+            (4, "root@-oProxyCommand=x"),
+            (4, "root@10.0.9.3;reboot"),
             (8, "vg/../x/y"),
         ] {
             let mut ops = plan.ops.clone();
