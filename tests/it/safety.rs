@@ -23,6 +23,18 @@ fn spec(text: &str) -> Spec {
     }
 }
 
+/// The whole host's plan, with or without `--allow-destroy`.
+fn plan_allowing(spec: &Spec, f: &Facts, allow_destroy: bool) -> Plan {
+    plan_host(
+        spec,
+        f,
+        &Options {
+            allow_destroy,
+            ..Default::default()
+        },
+    )
+}
+
 fn argvs(p: &Plan) -> Vec<String> {
     p.ops.iter().map(|o| o.argv().join(" ")).collect()
 }
@@ -86,14 +98,7 @@ fn a_disk_with_a_data_partition_named_whole_as_a_member_is_never_written() {
     let mut f = captured("blank").facts;
     add_data_partition(&mut f, "vda");
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &spec(WHOLE_MIRROR),
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&spec(WHOLE_MIRROR), &f, allow_destroy);
         assert!(
             !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
             "{:#?}",
@@ -169,14 +174,7 @@ fn an_lv_holding_a_guests_partition_table_gets_no_mkfs() {
     );
     f.blocks.devices.get_mut("dm-5").unwrap().pttype = Some("dos".into());
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &s,
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&s, &f, allow_destroy);
         assert!(
             !argvs(&p).iter().any(|a| a.starts_with("mkfs")),
             "{:#?}",
@@ -640,14 +638,7 @@ fn a_replacement_disk_named_whole_holding_an_mbr_and_ext4_is_not_added() {
     let mut f = captured("replaced").facts;
     add_mbr_with_ext4(&mut f, "vdb");
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &spec(WHOLE_REPLACEMENT),
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&spec(WHOLE_REPLACEMENT), &f, allow_destroy);
         assert!(adds(&p).is_empty(), "{:#?}", p.ops);
         assert!(p.ops.is_empty(), "{:#?}", p.ops);
         let r = refusals(&p);
@@ -678,14 +669,7 @@ fn a_replacement_disk_named_whole_holding_a_filesystem_itself_is_not_added() {
     let mut f = captured("replaced").facts;
     f.blocks.devices.get_mut("vdb").unwrap().fstype = Some("ext4".into());
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &spec(WHOLE_REPLACEMENT),
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&spec(WHOLE_REPLACEMENT), &f, allow_destroy);
         assert!(adds(&p).is_empty(), "{:#?}", p.ops);
         let r = refusals(&p);
         assert!(r.contains("vdb") && r.contains("ext4"), "{r}");
@@ -701,14 +685,7 @@ fn a_partitioned_replacement_whose_disk_holds_data_is_neither_partitioned_nor_ad
     add_mbr_with_ext4(&mut f, "vdb");
     let full = captured("full").spec;
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &full,
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&full, &f, allow_destroy);
         assert!(
             !argvs(&p)
                 .iter()
@@ -729,14 +706,7 @@ fn a_replacement_partition_holding_ext4_is_not_added() {
     add_gpt_like_a(&mut f, Some("ext4"));
     let full = captured("full").spec;
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &full,
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&full, &f, allow_destroy);
         assert!(adds(&p).is_empty(), "{:#?}", p.ops);
         let r = refusals(&p);
         assert!(r.contains("vdb2") && r.contains("ext4"), "{r}");
@@ -803,28 +773,14 @@ fn a_replacement_member_in_use_is_never_added_even_with_allow_destroy() {
             }
         }
         for allow_destroy in [false, true] {
-            let p = plan_host(
-                &captured("full").spec,
-                &f,
-                &Options {
-                    allow_destroy,
-                    ..Default::default()
-                },
-            );
+            let p = plan_allowing(&captured("full").spec, &f, allow_destroy);
             assert!(adds(&p).is_empty(), "{how}: {:#?}", p.ops);
             let r = refusals(&p);
             assert!(r.contains("vdb2"), "{how}: {r}");
         }
         // The same device named whole: the disk holding it is never added either.
         for allow_destroy in [false, true] {
-            let p = plan_host(
-                &spec(WHOLE_REPLACEMENT),
-                &f,
-                &Options {
-                    allow_destroy,
-                    ..Default::default()
-                },
-            );
+            let p = plan_allowing(&spec(WHOLE_REPLACEMENT), &f, allow_destroy);
             assert!(adds(&p).is_empty(), "{how} (whole): {:#?}", p.ops);
         }
     }
@@ -867,14 +823,7 @@ fn a_removed_member_carrying_its_arrays_superblock_is_added_back() {
     f.blocks.devices.get_mut("vdb2").unwrap().uuid =
         Some("00000000-1111-2222-3333-444444444444".into());
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &spec(PARTITIONED_MIRROR),
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&spec(PARTITIONED_MIRROR), &f, allow_destroy);
         assert!(adds(&p).is_empty(), "{:#?}", p.ops);
         assert!(refusals(&p).contains("another array"), "{}", refusals(&p));
     }
@@ -908,14 +857,7 @@ fn a_disk_held_open_by_a_process_is_never_a_member_even_with_allow_destroy() {
         "{p:#?}"
     );
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &spec(WHOLE_MIRROR),
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&spec(WHOLE_MIRROR), &f, allow_destroy);
         assert!(
             !argvs(&p).iter().any(|a| a.contains("mdadm --create")),
             "{:#?}",
@@ -940,14 +882,7 @@ disks:
 ",
     );
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &s,
-            &f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&s, &f, allow_destroy);
         let sfdisk: Vec<String> = argvs(&p)
             .into_iter()
             .filter(|a| a.starts_with("sfdisk"))
@@ -1003,14 +938,7 @@ fn a_partition_held_open_even_by_another_name_is_never_a_pv_and_a_free_one_is() 
 ",
     );
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &held,
-            f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&held, f, allow_destroy);
         assert!(
             !argvs(&p).iter().any(|a| a.starts_with("pvcreate")),
             "{:#?}",
@@ -1063,14 +991,7 @@ fn an_lv_held_open_by_a_process_gets_no_mkfs_and_its_idle_neighbour_does() {
 ",
     );
     for allow_destroy in [false, true] {
-        let p = plan_host(
-            &s,
-            f,
-            &Options {
-                allow_destroy,
-                ..Default::default()
-            },
-        );
+        let p = plan_allowing(&s, f, allow_destroy);
         let mkfs: Vec<String> = argvs(&p)
             .into_iter()
             .filter(|a| a.starts_with("mkfs"))
