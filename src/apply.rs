@@ -96,14 +96,14 @@ fn run_op(r: &dyn Runner, op: &Op) -> (Result<(), RunError>, Option<i32>) {
         Ok(o) => o,
         Err(e) => return (Err(e), None),
     };
-    if out.status != 0 && crate::kinds::lvm::lock_start_raced_udev(&argv, &out.stderr) {
-        // The lockspace's device was not made yet: once udev has settled, ask once more.
-        tracing::warn!(
-            target: LOG_TARGET,
-            OP_ID = op.id.as_str(),
-            "lvmlockd did not find the lockspace's device (udev had not made it yet): asking again once udev has settled"
-        );
-        let _ = r.run(&["udevadm", "settle", "--timeout=30"]);
+    if let Some(t) = (out.status != 0)
+        .then(|| crate::kinds::transient(&argv, &out.stderr))
+        .flatten()
+    {
+        tracing::warn!(target: LOG_TARGET, OP_ID = op.id.as_str(), "{}", t.why);
+        if t.settle {
+            let _ = r.run(&["udevadm", "settle", "--timeout=30"]);
+        }
         out = match r.run_input(&argv, stdin.as_deref()) {
             Ok(o) => o,
             Err(e) => return (Err(e), None),
@@ -707,6 +707,68 @@ mod tests {
         let (res, _) = run_op(&r, &op("a", &[], false));
         assert!(res.is_err());
         assert_eq!(*r.ran.lock().unwrap(), ["cmd a"]);
+    }
+
+    /// Fails `xl create` the first `fails` times with the stderr of a busy dom0's hotplug
+    /// timeout (tests/fixtures/xen-busy, as apply printed it). Records argv.
+    struct BusyDom0 {
+        fails: usize,
+        ran: Mutex<Vec<String>>,
+    }
+
+    impl Runner for BusyDom0 {
+        fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
+            let mut ran = self.ran.lock().unwrap();
+            ran.push(argv.join(" "));
+            let fail = argv[..2] == ["xl", "create"] && ran.len() <= self.fails;
+            let printed = crate::runner::fixtures::text("xen-busy/apply-start-srvpub.txt");
+            let stderr = printed.split_once("exited with status 3: ").unwrap().1;
+            Ok(Output {
+                status: if fail { 3 } else { 0 },
+                stdout: String::new(),
+                stderr: if fail { stderr.into() } else { String::new() },
+            })
+        }
+        reads_nothing!();
+    }
+
+    /// `xl create` killed by libxl's hotplug timeout is tried once more, with no udev wait;
+    /// twice is reported with libxl's words.
+    #[test]
+    fn a_xen_hotplug_timeout_is_tried_once_more() {
+        let start = Op::run(
+            id("srvpub"),
+            "guest srvpub",
+            "start srvpub",
+            vec![
+                "xl".into(),
+                "create".into(),
+                "/etc/xen/guest/srvpub.xl".into(),
+            ],
+        );
+        let r = BusyDom0 {
+            fails: 1,
+            ran: Mutex::new(Vec::new()),
+        };
+        let (res, status) = run_op(&r, &start);
+        assert!(res.is_ok(), "{res:?}");
+        assert_eq!(status, Some(0));
+        assert_eq!(
+            *r.ran.lock().unwrap(),
+            [
+                "xl create /etc/xen/guest/srvpub.xl",
+                "xl create /etc/xen/guest/srvpub.xl"
+            ]
+        );
+        let r = BusyDom0 {
+            fails: 2,
+            ran: Mutex::new(Vec::new()),
+        };
+        let (res, status) = run_op(&r, &start);
+        assert_eq!(status, Some(3));
+        let e = res.unwrap_err().to_string();
+        assert!(e.contains("block add because of timeout"), "{e}");
+        assert_eq!(r.ran.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -402,5 +402,5 @@ fn the_example_specs_carry_a_schema_modeline_that_resolves() {
             target.display()
         );
     }
-    assert_eq!(n, 3);
+    assert_eq!(n, 4);
 }

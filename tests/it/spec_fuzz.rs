@@ -6,6 +6,7 @@ use proptest::prelude::*;
 
 const DOM0: &str = include_str!("../../specs/dom0.yaml");
 const KVM1: &str = include_str!("../../specs/kvm1.yaml");
+const KVM_CLUSTER: &str = include_str!("../../specs/common/kvm-cluster.yaml");
 
 fn check(text: &str) {
     match load_str("fuzz.yaml", text) {
@@ -36,12 +37,12 @@ proptest! {
 
     #[test]
     fn mutated_specs_never_panic(
-        which in 0..2usize,
+        which in 0..3usize,
         cut in 0usize..8000,
         len in 0usize..40,
         insert in "[ -~\\n\\t]{0,12}",
     ) {
-        let base = [DOM0, KVM1][which];
+        let base = [DOM0, KVM1, KVM_CLUSTER][which];
         let mut cut = cut.min(base.len());
         while !base.is_char_boundary(cut) { cut -= 1; }
         let mut end = (cut + len).min(base.len());
