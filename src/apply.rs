@@ -637,25 +637,57 @@ mod tests {
         o
     }
 
-    /// Fails `vgchange --lock-start` with the real stderr of a lock start that raced udev, the
-    /// first `fails` times; everything else succeeds. Records argv.
-    struct LockStart {
+    /// Fails the commands whose argv holds every one of `words` the first `fails` times, with
+    /// `status` and a real stderr (`fixture`, after `after` when it is a printed report);
+    /// everything else succeeds. Records argv.
+    struct Flaky {
+        words: &'static [&'static str],
         fails: usize,
+        status: i32,
+        stderr: String,
         ran: Mutex<Vec<String>>,
     }
 
-    impl Runner for LockStart {
+    impl Flaky {
+        fn lock_start(fails: usize) -> Self {
+            Flaky {
+                words: &["vgchange", "--lock-start"],
+                fails,
+                status: 5,
+                stderr: crate::runner::fixtures::text("cluster-b/vgchange-lock-start-raced.stderr"),
+                ran: Mutex::new(Vec::new()),
+            }
+        }
+
+        /// A busy dom0's hotplug timeout (tests/fixtures/xen-busy, as apply printed it).
+        fn xl_create(fails: usize) -> Self {
+            let printed = crate::runner::fixtures::text("xen-busy/apply-start-srvpub.txt");
+            Flaky {
+                words: &["xl", "create"],
+                fails,
+                status: 3,
+                stderr: printed
+                    .split_once("exited with status 3: ")
+                    .unwrap()
+                    .1
+                    .into(),
+                ran: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Runner for Flaky {
         fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
-            let line = argv.join(" ");
             let mut ran = self.ran.lock().unwrap();
-            ran.push(line.clone());
-            let tries = ran.iter().filter(|l| l.contains("--lock-start")).count();
-            let fail = argv.contains(&"--lock-start") && tries <= self.fails;
+            ran.push(argv.join(" "));
+            let hit = |l: &String| self.words.iter().all(|w| l.split(' ').any(|a| a == *w));
+            let fail =
+                hit(ran.last().unwrap()) && ran.iter().filter(|l| hit(l)).count() <= self.fails;
             Ok(Output {
-                status: if fail { 5 } else { 0 },
+                status: if fail { self.status } else { 0 },
                 stdout: String::new(),
                 stderr: if fail {
-                    crate::runner::fixtures::text("cluster-b/vgchange-lock-start-raced.stderr")
+                    self.stderr.clone()
                 } else {
                     String::new()
                 },
@@ -674,10 +706,7 @@ mod tests {
             "start the lockspace",
             vec!["vgchange".into(), "--lock-start".into(), "vgshared".into()],
         );
-        let r = LockStart {
-            fails: 1,
-            ran: Mutex::new(Vec::new()),
-        };
+        let r = Flaky::lock_start(1);
         let (res, status) = run_op(&r, &start);
         assert!(res.is_ok(), "{res:?}");
         assert_eq!(status, Some(0));
@@ -690,10 +719,7 @@ mod tests {
             ]
         );
         // Failing again: reported with lvm2's words, not asked a third time.
-        let r = LockStart {
-            fails: 2,
-            ran: Mutex::new(Vec::new()),
-        };
+        let r = Flaky::lock_start(2);
         let (res, status) = run_op(&r, &start);
         assert_eq!(status, Some(5));
         let e = res.unwrap_err().to_string();
@@ -707,29 +733,6 @@ mod tests {
         let (res, _) = run_op(&r, &op("a", &[], false));
         assert!(res.is_err());
         assert_eq!(*r.ran.lock().unwrap(), ["cmd a"]);
-    }
-
-    /// Fails `xl create` the first `fails` times with the stderr of a busy dom0's hotplug
-    /// timeout (tests/fixtures/xen-busy, as apply printed it). Records argv.
-    struct BusyDom0 {
-        fails: usize,
-        ran: Mutex<Vec<String>>,
-    }
-
-    impl Runner for BusyDom0 {
-        fn run_input(&self, argv: &[&str], _: Option<&str>) -> Result<Output, RunError> {
-            let mut ran = self.ran.lock().unwrap();
-            ran.push(argv.join(" "));
-            let fail = argv[..2] == ["xl", "create"] && ran.len() <= self.fails;
-            let printed = crate::runner::fixtures::text("xen-busy/apply-start-srvpub.txt");
-            let stderr = printed.split_once("exited with status 3: ").unwrap().1;
-            Ok(Output {
-                status: if fail { 3 } else { 0 },
-                stdout: String::new(),
-                stderr: if fail { stderr.into() } else { String::new() },
-            })
-        }
-        reads_nothing!();
     }
 
     /// `xl create` killed by libxl's hotplug timeout is tried once more, with no udev wait;
@@ -746,10 +749,7 @@ mod tests {
                 "/etc/xen/guest/srvpub.xl".into(),
             ],
         );
-        let r = BusyDom0 {
-            fails: 1,
-            ran: Mutex::new(Vec::new()),
-        };
+        let r = Flaky::xl_create(1);
         let (res, status) = run_op(&r, &start);
         assert!(res.is_ok(), "{res:?}");
         assert_eq!(status, Some(0));
@@ -760,10 +760,7 @@ mod tests {
                 "xl create /etc/xen/guest/srvpub.xl"
             ]
         );
-        let r = BusyDom0 {
-            fails: 2,
-            ran: Mutex::new(Vec::new()),
-        };
+        let r = Flaky::xl_create(2);
         let (res, status) = run_op(&r, &start);
         assert_eq!(status, Some(3));
         let e = res.unwrap_err().to_string();

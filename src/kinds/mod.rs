@@ -30,7 +30,7 @@ pub fn transient(argv: &[&str], stderr: &str) -> Option<Transient> {
     }
     if xen::hotplug_timed_out(argv, stderr) {
         return Some(Transient {
-            why: "a Xen hotplug script outlasted libxl's 40-s limit (a busy dom0) and libxl undid the change: trying once more",
+            why: "a Xen hotplug script outlasted libxl's 40-s limit (a busy dom0) and libxl destroyed the new domain: trying once more",
             settle: false,
         });
     }
