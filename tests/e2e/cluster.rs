@@ -105,11 +105,14 @@ echo web-on-a-undrained=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan6 2>&1; echo undrained-plan-rc=$?; cat /tmp/plan6
 touch $W/undrained
 until [ -e $W/b.end ]; do sleep 0.2; done
-# kvm2 loses power while it runs web. kvm1's plan says so once sanlock sees it silent.
-for i in $(seq 40); do
+# kvm2 loses power while it runs web. kvm1's plan says so once sanlock sees it silent for
+# more than two renewals (40 s; its last renewal was at most 20 s before the power went):
+# no plan can say it sooner than 20 s from now, and each plan costs seconds of CPU here.
+sleep 20
+for i in $(seq 30); do
   $H plan $S/kvm1-moved.yaml > /tmp/plan9 2>&1
   grep -q "has not renewed its lease" /tmp/plan9 && break
-  sleep 3
+  sleep 4
 done
 echo ==DOWNPLAN==; cat /tmp/plan9; echo ==/DOWNPLAN==
 # Drained from here: web starts on kvm1 once sanlock calls kvm2 dead.

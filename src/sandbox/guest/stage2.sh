@@ -36,6 +36,13 @@ $BB ln -sf /proc/self/fd/2 /dev/stderr
 $BB mkdir -p /run/lock /var/tmp
 $BB hostname "$HF_HOSTNAME"
 echo "$HF_HOSTNAME" >/etc/hostname
+# root's shell start-up files as on a fresh Debian host. The build machine's own (its root is
+# this VM's lower layer) would run in every ssh session inside: bash reads ~/.bashrc for a
+# command sshd starts, and a personal set-up there (a pyenv init: 4 s under TCG) would cost
+# each remote command of a cluster sandbox as much.
+for f in bashrc profile; do
+    [ -r /usr/share/base-files/dot.$f ] && $BB cp /usr/share/base-files/dot.$f /root/.$f
+done
 $BB ip link set lo up 2>/dev/null
 
 # Control and output ports (virtio-serial), found by name.
