@@ -144,10 +144,25 @@ fn secs(s: &str) -> Option<Duration> {
 /// Counts a `hostform sandbox` run by its closing line on stderr,
 /// `sandbox: command exited with status N (ready in Xs[, set up in Ys], total Zs)`.
 pub fn note_sandbox_run(stderr: &str) {
+    let mut hosts_seen = 0;
     for l in stderr.lines() {
-        let Some((_, rest)) = l.split_once("sandbox: command exited with status ") else {
+        // A cluster's sandbox names each host: `sandbox: HOST: command exited …`. Its hosts
+        // run side by side, so only the first one's run is counted, as the cluster test does.
+        let Some((_, after)) = l.split_once("sandbox: ") else {
             continue;
         };
+        let Some((host, rest)) = after.split_once("command exited with status ") else {
+            continue;
+        };
+        if !host.is_empty() {
+            if !host.ends_with(": ") {
+                continue;
+            }
+            hosts_seen += 1;
+            if hosts_seen > 1 {
+                continue;
+            }
+        }
         let Some(fields) = rest.split_once('(').and_then(|(_, r)| r.strip_suffix(')')) else {
             continue;
         };
