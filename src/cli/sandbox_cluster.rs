@@ -164,13 +164,13 @@ pub(super) fn run(args: &super::sandbox::Args, loaded: &Loaded, exe: &Path) -> i
                 r#"wait_for=$1 seen=$2 done=$3 ack=$4 nic=$5; shift 5
 if [ -n "$wait_for" ]; then
   echo "== waiting for the previous host's apply ($wait_for)"
-  until ping -c1 -W1 "$wait_for" >/dev/null 2>&1; do sleep 1; done
+  until ping -q -c1 -w 900 "$wait_for" >/dev/null 2>&1; do sleep 1; done
   ip addr add "$seen/24" dev "$nic"
 fi
 rc=0; "$@" || rc=$?
 ip addr add "$done/24" dev "$nic"
 if [ -n "$ack" ]; then
-  until ping -c1 -W1 "$ack" >/dev/null 2>&1; do sleep 1; done
+  until ping -q -c1 -w 900 "$ack" >/dev/null 2>&1; do sleep 1; done
 fi
 exit $rc"#
                     .into(),

@@ -17,6 +17,12 @@ const COUNT: &str = r#"count() { dd if=/dev/vgshared/web_root bs=512 skip=1 coun
 /// holds none): `lvs` says "active exclusively" for a shared lock too.
 const MODE: &str = r#"mode() { u=$(lvs --noheadings -o lv_uuid vgshared/web_root | tr -d ' '); lvmlockctl --info | awk -v u="$u" '$1 == "LK" && $2 == "LV" && $4 == u { print $3 }'; }"#;
 
+/// Waits for the other host's file `$W/NAME`: `await NAME`. Between looks it sleeps in bash's
+/// own `read -t` on a FIFO nobody writes, not in `sleep`: under TCG a fork and exec of
+/// `sleep` five times a second took about a quarter of the waiting host's one CPU.
+const AWAIT: &str = r#"mkfifo /tmp/nap; exec {nap}<>/tmp/nap
+await() { until [ -e "$W/$1" ]; do read -t 0.2 -u $nap || true; done; }"#;
+
 /// Reads `KEY=N N` lines: the counter after `KEY=HFCN `.
 fn counter(out: &str, key: &str) -> u64 {
     out.lines()
@@ -78,6 +84,7 @@ fn a_shared_vg_is_guarded_by_lvmlockd_and_a_guest_moves_live() {
 W={w}; S={s}; H={h}
 {count}
 {mode}
+{await_}
 bash $W/libvirt-up.sh
 $H apply $S/kvm1.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
 $H plan $S/kvm1.yaml --detailed-exitcode > /tmp/plan2 2>&1; echo second-plan-rc=$?; cat /tmp/plan2
@@ -85,7 +92,7 @@ echo active=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -
 echo web-on-a=$(virsh -c qemu:///system domstate web 2>&1)
 sh $W/ssh-up.sh $W/ssh
 touch $W/a.done
-until [ -e $W/b.done ]; do sleep 0.2; done
+await b.done
 # web placed on kvm2: kvm1's plan moves it there, live.
 echo ==MOVEPLAN==; $H plan $S/kvm1-moved.yaml 2>&1; echo ==/MOVEPLAN==
 echo count-before=$(count)
@@ -95,7 +102,7 @@ echo web-on-a-after=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 echo active-a-after=$(lvs --noheadings -o lv_active_locally vgshared/web_root | tr -d ' ')
 touch $W/moved
 # kvm2 drains itself: web comes back here. kvm1's plan then has nothing to do.
-until [ -e $W/b.drained ]; do sleep 0.2; done
+await b.drained
 echo web-on-a-drained=$(virsh -c qemu:///system domstate web 2>&1)
 echo count-drained=$(count)
 $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan5 2>&1; echo drained-plan-rc=$?; cat /tmp/plan5
@@ -104,7 +111,7 @@ $H undrain kvm2 $S/kvm1-moved.yaml --auto-approve > /tmp/undrain 2>&1; echo undr
 echo web-on-a-undrained=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan6 2>&1; echo undrained-plan-rc=$?; cat /tmp/plan6
 touch $W/undrained
-until [ -e $W/b.end ]; do sleep 0.2; done
+await b.end
 # kvm2 loses power while it runs web. kvm1's plan says so once sanlock sees it silent for
 # more than two renewals (40 s; its last renewal was at most 20 s before the power went):
 # no plan can say it sooner than 20 s from now, and each plan costs seconds of CPU here.
@@ -129,13 +136,15 @@ $H plan $S/kvm1-moved.yaml --detailed-exitcode > /tmp/plan10 2>&1; echo failover
         s = specs.display(),
         count = COUNT,
         mode = MODE,
+        await_ = AWAIT,
     );
     let b = format!(
         r#"set -u
 W={w}; S={s}; H={h}
 {count}
 {mode}
-until [ -e $W/a.done ]; do sleep 0.2; done
+{await_}
+await a.done
 pvscan --cache >/dev/null 2>&1
 echo ==PLAN==; $H plan $S/kvm2.yaml 2>&1; echo ==/PLAN==
 $H apply $S/kvm2.yaml --auto-approve > /tmp/apply 2>&1; echo apply-rc=$?; cat /tmp/apply
@@ -146,7 +155,7 @@ echo ==WEB==; $H apply $S/kvm2-web.yaml --auto-approve 2>&1; echo web-rc=$?; ech
 echo web-state=$(virsh -c qemu:///system domstate web 2>&1 | head -1)
 sh $W/ssh-up.sh $W/ssh
 touch $W/b.done
-until [ -e $W/moved ]; do sleep 0.2; done
+await moved
 echo web-on-b=$(virsh -c qemu:///system domstate web 2>&1)
 echo active-b=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 echo count-after=$(count); sleep 2; echo count-later=$(count)
@@ -156,7 +165,7 @@ $H drain kvm2 $S/kvm2-web.yaml --auto-approve > /tmp/drain 2>&1; echo drain-rc=$
 echo vg-tags=$(vgs --noheadings -o vg_tags vgshared | tr -d ' ')
 $H plan $S/kvm2-web.yaml --detailed-exitcode > /tmp/plan7 2>&1; echo b-drained-plan-rc=$?; cat /tmp/plan7
 touch $W/b.drained
-until [ -e $W/undrained ]; do sleep 0.2; done
+await undrained
 echo web-on-b-undrained=$(virsh -c qemu:///system domstate web 2>&1)
 echo active-b-undrained=$(lvs --noheadings -o lv_active_exclusively vgshared/web_root | tr -d ' ') lock=$(mode)
 echo count-undrained=$(count)
@@ -172,6 +181,7 @@ sleep 60
         s = specs.display(),
         count = COUNT,
         mode = MODE,
+        await_ = AWAIT,
     );
     let member = |name: &str, id: u16, script: String| {
         let mut cfg = SandboxConfig::new(root(), vec!["bash".into(), "-c".into(), script]);
