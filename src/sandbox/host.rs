@@ -333,6 +333,22 @@ pub fn kernel_cache_dir() -> std::io::Result<&'static Path> {
     Ok(dir)
 }
 
+/// Where libvirtd's capability cache (one XML per qemu binary: what libvirtd probed of it) is
+/// kept between sandbox VMs, created (0700) if need be; `None` when it cannot be. Each VM
+/// mounts it read-write ([`super::initramfs::LIBVIRT_CAPS_MOUNT`]): probing the qemu binaries
+/// costs a libvirtd about 6 s of its VM's CPU under TCG, and libvirtd checks each cached file
+/// itself (the binary's ctime, its own version) and probes again when it is stale.
+pub fn libvirt_caps_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = kernel_cache_dir().ok()?.join("libvirt-qemu-capabilities");
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)
+        .ok()?;
+    Some(dir)
+}
+
 /// Returns an uncompressed `vmlinux` for `kernel` that qemu can boot through
 /// PVH, extracting and caching it on first use. Booting it skips the
 /// in-guest decompression of the bzImage, which takes seconds under TCG.

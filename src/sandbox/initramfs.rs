@@ -12,6 +12,10 @@ pub const STAGE2: &str = include_str!("guest/stage2.sh");
 /// Starts libvirtd in the guest; also run by the end-to-end tests that need it.
 pub const LIBVIRT_UP: &str = include_str!("../../scripts/sandbox/libvirt-up.sh");
 
+/// Where the guest mounts libvirtd's capability cache kept between VMs
+/// ([`super::host::libvirt_caps_dir`]); scripts/sandbox/libvirt-up.sh reads and fills it.
+pub const LIBVIRT_CAPS_MOUNT: &str = "/.hostform-sandbox/libvirt-caps";
+
 /// Quotes a string for a POSIX shell (single quotes, `'` as `'\''`).
 pub fn shell_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -37,6 +41,8 @@ pub struct GuestConfig {
     /// Mount point of the workdir share, empty when no extra share is used.
     pub share_path: String,
     pub share_mode: &'static str,
+    /// Mount point of libvirtd's capability cache share, empty when there is none.
+    pub caps: String,
     pub cwd: String,
     /// Absolute path of the executable shared as `hfexe` (its directory) and bound at that
     /// path in the guest; empty when none.
@@ -68,6 +74,7 @@ impl GuestConfig {
         var("HF_WATCHDOG", &self.watchdog_secs.to_string());
         var("HF_WORKDIR", &self.share_path);
         var("HF_WORKDIR_MODE", self.share_mode);
+        var("HF_CAPS", &self.caps);
         var("HF_CWD", &self.cwd);
         var("HF_EXE", &self.exe);
         var("HF_UDEVD", &host.udevd.to_string_lossy());

@@ -11,6 +11,9 @@
 //!   that path: its directory is shared read-only and the file bind-mounted over that path once
 //!   the guest's tmpfs mounts and the workdir are in place, so a binary under `/tmp` (hidden by
 //!   the guest's own `/tmp`) runs too;
+//! * libvirtd's capability cache ([`host::libvirt_caps_dir`]) shared read-write, so that what
+//!   one VM's libvirtd probed of the qemu binaries the next one finds (see
+//!   scripts/sandbox/libvirt-up.sh);
 //! * one blank sparse raw image per [`SandboxDisk`], attached as virtio-blk
 //!   with the sanitized serial (see [`sanitize_serial`]), so the guest has
 //!   `/dev/vdX` and `/dev/disk/by-id/virtio-<serial>`;
@@ -612,15 +615,25 @@ struct QemuPlan {
     stderr_log: PathBuf,
 }
 
+/// The build machine's directories a VM sees besides its root.
+struct Shares<'a> {
+    /// The workdir (`hfwork`), unless it is `/`.
+    workdir: &'a Path,
+    /// The executable's directory (`hfexe`), read-only.
+    exe_dir: Option<&'a Path>,
+    /// libvirtd's capability cache (`hfcaps`), read-write: [`host::libvirt_caps_dir`].
+    caps: Option<&'a Path>,
+}
+
 fn qemu_plan(
     cfg: &SandboxConfig,
     host: &HostTools,
     tmp: &Path,
     initrd: &Path,
     disks: &[SandboxDiskImage],
-    workdir: &Path,
-    exe_dir: Option<&Path>,
+    shares: &Shares,
 ) -> Result<QemuPlan, SandboxError> {
+    let (workdir, exe_dir) = (shares.workdir, shares.exe_dir);
     let out_sock = tmp.join("out.sock");
     let ctl_sock = tmp.join("ctl.sock");
     // sun_path holds 108 bytes including the NUL.
@@ -690,6 +703,13 @@ fn qemu_plan(
     if let Some(dir) = exe_dir {
         let v = format!(
             "local,path={},mount_tag=hfexe,security_model=none,readonly=on,multidevs=remap",
+            qopt(path_str(dir)?)
+        );
+        push(&["-virtfs", &v]);
+    }
+    if let Some(dir) = shares.caps {
+        let v = format!(
+            "local,path={},mount_tag=hfcaps,security_model=none,multidevs=remap",
             qopt(path_str(dir)?)
         );
         push(&["-virtfs", &v]);
@@ -804,6 +824,8 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
     }
     let workdir_str = path_str(&workdir)?.to_string();
     let exe = cfg.exe.as_deref().map(resolve_exe).transpose()?;
+    // A cache that cannot be made costs each libvirtd its probe, nothing else.
+    let caps = host::libvirt_caps_dir();
 
     if let Some(bad) = cfg
         .disks
@@ -834,6 +856,11 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
             workdir_str.clone()
         },
         share_mode: if cfg.workdir_writable { "rw" } else { "ro" },
+        caps: if caps.is_some() {
+            initramfs::LIBVIRT_CAPS_MOUNT.into()
+        } else {
+            String::new()
+        },
         cwd: workdir_str,
         exe: exe
             .as_ref()
@@ -872,8 +899,11 @@ pub fn run(cfg: &SandboxConfig, output: &mut dyn Write) -> Result<SandboxOutcome
         tmp.path(),
         &initrd,
         &disks,
-        &workdir,
-        exe.as_ref().map(|e| e.dir.as_path()),
+        &Shares {
+            workdir: &workdir,
+            exe_dir: exe.as_ref().map(|e| e.dir.as_path()),
+            caps: caps.as_deref(),
+        },
     )?;
     let stderr_file = fs::File::create(&plan.stderr_log)
         .map_err(|e| SandboxError::io("creating", &plan.stderr_log, e))?;
@@ -1184,6 +1214,7 @@ mod tests {
             watchdog_secs: 60,
             share_path: "/work/it's here".into(),
             share_mode: "ro",
+            caps: String::new(),
             cwd: "/work/it's here".into(),
             exe: "/tmp/ci $(x), 'y'/hostform".into(),
             modules: vec!["md_mod".into(), "dm_mod".into()],
@@ -1194,6 +1225,7 @@ mod tests {
             by_id: vec![("vda".into(), "ata-WDC_WD80EFAX_7SGK1234".into())],
         };
         let text = g.render(&host);
+        assert!(text.contains("HF_CAPS=''\n"), "{text}");
         assert!(
             text.contains("HF_BYID='vda=ata-WDC_WD80EFAX_7SGK1234'\n"),
             "{text}"
@@ -1247,8 +1279,11 @@ mod tests {
                 tmp,
                 &tmp.join("initrd"),
                 &[],
-                Path::new("/work"),
-                exe_dir,
+                &Shares {
+                    workdir: Path::new("/work"),
+                    exe_dir,
+                    caps: None,
+                },
             )
             .unwrap();
             plan.argv
@@ -1266,6 +1301,44 @@ mod tests {
         let without = virtfs(None);
         assert_eq!(without.len(), 2, "{without:?}");
         assert!(without.iter().all(|v| !v.contains("hfexe")), "{without:?}");
+    }
+
+    /// libvirtd's capability cache is the one share a VM writes besides a writable workdir;
+    /// without one, no `hfcaps`. The script that starts libvirtd looks where stage 2 mounts it.
+    #[test]
+    fn libvirts_capability_cache_is_shared_read_write() {
+        let cfg = SandboxConfig::new("/work", vec!["true".into()]);
+        let tmp = Path::new("/tmp/hf-test");
+        let virtfs = |caps: Option<&Path>| -> Vec<String> {
+            qemu_plan(
+                &cfg,
+                &test_host(),
+                tmp,
+                &tmp.join("initrd"),
+                &[],
+                &Shares {
+                    workdir: Path::new("/work"),
+                    exe_dir: None,
+                    caps,
+                },
+            )
+            .unwrap()
+            .argv
+            .windows(2)
+            .filter(|w| w[0] == "-virtfs")
+            .map(|w| w[1].clone())
+            .collect()
+        };
+        let with = virtfs(Some(Path::new("/var/tmp/c,d")));
+        assert_eq!(
+            with.last().map(String::as_str),
+            Some("local,path=/var/tmp/c,,d,mount_tag=hfcaps,security_model=none,multidevs=remap")
+        );
+        assert!(virtfs(None).iter().all(|v| !v.contains("hfcaps")));
+        assert!(
+            initramfs::LIBVIRT_UP.contains(&format!("shared={}\n", initramfs::LIBVIRT_CAPS_MOUNT))
+        );
+        assert!(initramfs::STAGE2.contains("hfcaps \"$HF_CAPS\""));
     }
 
     /// The guest binds exactly the file the path names: symlinks are resolved on the host, and

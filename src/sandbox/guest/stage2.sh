@@ -76,6 +76,14 @@ if [ -n "$HF_WORKDIR" ]; then
         fail "mounting the workdir share on $HF_WORKDIR failed"
 fi
 
+# libvirtd's capability cache, kept between VMs on the build machine (libvirt-up.sh reads and
+# fills it). Without it a libvirtd only probes the qemu binaries again.
+if [ -n "$HF_CAPS" ]; then
+    $BB mkdir -p "$HF_CAPS"
+    $BB mount -t 9p -o "rw,trans=virtio,version=9p2000.L,msize=$HF_MSIZE" hfcaps "$HF_CAPS" ||
+        log "libvirt's capability cache is not shared: mounting it failed"
+fi
+
 # The host's executable (hostform itself) at its own path, after every mount that could hide
 # it (/tmp above, the workdir): its directory is shared as hfexe and only the file is bound, so
 # /tmp stays writable and a binary inside the workdir is bound over itself.
