@@ -69,7 +69,7 @@ pub(super) fn default_command(exe: &std::path::Path, rel: &str, rev: Option<&str
         // A change goes the safe way the docs ask of an operator: apply arms a rollback
         // and waits; `confirm` runs from another session once it says so. Its output is read
         // line by line as it comes, not polled: under TCG, a `grep` and a `sleep` twice a
-        // second took a fifth of the VM's one CPU from the apply beside them.
+        // second took about a tenth of the VM's one CPU from the apply beside them.
         r#"set -eo pipefail
 exe=$0; spec=$1; shift
 "$exe" plan "$spec" "$@"

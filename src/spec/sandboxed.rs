@@ -123,7 +123,7 @@ impl LeftOut {
         match self {
             LeftOut::Xen => "Xen guests (the sandbox boots no Xen with `--hypervisor none`)",
             LeftOut::SharedVg => {
-                "shared VGs and the guests on them (no lvmlockd and sanlock in the sandbox yet)"
+                "shared VGs and the guests on them (lvmlockd and sanlock run only in the sandbox of a cluster: a spec with `cluster:`)"
             }
             LeftOut::Bootloader => {
                 "the boot chain: boot loaders, mdadm.conf and the initramfs (the sandbox's /boot is the build machine's, which GRUB cannot read)"
