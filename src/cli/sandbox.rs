@@ -70,14 +70,18 @@ pub(super) fn default_command(exe: &std::path::Path, rel: &str, rev: Option<&str
         // and waits; `confirm` runs from another session once it says so. Its output is read
         // line by line as it comes, not polled: under TCG, a `grep` and a `sleep` twice a
         // second took about a tenth of the VM's one CPU from the apply beside them.
-        r#"set -eo pipefail
+        // A `confirm` that fails stops the apply at once rather than leaving it to wait.
+        r#"set -e
 exe=$0; spec=$1; shift
 "$exe" plan "$spec" "$@"
-"$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m 2>&1 |
-  while IFS= read -r line; do
-    printf '%s\n' "$line"
-    case $line in *'for `hostform confirm`'*) "$exe" confirm || exit ;; esac
-  done
+exec {out}< <(exec "$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m 2>&1)
+apply=$!
+while IFS= read -r line <&$out; do
+  printf '%s\n' "$line"
+  case $line in *'for `hostform confirm`'*) "$exe" confirm || { kill $apply; exit 1; } ;; esac
+done
+rc=0; wait $apply || rc=$?
+[ $rc = 0 ] || exit $rc
 echo "== second plan (must be empty)"
 "$exe" plan "$spec" "$@" --detailed-exitcode"#
             .into(),
