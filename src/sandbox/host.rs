@@ -334,13 +334,14 @@ pub fn kernel_cache_dir() -> std::io::Result<&'static Path> {
 }
 
 /// Where libvirtd's capability cache (one XML per qemu binary: what libvirtd probed of it) is
-/// kept between sandbox VMs, created (0700) if need be; `None` when it cannot be, or when it
-/// is not ours to read and write (another account made it: qemu would not start with a share
-/// it cannot open). Each VM
-/// mounts it read-write ([`super::initramfs::LIBVIRT_CAPS_MOUNT`]): probing the qemu binaries
-/// costs a libvirtd about 6 s of its VM's CPU under TCG, and libvirtd checks each cached file
-/// itself (the binary's ctime, its own version) and probes again when it is stale.
+/// kept between sandbox VMs, created (0700) if need be. Each VM mounts it read-write
+/// ([`super::initramfs::LIBVIRT_CAPS_MOUNT`]): probing the qemu binaries costs a libvirtd about
+/// 5 s of its VM's CPU under TCG, and libvirtd checks each cached file itself (the binary's
+/// ctime, its own version) and probes again when it is stale. `None` when it cannot be made,
+/// or is not ours to read and write (another account made it): qemu does not start with a
+/// share it cannot open.
 pub fn libvirt_caps_dir() -> Option<PathBuf> {
+    use nix::unistd::{AccessFlags, access};
     use std::os::unix::fs::DirBuilderExt;
     let dir = kernel_cache_dir().ok()?.join("libvirt-qemu-capabilities");
     fs::DirBuilder::new()
@@ -348,12 +349,8 @@ pub fn libvirt_caps_dir() -> Option<PathBuf> {
         .recursive(true)
         .create(&dir)
         .ok()?;
-    use nix::unistd::{AccessFlags, access};
-    access(
-        &dir,
-        AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK,
-    )
-    .ok()?;
+    let rwx = AccessFlags::R_OK | AccessFlags::W_OK | AccessFlags::X_OK;
+    access(&dir, rwx).ok()?;
     Some(dir)
 }
 

@@ -1267,38 +1267,34 @@ mod tests {
         }
     }
 
+    /// The `-virtfs` values of a VM whose workdir is /work, with these two shares.
+    fn virtfs(exe_dir: Option<&Path>, caps: Option<&Path>) -> Vec<String> {
+        let cfg = SandboxConfig::new("/work", vec!["true".into()]);
+        let tmp = Path::new("/tmp/hf-test");
+        let shares = Shares {
+            workdir: Path::new("/work"),
+            exe_dir,
+            caps,
+        };
+        qemu_plan(&cfg, &test_host(), tmp, &tmp.join("initrd"), &[], &shares)
+            .unwrap()
+            .argv
+            .windows(2)
+            .filter(|w| w[0] == "-virtfs")
+            .map(|w| w[1].clone())
+            .collect()
+    }
+
     /// The executable's directory is a read-only share of its own, its path escaped for qemu.
     #[test]
     fn the_executables_directory_is_shared_read_only() {
-        let cfg = SandboxConfig::new("/work", vec!["true".into()]);
-        let tmp = Path::new("/tmp/hf-test");
-        let virtfs = |exe_dir: Option<&Path>| -> Vec<String> {
-            let plan = qemu_plan(
-                &cfg,
-                &test_host(),
-                tmp,
-                &tmp.join("initrd"),
-                &[],
-                &Shares {
-                    workdir: Path::new("/work"),
-                    exe_dir,
-                    caps: None,
-                },
-            )
-            .unwrap();
-            plan.argv
-                .windows(2)
-                .filter(|w| w[0] == "-virtfs")
-                .map(|w| w[1].clone())
-                .collect()
-        };
-        let with = virtfs(Some(Path::new("/tmp/ci,clone/bin")));
+        let with = virtfs(Some(Path::new("/tmp/ci,clone/bin")), None);
         assert_eq!(with.len(), 3, "{with:?}");
         assert_eq!(
             with[2],
             "local,path=/tmp/ci,,clone/bin,mount_tag=hfexe,security_model=none,readonly=on,multidevs=remap"
         );
-        let without = virtfs(None);
+        let without = virtfs(None, None);
         assert_eq!(without.len(), 2, "{without:?}");
         assert!(without.iter().all(|v| !v.contains("hfexe")), "{without:?}");
     }
@@ -1307,34 +1303,12 @@ mod tests {
     /// without one, no `hfcaps`. The script that starts libvirtd looks where stage 2 mounts it.
     #[test]
     fn libvirts_capability_cache_is_shared_read_write() {
-        let cfg = SandboxConfig::new("/work", vec!["true".into()]);
-        let tmp = Path::new("/tmp/hf-test");
-        let virtfs = |caps: Option<&Path>| -> Vec<String> {
-            qemu_plan(
-                &cfg,
-                &test_host(),
-                tmp,
-                &tmp.join("initrd"),
-                &[],
-                &Shares {
-                    workdir: Path::new("/work"),
-                    exe_dir: None,
-                    caps,
-                },
-            )
-            .unwrap()
-            .argv
-            .windows(2)
-            .filter(|w| w[0] == "-virtfs")
-            .map(|w| w[1].clone())
-            .collect()
-        };
-        let with = virtfs(Some(Path::new("/var/tmp/c,d")));
+        let with = virtfs(None, Some(Path::new("/var/tmp/c,d")));
         assert_eq!(
             with.last().map(String::as_str),
             Some("local,path=/var/tmp/c,,d,mount_tag=hfcaps,security_model=none,multidevs=remap")
         );
-        assert!(virtfs(None).iter().all(|v| !v.contains("hfcaps")));
+        assert!(virtfs(None, None).iter().all(|v| !v.contains("hfcaps")));
         assert!(
             initramfs::LIBVIRT_UP.contains(&format!("shared={}\n", initramfs::LIBVIRT_CAPS_MOUNT))
         );
