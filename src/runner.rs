@@ -988,6 +988,8 @@ impl Runner for ReplayRunner {
 pub struct ScriptedRunner {
     steps: Mutex<std::collections::VecDeque<(String, Output)>>,
     files: BTreeMap<String, String>,
+    /// Symlinks: path → the absolute path they resolve to.
+    links: BTreeMap<String, String>,
     /// Commands asked for, in order.
     pub asked: Mutex<Vec<String>>,
 }
@@ -1039,6 +1041,11 @@ impl ScriptedRunner {
         self.files.insert(path.to_string(), content.to_string());
         self
     }
+    /// A symlink at `path` that resolves to the absolute path `target`.
+    pub fn with_link(mut self, path: &str, target: &str) -> Self {
+        self.links.insert(path.to_string(), target.to_string());
+        self
+    }
     /// Steps not asked for yet.
     pub fn remaining(&self) -> Vec<String> {
         self.steps
@@ -1076,13 +1083,14 @@ impl Runner for ScriptedRunner {
     fn read(&self, path: &str) -> Option<String> {
         self.files.get(path).cloned()
     }
-    /// The entries of `dir` among the files given with `with_file` (files and the
-    /// subdirectories holding them), sorted.
+    /// The entries of `dir` among the files and links given with `with_file` and
+    /// `with_link` (and the subdirectories holding them), sorted.
     fn list(&self, dir: &str) -> Vec<String> {
         let prefix = format!("{}/", dir.trim_end_matches('/'));
         let names: std::collections::BTreeSet<String> = self
             .files
             .keys()
+            .chain(self.links.keys())
             .filter_map(|p| p.strip_prefix(prefix.as_str()))
             .filter_map(|rest| rest.split('/').next())
             .filter(|n| !n.is_empty())
@@ -1090,8 +1098,12 @@ impl Runner for ScriptedRunner {
             .collect();
         names.into_iter().collect()
     }
-    fn resolve_link(&self, _path: &str) -> Option<String> {
-        None
+    /// A link's target; a file given with `with_file` resolves to itself.
+    fn resolve_link(&self, path: &str) -> Option<String> {
+        match self.links.get(path) {
+            Some(t) => Some(t.clone()),
+            None => self.files.contains_key(path).then(|| path.to_string()),
+        }
     }
     fn write_file(&self, path: &str, content: &str, _mode: u32) -> Result<(), RunError> {
         if let Ok(mut a) = self.asked.lock() {
@@ -1122,6 +1134,22 @@ pub mod fixtures {
         let mut r = super::ScriptedRunner::new();
         for n in names {
             r = r.then_captured(&dir, n).expect("captured step");
+        }
+        r
+    }
+
+    /// The system qemu driver's files as captured in tests/fixtures/guests (in the state of
+    /// `list-one-running`): the definitions of g1 and g2 (`cat-etc-g1`, `cat-etc-g2`) and the
+    /// autostart links `ls -l /etc/libvirt/qemu/autostart` shows (`ls-autostart`).
+    pub fn libvirt_etc(r: super::ScriptedRunner) -> super::ScriptedRunner {
+        let mut r = r
+            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
+            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        for line in text("guests/ls-autostart").lines() {
+            if let Some((left, target)) = line.split_once(" -> ") {
+                let name = left.rsplit(' ').next().unwrap_or(left);
+                r = r.with_link(&format!("/etc/libvirt/qemu/autostart/{name}"), target);
+            }
         }
         r
     }

@@ -292,9 +292,9 @@ mod tests {
 }
 
 /// What discovery saw of the guests (`Facts.guests`). Reading it costs a fixed number of
-/// processes whatever the number of guests: `virsh list --all`, `virsh list --all --autostart
-/// --name` and `xl list -l`; definitions and xl configs are read as files. None of them when
-/// the host has no libvirt socket and runs on no Xen.
+/// processes whatever the number of guests: `virsh list --all` and `xl list -l`; definitions,
+/// autostart links and xl configs are read as files (through `virsh` for a URI other than the
+/// local system one). None of them when the host has no libvirt socket and runs on no Xen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuestFacts {
     /// `None` when libvirt could not be asked (not installed, daemon not running).
@@ -349,8 +349,8 @@ pub fn discover(r: &dyn crate::runner::Runner) -> GuestFacts {
         None
     };
     if let Some(listed) = listed {
-        let autostart = v.autostarted().unwrap_or_default();
         let names: Vec<String> = listed.iter().map(|l| l.name.clone()).collect();
+        let autostart = v.autostart_marks(&names).unwrap_or_default();
         let defs = v.definitions(&names);
         let mut lf = LibvirtFacts {
             uri: v.uri.clone(),
@@ -540,14 +540,12 @@ pub fn to_spec_vms(
 #[cfg(test)]
 mod discover_tests {
     use super::*;
-    use crate::runner::fixtures::{scripted, text};
+    use crate::runner::fixtures::{libvirt_etc, scripted, text};
 
     #[test]
     fn captured_guests_read_back_as_spec_guests() {
-        let r = scripted("guests", &["list-one-running", "list-autostart"])
-            .with_file(LIBVIRT_SOCKET, "")
-            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
-            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let r =
+            libvirt_etc(scripted("guests", &["list-one-running"])).with_file(LIBVIRT_SOCKET, "");
         let f = discover(&r);
         let mut notes = Vec::new();
         let vms = to_spec_vms(&f, &mut notes);
@@ -577,10 +575,8 @@ mod discover_tests {
                 .all(|a| !a.starts_with("virsh"))
         );
         // The modular daemons' socket counts as well.
-        let r = scripted("guests", &["list-one-running", "list-autostart"])
-            .with_file("/run/libvirt/virtqemud-sock", "")
-            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
-            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let r = libvirt_etc(scripted("guests", &["list-one-running"]))
+            .with_file("/run/libvirt/virtqemud-sock", "");
         assert_eq!(discover(&r).libvirt.unwrap().domains.len(), 2);
     }
 

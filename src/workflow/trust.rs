@@ -177,11 +177,9 @@ mod tests {
     /// running here, tests/fixtures/guests; the shared VG of tests/fixtures/cluster-a.)
     #[test]
     fn a_saved_move_loads_and_an_edited_ssh_does_not() {
-        use crate::runner::fixtures::{scripted, text};
-        let r = scripted("guests", &["list-one-running", "list-autostart"])
-            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "")
-            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
-            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        use crate::runner::fixtures::{libvirt_etc, scripted, text};
+        let r = libvirt_etc(scripted("guests", &["list-one-running"]))
+            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "");
         let d = |n: &str| text(&format!("cluster-a/{n}"));
         let facts = crate::discover::Facts {
             guests: crate::kinds::guest::discover(&r),

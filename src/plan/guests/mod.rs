@@ -347,14 +347,12 @@ fn class_word(c: ChangeClass, running: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::fixtures::{scripted, text};
+    use crate::runner::fixtures::{libvirt_etc, scripted};
 
     /// The host as captured in tests/fixtures/guests: g1 running (autostart on), g2 shut off.
     pub(in crate::plan::guests) fn facts() -> Facts {
-        let r = scripted("guests", &["list-one-running", "list-autostart"])
-            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "")
-            .with_file("/etc/libvirt/qemu/g1.xml", &text("guests/cat-etc-g1"))
-            .with_file("/etc/libvirt/qemu/g2.xml", &text("guests/cat-etc-g2"));
+        let r = libvirt_etc(scripted("guests", &["list-one-running"]))
+            .with_file(crate::kinds::guest::LIBVIRT_SOCKET, "");
         Facts {
             guests: crate::kinds::guest::discover(&r),
             ..Facts::default()
