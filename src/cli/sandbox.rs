@@ -48,9 +48,9 @@ pub struct Args {
     /// Only check that a sandbox can boot here (qemu, kernel, busybox); say what is missing.
     #[arg(long)]
     pub check: bool,
-    /// The command to run inside, after `--`. By default: `hostform plan SPEC`, `apply
-    /// --auto-approve --confirm-within 10m`, `confirm` when a network change waits for it,
-    /// then a second `plan --detailed-exitcode` that must be empty.
+    /// The command to run inside, after `--`. By default: `hostform apply SPEC
+    /// --auto-approve --confirm-within 10m` (its plan shown first), `confirm` when a network
+    /// change waits for it, then a second `plan --detailed-exitcode` that must be empty.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     /// The spec of another host of the spec's cluster, when it is not next to SPEC (each
@@ -59,21 +59,22 @@ pub struct Args {
     pub peers: Vec<PathBuf>,
 }
 
-/// By default: plan, apply, and a second plan that must be empty. The binary and the spec
+/// By default: apply (which shows its plan first), and a second plan that must be empty. The binary and the spec
 /// are passed as positional parameters, never spliced into the script.
 pub(super) fn default_command(exe: &std::path::Path, rel: &str, rev: Option<&str>) -> Vec<String> {
     // "$@" is `--rev REV` or nothing.
     let mut c: Vec<String> = vec![
         "bash".into(),
         "-c".into(),
-        // A change goes the safe way the docs ask of an operator: apply arms a rollback
-        // and waits; `confirm` runs from another session once it says so. Its output is read
+        // A change goes the safe way the docs ask of an operator: apply shows its plan, arms
+        // a rollback and waits; `confirm` runs from another session once it says so. (No
+        // `plan` before it: apply prints the same plan, and under TCG each discovery costs
+        // seconds of the VM's one CPU.) Its output is read
         // line by line as it comes, not polled: under TCG, a `grep` and a `sleep` twice a
         // second took about a tenth of the VM's one CPU from the apply beside them.
         // A `confirm` that fails stops the apply at once rather than leaving it to wait.
         r#"set -e
 exe=$0; spec=$1; shift
-"$exe" plan "$spec" "$@"
 exec {out}< <(exec "$exe" apply "$spec" "$@" --auto-approve --confirm-within 10m 2>&1)
 apply=$!
 while IFS= read -r line <&$out; do

@@ -399,8 +399,8 @@ fn example_minimal_runs_in_the_sandbox_with_defaults() {
     example("minimal.yaml", &[]);
 }
 
-/// An example spec as a new user runs it: `hostform sandbox SPEC` with no flags plans,
-/// applies and plans again to nothing, with no refusal, leaving out only what [`EXAMPLES`]
+/// An example spec as a new user runs it: `hostform sandbox SPEC` with no flags applies
+/// (showing its plan) and plans again to nothing, with no refusal, leaving out only what [`EXAMPLES`]
 /// says the spec waits for, and saying so in every plan's header. For a cluster host,
 /// `hosts` names every host the sandbox boots, and each one's output (its lines
 /// `[HOST] …`) must show the same. The sandbox's stdout, or `None` when the tier does not run.
@@ -438,7 +438,7 @@ fn example(spec: &str, hosts: &[&str]) -> Option<String> {
             .iter()
             .filter(|l| l.ends_with(" against this host:"))
             .collect();
-        assert_eq!(headers.len(), 3, "{who}: plan, apply, second plan\n{out}");
+        assert_eq!(headers.len(), 2, "{who}: apply's plan, second plan\n{out}");
         for h in &headers {
             assert!(h.contains("(sandbox: capacities divided by 1000"), "{h}");
             for a in awaited {
