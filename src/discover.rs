@@ -702,10 +702,10 @@ mod tests {
                 .map(|v| v.iter().map(|o| o.pid).collect())
                 .unwrap_or_default()
         };
-        assert_eq!(pids("vdb"), vec![220]);
-        assert_eq!(pids("vda2"), vec![221]);
-        assert_eq!(pids("dm-0"), vec![222]);
-        assert_eq!(pids("vda1"), vec![232]);
+        assert_eq!(pids("vdb"), vec![226]);
+        assert_eq!(pids("vda2"), vec![227]);
+        assert_eq!(pids("dm-0"), vec![228]);
+        assert_eq!(pids("vda1"), vec![238]);
         assert!(pids("dm-1").is_empty());
         // A snapshot saved before openers were known has no such key.
         let mut v = serde_json::to_value(&d.facts).unwrap();
@@ -759,7 +759,10 @@ mod tests {
         assert!(e.starts_with("cannot list block devices: lsblk"), "{e}");
         // And the rooms did read side by side: the others asked while lsblk was still running.
         let asked = r.0.asked.lock().unwrap().clone();
-        assert!(asked.iter().any(|a| a.starts_with("pvs")), "{asked:?}");
+        assert!(
+            asked.iter().any(|a| a.starts_with("lvm fullreport")),
+            "{asked:?}"
+        );
         assert!(asked.iter().any(|a| a.starts_with("ip ")), "{asked:?}");
     }
 

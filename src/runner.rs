@@ -362,6 +362,7 @@ impl Kind {
         let read = match prog {
             "lsblk" | "blkid" | "lvs" | "vgs" | "pvs" | "findmnt" | "cat" | "readlink" | "stat"
             | "hostname" | "uname" | "id" => true,
+            "lvm" => argv.get(1) == Some(&"fullreport"),
             "swapon" => has("--show") || has("-s"),
             "udevadm" => has("info"),
             "mdadm" => has("--detail") || has("-D") || has("--examine") || has("-E"),

@@ -70,6 +70,10 @@ act() {
 PVS_FIELDS=pv_name,vg_name,pv_fmt,pv_attr,pv_size,pv_free,dev_size,pv_uuid,pe_start,pv_pe_count,pv_pe_alloc_count
 VGS_FIELDS=vg_name,vg_uuid,vg_attr,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count,lv_count,snap_count,vg_tags
 LVS_FIELDS=lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,segtype,devices,seg_pe_ranges,seg_start,seg_size,lv_tags
+# Discovery's one LVM process (src/kinds/lvm.rs FULLREPORT): the LV subreport takes no segment
+# columns, the segment subreport ties its rows to their LV by lv_uuid.
+FULL_LV_FIELDS=lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_path,lv_dm_path,origin,snap_percent,lv_active,lv_permissions,lv_tags,pool_lv,lv_metadata_size,data_percent,metadata_percent
+SEG_FIELDS=lv_uuid,segtype,devices,seg_pe_ranges,seg_start,seg_size,chunk_size
 
 capture_common() {
     cap lsblk.json lsblk -J -b -O
@@ -81,6 +85,7 @@ capture_common() {
     cap pvs.json pvs --reportformat json --units b -o "$PVS_FIELDS"
     cap vgs.json vgs --reportformat json --units b -o "$VGS_FIELDS"
     cap lvs.json lvs -a --reportformat json --units b -o "$LVS_FIELDS"
+    cap fullreport.json lvm fullreport -a --reportformat json --units b --configreport vg -o "$VGS_FIELDS" --configreport pv -o "$PVS_FIELDS" --configreport lv -o "$FULL_LV_FIELDS" --configreport seg -o "$SEG_FIELDS" --configreport pvseg -o pv_uuid
     cap pvs-nosuffix.json pvs --reportformat json --units b --nosuffix -o "$PVS_FIELDS"
     cap vgs-nosuffix.json vgs --reportformat json --units b --nosuffix -o "$VGS_FIELDS"
     cap lvs-nosuffix.json lvs -a --reportformat json --units b --nosuffix -o "$LVS_FIELDS"

@@ -405,18 +405,18 @@ mod tests {
                 .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
         };
         // As `fuser -v /dev/vdb` and `lsof /dev/vda2` showed in the same capture.
-        assert_eq!(one("vdb"), Some(vec!["sleep (pid 220)".to_string()]));
-        assert_eq!(one("vda2"), Some(vec!["tail (pid 221)".to_string()]));
+        assert_eq!(one("vdb"), Some(vec!["sleep (pid 226)".to_string()]));
+        assert_eq!(one("vda2"), Some(vec!["tail (pid 227)".to_string()]));
         // The LV vgo/held, by its kernel name.
         assert_eq!(inv.get("dm-0").map(|d| d.name.as_str()), Some("vgo-held"));
-        assert_eq!(one("dm-0"), Some(vec!["sleep (pid 222)".to_string()]));
+        assert_eq!(one("dm-0"), Some(vec!["sleep (pid 228)".to_string()]));
         // vda1 through /dev/hf-alias, a node of another name: its device number says which.
         // (fuser, matching the named node, missed it: fuser-vda1 is empty, exit status 1.)
         assert_eq!(
-            crate::runner::Runner::read_link(&r, "/proc/232/fd/3").as_deref(),
+            crate::runner::Runner::read_link(&r, "/proc/238/fd/3").as_deref(),
             Some("/dev/hf-alias")
         );
-        assert_eq!(one("vda1"), Some(vec!["sleep (pid 232)".to_string()]));
+        assert_eq!(one("vda1"), Some(vec!["sleep (pid 238)".to_string()]));
         assert!(fixture("opened", "fuser-vda1").trim().is_empty());
         // Nobody holds the rest; character devices (/dev/vport2p1, /dev/null) are no block
         // devices.
@@ -473,7 +473,7 @@ mod tests {
     fn hostforms_own_descriptors_are_not_an_opener() {
         let inv = Inventory::parse_lsblk(&fixture("opened", "lsblk.json")).unwrap();
         let o = openers(
-            &AsPid(crate::runner::fixtures::runner("opened"), "220"),
+            &AsPid(crate::runner::fixtures::runner("opened"), "226"),
             &inv,
         );
         assert!(!o.contains_key("vdb"), "{o:?}");

@@ -195,7 +195,7 @@ mod tests {
     fn initial_resync_and_recovery_are_seen() {
         let a = &parse_mdstat(&fixture("full/mdstat-initial-resync"))["md0"];
         let p = a.progress.as_ref().unwrap();
-        assert_eq!((p.action.as_str(), p.percent), ("resync", 8.3));
+        assert_eq!((p.action.as_str(), p.percent), ("resync", 5.6));
         let r = &parse_mdstat(&fixture("degraded/recovering-mdstat"))["md0"];
         assert!(r.degraded());
         assert_eq!(r.progress.as_ref().unwrap().action, "recovery");

@@ -499,7 +499,7 @@ volume-groups:
             again
                 .refusals
                 .iter()
-                .any(|r| r.reason.contains("vda is open by sleep (pid 220)")),
+                .any(|r| r.reason.contains("vda is open by sleep (pid 226)")),
             "{:?}",
             again.refusals
         );

@@ -864,7 +864,7 @@ fn a_disk_held_open_by_a_process_is_never_a_member_even_with_allow_destroy() {
             p.ops
         );
         assert!(
-            refusals(&p).contains("vdb is open by sleep (pid 220)"),
+            refusals(&p).contains("vdb is open by sleep (pid 226)"),
             "{}",
             refusals(&p)
         );
@@ -905,7 +905,7 @@ disks:
             p.refusals
         );
         assert!(
-            refusals(&p).contains("vdb is open by sleep (pid 220)"),
+            refusals(&p).contains("vdb is open by sleep (pid 226)"),
             "{}",
             refusals(&p)
         );
@@ -945,7 +945,7 @@ fn a_partition_held_open_even_by_another_name_is_never_a_pv_and_a_free_one_is() 
             p.ops
         );
         assert!(
-            refusals(&p).contains("vda2 is open by tail (pid 221)"),
+            refusals(&p).contains("vda2 is open by tail (pid 227)"),
             "{}",
             refusals(&p)
         );
@@ -963,7 +963,7 @@ fn a_partition_held_open_even_by_another_name_is_never_a_pv_and_a_free_one_is() 
         p.ops
     );
     assert!(
-        refusals(&p).contains("vda1 is open by sleep (pid 232)"),
+        refusals(&p).contains("vda1 is open by sleep (pid 238)"),
         "{}",
         refusals(&p)
     );
@@ -998,7 +998,7 @@ fn an_lv_held_open_by_a_process_gets_no_mkfs_and_its_idle_neighbour_does() {
             .collect();
         assert!(mkfs.iter().any(|a| a.contains("idle")), "{mkfs:?}");
         assert!(!mkfs.iter().any(|a| a.contains("held")), "{mkfs:?}");
-        assert!(refusals(&p).contains("sleep (pid 222)"), "{}", refusals(&p));
+        assert!(refusals(&p).contains("sleep (pid 228)"), "{}", refusals(&p));
     }
 }
 

@@ -802,7 +802,7 @@ mod tests {
         let base = scenario("reused").facts;
         let all = argvs(&super::super::plan_host(&spec, &base, &DESTROY));
         assert_eq!(all.len(), 13, "{all:#?}");
-        // The process that held vda2 open in the `opened` capture (tail, pid 221).
+        // The process that held vda2 open in the `opened` capture (tail, pid 227).
         let tail = scenario("opened").facts.openers["vda2"].clone();
         let var = base.blocks.by_name("vg0-guest1_var").unwrap().kname.clone();
         for (held, kept) in [
@@ -825,7 +825,7 @@ mod tests {
             let why: Vec<&str> = p.refusals.iter().map(|r| r.reason.as_str()).collect();
             assert!(
                 why.iter()
-                    .any(|r| r.contains(&format!("{held} is open by tail (pid 221)"))),
+                    .any(|r| r.contains(&format!("{held} is open by tail (pid 227)"))),
                 "{held}: {why:#?}"
             );
         }

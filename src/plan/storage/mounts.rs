@@ -212,7 +212,7 @@ mod tests {
     use crate::spec::de::Sp;
 
     const DEBIAN: &str = "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n";
-    const ROOT_UUID: &str = "6d1229bd-d05c-43ee-99e4-9aa4624c1953";
+    const ROOT_UUID: &str = "d675f0e7-d29f-4fd4-86a0-e2ebda732bb0";
 
     /// full/: vg0/dom0_root (ext4) mounted on /srv/dom0, vg0/guest1_root (ext4) not mounted.
     fn host(fstab: Option<&str>, mounts: &[(&str, &str, Option<&str>)]) -> Plan {
@@ -259,7 +259,7 @@ mod tests {
         let argv: Vec<String> = p.ops.iter().map(|o| o.argv().join(" ")).collect();
         assert_eq!(argv, ["", "mount --mkdir /srv/g1"]);
         assert!(p.ops[0].write().unwrap().content.contains(
-            "UUID=43dc30de-36b2-4066-bca9-4383280464a9 /srv/g1 ext4 noatime,nodev 0 2\n"
+            "UUID=2b6df91d-587f-4ca2-8431-e4dd73f2bc72 /srv/g1 ext4 noatime,nodev 0 2\n"
         ));
         assert_eq!(p.ops[1].after, ["59:file:/etc/fstab"]);
     }
