@@ -9,4 +9,4 @@ fixtures=${1:-tests/fixtures}
 cargo build --quiet --example sandbox_smoke
 "$repo/target/debug/examples/sandbox_smoke" --writable --timeout 600 --workdir "$repo" -- \
     bash scripts/sandbox/capture-thin.sh "$fixtures"
-echo "thin pool fixtures written to $fixtures/thin"
+echo "thin pool fixtures written to $fixtures/thin, $fixtures/lvm-shapes and $fixtures/lvm-missing"

@@ -13,6 +13,8 @@
 #   common captures, `lvs-thin.json`: the thin columns as `lvs` reports them (pool_lv,
 #   chunk_size, lv_metadata_size, ...), which discovery's `lvm fullreport` also holds.
 #
+# lvm-shapes/ and lvm-missing/ follow on vdb in the same boot (see below).
+#
 # Run from the build machine with scripts/capture-thin-fixtures.sh.
 set -euo pipefail
 
@@ -118,3 +120,31 @@ cap blkid-p-scratch blkid -p -o export /dev/vgt/scratch
 cap lvreduce-pool lvreduce -y -L 128m vgt/pool0
 act vgchange -an vgt
 echo "capture of thin done"
+
+# lvm-shapes/: what the thin scenario lacks, for the reading of `lvm fullreport` (its PVs in
+# no VG come in a part of their own; an LV's segments are rows of their own): vdb in three
+# partitions, vdb1 a PV in no VG, VG vgm on vdb2 and vdb3 with `spread` in two segments
+# (40MiB on vdb2, then grown by 32MiB on vdb3) and `other` (16MiB on vdb3, between them).
+scenario lvm-shapes
+act sfdisk --quiet --wipe always "$B" <<<$'label: gpt\nsize=64MiB\nsize=64MiB\nsize=64MiB\n'
+act udevadm settle
+act pvcreate "${B}1" "${B}2" "${B}3"
+act vgcreate vgm "${B}2" "${B}3"
+act lvcreate -y -n spread -L 40m vgm "${B}2"
+act lvcreate -y -n other -L 16m vgm "${B}3"
+act lvextend -y -L 72m vgm/spread "${B}3"
+act udevadm settle
+capture_common
+# vgt of the thin scenario is still on vda (inactive): LVM reports its pool here too.
+cap lvs-thin.json lvs -a --reportformat json --units b -o "$THIN_FIELDS"
+
+# lvm-missing/: then vdb3 gone from under vgm (its PV label wiped): LVM reports the VG with a
+# missing PV, as after a disk died.
+scenario lvm-missing
+act vgchange -an vgm
+act wipefs -a -f "${B}3"
+act udevadm settle
+act pvscan --cache
+capture_common
+cap lvs-thin.json lvs -a --reportformat json --units b -o "$THIN_FIELDS"
+echo "capture of lvm-shapes and lvm-missing done"

@@ -652,6 +652,9 @@ impl Lvm {
             lvs,
         );
         out.merge_thin(thin);
+        // fullreport lists PVs VG by VG, the PVs in no VG last; `pvs` by name (its default
+        // sort, `pv_name`, compares as strcmp does). Discovery keeps pvs's order.
+        out.pvs.sort_by(|a, b| a.device.cmp(&b.device));
         Ok(out)
     }
 
@@ -1189,7 +1192,16 @@ mod tests {
     #[test]
     fn one_fullreport_reads_as_the_three_reports_did() {
         for scenario in [
-            "blank", "full", "reused", "failed", "replaced", "tagged", "opened", "thin",
+            "blank",
+            "full",
+            "reused",
+            "failed",
+            "replaced",
+            "tagged",
+            "opened",
+            "thin",
+            "lvm-shapes",
+            "lvm-missing",
         ] {
             // Captured with the argv discovery asks.
             let o = fx(scenario)
@@ -1209,7 +1221,23 @@ mod tests {
             assert_eq!(full, three, "{scenario}");
             assert_eq!(Lvm::discover(&fx(scenario)).unwrap(), full, "{scenario}");
         }
-        // Not vacuous: the scenarios hold orphan PVs, hidden LVs, thin pools and snapshots.
+        // Not vacuous: the scenarios hold PVs in no VG, LVs in two segments on two PVs,
+        // hidden LVs, thin pools, snapshots, and a VG whose PV is gone.
+        let shapes = Lvm::parse_full(&fixture("lvm-shapes", "fullreport.json")).unwrap();
+        assert!(
+            shapes
+                .pvs
+                .iter()
+                .any(|p| p.device == "/dev/vdb1" && p.vg.is_empty())
+        );
+        assert_eq!(shapes.lvs["vgm/spread"].devices, ["/dev/vdb2", "/dev/vdb3"]);
+        assert_eq!(shapes.lvs["vgm/spread"].size, 72 << 20);
+        let missing = Lvm::parse_full(&fixture("lvm-missing", "fullreport.json")).unwrap();
+        assert!(missing.pvs.iter().any(|p| p.device == "[unknown]"));
+        assert_eq!(
+            missing.lvs["vgm/spread"].devices,
+            ["/dev/vdb2", "[unknown]"]
+        );
         let thin = Lvm::parse_full(&fixture("thin", "fullreport.json")).unwrap();
         assert!(thin.lvs.values().any(|l| l.internal));
         assert!(thin.pool_of("vgt/web").is_some());
