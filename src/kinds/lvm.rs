@@ -517,25 +517,12 @@ struct RawLv {
     segtype: String,
 }
 
-/// An LV's row in `lvm fullreport` (`FULL_LV_FIELDS`).
+/// An LV's row in `lvm fullreport` (`FULL_LV_FIELDS`): `lvs`'s fields but the segment's
+/// (`devices`, `segtype`: from the seg rows, joined by `lv_uuid`), and the thin ones.
 #[derive(Deserialize)]
 struct RawFullLv {
-    lv_name: String,
-    vg_name: String,
-    #[serde(default)]
-    lv_uuid: String,
-    #[serde(default)]
-    lv_attr: String,
-    #[serde(default)]
-    lv_size: String,
-    #[serde(default)]
-    lv_path: String,
-    #[serde(default)]
-    origin: String,
-    #[serde(default)]
-    lv_permissions: String,
-    #[serde(default)]
-    lv_tags: String,
+    #[serde(flatten)]
+    lv: RawLv,
     #[serde(default)]
     pool_lv: String,
     #[serde(default)]
@@ -604,25 +591,13 @@ impl Lvm {
         let mut lvs = Vec::new();
         let mut thin = Vec::new();
         for l in full_rows::<RawFullLv>(&parts, "lv")? {
-            let mine = segs.remove(&l.lv_uuid).unwrap_or_default();
-            let row = RawLv {
-                lv_name: l.lv_name.clone(),
-                vg_name: l.vg_name.clone(),
-                lv_uuid: l.lv_uuid.clone(),
-                lv_attr: l.lv_attr,
-                lv_size: l.lv_size,
-                lv_path: l.lv_path,
-                origin: l.origin,
-                lv_permissions: l.lv_permissions,
-                devices: String::new(),
-                lv_tags: l.lv_tags,
-                segtype: String::new(),
-            };
+            let mine = segs.remove(&l.lv.lv_uuid).unwrap_or_default();
+            let row = l.lv;
             let first = mine.first().map(|g| g.segtype.clone()).unwrap_or_default();
             if first == "thin-pool" || first == "thin" {
                 thin.push(RawThin {
-                    lv_name: l.lv_name,
-                    vg_name: l.vg_name,
+                    lv_name: row.lv_name.clone(),
+                    vg_name: row.vg_name.clone(),
                     segtype: first,
                     pool_lv: l.pool_lv,
                     chunk_size: mine
